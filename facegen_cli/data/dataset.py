@@ -1,0 +1,152 @@
+"""Read a training set: a folder or zip of PNG/JPEG images plus NVIDIA's optional dataset.json.
+
+dataset.json holds `{"labels": [["img00000000.png", label], ...]}` where a label is an
+integer class or a list of floats; names are paths relative to the folder / zip root.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from facegen_cli.errors import FacegenError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+LABELS_FILE = "dataset.json"
+
+
+class ImageSource:
+    """Uniform file access to a folder or a zip archive of images."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FacegenError(f"{self.path}: no such file or folder")
+        self.is_zip = self.path.is_file()
+        if self.is_zip and not zipfile.is_zipfile(self.path):
+            raise FacegenError(f"{self.path}: not a folder or a zip archive of images")
+        self._zip: zipfile.ZipFile | None = None
+
+    @cached_property
+    def names(self) -> list[str]:
+        """Relative paths of every image, sorted."""
+        if self.is_zip:
+            with zipfile.ZipFile(self.path) as z:
+                all_names = z.namelist()
+        else:
+            all_names = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
+        return sorted(n for n in all_names if n.lower().endswith(IMAGE_SUFFIXES))
+
+    def read(self, name: str) -> bytes:
+        if not self.is_zip:
+            return (self.path / name).read_bytes()
+        if self._zip is None:  # opened lazily so the object pickles into loader workers
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip.read(name)
+
+    def has(self, name: str) -> bool:
+        if self.is_zip:
+            with zipfile.ZipFile(self.path) as z:
+                return name in z.namelist()
+        return (self.path / name).is_file()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_zip": None}
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Bytes -> HWC uint8 RGB (EXIF orientation applied)."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img = ImageOps.exif_transpose(img).convert("RGB")
+    except Exception as e:  # PIL raises many types for bad files
+        raise FacegenError(f"{name}: cannot decode image ({e})") from None
+    return np.asarray(img)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images as CHW uint8 tensors with their labels (float32, zero-length when unlabelled)."""
+
+    def __init__(self, path: str | os.PathLike, use_labels: bool = False, mirror: bool = False,
+                 channels: int | None = None):
+        self.source = ImageSource(path)
+        self.names = self.source.names
+        if not self.names:
+            raise FacegenError(f"{self.source.path}: contains no PNG/JPEG/WebP/BMP images")
+        self.mirror = mirror
+        self.use_labels = use_labels
+        first = self._load(0)
+        self.channels = channels or first.shape[0]
+        self.resolution = first.shape[1]
+        if first.shape[1] != first.shape[2]:
+            raise FacegenError(f"{self.source.path}/{self.names[0]}: images must be square, got "
+                               f"{first.shape[2]}x{first.shape[1]}")
+        self._raw_labels = self._read_labels() if use_labels else None
+
+    @cached_property
+    def label_names(self) -> list[str] | None:
+        """Attribute names from dataset.json's optional `label_names`."""
+        meta = self.read_meta()
+        return meta.get("label_names") if meta else None
+
+    def read_meta(self) -> dict | None:
+        if not self.source.has(LABELS_FILE):
+            return None
+        try:
+            return json.loads(self.source.read(LABELS_FILE))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FacegenError(f"{self.source.path}/{LABELS_FILE}: not valid JSON ({e})") from None
+
+    @property
+    def has_labels(self) -> bool:
+        meta = self.read_meta()
+        return bool(meta and meta.get("labels"))
+
+    def _read_labels(self) -> np.ndarray:
+        meta = self.read_meta()
+        if not meta or not meta.get("labels"):
+            raise FacegenError(f"{self.source.path}: has no labels in {LABELS_FILE}")
+        table = dict((name, label) for name, label in meta["labels"])
+        missing = [n for n in self.names if n not in table]
+        if missing:
+            raise FacegenError(f"{self.source.path}/{LABELS_FILE}: no label for {missing[0]} "
+                               f"({len(missing)} images unlabelled)")
+        values = [table[n] for n in self.names]
+        if all(isinstance(v, int) for v in values):
+            onehot = np.zeros([len(values), max(values) + 1], dtype=np.float32)
+            onehot[np.arange(len(values)), values] = 1
+            return onehot
+        return np.asarray(values, dtype=np.float32).reshape(len(values), -1)
+
+    @property
+    def label_dim(self) -> int:
+        return 0 if self._raw_labels is None else self._raw_labels.shape[1]
+
+    def _load(self, idx: int) -> np.ndarray:
+        name = self.names[idx]
+        arr = decode_image(self.source.read(name), f"{self.source.path}/{name}")
+        if getattr(self, "channels", 3) == 1:
+            arr = arr.mean(axis=2, keepdims=True).round().astype(np.uint8)
+        return arr.transpose(2, 0, 1)
+
+    def __len__(self) -> int:
+        return len(self.names) * (2 if self.mirror else 1)
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        flip = idx >= len(self.names)
+        idx = idx % len(self.names)
+        img = self._load(idx)
+        if img.shape[1] != self.resolution or img.shape[2] != self.resolution:
+            raise FacegenError(f"{self.source.path}/{self.names[idx]}: size {img.shape[2]}x{img.shape[1]} differs "
+                               f"from the first image's {self.resolution}x{self.resolution}")
+        if flip:
+            img = img[:, :, ::-1]
+        label = self._raw_labels[idx] if self._raw_labels is not None else np.zeros([0], np.float32)
+        return torch.from_numpy(np.ascontiguousarray(img)), torch.from_numpy(label)

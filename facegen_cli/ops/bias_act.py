@@ -1,0 +1,74 @@
+"""Fused bias + activation + gain + clamp (`bias_act`), plain-PyTorch reference."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation function with its default alpha and the gain that keeps unit variance."""
+
+    fn: Callable[[torch.Tensor, float], torch.Tensor]
+    def_alpha: float
+    def_gain: float
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "linear": Activation(lambda x, a: x, 0.0, 1.0),
+    "relu": Activation(lambda x, a: F.relu(x), 0.0, math.sqrt(2)),
+    "lrelu": Activation(lambda x, a: F.leaky_relu(x, a), 0.2, math.sqrt(2)),
+    "tanh": Activation(lambda x, a: torch.tanh(x), 0.0, 1.0),
+    "sigmoid": Activation(lambda x, a: torch.sigmoid(x), 0.0, 1.0),
+    "elu": Activation(lambda x, a: F.elu(x), 0.0, 1.0),
+    "selu": Activation(lambda x, a: F.selu(x), 0.0, 1.0),
+    "softplus": Activation(lambda x, a: F.softplus(x), 0.0, 1.0),
+    "swish": Activation(lambda x, a: torch.sigmoid(x) * x, 0.0, math.sqrt(2)),
+}
+
+
+def activation_gain(act: str) -> float:
+    """The default gain of an activation (sqrt(2) for the rectifiers, 1 otherwise)."""
+    return ACTIVATIONS[act].def_gain
+
+
+def bias_act_ref(
+    x: torch.Tensor,
+    b: torch.Tensor | None = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: float | None = None,
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """Add `b` along `dim`, apply `act`, multiply by `gain`, clamp to [-clamp, clamp]."""
+    spec = ACTIVATIONS[act]
+    alpha = spec.def_alpha if alpha is None else float(alpha)
+    gain = spec.def_gain if gain is None else float(gain)
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        x = x + b.reshape(shape)
+    x = spec.fn(x, alpha)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def bias_act(
+    x: torch.Tensor,
+    b: torch.Tensor | None = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: float | None = None,
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """Bias + activation, dispatched to the fastest implementation available for `x`."""
+    return bias_act_ref(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
