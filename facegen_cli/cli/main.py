@@ -1,45 +1,35 @@
 """The `facegen` command: a Typer app whose commands live one per module in this package."""
 from __future__ import annotations
 
-import sys
+import functools
+from typing import Callable
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from facegen_cli import __version__
 from facegen_cli.errors import FacegenError
 
-
-class CommandFailed(click.ClickException):
-    """Carries a FacegenError out of a command as one stderr line and its exit code."""
-
-    def __init__(self, error: FacegenError):
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-    def show(self, file=None) -> None:  # noqa: D102 - click's signature
-        click.echo(f"facegen: error: {self.message}", err=True)
-
-
-class FacegenGroup(TyperGroup):
-    """Turns engine errors into one-line messages instead of tracebacks."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except FacegenError as error:
-            raise CommandFailed(error) from error
-
-
 app = typer.Typer(
-    cls=FacegenGroup,
     name="facegen",
     help="Generate human faces with GANs: prepare data, train, generate, edit, measure.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def command(name: str, fn: Callable) -> None:
+    """Register `fn` as a subcommand whose FacegenErrors become one stderr line and an exit code."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FacegenError as error:
+            typer.echo(f"facegen: error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+    app.command(name)(run)
 
 
 def _show_version(value: bool) -> None:
@@ -60,9 +50,9 @@ def _root(
 def _register() -> None:
     from facegen_cli.cli import convert, generate, info
 
-    app.command("generate")(generate.generate)
-    app.command("convert")(convert.convert)
-    app.command("info")(info.info)
+    command("generate", generate.generate)
+    command("convert", convert.convert)
+    command("info", info.info)
 
 
 _register()
@@ -70,4 +60,4 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(app())
+    app()

@@ -1,0 +1,188 @@
+"""facegen's checkpoint format: one safetensors file, no pickled code.
+
+Tensors are stored under `G.`, `G_ema.`, `D.` and `state.` prefixes; everything else
+(architecture name and kwargs, provenance, the JSON side of the training state) lives in
+the safetensors header metadata as JSON. Loading never unpickles anything.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from facegen_cli import __version__
+from facegen_cli.errors import FacegenError
+from facegen_cli.fileio import atomic_path
+from facegen_cli.models.registry import get_architecture
+
+FORMAT = "facegen-checkpoint"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+
+
+@dataclass
+class Network:
+    """A loaded model: its networks, how to rebuild them, where it came from."""
+
+    arch: str
+    G_kwargs: dict
+    G_ema: nn.Module
+    G: nn.Module | None = None
+    D: nn.Module | None = None
+    D_kwargs: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    training_state: dict | None = None
+    path: Path | None = None
+
+    @property
+    def architecture(self):
+        return get_architecture(self.arch)
+
+    @property
+    def network_id(self) -> str:
+        """A stable identity for files tied to this model (latent directions)."""
+        return str(self.provenance.get("id") or (self.path.stem if self.path else self.arch))
+
+
+def pack_state(tree: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """Replace every tensor in a nested dict/list with a reference, collecting it in `tensors`."""
+    if isinstance(tree, torch.Tensor):
+        key = f"{prefix}"
+        tensors[key] = tree.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(tree, dict):
+        return {"__dict__": [[pack_state(k, tensors, f"{prefix}.k{i}"), pack_state(v, tensors, f"{prefix}.{i}")]
+                             for i, (k, v) in enumerate(tree.items())]}
+    if isinstance(tree, (list, tuple)):
+        packed = [pack_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(tree)]
+        return {"__tuple__": packed} if isinstance(tree, tuple) else packed
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    if hasattr(tree, "item"):  # numpy scalars
+        return tree.item()
+    raise TypeError(f"cannot store {type(tree).__name__} in a checkpoint")
+
+
+def unpack_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of `pack_state`."""
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            return tensors[tree["__tensor__"]]
+        if "__tuple__" in tree:
+            return tuple(unpack_state(v, tensors) for v in tree["__tuple__"])
+        return {unpack_state(k, tensors): unpack_state(v, tensors) for k, v in tree["__dict__"]}
+    if isinstance(tree, list):
+        return [unpack_state(v, tensors) for v in tree]
+    return tree
+
+
+def save_checkpoint(path: str | os.PathLike, arch: str, G_kwargs: dict, G_ema: nn.Module, G: nn.Module | None = None,
+                    D: nn.Module | None = None, D_kwargs: dict | None = None, provenance: dict | None = None,
+                    training_state: dict | None = None, half: bool = False) -> Path:
+    """Write a checkpoint atomically. `half` stores floating tensors as fp16 (for shipping)."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in (("G_ema", G_ema), ("G", G), ("D", D)):
+        if module is None:
+            continue
+        for name, t in module.state_dict().items():
+            t = t.detach().cpu().clone()
+            tensors[f"{prefix}.{name}"] = t.half() if half and t.is_floating_point() else t
+    state_json = pack_state(training_state, tensors, "state") if training_state is not None else None
+    provenance = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "facegen_version": __version__, "id": weights_id(tensors, "G_ema."), **(provenance or {})}
+    header = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "G_kwargs": G_kwargs,
+        "D_kwargs": D_kwargs or {}, "provenance": provenance, "training_state": state_json,
+        "modules": [p for p, m in (("G_ema", G_ema), ("G", G), ("D", D)) if m is not None],
+    }
+    metadata = {"facegen": json.dumps(header)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def weights_id(tensors: dict[str, torch.Tensor], prefix: str) -> str:
+    """A short content hash of the tensors under `prefix`: the identity of a trained network."""
+    digest = hashlib.sha256()
+    for name in sorted(k for k in tensors if k.startswith(prefix)):
+        digest.update(name.encode())
+        digest.update(tensors[name].to(torch.float16).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The JSON header of a checkpoint, without loading its tensors."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if size <= 0 or size > 100_000_000:
+                raise ValueError
+            meta = json.loads(f.read(size)).get("__metadata__", {})
+        header = json.loads(meta["facegen"])
+    except FileNotFoundError:
+        raise FacegenError(f"{path}: no such file") from None
+    except (ValueError, KeyError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        raise FacegenError(f"{path}: not a facegen checkpoint (use `facegen convert` for NVIDIA or "
+                           f"rosinality files)") from None
+    if header.get("format") != FORMAT:
+        raise FacegenError(f"{path}: not a facegen checkpoint")
+    if header.get("format_version", 0) > FORMAT_VERSION:
+        raise FacegenError(f"{path}: written by a newer facegen (format {header['format_version']}); upgrade")
+    return header
+
+
+def _build(arch_name: str, kwargs: dict, which: str, tensors: dict[str, torch.Tensor], path: Path) -> nn.Module:
+    arch = get_architecture(arch_name)
+    make = arch.make_G if which != "D" else arch.make_D
+    try:
+        module = make(**kwargs)
+    except TypeError as e:
+        raise FacegenError(f"{path}: cannot build {arch_name} {which} from its stored settings ({e})") from None
+    prefix = f"{which}."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    own = module.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise FacegenError(f"{path}: {which} weights do not fit the stored architecture "
+                           f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+    return module.eval().requires_grad_(False)
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", modules: tuple[str, ...] = ("G_ema",),
+                    with_training_state: bool = False) -> Network:
+    """Load a checkpoint; `modules` picks which of G_ema, G, D to build."""
+    path = Path(path)
+    header = read_header(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise FacegenError(f"{path}: unreadable checkpoint ({e})") from None
+    built = {}
+    for which in modules:
+        if which not in header["modules"]:
+            if which == "G_ema":
+                raise FacegenError(f"{path}: holds no G_ema")
+            built[which] = None
+            continue
+        kwargs = header["D_kwargs"] if which == "D" else header["G_kwargs"]
+        built[which] = _build(header["arch"], kwargs, which, tensors, path).to(device)
+    state = None
+    if with_training_state and header.get("training_state") is not None:
+        state = unpack_state(header["training_state"], tensors)
+    return Network(arch=header["arch"], G_kwargs=header["G_kwargs"], D_kwargs=header.get("D_kwargs", {}),
+                   G_ema=built["G_ema"], G=built.get("G"), D=built.get("D"), provenance=header["provenance"],
+                   training_state=state, path=path)

@@ -1,0 +1,44 @@
+"""`facegen generate`: images for a list of seeds."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from facegen_cli.cli.common import device_option, emit, network_option, progress, read_stdin_tokens
+
+
+def generate(
+    seeds: str = typer.Option("0-7", "--seeds", "-s", help="Seeds like 0-99,120,200-205; '-' reads them from stdin."),
+    network: Optional[str] = network_option,
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi in [-2, 2]; 1 = none, 0.5-0.7 = cleaner faces."),
+    cutoff: Optional[int] = typer.Option(None, "--cutoff", help="Truncate only the first N layers of W+."),
+    noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class index or comma-separated label vector."),
+    attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1,Smiling=1 (conditional networks)."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Images per forward pass."),
+    device: str = device_option,
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
+    grid: Optional[str] = typer.Option(None, "--grid", help="ROWSxCOLS: write one grid image instead of one per seed."),
+    save_latents: bool = typer.Option(False, "--save-latents", help="Write each image's W+ as seedNNNN.npy."),
+    fmt: str = typer.Option("png", "--format", help="png or jpg."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per image instead of paths."),
+) -> None:
+    """Generate faces for a list of seeds (seed -> z exactly as NVIDIA's tools draw it)."""
+    from facegen_cli.devices import resolve_device
+    from facegen_cli.generate import check_psi, write_samples
+    from facegen_cli.images import parse_grid
+    from facegen_cli.latent.seeds import parse_seeds
+    from facegen_cli.networks import load_network
+
+    seed_list = parse_seeds(read_stdin_tokens() if seeds == "-" else seeds)
+    check_psi(psi)
+    shape = parse_grid(grid) if grid else None
+    net = load_network(network, resolve_device(device))
+    with progress() as bar:
+        task = bar.add_task("generate", total=len(seed_list))
+        for record in write_samples(net, seed_list, out, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=label,
+                                   attrs=attr, batch=batch, grid=shape, save_latents=save_latents, fmt=fmt,
+                                   on_image=lambda: bar.advance(task)):
+            emit(record if as_json else record["path"], as_json)

@@ -1,0 +1,28 @@
+"""`facegen info`: what a network is and where it came from."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from facegen_cli.cli.common import emit, network_option
+
+
+def info(
+    network: Optional[str] = typer.Argument(None, help="Network file or name; default: the shipped model."),
+    network_opt: Optional[str] = network_option,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print a network's architecture, resolution, latent sizes, conditioning and provenance."""
+    from facegen_cli.networks import describe_network
+
+    details = describe_network(network or network_opt)
+    if as_json:
+        emit(details, as_json=True)
+        return
+    for key, value in details.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                emit(f"{key}.{sub}: {v}")
+        else:
+            emit(f"{key}: {value}")

@@ -1,0 +1,152 @@
+"""Draw images from a network for a list of seeds: seed -> z -> (W+) -> image."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.errors import BadInput
+from facegen_cli.images import make_grid, save_image, to_uint8
+from facegen_cli.latent.io import save_latent
+from facegen_cli.latent.seeds import seed_to_z
+
+PSI_RANGE = (-2.0, 2.0)
+
+
+@dataclass
+class Sample:
+    """One generated image with what made it."""
+
+    seed: int
+    image: np.ndarray  # HWC uint8
+    ws: np.ndarray | None  # [num_ws, w_dim] for W+ models
+
+
+def check_psi(psi: float) -> float:
+    if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
+        raise BadInput(f"--psi {psi} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]")
+    return psi
+
+
+def label_vector(net: Network, label: str | None = None, attrs: str | None = None) -> np.ndarray:
+    """The conditioning vector for `--label` (a class index or comma-separated values) or `--attr Name=v,...`."""
+    c_dim = int(net.G_kwargs.get("c_dim", 0))
+    if c_dim == 0:
+        if label or attrs:
+            raise BadInput("this network is unconditional; it takes no --label or --attr")
+        return np.zeros([0], np.float32)
+    if label is not None and attrs is not None:
+        raise BadInput("give either --label or --attr, not both")
+    if attrs is not None:
+        names = net.provenance.get("label_names") or []
+        if not names:
+            raise BadInput("this network has no attribute names; use --label with a vector")
+        vec = np.asarray(net.provenance.get("label_means") or [0.5] * c_dim, np.float32).copy()
+        for item in attrs.split(","):
+            name, _, value = item.partition("=")
+            if name.strip() not in names:
+                raise BadInput(f"unknown attribute {name.strip()!r}; known: {', '.join(names)}")
+            try:
+                vec[names.index(name.strip())] = float(value)
+            except ValueError:
+                raise BadInput(f"attribute value in {item!r} is not a number") from None
+        return vec
+    if label is None:
+        raise BadInput(f"this network is conditional ({c_dim} labels); give --label or --attr")
+    parts = label.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise BadInput(f"--label {label!r} is not a class index or comma-separated numbers") from None
+    if len(values) == 1 and c_dim > 1:
+        index = int(values[0])
+        if not 0 <= index < c_dim or index != values[0]:
+            raise BadInput(f"class {label} is outside 0-{c_dim - 1}")
+        vec = np.zeros([c_dim], np.float32)
+        vec[index] = 1
+        return vec
+    if len(values) != c_dim:
+        raise BadInput(f"--label has {len(values)} values; this network takes {c_dim}")
+    return np.asarray(values, np.float32)
+
+
+def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@torch.inference_mode()
+def generate_samples(net: Network, seeds: Sequence[int], psi: float = 1.0, cutoff: int | None = None,
+                     noise_mode: str = "const", label: np.ndarray | None = None, batch: int = 8,
+                     fused_modconv: bool | None = None) -> Iterator[Sample]:
+    """Yield one Sample per seed, in order. Same inputs give the same pixels.
+
+    With `noise_mode="random"` each image's noise is drawn from a generator seeded by its own
+    seed, so an image does not depend on which batch it falls in.
+    """
+    check_psi(psi)
+    G = net.G_ema
+    device = next(G.parameters()).device
+    c = None
+    if label is not None and label.size:
+        c = torch.from_numpy(np.asarray(label, np.float32)).to(device)
+    if noise_mode == "random":
+        batch = 1
+    for chunk in _batches(list(seeds), max(1, batch)):
+        z = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in chunk])).to(device, torch.float32)
+        cc = c.unsqueeze(0).repeat(len(chunk), 1) if c is not None else None
+        generator = torch.Generator(device).manual_seed(chunk[0]) if noise_mode == "random" else None
+        if net.architecture.has_wplus:
+            ws = G.mapping(z, cc, truncation_psi=psi, truncation_cutoff=cutoff)
+            img = G.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, generator=generator)
+            ws_np = ws.cpu().numpy()
+        else:
+            img = G(z, cc, truncation_psi=psi)
+            ws_np = None
+        for i, (seed, arr) in enumerate(zip(chunk, to_uint8(img))):
+            yield Sample(seed, arr, ws_np[i] if ws_np is not None else None)
+
+
+def generate_images(net: Network, seeds: Sequence[int], psi: float = 1.0, batch: int = 8,
+                    label: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """NHWC uint8 batches for `seeds` (for metrics and other bulk consumers)."""
+    pending: list[np.ndarray] = []
+    for sample in generate_samples(net, seeds, psi=psi, batch=batch, label=label):
+        pending.append(sample.image)
+        if len(pending) == batch:
+            yield np.stack(pending)
+            pending = []
+    if pending:
+        yield np.stack(pending)
+
+
+def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.0, cutoff: int | None = None,
+                  noise_mode: str = "const", label: str | None = None, attrs: str | None = None, batch: int = 8,
+                  grid: tuple[int, int] | None = None, save_latents: bool = False, fmt: str = "png",
+                  on_image: Callable[[], None] | None = None) -> Iterator[dict]:
+    """Generate and save `seeds` under `out` (one file per seed, or one grid); yield a record per file."""
+    out = Path(out)
+    if grid and len(seeds) > grid[0] * grid[1]:
+        raise BadInput(f"{len(seeds)} seeds do not fit a {grid[0]}x{grid[1]} grid")
+    if save_latents and not net.architecture.has_wplus:
+        raise BadInput(f"--save-latents needs a W+ model; {net.arch} has none")
+    c = label_vector(net, label, attrs)
+    cells = []
+    for sample in generate_samples(net, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=c, batch=batch):
+        record = {"seed": sample.seed, "psi": psi, "noise_mode": noise_mode}
+        if save_latents:
+            record["latent"] = str(save_latent(out / f"seed{sample.seed:04d}.npy", sample.ws))
+        if grid:
+            cells.append(sample.image)
+        else:
+            record["path"] = str(save_image(sample.image, out / f"seed{sample.seed:04d}.{fmt}", fmt))
+            yield record
+        if on_image:
+            on_image()
+    if grid:
+        path = save_image(make_grid(np.stack(cells), *grid), out / f"grid.{fmt}", fmt)
+        yield {"path": str(path), "seeds": list(seeds), "psi": psi, "noise_mode": noise_mode}
