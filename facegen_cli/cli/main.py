@@ -48,11 +48,13 @@ def _root(
 
 
 def _register() -> None:
-    from facegen_cli.cli import convert, generate, info
+    from facegen_cli.cli import convert, generate, info, prepare, train
 
     command("generate", generate.generate)
     command("convert", convert.convert)
     command("info", info.info)
+    command("prepare", prepare.prepare)
+    command("train", train.train)
 
 
 _register()

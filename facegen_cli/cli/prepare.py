@@ -1,0 +1,47 @@
+"""`facegen prepare`: from a folder of photos to an aligned, labelled training set."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from facegen_cli.cli.common import console, emit
+from facegen_cli.errors import FacegenError
+
+
+def prepare(
+    raw: Path = typer.Argument(..., help="Folder of photos, searched recursively (JPEG, PNG, WebP, BMP)."),
+    out: Path = typer.Argument(..., help="Output dataset: a folder, or a file ending in .zip."),
+    detector: str = typer.Option("dlib", "--detector", help="haar (OpenCV), dlib (HOG) or dlib-cnn (mmod)."),
+    upsample: int = typer.Option(0, "--upsample", min=0, help="Upsample the photo N times to find small faces."),
+    min_face: int = typer.Option(0, "--min-face", min=0, help="Skip faces smaller than PX pixels."),
+    max_faces: int = typer.Option(0, "--max-faces", min=0, help="Keep the N largest faces per photo; 0 = all."),
+    align: str = typer.Option("ffhq", "--align", help="ffhq, celeba (fixed crop, no detector), box or none."),
+    landmarks: int = typer.Option(68, "--landmarks", help="dlib landmark model for ffhq: 68 or 5 points."),
+    size: int = typer.Option(256, "--size", help="Output side: 64, 128, 256, 512 or 1024."),
+    gray: bool = typer.Option(False, "--gray", help="Write single-channel grayscale images."),
+    quality: str = typer.Option("good", "--quality", help="Resampling: fast, good (2x supersampling) or best (4x)."),
+    margin: float = typer.Option(0.25, "--margin", min=0.0, help="For --align box: margin around the box, per side."),
+    detect_size: int = typer.Option(1024, "--detect-size", min=0,
+                                    help="Detect on a copy at most PX pixels wide/high; 0 = full size."),
+    labels: Optional[str] = typer.Option(None, "--labels",
+                                         help="list_attr_celeba.txt, a CSV `file,label...`, or `utkface`."),
+    attrs: Optional[str] = typer.Option(None, "--attrs", help="Label columns to keep, e.g. Smiling,Male."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes; default all cores."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run into the same OUT."),
+) -> None:
+    """Detect, align and crop every face in RAW into the dataset OUT (prints OUT)."""
+    from facegen_cli.prepare.pipeline import PrepareOptions, REPORT_FILE, summary_table
+    from facegen_cli.prepare.pipeline import prepare as run_prepare
+
+    options = PrepareOptions(detector=detector, upsample=upsample, min_face=min_face, max_faces=max_faces,
+                             align=align, landmarks=landmarks, size=size, gray=gray, quality=quality,
+                             margin=margin, detect_size=detect_size)
+    attr_list = [a.strip() for a in attrs.split(",") if a.strip()] if attrs else None
+    report = run_prepare(raw, out, options, labels=labels, attrs=attr_list, workers=workers, resume=resume,
+                         console=console)
+    console.print(summary_table(report))
+    if not report["faces"]:
+        raise FacegenError(f"{raw}: no face written from {report['photos']} files (see {out}/{REPORT_FILE})")
+    emit(str(out))

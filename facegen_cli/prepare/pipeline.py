@@ -1,0 +1,260 @@
+"""Turn a folder of photos into an aligned dataset: parallel workers, skip-and-report, resume."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from facegen_cli.data.writer import DatasetWriter, encode_png
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.prepare import align
+from facegen_cli.prepare.detect import DETECTORS, Skip, detect_faces, pick_faces, read_photo
+from facegen_cli.prepare.labels import Label, Labels, load_labels
+from facegen_cli.prepare.landmarks import PREDICTORS, face_points
+
+REPORT_FILE = "prepare-report.json"
+JOURNAL_FILE = ".prepare-journal.jsonl"
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How photos become samples: detection, alignment and output format."""
+
+    detector: str = "dlib"
+    upsample: int = 0
+    min_face: int = 0
+    max_faces: int = 0
+    align: str = "ffhq"
+    landmarks: int = 68
+    size: int = 256
+    gray: bool = False
+    quality: str = "good"
+    margin: float = 0.25
+    detect_size: int = 1024
+
+    def check(self) -> None:
+        """Raise BadInput for an option value outside its range."""
+        choices = {"detector": DETECTORS, "align": align.ALIGNS, "size": align.SIZES,
+                   "quality": tuple(align.QUALITY), "landmarks": tuple(PREDICTORS)}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise BadInput(f"--{key} must be one of {', '.join(map(str, allowed))}, got {getattr(self, key)}")
+        if min(self.upsample, self.min_face, self.max_faces, self.margin, self.detect_size) < 0:
+            raise BadInput("--upsample, --min-face, --max-faces, --margin and --detect-size cannot be negative")
+
+    @property
+    def needs_detector(self) -> bool:
+        """celeba and none crop a fixed region, so they find no faces."""
+        return self.align in ("ffhq", "box")
+
+
+@dataclass
+class PhotoResult:
+    """What one photo gave: encoded samples with their boxes, or the reason it was skipped."""
+
+    samples: list[tuple[bytes, list[int]]] = field(default_factory=list)
+    skip: str | None = None
+    converted: str | None = None
+
+
+def _samples(rgb: np.ndarray, opts: PrepareOptions) -> list[tuple[np.ndarray, list[int]]]:
+    """Aligned crops of one photo, each with the box it came from."""
+    h, w = rgb.shape[:2]
+    if not opts.needs_detector:
+        rect = align.celeba_rect(w, h) if opts.align == "celeba" else align.centre_rect(w, h)
+        return [(align.crop(rgb, rect, opts.size, opts.quality), [round(v) for v in rect])]
+    found = detect_faces(rgb, opts.detector, opts.upsample, opts.detect_size)
+    faces = pick_faces(found, opts.min_face, opts.max_faces)
+    if not faces:
+        if found:
+            raise Skip(f"face below --min-face ({max(f.side for f in found)} px < {opts.min_face} px)")
+        raise Skip("no face")
+    crops = []
+    for face in faces:
+        if opts.align == "ffhq":
+            img = align.align_ffhq(rgb, face_points(rgb, face.box, opts.landmarks), opts.size, opts.quality)
+        else:
+            img = align.crop(rgb, align.box_rect(face.box, opts.margin), opts.size, opts.quality)
+        crops.append((img, list(face.box)))
+    return crops
+
+
+def process_photo(path: Path, opts: PrepareOptions) -> PhotoResult:
+    """Read one photo, find and align its faces, and encode them as PNG (runs in a worker)."""
+    try:
+        photo = read_photo(path)
+        crops = _samples(photo.rgb, opts)
+    except Skip as reason:
+        return PhotoResult(skip=str(reason))
+    except OSError as e:
+        return PhotoResult(skip=f"unreadable ({e.strerror or e})")
+    encoded = [(encode_png(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if opts.gray else img), box) for img, box in crops]
+    return PhotoResult(encoded, converted=photo.converted)
+
+
+def find_photos(raw: Path, exclude: Iterable[Path] = ()) -> list[str]:
+    """Every non-hidden file under `raw`, as sorted relative posix paths (content decides later)."""
+    skip = {p.resolve() for p in exclude}
+    found = []
+    for folder, dirs, names in os.walk(raw):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() not in skip)
+        found += [Path(folder, n).relative_to(raw).as_posix() for n in names if not n.startswith(".")]
+    return sorted(found)
+
+
+def _read_journal(path: Path, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records of the photos a killed run finished; a torn last line is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    if records and records[0].get("options") != options:
+        raise FacegenError(f"{path.parent}: was started with other options ({records[0].get('options')}); "
+                           "rerun with the same options or choose a new output")
+    return records[1:]
+
+
+def _run(paths: list[Path], opts: PrepareOptions, workers: int) -> Iterator[PhotoResult]:
+    """Process photos in order, in a pool of `workers` processes (in this process when 1)."""
+    work = partial(process_photo, opts=opts)
+    if workers <= 1 or len(paths) <= 1:
+        yield from map(work, paths)
+        return
+    with multiprocessing.get_context("fork").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        yield from pool.imap(work, paths, chunksize=1)
+
+
+def _report(records: list[dict[str, Any]], raw: Path, out: Path, options: dict[str, Any], new: int,
+            seconds: float) -> dict:
+    """The summary written to prepare-report.json."""
+    skipped = [{"file": r["file"], "reason": r["skip"]} for r in records if r.get("skip")]
+    converted = [{"file": r["file"], "from": r["converted"]} for r in records if r.get("converted")]
+    used = sum(1 for r in records if r["samples"])
+    return {
+        "raw": str(raw), "out": str(out), "options": options,
+        "photos": len(records), "photos_used": used, "faces": sum(len(r["samples"]) for r in records),
+        "skipped": dict(Counter(s["reason"].split(" (")[0] for s in skipped).most_common()),
+        "converted": dict(Counter(c["from"] for c in converted).most_common()),
+        "photos_this_run": new, "seconds": round(seconds, 2),
+        "photos_per_second": round(new / seconds, 2) if seconds else None,
+        "skipped_files": skipped, "converted_files": converted,
+    }
+
+
+def _dataset(records: list[dict[str, Any]], label_names: list[str] | None) -> tuple[list[str], dict[str, Any]]:
+    """Sample names and dataset.json: NVIDIA's `labels`, plus label names and each sample's source."""
+    samples = [(s, r["file"]) for r in records for s in r["samples"]]
+    names = [s["name"] for s, _ in samples]
+    labels = [[s["name"], s["label"]] for s, _ in samples] if label_names is not None else None
+    sources = [[s["name"], {"file": f, "box": s["box"]}] for s, f in samples]
+    return names, {"labels": labels, "label_names": label_names, "sources": sources}
+
+
+def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions = PrepareOptions(),
+            labels: str | None = None, attrs: list[str] | None = None, workers: int | None = None,
+            resume: bool = False, console: Console | None = None) -> dict[str, Any]:
+    """Detect, align and write every face under `raw` to the dataset `out`; returns the report."""
+    raw, out = Path(raw), Path(out)
+    options.check()
+    if not raw.is_dir():
+        raise BadInput(f"{raw}: not a folder of photos")
+    table: Labels | None = load_labels(labels, attrs) if labels else None
+    settings = {**asdict(options), "labels": labels, "attrs": table.names if table else None}
+    writer = DatasetWriter(out, resume=resume)
+    if writer.complete:
+        return writer.read_json(REPORT_FILE)
+    journal_path = writer.folder / JOURNAL_FILE
+    records = _read_journal(journal_path, settings) if resume else []
+    done = {r["file"] for r in records}
+    photos = [p for p in find_photos(raw, exclude=[writer.folder, out]) if p not in done]
+    start, index = time.perf_counter(), sum(len(r["samples"]) for r in records)
+    with open(journal_path, "a" if records else "w", encoding="utf-8") as journal, \
+            _progress(console, len(done) + len(photos), len(done)) as advance:
+        if not records:
+            _append(journal, {"options": settings})
+        todo = []
+        for rel in photos:
+            label = table.lookup(rel) if table else None
+            if table and label is None:
+                records.append(_append(journal, {"file": rel, "samples": [], "skip": f"no label ({labels})"}))
+                advance(0)
+            else:
+                todo.append((raw / rel, rel, label))
+        results = _run([path for path, _, _ in todo], options, workers or os.cpu_count() or 1)
+        for (_, rel, label), result in zip(todo, results):
+            samples = []
+            for png, box in result.samples:
+                samples.append({"name": writer.write_png(index, png), "box": box, "label": label})
+                index += 1
+            records.append(_append(journal, {"file": rel, "samples": samples, "skip": result.skip,
+                                             "converted": result.converted}))
+            advance(len(samples))
+    report = _report(records, raw, out, settings, len(photos), time.perf_counter() - start)
+    names, dataset = _dataset(records, table.names if table else None)
+    writer.finish(names, dataset, {REPORT_FILE: report})
+    return report
+
+
+def _append(journal, record: dict[str, Any]) -> dict[str, Any]:
+    """Add one line to the journal and flush it, so a killed run keeps every finished photo."""
+    journal.write(json.dumps(record) + "\n")
+    journal.flush()
+    return record
+
+
+class _progress:
+    """Rich progress on stderr with photos/s and faces found; yields `advance(faces)`."""
+
+    def __init__(self, console: Console | None, total: int, done: int):
+        self.console, self.total, self.done, self.faces = console, total, done, 0
+        self.start = time.perf_counter()
+
+    def __enter__(self):
+        if self.console is None:
+            return lambda faces: None
+        self.bar = Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TextColumn("photos"),
+                            TextColumn("{task.fields[rate]:.1f} photos/s"), TextColumn("{task.fields[faces]} faces"),
+                            TimeElapsedColumn(), console=self.console, transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task("prepare", total=self.total, completed=self.done, rate=0.0, faces=0)
+        return self.advance
+
+    def advance(self, faces: int) -> None:
+        self.faces += faces
+        count = self.bar.tasks[0].completed + 1 - self.done
+        rate = count / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.update(self.task, advance=1, rate=rate, faces=self.faces)
+
+    def __exit__(self, *exc) -> None:
+        if self.console is not None:
+            self.bar.stop()
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    """The end-of-run summary: photos, faces, and what was skipped or converted and why."""
+    table = Table(title="facegen prepare", show_header=False)
+    table.add_row("photos", str(report["photos"]))
+    table.add_row("photos with faces", str(report["photos_used"]))
+    table.add_row("faces written", str(report["faces"]))
+    for reason, count in report["skipped"].items():
+        table.add_row(f"skipped: {reason}", str(count))
+    for mode, count in report["converted"].items():
+        table.add_row(f"converted from {mode}", str(count))
+    table.add_row("photos/s", str(report["photos_per_second"]))
+    return table
