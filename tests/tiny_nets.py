@@ -1,0 +1,45 @@
+"""Tiny StyleGAN2 networks for tests: 32x32, 64 channels at most, 64-d latents, 2 mapping layers.
+
+Every parameter is perturbed away from its initial value (biases and noise strengths start at
+zero), so tests that compare noise modes, biases or imported weights compare something real.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from facegen_cli.checkpoint import save_checkpoint
+from facegen_cli.models.stylegan2 import Discriminator, Generator
+
+G_KWARGS = dict(z_dim=64, c_dim=0, w_dim=64, img_resolution=32, img_channels=3, mapping_layers=2,
+                mapping_lr_multiplier=0.01, channel_base=1024, channel_max=64, num_fp16_res=0, conv_clamp=None)
+D_KWARGS = dict(c_dim=0, img_resolution=32, img_channels=3, channel_base=1024, channel_max=64)
+
+
+def perturb(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Add seeded noise to every parameter and set a random w_avg; returns the module in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.2)
+        for name, buf in module.named_buffers():
+            if name.endswith("w_avg"):
+                buf.copy_(torch.randn(buf.shape, generator=gen))
+    return module.eval().requires_grad_(False)
+
+
+def tiny_G(seed: int = 0, **overrides) -> Generator:
+    torch.manual_seed(seed)
+    return perturb(Generator(**{**G_KWARGS, **overrides}), seed + 1000)
+
+
+def tiny_D(seed: int = 0, **overrides) -> Discriminator:
+    torch.manual_seed(seed)
+    return perturb(Discriminator(**{**D_KWARGS, **overrides}), seed + 2000)
+
+
+def tiny_checkpoint(path: Path, seed: int = 0, **overrides) -> Path:
+    """A facegen checkpoint holding a tiny G_ema (and nothing else)."""
+    G = tiny_G(seed, **overrides)
+    return save_checkpoint(path, "stylegan2", {**G_KWARGS, **overrides}, G, provenance={"dataset": "tiny-test"})
