@@ -1,0 +1,63 @@
+"""torchrun / DDP support: process group from the environment, gradient all-reduce."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistEnv:
+    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPU); single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def average_gradients(module: nn.Module, env: DistEnv) -> None:
+    """Average gradients across ranks in one flat all-reduce; also scrub NaN/Inf to zero."""
+    params = [p for p in module.parameters() if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params])
+    if env.world_size > 1:
+        dist.all_reduce(flat)
+        flat /= env.world_size
+    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+        offset += n
+
+
+def broadcast_module(module: nn.Module, env: DistEnv) -> None:
+    """Make every rank start from rank 0's parameters and buffers."""
+    if env.world_size > 1:
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.world_size > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= env.world_size
+    return value

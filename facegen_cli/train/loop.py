@@ -1,0 +1,239 @@
+"""The training loop every family shares: data, phases, EMA, ADA, snapshots, resume, DDP."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import resource
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
+from facegen_cli.data.dataset import ImageDataset
+from facegen_cli.devices import resolve_device
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.models.registry import get_architecture
+from facegen_cli.train import snapshots
+from facegen_cli.train.augment import AdaController, AugmentPipe
+from facegen_cli.train.distributed import DistEnv, average_gradients, broadcast_module, init_distributed, reduce_mean
+from facegen_cli.train.families import get_family
+from facegen_cli.train.options import TrainOptions, new_run_dir, resolve
+
+EMA_RAMPUP = 0.05
+ADA_INTERVAL = 4
+
+
+def infinite_batches(dataset: ImageDataset, batch: int, seed: int, env: DistEnv, workers: int) -> Iterator:
+    """Shuffled batches forever; each rank reads its own slice of every permutation."""
+    def indices() -> Iterator[int]:
+        g = torch.Generator().manual_seed(seed)
+        while True:
+            perm = torch.randperm(len(dataset), generator=g).tolist()
+            yield from perm[env.rank::env.world_size]
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=_IterSampler(indices),
+                                         num_workers=workers, pin_memory=torch.cuda.is_available(),
+                                         persistent_workers=workers > 0, drop_last=True)
+    while True:
+        yield from loader
+
+
+class _IterSampler(torch.utils.data.Sampler):
+    def __init__(self, make: Callable[[], Iterator[int]]):
+        self.make = make
+
+    def __iter__(self) -> Iterator[int]:
+        return self.make()
+
+
+def update_ema(G_ema: nn.Module, G: nn.Module, batch: int, cur_nimg: int, ema_kimg: float) -> None:
+    """Exponential moving average of G's weights, with a ramp-up over the first images."""
+    ema_nimg = min(ema_kimg * 1000, cur_nimg * EMA_RAMPUP)
+    beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
+    with torch.no_grad():
+        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+            p_ema.copy_(p.lerp(p_ema, beta))
+        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+
+def memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Trainer:
+    """Holds a run's networks and state; `run()` trains until `opts.kimg`."""
+
+    def __init__(self, opts: TrainOptions, resume: str | None = None, dry_run: bool = False,
+                 log: Callable[[str], None] = print):
+        self.device = resolve_device(opts.device)
+        self.env = init_distributed(self.device)
+        if self.env.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.env.local_rank)
+        self.log = log if self.env.is_main else (lambda msg: None)
+        state = None
+        resume_path = snapshots.find_resume(resume, Path(opts.out)) if resume else None
+        if resume_path is not None:
+            ckpt = load_checkpoint(resume_path, modules=("G_ema", "G", "D"), with_training_state=True)
+            state = ckpt.training_state
+            if state is not None:  # continue the same run; the command line may extend kimg
+                opts = TrainOptions(**{**state["options"], "kimg": opts.kimg, "out": opts.out})
+        self.dataset = ImageDataset(opts.data, use_labels=opts.cond, mirror=opts.mirror)
+        if self.dataset.has_labels and not opts.cond:
+            self.log(f"note: {opts.data} has labels; pass --cond to train a conditional model on them")
+        if opts.cond and not self.dataset.has_labels:
+            raise BadInput(f"--cond: {opts.data} has no labels in dataset.json")
+        self.opts = resolve(opts, self.dataset.resolution, self.env.world_size)
+        self.family = get_family(self.opts.model)
+        c_dim = self.dataset.label_dim
+        self.G_kwargs, self.D_kwargs = self.family.build(self.opts, self.dataset.resolution, self.dataset.channels, c_dim)
+        if dry_run:
+            return
+        torch.manual_seed(self.opts.seed + self.env.rank)
+        arch = get_architecture(self.family.arch)
+        self.G = arch.make_G(**self.G_kwargs).to(self.device).train().requires_grad_(False)
+        self.D = arch.make_D(**self.D_kwargs).to(self.device).train().requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        self.augment = AugmentPipe().to(self.device) if self.opts.aug == "ada" else None
+        self.ada = AdaController(self.augment, target=self.opts.target) if self.augment is not None else None
+        self.phases = self.family.phases(self.G, self.D, self.opts)
+        self.loss = self.family.loss(self.G, self.D, self.augment, self.opts)
+        self.cur_nimg = 0
+        self.step = 0
+        self.run_dir: Path | None = None
+        if resume_path is not None:
+            self._restore(ckpt, state, resume_path)
+        for module in (self.G, self.D, self.G_ema):
+            broadcast_module(module, self.env)
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {p.name[0]: p.opt for p in self.phases}
+
+    def _restore(self, ckpt, state: dict | None, path: Path) -> None:
+        for name in ("G", "D", "G_ema"):
+            source = getattr(ckpt, name)
+            if source is None:
+                raise FacegenError(f"{path}: holds no {name} to resume from")
+            getattr(self, name).load_state_dict(source.state_dict())
+        if state is None:  # weights only (e.g. a converted network): fine-tune in a new run
+            self.log(f"starting from the weights in {path} (no training state inside)")
+            return
+        for key, opt in self._optimizers().items():
+            opt.load_state_dict(state["optimizers"][key])
+        self.cur_nimg, self.step = int(state["cur_nimg"]), int(state["step"])
+        if self.augment is not None:
+            self.augment.p.fill_(float(state["augment_p"]))
+        if hasattr(self.loss, "pl_mean"):
+            self.loss.pl_mean = torch.as_tensor(state["pl_mean"])
+        snapshots.set_rng_state(state["rng"])
+        self.run_dir = path.parent
+        self.log(f"resuming {self.run_dir} at {self.cur_nimg / 1000:.3f} kimg")
+
+    def training_state(self) -> dict:
+        return {"options": asdict(self.opts), "cur_nimg": self.cur_nimg, "step": self.step,
+                "optimizers": {k: opt.state_dict() for k, opt in self._optimizers().items()},
+                "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
+                "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "rng": snapshots.rng_state()}
+
+    def save_snapshot(self, stats: dict) -> Path:
+        kimg = self.cur_nimg / 1000
+        provenance = {"dataset": str(self.opts.data), "kimg": kimg, "run": self.run_dir.name,
+                      "label_names": self.dataset.label_names, "label_means": self._label_means()}
+        path = save_checkpoint(self.run_dir / snapshots.snapshot_name(kimg), self.family.arch, self.G_kwargs,
+                               self.G_ema, G=self.G, D=self.D, D_kwargs=self.D_kwargs, provenance=provenance,
+                               training_state=self.training_state())
+        rows, cols = self.grid
+        snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, (rows, cols), self.run_dir / f"fakes{kimg:010.3f}.png",
+                             **self.family.sample_kwargs)
+        snapshots.append_stats(self.run_dir / "stats.jsonl", {"kimg": kimg, **stats, "snapshot": path.name})
+        return path
+
+    def _label_means(self) -> list[float] | None:
+        if self.dataset.label_dim == 0:
+            return None
+        return self.dataset._raw_labels.mean(axis=0).round(4).tolist()
+
+    def _random_labels(self, n: int) -> torch.Tensor:
+        if self.dataset.label_dim == 0:
+            return torch.zeros([n, 0], device=self.device)
+        idx = torch.randint(0, len(self.dataset.names), [n])
+        return torch.from_numpy(self.dataset._raw_labels[idx.numpy()]).to(self.device)
+
+    def run(self, on_step: Callable[[dict], None] | None = None) -> Path | None:
+        """Train to `opts.kimg`, snapshotting every `opts.snap` kimg and at the end."""
+        opts, env, device = self.opts, self.env, self.device
+        per_rank = opts.batch // env.world_size
+        rounds = per_rank // opts.batch_gpu
+        if env.is_main:
+            if self.run_dir is None:
+                self.run_dir = new_run_dir(opts)
+            (self.run_dir / "training_options.json").write_text(opts.to_json())
+        res = self.dataset.resolution
+        self.grid = (8, 8) if res <= 128 else (4, 4)
+        gen = torch.Generator().manual_seed(123)
+        self.grid_z = torch.randn([self.grid[0] * self.grid[1], self.G.z_dim], generator=gen).to(device)
+        self.grid_c = self._random_labels(len(self.grid_z))
+        batches = infinite_batches(self.dataset, per_rank, opts.seed + self.cur_nimg, env, opts.workers)
+        total = int(opts.kimg * 1000)
+        snap_nimg = int(opts.snap * 1000)
+        next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
+        running: dict[str, list[float]] = {}
+        tick_start, tick_nimg = time.time(), self.cur_nimg
+        last = None
+        while self.cur_nimg < total:
+            real, real_c = next(batches)
+            real = real.to(device, torch.float32) / 127.5 - 1
+            real_c = real_c.to(device)
+            gen_z = torch.randn([per_rank, self.G.z_dim], device=device)
+            gen_c = self._random_labels(per_rank)
+            for phase in self.phases:
+                if self.step % phase.interval:
+                    continue
+                phase.opt.zero_grad(set_to_none=True)
+                phase.module.requires_grad_(True)
+                for r, rc, gz, gc in zip(real.split(opts.batch_gpu), real_c.split(opts.batch_gpu),
+                                         gen_z.split(opts.batch_gpu), gen_c.split(opts.batch_gpu)):
+                    stats = self.loss.accumulate(phase.name, r, rc, gz, gc, gain=phase.gain / rounds)
+                    self._record(stats, running, phase.name)
+                    if self.ada is not None and phase.name in ("Dmain", "Dboth"):
+                        self.ada.observe(self.loss.real_logits)
+                phase.module.requires_grad_(False)
+                average_gradients(phase.module, env)
+                phase.opt.step()
+            update_ema(self.G_ema, self.G, opts.batch, self.cur_nimg, opts.ema_kimg)
+            self.cur_nimg += opts.batch
+            self.step += 1
+            if self.ada is not None and self.step % ADA_INTERVAL == 0:
+                self.ada.update(opts.batch)
+            if on_step is not None and env.is_main:
+                on_step({"kimg": self.cur_nimg / 1000, **{k: v[-1] for k, v in running.items()}})
+            if self.cur_nimg >= next_snap or self.cur_nimg >= total:
+                elapsed = time.time() - tick_start
+                stats = {k: sum(v) / len(v) for k, v in running.items()}
+                stats.update({"sec_per_kimg": elapsed / max((self.cur_nimg - tick_nimg) / 1000, 1e-9),
+                              "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
+                              "memory_mb": round(memory_mb(device), 1), "time": time.time()})
+                if env.is_main:
+                    last = self.save_snapshot(stats)
+                    self.log(f"kimg {self.cur_nimg / 1000:.3f}: " + json.dumps({k: round(v, 4) for k, v in stats.items()
+                                                                               if k != "time"}))
+                running.clear()
+                tick_start, tick_nimg = time.time(), self.cur_nimg
+                next_snap += snap_nimg
+        return last
+
+    def _record(self, stats: dict[str, torch.Tensor], running: dict[str, list[float]], phase: str) -> None:
+        for key, value in stats.items():
+            value = float(reduce_mean(value, self.env))
+            if not math.isfinite(value):
+                last = snapshots.latest_snapshot(self.run_dir) if self.run_dir else None
+                raise FacegenError(f"{key} became {value} at {self.cur_nimg / 1000:.3f} kimg ({phase}); "
+                                   f"last good checkpoint: {last or 'none yet'}")
+            running.setdefault(key, []).append(value)

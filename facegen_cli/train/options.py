@@ -1,0 +1,104 @@
+"""Training options: presets (`--cfg`), resolution of automatic values, run folders."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from facegen_cli.errors import BadInput
+
+PRESETS: dict[str, dict] = {
+    # 32-128 px on small data: narrow, shallow mapping, quick on a CPU or one GPU.
+    "small": dict(z_dim=256, w_dim=256, map=2, cbase=4096, cmax=256, batch=16, glr=0.0025, dlr=0.0025,
+                  ema_kimg=None, gamma=None),
+    # The StyleGAN2-ADA paper's 256 px setting.
+    "paper256": dict(z_dim=512, w_dim=512, map=8, cbase=16384, cmax=512, batch=64, glr=0.0025, dlr=0.0025,
+                     ema_kimg=20, gamma=1.0),
+    # Config F of the StyleGAN2 paper (1024 px FFHQ).
+    "stylegan2": dict(z_dim=512, w_dim=512, map=8, cbase=32768, cmax=512, batch=32, glr=0.002, dlr=0.002,
+                      ema_kimg=10, gamma=10.0),
+}
+
+
+@dataclass
+class TrainOptions:
+    """Everything a run needs; written to training_options.json and restored on resume."""
+
+    data: str
+    out: str = "runs"
+    model: str = "stylegan2"
+    cfg: str = "small"
+    res: int | None = None
+    batch: int | None = None
+    batch_gpu: int | None = None
+    kimg: float = 25000
+    glr: float | None = None
+    dlr: float | None = None
+    gamma: float | None = None
+    map: int | None = None
+    cbase: int | None = None
+    cmax: int | None = None
+    z_dim: int | None = None
+    w_dim: int | None = None
+    ema_kimg: float | None = None
+    mirror: bool = False
+    cond: bool = False
+    aug: str = "ada"
+    target: float = 0.6
+    snap: float = 50
+    seed: int = 0
+    fp16: bool = False
+    workers: int = 2
+    device: str = "auto"
+    model_kwargs: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def resolve(opts: TrainOptions, resolution: int, world_size: int = 1) -> TrainOptions:
+    """Fill automatic values from the preset and the data, and check the combination."""
+    if opts.cfg not in PRESETS:
+        raise BadInput(f"unknown --cfg {opts.cfg!r}; use one of {', '.join(PRESETS)}")
+    if opts.aug not in ("ada", "noaug"):
+        raise BadInput(f"--aug must be ada or noaug, got {opts.aug!r}")
+    if opts.kimg <= 0 or opts.snap <= 0:
+        raise BadInput("--kimg and --snap must be positive")
+    preset = PRESETS[opts.cfg]
+    values = asdict(opts)
+    for key, default in preset.items():
+        if values.get(key) is None:
+            values[key] = default
+    values["res"] = values["res"] or resolution
+    if values["res"] != resolution:
+        raise BadInput(f"--res {values['res']} differs from the data's {resolution}px images; re-run facegen prepare")
+    batch = values["batch"]
+    if batch % world_size:
+        raise BadInput(f"--batch {batch} does not split evenly across {world_size} processes")
+    per_rank = batch // world_size
+    values["batch_gpu"] = values["batch_gpu"] or per_rank
+    if per_rank % values["batch_gpu"]:
+        raise BadInput(f"--batch-gpu {values['batch_gpu']} must divide the per-process batch {per_rank}")
+    if values["gamma"] is None:  # NVIDIA's heuristic for the R1 weight
+        values["gamma"] = round(0.0002 * values["res"] ** 2 / batch, 4)
+    if values["ema_kimg"] is None:
+        values["ema_kimg"] = batch * 10 / 32
+    return TrainOptions(**values)
+
+
+def dataset_name(data: str) -> str:
+    name = Path(data.rstrip("/")).name
+    return re.sub(r"[^A-Za-z0-9]+", "-", Path(name).stem).strip("-") or "data"
+
+
+def new_run_dir(opts: TrainOptions) -> Path:
+    """`OUT/00003-small-utkface-gamma1`: the next free index in OUT."""
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    index = max(taken, default=-1) + 1
+    tag = opts.cfg if opts.model == "stylegan2" else opts.model
+    run = out / f"{index:05d}-{tag}-{dataset_name(opts.data)}-gamma{opts.gamma:g}"
+    run.mkdir()
+    return run

@@ -1,0 +1,79 @@
+"""What a run leaves on disk: checkpoints, sample grids, stats.jsonl; and finding them again."""
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facegen_cli.errors import FacegenError
+from facegen_cli.fileio import write_text_atomic
+from facegen_cli.images import make_grid, save_image, to_uint8
+
+SNAPSHOT_GLOB = "network-snapshot-*.safetensors"
+
+
+def snapshot_name(kimg: float) -> str:
+    return f"network-snapshot-{kimg:010.3f}.safetensors"
+
+
+def latest_snapshot(run_dir: Path) -> Path | None:
+    snaps = sorted(run_dir.glob(SNAPSHOT_GLOB))
+    return snaps[-1] if snaps else None
+
+
+def find_resume(spec: str, out: Path) -> Path:
+    """`--resume` value -> checkpoint file: a file, a run folder, or `latest` (newest run in OUT)."""
+    if spec == "latest":
+        runs = sorted((p for p in out.glob("*") if re.match(r"\d{5}-", p.name) and latest_snapshot(p)),
+                      key=lambda p: latest_snapshot(p).stat().st_mtime)
+        if not runs:
+            raise FacegenError(f"--resume latest: no run with a snapshot in {out}")
+        return latest_snapshot(runs[-1])
+    path = Path(spec)
+    if path.is_dir():
+        snap = latest_snapshot(path)
+        if snap is None:
+            raise FacegenError(f"{path}: run folder without a snapshot to resume from")
+        return snap
+    if not path.is_file():
+        raise FacegenError(f"{path}: no such checkpoint or run folder")
+    return path
+
+
+def rng_state() -> dict:
+    """Every random state a resumed run must continue from."""
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                                                        int(np_state[2]), int(np_state[3]), float(np_state[4])],
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_fakes(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, grid: tuple[int, int], path: Path,
+               **forward_kwargs) -> Path:
+    """A grid of G's images for fixed latents and labels."""
+    with torch.no_grad():
+        images = torch.cat([G(zz, cc, **forward_kwargs) for zz, cc in zip(z.split(8), c.split(8))])
+    return save_image(make_grid(to_uint8(images), *grid), path)
+
+
+def append_stats(path: Path, record: dict) -> None:
+    """One JSON line per snapshot; the file is rewritten atomically so a kill never truncates it."""
+    old = path.read_text() if path.exists() else ""
+    write_text_atomic(path, old + json.dumps(record) + "\n")

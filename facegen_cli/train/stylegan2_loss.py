@@ -1,0 +1,98 @@
+"""StyleGAN2's training objective: non-saturating logistic loss, lazy R1, path-length
+regularisation and style-mixing regularisation, split into phases the loop schedules."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class StyleGAN2Loss:
+    """Accumulates the gradients of one phase (`Gmain`, `Greg`, `Dmain`, `Dreg`, `*both`)."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, augment: nn.Module | None = None, r1_gamma: float = 10.0,
+                 style_mixing_prob: float = 0.9, pl_weight: float = 2.0, pl_batch_shrink: int = 2,
+                 pl_decay: float = 0.01):
+        self.G = G
+        self.D = D
+        self.augment = augment
+        self.r1_gamma = r1_gamma
+        self.style_mixing_prob = style_mixing_prob
+        self.pl_weight = pl_weight
+        self.pl_batch_shrink = pl_batch_shrink
+        self.pl_decay = pl_decay
+        self.pl_mean = torch.zeros([])
+        self.real_logits: torch.Tensor | None = None  # for the ADA controller
+
+    def run_G(self, z: torch.Tensor, c: torch.Tensor, update_w_avg: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        ws = self.G.mapping(z, c, update_w_avg=update_w_avg)
+        if self.style_mixing_prob > 0:
+            num_ws = ws.shape[1]
+            cutoff = torch.randint(1, num_ws, [], device=ws.device)
+            cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff,
+                                 torch.full_like(cutoff, num_ws))
+            mixed = self.G.mapping(torch.randn_like(z), c, update_w_avg=False)
+            layer = torch.arange(num_ws, device=ws.device)[None, :, None]
+            ws = torch.where(layer < cutoff, ws, mixed)
+        return self.G.synthesis(ws), ws
+
+    def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if self.augment is not None:
+            img = self.augment(img)
+        return self.D(img, c)
+
+    def accumulate(self, phase: str, real: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
+                   gen_c: torch.Tensor, gain: float) -> dict[str, torch.Tensor]:
+        """Backpropagate this phase's loss (times `gain`) and return its statistics."""
+        stats: dict[str, torch.Tensor] = {}
+        do_Gmain = phase in ("Gmain", "Gboth")
+        do_Gpl = phase in ("Greg", "Gboth") and self.pl_weight > 0
+        do_Dmain = phase in ("Dmain", "Dboth")
+        do_Dr1 = phase in ("Dreg", "Dboth") and self.r1_gamma > 0
+
+        if do_Gmain:
+            img, _ = self.run_G(gen_z, gen_c)
+            logits = self.run_D(img, gen_c)
+            loss = F.softplus(-logits).mean()
+            stats["loss_G"] = loss.detach()
+            loss.mul(gain).backward()
+
+        if do_Gpl:
+            n = max(1, gen_z.shape[0] // self.pl_batch_shrink)
+            img, ws = self.run_G(gen_z[:n], gen_c[:n])
+            noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+            grads, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+            lengths = grads.square().sum(2).mean(1).sqrt()
+            self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.mean().detach(), self.pl_decay)
+            penalty = (lengths - self.pl_mean).square()
+            stats["pl_penalty"] = penalty.mean().detach()
+            # Adding img[:, 0, 0, 0] * 0 keeps every synthesis parameter in the graph.
+            (img[:, 0, 0, 0] * 0 + penalty * self.pl_weight).mean().mul(gain).backward()
+
+        if do_Dmain:
+            with torch.no_grad():
+                img, _ = self.run_G(gen_z, gen_c, update_w_avg=False)
+            logits = self.run_D(img, gen_c)
+            loss = F.softplus(logits).mean()
+            stats["loss_D_fake"] = loss.detach()
+            loss.mul(gain).backward()
+
+        if do_Dmain or do_Dr1:
+            real_in = real.detach().requires_grad_(do_Dr1)
+            logits = self.run_D(real_in, real_c)
+            self.real_logits = logits.detach()
+            loss = torch.zeros([], device=real.device)
+            if do_Dmain:
+                loss_real = F.softplus(-logits).mean()
+                stats["loss_D_real"] = loss_real.detach()
+                stats["D_real_sign"] = logits.detach().sign().mean()
+                loss = loss + loss_real
+            if do_Dr1:
+                grads, = torch.autograd.grad(logits.sum(), real_in, create_graph=True)
+                r1 = grads.square().sum([1, 2, 3])
+                stats["r1_penalty"] = r1.mean().detach()
+                loss = loss + (r1 * (self.r1_gamma / 2)).mean()
+            loss.mul(gain).backward()
+        return stats
