@@ -28,13 +28,20 @@ EMA_RAMPUP = 0.05
 ADA_INTERVAL = 4
 
 
-def infinite_batches(dataset: ImageDataset, batch: int, seed: int, env: DistEnv, workers: int) -> Iterator:
-    """Shuffled batches forever; each rank reads its own slice of every permutation."""
+def infinite_batches(dataset: ImageDataset, batch: int, seed: int, env: DistEnv, workers: int,
+                     start: int = 0) -> Iterator:
+    """Shuffled batches forever, from sample `start` of this rank's stream (so a resumed run
+    sees exactly the images an uninterrupted one would); each rank reads its own slice."""
     def indices() -> Iterator[int]:
         g = torch.Generator().manual_seed(seed)
+        skip = start
         while True:
-            perm = torch.randperm(len(dataset), generator=g).tolist()
-            yield from perm[env.rank::env.world_size]
+            perm = torch.randperm(len(dataset), generator=g)[env.rank::env.world_size].tolist()
+            if skip >= len(perm):
+                skip -= len(perm)
+                continue
+            yield from perm[skip:]
+            skip = 0
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=_IterSampler(indices),
                                          num_workers=workers, pin_memory=torch.cuda.is_available(),
@@ -180,7 +187,8 @@ class Trainer:
         gen = torch.Generator().manual_seed(123)
         self.grid_z = torch.randn([self.grid[0] * self.grid[1], self.G.z_dim], generator=gen).to(device)
         self.grid_c = self._random_labels(len(self.grid_z))
-        batches = infinite_batches(self.dataset, per_rank, opts.seed + self.cur_nimg, env, opts.workers)
+        batches = infinite_batches(self.dataset, per_rank, opts.seed, env, opts.workers,
+                                   start=self.cur_nimg // env.world_size)
         total = int(opts.kimg * 1000)
         snap_nimg = int(opts.snap * 1000)
         next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
