@@ -137,6 +137,7 @@ class Trainer:
         self.cur_nimg, self.step = int(state["cur_nimg"]), int(state["step"])
         if self.augment is not None:
             self.augment.p.fill_(float(state["augment_p"]))
+            self.ada.signs = list(state["ada_signs"])
         if hasattr(self.loss, "pl_mean"):
             self.loss.pl_mean = torch.as_tensor(state["pl_mean"])
         snapshots.set_rng_state(state["rng"])
@@ -147,6 +148,7 @@ class Trainer:
         return {"options": asdict(self.opts), "cur_nimg": self.cur_nimg, "step": self.step,
                 "optimizers": {k: opt.state_dict() for k, opt in self._optimizers().items()},
                 "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
+                "ada_signs": list(self.ada.signs) if self.ada is not None else [],
                 "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "rng": snapshots.rng_state()}
 
     def save_snapshot(self, stats: dict) -> Path:
