@@ -24,5 +24,10 @@ test: install
 test-all: install
 	$(PY) -m pytest -q -m 'not cuda'
 
+# Compile the CUDA ops without a GPU, to catch compile errors (needs nvcc; CUDA_HOME when
+# the nvcc on PATH is a wrapper). Built into the user cache that the first GPU run reuses.
+check-cuda: install
+	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}" $(PY) -m facegen_cli.ops.build --check
+
 clean:
 	rm -rf $(VENV) out build *.egg-info
