@@ -70,5 +70,17 @@ def bias_act(
     gain: float | None = None,
     clamp: float | None = None,
 ) -> torch.Tensor:
-    """Bias + activation, dispatched to the fastest implementation available for `x`."""
+    """Bias + activation, dispatched to the fastest implementation available for `x`.
+
+    CUDA tensors run the compiled kernel once it has built (see `facegen_cli.ops.build`);
+    everything else, and every input the kernel does not cover, runs `bias_act_ref`.
+    """
+    if x.is_cuda:
+        from facegen_cli.ops.bias_act_cuda import bias_act_cuda, kernel_for
+
+        ext = kernel_for(x, b, dim)
+        if ext is not None:
+            spec = ACTIVATIONS[act]
+            return bias_act_cuda(ext, x, b, dim, act, spec.def_alpha if alpha is None else float(alpha),
+                                 spec.def_gain if gain is None else float(gain), clamp)
     return bias_act_ref(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)

@@ -101,7 +101,17 @@ def upfirdn2d(
     flip_filter: bool = False,
     gain: float = 1.0,
 ) -> torch.Tensor:
-    """upfirdn2d, dispatched to the fastest implementation available for `x`."""
+    """upfirdn2d, dispatched to the fastest implementation available for `x`.
+
+    CUDA tensors run the compiled kernel once it has built (see `facegen_cli.ops.build`);
+    everything else, and every input the kernel does not cover, runs `upfirdn2d_ref`.
+    """
+    if x.is_cuda:
+        from facegen_cli.ops.upfirdn2d_cuda import kernel_for, upfirdn2d_cuda
+
+        ext = kernel_for(x, f)
+        if ext is not None:
+            return upfirdn2d_cuda(ext, x, f, _pair(up), _pair(down), _pad4(padding), flip_filter, gain)
     return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
 
