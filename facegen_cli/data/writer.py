@@ -17,7 +17,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facegen_cli.data.dataset import LABELS_FILE
 from facegen_cli.errors import FacegenError
 from facegen_cli.fileio import atomic_path, write_bytes_atomic, write_text_atomic
 
@@ -84,6 +83,8 @@ class DatasetWriter:
 
     def finish(self, names: list[str], dataset: dict[str, Any], extra_json: dict[str, Any]) -> Path:
         """Write dataset.json and the extra json files, drop stray images, and pack the zip."""
+        from facegen_cli.data.dataset import LABELS_FILE  # here, so worker processes never import torch
+
         keep = set(names)
         for path in self.folder.iterdir():
             if _IMAGE_NAME.match(path.name) and path.name not in keep:

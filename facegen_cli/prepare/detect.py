@@ -16,6 +16,7 @@ from facegen_cli.errors import FacegenError
 
 DETECTORS = ("haar", "dlib", "dlib-cnn")
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")  # and RIFF....WEBP
 MAX_PIXELS = 100_000_000  # larger photos are refused rather than exhausting a worker's memory
 
 
@@ -83,17 +84,18 @@ def read_photo(path: str | Path) -> Photo:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format not in FORMATS:
-                raise Skip(f"unsupported image format {img.format}")
+                raise Skip(f"unsupported format ({img.format})")
             if img.width * img.height > MAX_PIXELS:
                 raise Skip(f"too large ({img.width}x{img.height})")
             img.load()
             img = ImageOps.exif_transpose(img)
     except UnidentifiedImageError:
-        raise Skip("not an image") from None
+        looks_like_image = data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        raise Skip("corrupt (unreadable image header)" if looks_like_image else "not an image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise Skip("too large to decode safely") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        reason = "truncated" if "truncated" in str(e) else "corrupt"
+        reason = "truncated" if "truncated" in str(e).lower() else "corrupt"
         raise Skip(f"{reason} ({e})") from None
     if min(img.size) < 8:
         raise Skip(f"too small ({img.width}x{img.height})")
@@ -127,7 +129,7 @@ def _detect_raw(img: np.ndarray, detector: str, upsample: int) -> list[tuple[flo
         gray = cv2.equalizeHist(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
         if scale > 1:
             gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        boxes, _, weights = _haar().detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24),
+        boxes, _, weights = _haar().detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=8, minSize=(24, 24),
                                                       outputRejectLevels=True)
         return [(x / scale, y / scale, (x + w) / scale, (y + h) / scale, float(s))
                 for (x, y, w, h), s in zip(boxes, np.ravel(weights))]

@@ -136,7 +136,8 @@ def _run(paths: list[Path], opts: PrepareOptions, workers: int) -> Iterator[Phot
     if workers <= 1 or len(paths) <= 1:
         yield from map(work, paths)
         return
-    with multiprocessing.get_context("fork").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+    # spawn, not fork: a fork of a process whose OpenCV/dlib thread pools have started can hang
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
         yield from pool.imap(work, paths, chunksize=1)
 
 

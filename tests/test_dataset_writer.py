@@ -1,0 +1,68 @@
+"""The dataset writer round-trips through the reader, for a folder and a zip, atomically."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from facegen_cli.data.dataset import ImageDataset
+from facegen_cli.data.writer import DatasetWriter, encode_png
+from facegen_cli.errors import FacegenError
+
+
+def _images(n: int, channels: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    shape = (16, 16, channels) if channels == 3 else (16, 16)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
+def _write(out, images, labels) -> list[str]:
+    writer = DatasetWriter(out)
+    names = [writer.write_png(i, encode_png(img)) for i, img in enumerate(images)]
+    dataset = {"labels": [[n, lab] for n, lab in zip(names, labels)], "label_names": ["a", "b"]}
+    writer.finish(names, dataset, {"extra.json": {"ok": True}})
+    return names
+
+
+@pytest.mark.parametrize("out_name", ["set", "set.zip"])
+def test_round_trip_pixels_and_labels(tmp_path, out_name):
+    images, labels = _images(3), [[0.0, 1.0], [1.0, 0.0], [0.5, 0.25]]
+    out = tmp_path / out_name
+    names = _write(out, images, labels)
+    assert names == ["img00000000.png", "img00000001.png", "img00000002.png"]
+    data = ImageDataset(out, use_labels=True)
+    assert len(data) == 3 and data.label_names == ["a", "b"]
+    for i, (img, lab) in enumerate(zip(images, labels)):
+        pixels, label = data[i]
+        assert np.array_equal(pixels.numpy().transpose(1, 2, 0), img)
+        assert label.tolist() == lab
+    if out_name.endswith(".zip"):
+        assert not (tmp_path / "set.zip.partial").exists()
+        assert set(zipfile.ZipFile(out).namelist()) == {*names, "dataset.json", "extra.json"}
+    else:
+        assert json.loads((out / "extra.json").read_text()) == {"ok": True}
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_integer_labels_become_one_hot_and_gray_reads_as_one_channel(tmp_path):
+    images = _images(2, channels=1)
+    _write(tmp_path / "gray", images, [1, 0])
+    data = ImageDataset(tmp_path / "gray", use_labels=True, channels=1)
+    pixels, label = data[0]
+    assert pixels.shape == (1, 16, 16) and np.array_equal(pixels[0].numpy(), images[0])
+    assert label.tolist() == [0.0, 1.0]
+
+
+def test_existing_output_needs_resume_and_finish_drops_stray_images(tmp_path):
+    out = tmp_path / "set"
+    _write(out, _images(3), [[0, 0]] * 3)
+    with pytest.raises(FacegenError, match="already exists"):
+        DatasetWriter(out)
+    (out / ".img00000007.png.abc.tmp").write_bytes(b"half")  # left by a killed write
+    writer = DatasetWriter(out, resume=True)
+    assert not list(out.glob("*.tmp"))
+    writer.finish(["img00000000.png"], {"labels": None}, {})
+    assert sorted(p.name for p in out.glob("*.png")) == ["img00000000.png"]
+    assert not ImageDataset(out).has_labels
