@@ -100,7 +100,10 @@ def load_into(module: nn.Module, record: PersistentRecord, what: str) -> nn.Modu
 
 def import_nvidia_pickle(path: Path) -> dict:
     """Read an NVIDIA pickle into {'G_kwargs', 'D_kwargs', 'G_ema', 'G', 'D', 'provenance'}."""
-    data = load_restricted(path.read_bytes())
+    try:
+        data = load_restricted(path.read_bytes())
+    except FacegenError as e:
+        raise FacegenError(f"{path}: {e}") from None
     if isinstance(data, PersistentRecord):
         data = {"G_ema": data}
     if not isinstance(data, dict) or not any(k in data for k in ("G_ema", "G")):

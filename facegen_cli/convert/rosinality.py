@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def _read(path: Path) -> dict:
 
 def _g_layout(g: dict[str, torch.Tensor]) -> tuple[int, dict[int, int], int, int]:
     """(resolution, channels per resolution, mapping layers, w_dim) of a rosinality generator."""
-    num_rgb = sum(1 for k in g if k.startswith("to_rgbs.") and k.endswith(".bias"))
+    num_rgb = sum(1 for k in g if re.fullmatch(r"to_rgbs\.\d+\.bias", k))  # not the .conv.modulation.bias
     resolution = 2 ** (num_rgb + 2)
     channels = {4: g["conv1.conv.weight"].shape[1]}
     for i in range(num_rgb):
