@@ -10,9 +10,10 @@ import torch
 
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput
-from facegen_cli.images import make_grid, save_image, to_uint8
+from facegen_cli.images import check_format, make_grid, save_image, to_uint8
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.seeds import seed_to_z
+from facegen_cli.models.stylegan2 import NOISE_MODES
 
 PSI_RANGE = (-2.0, 2.0)
 
@@ -30,6 +31,12 @@ def check_psi(psi: float) -> float:
     if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
         raise BadInput(f"--psi {psi} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]")
     return psi
+
+
+def check_noise_mode(noise_mode: str) -> str:
+    if noise_mode not in NOISE_MODES:
+        raise BadInput(f"--noise-mode {noise_mode!r} is not one of {', '.join(NOISE_MODES)}")
+    return noise_mode
 
 
 def label_vector(net: Network, label: str | None = None, attrs: str | None = None) -> np.ndarray:
@@ -89,6 +96,7 @@ def generate_samples(net: Network, seeds: Sequence[int], psi: float = 1.0, cutof
     seed, so an image does not depend on which batch it falls in.
     """
     check_psi(psi)
+    check_noise_mode(noise_mode)
     G = net.G_ema
     device = next(G.parameters()).device
     c = None
@@ -128,13 +136,24 @@ def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.
                   noise_mode: str = "const", label: str | None = None, attrs: str | None = None, batch: int = 8,
                   grid: tuple[int, int] | None = None, save_latents: bool = False, fmt: str = "png",
                   on_image: Callable[[], None] | None = None) -> Iterator[dict]:
-    """Generate and save `seeds` under `out` (one file per seed, or one grid); yield a record per file."""
-    out = Path(out)
+    """Generate and save `seeds` under `out` (one file per seed, or one grid); yield a record per file.
+
+    Every option is checked here, before the first image is drawn or the caller iterates.
+    """
     if grid and len(seeds) > grid[0] * grid[1]:
         raise BadInput(f"{len(seeds)} seeds do not fit a {grid[0]}x{grid[1]} grid")
     if save_latents and not net.architecture.has_wplus:
         raise BadInput(f"--save-latents needs a W+ model; {net.arch} has none")
+    check_psi(psi)
+    check_noise_mode(noise_mode)
+    check_format(fmt)
     c = label_vector(net, label, attrs)
+    return _save_samples(net, seeds, Path(out), psi, cutoff, noise_mode, c, batch, grid, save_latents, fmt, on_image)
+
+
+def _save_samples(net: Network, seeds: Sequence[int], out: Path, psi: float, cutoff: int | None, noise_mode: str,
+                  c: np.ndarray, batch: int, grid: tuple[int, int] | None, save_latents: bool, fmt: str,
+                  on_image: Callable[[], None] | None) -> Iterator[dict]:
     cells = []
     for sample in generate_samples(net, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=c, batch=batch):
         record = {"seed": sample.seed, "psi": psi, "noise_mode": noise_mode}

@@ -26,10 +26,15 @@ def to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array, "L" if array.shape[2] == 1 else "RGB")
 
 
-def encode(image: Image.Image, fmt: str = "png", quality: int = 95) -> bytes:
-    """Encode deterministically (no timestamps or metadata)."""
+def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise BadInput(f"unknown image format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def encode(image: Image.Image, fmt: str = "png", quality: int = 95) -> bytes:
+    """Encode deterministically (no timestamps or metadata)."""
+    check_format(fmt)
     buf = io.BytesIO()
     if FORMATS[fmt] == "JPEG":
         image.save(buf, "JPEG", quality=quality)

@@ -27,18 +27,23 @@ def generate(
 ) -> None:
     """Generate faces for a list of seeds (seed -> z exactly as NVIDIA's tools draw it)."""
     from facegen_cli.devices import resolve_device
-    from facegen_cli.generate import check_psi, write_samples
-    from facegen_cli.images import parse_grid
+    from facegen_cli.generate import check_noise_mode, check_psi, write_samples
+    from facegen_cli.images import check_format, parse_grid
     from facegen_cli.latent.seeds import parse_seeds
     from facegen_cli.networks import load_network
 
     seed_list = parse_seeds(read_stdin_tokens() if seeds == "-" else seeds)
     check_psi(psi)
+    check_noise_mode(noise_mode)
+    check_format(fmt)
     shape = parse_grid(grid) if grid else None
     net = load_network(network, resolve_device(device))
-    with progress() as bar:
-        task = bar.add_task("generate", total=len(seed_list))
-        for record in write_samples(net, seed_list, out, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=label,
-                                   attrs=attr, batch=batch, grid=shape, save_latents=save_latents, fmt=fmt,
-                                   on_image=lambda: bar.advance(task)):
+    bar = progress()
+    task = bar.add_task("generate", total=len(seed_list))
+    # write_samples checks every option before returning; the progress bar starts only after that.
+    records = write_samples(net, seed_list, out, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=label,
+                            attrs=attr, batch=batch, grid=shape, save_latents=save_latents, fmt=fmt,
+                            on_image=lambda: bar.advance(task))
+    with bar:
+        for record in records:
             emit(record if as_json else record["path"], as_json)
