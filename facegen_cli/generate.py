@@ -39,21 +39,34 @@ def check_noise_mode(noise_mode: str) -> str:
     return noise_mode
 
 
-def label_vector(net: Network, label: str | None = None, attrs: str | None = None) -> np.ndarray:
-    """The conditioning vector for `--label` (a class index or comma-separated values) or `--attr Name=v,...`."""
+def attribute_defaults(net: Network, attr_default: str | None = None) -> np.ndarray:
+    """Every attribute at `attr_default`: `mean` or None for its frequency in the training data, or a number."""
+    c_dim = int(net.G_kwargs.get("c_dim", 0))
+    if attr_default in (None, "mean"):
+        return np.asarray(net.provenance.get("label_means") or [0.5] * c_dim, np.float32).copy()
+    try:
+        return np.full([c_dim], float(attr_default), np.float32)
+    except ValueError:
+        raise BadInput(f"--attr-default {attr_default!r} is neither `mean` nor a number") from None
+
+
+def label_vector(net: Network, label: str | None = None, attrs: str | None = None,
+                 attr_default: str | None = None) -> np.ndarray:
+    """The conditioning vector for `--label` (a class index or comma-separated values) or `--attr Name=v,...`;
+    attributes `--attr` leaves unnamed take `attr_default`: `mean` (their frequency in the data) or a number."""
     c_dim = int(net.G_kwargs.get("c_dim", 0))
     if c_dim == 0:
-        if label or attrs:
-            raise BadInput("this network is unconditional; it takes no --label or --attr")
+        if label or attrs or attr_default:
+            raise BadInput("this network is unconditional; it takes no --label, --attr or --attr-default")
         return np.zeros([0], np.float32)
-    if label is not None and attrs is not None:
-        raise BadInput("give either --label or --attr, not both")
-    if attrs is not None:
+    if label is not None and (attrs is not None or attr_default is not None):
+        raise BadInput("give either --label or --attr/--attr-default, not both")
+    if attrs is not None or attr_default is not None:
         names = net.provenance.get("label_names") or []
         if not names:
             raise BadInput("this network has no attribute names; use --label with a vector")
-        vec = np.asarray(net.provenance.get("label_means") or [0.5] * c_dim, np.float32).copy()
-        for item in attrs.split(","):
+        vec = attribute_defaults(net, attr_default)
+        for item in attrs.split(",") if attrs else []:
             name, _, value = item.partition("=")
             if name.strip() not in names:
                 raise BadInput(f"unknown attribute {name.strip()!r}; known: {', '.join(names)}")
@@ -135,7 +148,7 @@ def generate_images(net: Network, seeds: Sequence[int], psi: float = 1.0, batch:
 def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.0, cutoff: int | None = None,
                   noise_mode: str = "const", label: str | None = None, attrs: str | None = None, batch: int = 8,
                   grid: tuple[int, int] | None = None, save_latents: bool = False, fmt: str = "png",
-                  on_image: Callable[[], None] | None = None) -> Iterator[dict]:
+                  on_image: Callable[[], None] | None = None, attr_default: str | None = None) -> Iterator[dict]:
     """Generate and save `seeds` under `out` (one file per seed, or one grid); yield a record per file.
 
     Every option is checked here, before the first image is drawn or the caller iterates.
@@ -147,7 +160,9 @@ def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.
     check_psi(psi)
     check_noise_mode(noise_mode)
     check_format(fmt)
-    c = label_vector(net, label, attrs)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise BadInput(f"--out {out}: exists and is not a folder")
+    c = label_vector(net, label, attrs, attr_default)
     return _save_samples(net, seeds, Path(out), psi, cutoff, noise_mode, c, batch, grid, save_latents, fmt, on_image)
 
 

@@ -166,6 +166,14 @@ def test_bad_usage_exits_2_with_one_line(tmp_path, network, args, message):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_out_must_be_a_folder(tmp_path, network):
+    out = tmp_path / "taken.png"
+    out.write_bytes(b"keep")
+    result = run("generate", "-n", network, "-s", "0", "--out", out)
+    assert result.exit_code == 2 and result.stderr == f"facegen: error: --out {out}: exists and is not a folder\n"
+    assert out.read_bytes() == b"keep"
+
+
 def test_empty_stdin_is_bad_usage(tmp_path, network):
     result = run("generate", "-n", network, "--seeds", "-", "--out", tmp_path / "o", input="  \n")
     assert result.exit_code == 2 and "empty" in result.stderr
