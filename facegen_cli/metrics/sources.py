@@ -1,0 +1,89 @@
+"""What `facegen fid` compares: image folders, zips and prepared datasets, or a network's samples.
+
+Each source is a count and a stream of uint8 image batches (a list of HWC arrays, or one NHWC
+array), so decoded files and generated images reach the Inception network the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from facegen_cli.data.dataset import ImageSource, decode_image
+from facegen_cli.errors import BadInput, FacegenError
+
+Batches = Iterator[Sequence[np.ndarray]]
+
+
+@dataclass
+class ImageStream:
+    """A named set of `count` images; `batches()` starts reading or generating them."""
+
+    name: str
+    count: int
+    batches: Callable[[], Batches]
+    content_key: Callable[[], str] | None = None  # None: not cached (generated images)
+
+
+def is_image_set(spec: str | os.PathLike) -> bool:
+    """A folder or a .zip is a set of images; anything else names a network."""
+    path = Path(spec).expanduser()
+    return path.is_dir() or (path.is_file() and path.suffix.lower() == ".zip")
+
+
+class _DecodedImages(torch.utils.data.Dataset):
+    """Decodes one file per item, so DataLoader workers share the decoding."""
+
+    def __init__(self, source: ImageSource):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source.names)
+
+    def __getitem__(self, idx: int) -> np.ndarray:
+        name = self.source.names[idx]
+        return decode_image(self.source.read(name), f"{self.source.path}/{name}")
+
+
+def content_digest(source: ImageSource) -> str:
+    """A digest of the images' bytes, independent of file names and of folder vs zip."""
+    digests = sorted(hashlib.sha256(source.read(name)).digest() for name in source.names)
+    return hashlib.sha256(b"".join(digests)).hexdigest()[:32]
+
+
+def dataset_stream(path: str | os.PathLike, batch: int = 32, workers: int = 2) -> ImageStream:
+    """Every image of a folder, zip or prepared dataset, decoded in `workers` processes."""
+    source = ImageSource(Path(path).expanduser())
+    if not source.names:
+        raise FacegenError(f"{source.path}: contains no PNG/JPEG/WebP/BMP images")
+
+    def batches() -> Batches:
+        yield from torch.utils.data.DataLoader(_DecodedImages(source), batch_size=batch, num_workers=workers,
+                                               collate_fn=list)
+
+    return ImageStream(str(source.path), len(source.names), batches, lambda: content_digest(source))
+
+
+def random_seeds(num: int) -> list[int]:
+    """`num` distinct seeds drawn at random from 0 .. 2**32-1."""
+    if num < 2:
+        raise BadInput(f"--num {num}: FID needs at least 2 images")
+    return sorted(int(s) for s in np.random.default_rng().choice(2 ** 32, size=num, replace=False))
+
+
+def network_stream(spec: str, seeds: Sequence[int], psi: float = 1.0, batch: int = 32,
+                   device: torch.device | str = "cpu") -> ImageStream:
+    """Images a network draws for `seeds` at truncation `psi`."""
+    from facegen_cli.generate import check_psi, generate_images
+    from facegen_cli.networks import load_network
+
+    check_psi(psi)
+    net = load_network(spec, device)
+    if int(net.G_kwargs.get("c_dim", 0) or 0):
+        raise BadInput(f"{spec}: a conditional network; facegen fid measures unconditional networks only")
+    return ImageStream(str(spec), len(seeds), lambda: generate_images(net, list(seeds), psi=psi, batch=batch))
