@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
+#include <ATen/cuda/detail/IntegerDivider.cuh>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -108,7 +109,9 @@ struct BiasActArgs {
   int64_t n;
   int64_t bias_stride;  // memory stride of the bias dimension
   int64_t bias_size;
-  bool index32;  // n fits 32 bits: cheaper index arithmetic
+  bool index32;  // n fits 32 bits: multiply-shift division instead of 64-bit division
+  at::cuda::detail::IntDivider<uint32_t> stride32;
+  at::cuda::detail::IntDivider<uint32_t> size32;
   int order;
   T alpha;
   T gain;
@@ -117,9 +120,7 @@ struct BiasActArgs {
 
 template <typename scalar_t>
 __device__ __forceinline__ int64_t bias_index(const BiasActArgs<scalar_t>& p, int64_t i) {
-  if (p.index32) {
-    return (static_cast<uint32_t>(i) / static_cast<uint32_t>(p.bias_stride)) % static_cast<uint32_t>(p.bias_size);
-  }
+  if (p.index32) return p.size32.mod(p.stride32.div(static_cast<uint32_t>(i)));
   return (i / p.bias_stride) % p.bias_size;
 }
 
@@ -192,6 +193,10 @@ at::Tensor bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Ten
     p.bias_stride = bias.defined() ? std::max<int64_t>(xin.stride(dim), 1) : 1;
     p.bias_size = bias.defined() ? xin.size(dim) : 1;
     p.index32 = n <= std::numeric_limits<int32_t>::max();
+    if (p.index32) {
+      p.stride32 = at::cuda::detail::IntDivider<uint32_t>(static_cast<uint32_t>(p.bias_stride));
+      p.size32 = at::cuda::detail::IntDivider<uint32_t>(static_cast<uint32_t>(p.bias_size));
+    }
     p.order = static_cast<int>(order);
     p.alpha = static_cast<T>(alpha);
     p.gain = static_cast<T>(gain);
