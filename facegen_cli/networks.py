@@ -27,6 +27,8 @@ PUBLISHED: dict[str, str] = {
 }
 DEFAULT_NETWORK = "default"
 DOWNLOAD_TIMEOUT_S = 15
+# torch.save's pre-1.6 (non-zip) format opens with this pickled magic number, not a network pickle.
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 
 
 def shipped_networks() -> dict[str, Path]:
@@ -80,7 +82,7 @@ def sniff_format(path: Path) -> str:
         head = f.read(16)
     if len(head) >= 9 and head[8:9] == b"{":
         return "facegen"
-    if head[:2] == b"PK":
+    if head[:2] == b"PK" or head.startswith(TORCH_LEGACY_MAGIC):
         return "rosinality"
     if head[:1] == b"\x80":
         return "nvidia-pickle"

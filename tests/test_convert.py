@@ -369,13 +369,13 @@ def rosinality_d(D) -> dict[str, torch.Tensor]:
     return d
 
 
-def rosinality_ckpt(path: Path, G_ema, G, D, latent_avg: bool = True) -> Path:
+def rosinality_ckpt(path: Path, G_ema, G, D, latent_avg: bool = True, legacy: bool = False) -> Path:
     ckpt = {"g": rosinality_g(G), "d": rosinality_d(D), "g_ema": rosinality_g(G_ema),
             "g_optim": {"state": {}, "param_groups": [{"lr": 0.002, "betas": (0, 0.99), "params": [0, 1]}]},
             "args": argparse.Namespace(size=32, n_mlp=2, latent=64, channel_multiplier=2, r1=10.0)}
     if latent_avg:
         ckpt["latent_avg"] = G_ema.mapping.w_avg.clone()
-    torch.save(ckpt, path)
+    torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
     return path
 
 
@@ -400,6 +400,14 @@ def test_rosinality_checkpoint_draws_the_same_image(tmp_path):
                        G_ema(z, truncation_psi=0.5, noise_mode="const"))
     img = torch.randn([2, 3, 32, 32])
     assert torch.allclose(net.D(img), D(img))
+
+
+def test_rosinality_checkpoint_in_torch_legacy_format(tmp_path):
+    """Checkpoints saved before torch 1.6 are not zip files; they must not be taken for NVIDIA pickles."""
+    G_ema = tiny_G(10)
+    src = rosinality_ckpt(tmp_path / "old.pt", G_ema, G_ema, tiny_D(), legacy=True)
+    assert not src.read_bytes().startswith(b"PK")
+    assert same_image(load_checkpoint(convert_file(src, tmp_path / "old.safetensors")).G_ema, G_ema)
 
 
 def test_rosinality_without_latent_avg_estimates_it(tmp_path):
