@@ -141,14 +141,17 @@ class AdaController:
         self.speed_kimg = speed_kimg
         self.signs: list[float] = []
 
-    def observe(self, real_logits: torch.Tensor) -> None:
-        self.signs.append(float(real_logits.detach().sign().mean()))
+    def observe(self, real_sign: float) -> None:
+        """Record one batch's mean of sign(D(real)) (averaged over the ranks in a distributed run)."""
+        self.signs.append(float(real_sign))
 
     def update(self, batch_size: int) -> None:
-        """Move p by at most batch*interval / (speed_kimg*1000) toward keeping E[sign] at the target."""
-        if len(self.signs) < self.interval:
+        """Called every `interval` steps: move p by batch*interval / (speed_kimg*1000), up while the
+        mean sign observed since the last update exceeds the target, down otherwise."""
+        if not self.signs:
             return
         rt = sum(self.signs) / len(self.signs)
         self.signs.clear()
-        step = math.copysign(batch_size * self.interval / (self.speed_kimg * 1000), rt - self.target)
+        direction = (rt > self.target) - (rt < self.target)
+        step = direction * batch_size * self.interval / (self.speed_kimg * 1000)
         self.pipe.p.copy_((self.pipe.p + step).clamp(0, 1))

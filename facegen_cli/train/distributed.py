@@ -25,10 +25,12 @@ def init_distributed(device: torch.device) -> DistEnv:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistEnv()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":  # NCCL's collectives run on the current device: one GPU per process
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank)
 
 
 def average_gradients(module: nn.Module, env: DistEnv) -> None:
@@ -61,3 +63,21 @@ def reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
         dist.all_reduce(value)
         value /= env.world_size
     return value
+
+
+def average_buffers(module: nn.Module, env: DistEnv) -> None:
+    """Average floating-point buffers across ranks (running statistics such as w_avg)."""
+    if env.world_size > 1:
+        for b in module.buffers():
+            if b.is_floating_point():
+                dist.all_reduce(b.data)
+                b.data /= env.world_size
+
+
+def all_gather_objects(obj, env: DistEnv) -> list:
+    """Every rank's `obj`, in rank order (a one-item list in a single process)."""
+    if env.world_size == 1:
+        return [obj]
+    gathered = [None] * env.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

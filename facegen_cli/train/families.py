@@ -35,7 +35,8 @@ class Family(Protocol):
         """The optimiser steps of one training step, with their intervals."""
 
     def loss(self, G: nn.Module, D: nn.Module, augment: AugmentPipe | None, opts: TrainOptions):
-        """An object with `accumulate(phase, real, real_c, gen_z, gen_c, gain) -> stats`."""
+        """An object with `accumulate(phase, real, real_c, gen_z, gen_c, gain) -> stats`: scalar tensors
+        by name; a `D_real_sign` entry (mean sign of D on reals) drives the ADA controller."""
 
 
 def lazy_phases(name: str, module: nn.Module, lr: float, betas: tuple[float, float], reg_interval: int | None,

@@ -20,12 +20,13 @@ from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.models.registry import get_architecture
 from facegen_cli.train import snapshots
 from facegen_cli.train.augment import AdaController, AugmentPipe
-from facegen_cli.train.distributed import DistEnv, average_gradients, broadcast_module, init_distributed, reduce_mean
+from facegen_cli.train.distributed import (DistEnv, all_gather_objects, average_buffers, average_gradients,
+                                           broadcast_module, init_distributed, reduce_mean)
 from facegen_cli.train.families import get_family
 from facegen_cli.train.options import TrainOptions, new_run_dir, resolve
 
 EMA_RAMPUP = 0.05
-ADA_INTERVAL = 4
+GRID_SEED = 123  # latents and labels of the fakes grids
 
 
 def infinite_batches(dataset: ImageDataset, batch: int, seed: int, env: DistEnv, workers: int,
@@ -43,9 +44,12 @@ def infinite_batches(dataset: ImageDataset, batch: int, seed: int, env: DistEnv,
             yield from perm[skip:]
             skip = 0
 
+    # The loader draws its workers' base seed when iteration starts; from its own generator,
+    # so that starting the stream (at step 0 or at a resume) leaves the global RNG untouched.
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=_IterSampler(indices),
                                          num_workers=workers, pin_memory=torch.cuda.is_available(),
-                                         persistent_workers=workers > 0, drop_last=True)
+                                         persistent_workers=workers > 0, drop_last=True,
+                                         generator=torch.Generator().manual_seed(seed + env.rank + start))
     while True:
         yield from loader
 
@@ -90,13 +94,16 @@ class Trainer:
         if resume_path is not None:
             ckpt = load_checkpoint(resume_path, modules=("G_ema", "G", "D"), with_training_state=True)
             state = ckpt.training_state
-            if state is not None:  # continue the same run; the command line may extend kimg
-                opts = TrainOptions(**{**state["options"], "kimg": opts.kimg, "out": opts.out})
-        self.dataset = ImageDataset(opts.data, use_labels=opts.cond, mirror=opts.mirror)
+            if state is not None:  # continue the same run; the command line may extend kimg or move it
+                opts = TrainOptions(**{**state["options"], "kimg": opts.kimg, "out": opts.out,
+                                       "device": opts.device, "workers": opts.workers})
+        self.dataset = ImageDataset(opts.data, mirror=opts.mirror)
         if self.dataset.has_labels and not opts.cond:
             self.log(f"note: {opts.data} has labels; pass --cond to train a conditional model on them")
-        if opts.cond and not self.dataset.has_labels:
+        if opts.cond and not self.dataset.has_labels:  # checked before the labelled read, which fails unhelpfully
             raise BadInput(f"--cond: {opts.data} has no labels in dataset.json")
+        if opts.cond:
+            self.dataset = ImageDataset(opts.data, use_labels=True, mirror=opts.mirror)
         self.opts = resolve(opts, self.dataset.resolution, self.env.world_size)
         self.family = get_family(self.opts.model)
         c_dim = self.dataset.label_dim
@@ -140,24 +147,30 @@ class Trainer:
             self.ada.signs = list(state["ada_signs"])
         if hasattr(self.loss, "pl_mean"):
             self.loss.pl_mean = torch.as_tensor(state["pl_mean"])
-        snapshots.set_rng_state(state["rng"])
+        if len(state["rng"]) == self.env.world_size:
+            snapshots.set_rng_state(state["rng"][self.env.rank])
+        else:  # a different number of processes: the stored streams do not map onto the ranks
+            self.log(f"note: {path} was written by {len(state['rng'])} processes, this run has "
+                     f"{self.env.world_size}; random streams restart from --seed")
+            torch.manual_seed(self.opts.seed + self.env.rank + self.step)
         self.run_dir = path.parent
         self.log(f"resuming {self.run_dir} at {self.cur_nimg / 1000:.3f} kimg")
 
-    def training_state(self) -> dict:
+    def training_state(self, rng: list[dict]) -> dict:
+        """What a resume needs besides the weights; `rng` holds every rank's random states."""
         return {"options": asdict(self.opts), "cur_nimg": self.cur_nimg, "step": self.step,
                 "optimizers": {k: opt.state_dict() for k, opt in self._optimizers().items()},
                 "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
                 "ada_signs": list(self.ada.signs) if self.ada is not None else [],
-                "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "rng": snapshots.rng_state()}
+                "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "rng": rng}
 
-    def save_snapshot(self, stats: dict) -> Path:
+    def save_snapshot(self, stats: dict, rng: list[dict]) -> Path:
         kimg = self.cur_nimg / 1000
         provenance = {"dataset": str(self.opts.data), "kimg": kimg, "run": self.run_dir.name,
                       "label_names": self.dataset.label_names, "label_means": self._label_means()}
         path = save_checkpoint(self.run_dir / snapshots.snapshot_name(kimg), self.family.arch, self.G_kwargs,
                                self.G_ema, G=self.G, D=self.D, D_kwargs=self.D_kwargs, provenance=provenance,
-                               training_state=self.training_state())
+                               training_state=self.training_state(rng))
         rows, cols = self.grid
         snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, (rows, cols), self.run_dir / f"fakes{kimg:010.3f}.png",
                              **self.family.sample_kwargs)
@@ -169,10 +182,11 @@ class Trainer:
             return None
         return self.dataset._raw_labels.mean(axis=0).round(4).tolist()
 
-    def _random_labels(self, n: int) -> torch.Tensor:
+    def _random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Labels of `n` random training images (empty when unconditional)."""
         if self.dataset.label_dim == 0:
             return torch.zeros([n, 0], device=self.device)
-        idx = torch.randint(0, len(self.dataset.names), [n])
+        idx = torch.randint(0, len(self.dataset.names), [n], generator=generator)
         return torch.from_numpy(self.dataset._raw_labels[idx.numpy()]).to(self.device)
 
     def run(self, on_step: Callable[[dict], None] | None = None) -> Path | None:
@@ -186,13 +200,13 @@ class Trainer:
             (self.run_dir / "training_options.json").write_text(opts.to_json())
         res = self.dataset.resolution
         self.grid = (8, 8) if res <= 128 else (4, 4)
-        gen = torch.Generator().manual_seed(123)
+        gen = torch.Generator().manual_seed(GRID_SEED)  # not the global RNG: a resume must not see these draws
         self.grid_z = torch.randn([self.grid[0] * self.grid[1], self.G.z_dim], generator=gen).to(device)
-        self.grid_c = self._random_labels(len(self.grid_z))
+        self.grid_c = self._random_labels(len(self.grid_z), generator=gen)
         batches = infinite_batches(self.dataset, per_rank, opts.seed, env, opts.workers,
                                    start=self.cur_nimg // env.world_size)
-        total = int(opts.kimg * 1000)
-        snap_nimg = int(opts.snap * 1000)
+        total = round(opts.kimg * 1000)
+        snap_nimg = max(round(opts.snap * 1000), 1)
         next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
         running: dict[str, list[float]] = {}
         tick_start, tick_nimg = time.time(), self.cur_nimg
@@ -210,28 +224,32 @@ class Trainer:
                 phase.module.requires_grad_(True)
                 for r, rc, gz, gc in zip(real.split(opts.batch_gpu), real_c.split(opts.batch_gpu),
                                          gen_z.split(opts.batch_gpu), gen_c.split(opts.batch_gpu)):
-                    stats = self.loss.accumulate(phase.name, r, rc, gz, gc, gain=phase.gain / rounds)
-                    self._record(stats, running, phase.name)
-                    if self.ada is not None and phase.name in ("Dmain", "Dboth"):
-                        self.ada.observe(self.loss.real_logits)
+                    stats = self._record(self.loss.accumulate(phase.name, r, rc, gz, gc, gain=phase.gain / rounds),
+                                         running, phase.name)
+                    if self.ada is not None and "D_real_sign" in stats:
+                        self.ada.observe(stats["D_real_sign"])
                 phase.module.requires_grad_(False)
                 average_gradients(phase.module, env)
                 phase.opt.step()
+            average_buffers(self.G, env)  # running averages (w_avg) saw each rank's own latents
             update_ema(self.G_ema, self.G, opts.batch, self.cur_nimg, opts.ema_kimg)
             self.cur_nimg += opts.batch
             self.step += 1
-            if self.ada is not None and self.step % ADA_INTERVAL == 0:
+            if self.ada is not None and self.step % self.ada.interval == 0:
                 self.ada.update(opts.batch)
             if on_step is not None and env.is_main:
-                on_step({"kimg": self.cur_nimg / 1000, **{k: v[-1] for k, v in running.items()}})
+                rate = (time.time() - tick_start) / max((self.cur_nimg - tick_nimg) / 1000, 1e-9)
+                on_step({"kimg": self.cur_nimg / 1000, "sec_per_kimg": rate,
+                         **{k: v[-1] for k, v in running.items()}})
             if self.cur_nimg >= next_snap or self.cur_nimg >= total:
                 elapsed = time.time() - tick_start
                 stats = {k: sum(v) / len(v) for k, v in running.items()}
                 stats.update({"sec_per_kimg": elapsed / max((self.cur_nimg - tick_nimg) / 1000, 1e-9),
                               "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
                               "memory_mb": round(memory_mb(device), 1), "time": time.time()})
+                rng = all_gather_objects(snapshots.rng_state(), env)
                 if env.is_main:
-                    last = self.save_snapshot(stats)
+                    last = self.save_snapshot(stats, rng)
                     self.log(f"kimg {self.cur_nimg / 1000:.3f}: " + json.dumps({k: round(v, 4) for k, v in stats.items()
                                                                                if k != "time"}))
                 running.clear()
@@ -239,7 +257,9 @@ class Trainer:
                 next_snap += snap_nimg
         return last
 
-    def _record(self, stats: dict[str, torch.Tensor], running: dict[str, list[float]], phase: str) -> None:
+    def _record(self, stats: dict[str, torch.Tensor], running: dict[str, list[float]], phase: str) -> dict[str, float]:
+        """Average `stats` over the ranks, append them to `running`, stop on NaN/Inf; returns the averages."""
+        averaged = {}
         for key, value in stats.items():
             value = float(reduce_mean(value, self.env))
             if not math.isfinite(value):
@@ -247,3 +267,5 @@ class Trainer:
                 raise FacegenError(f"{key} became {value} at {self.cur_nimg / 1000:.3f} kimg ({phase}); "
                                    f"last good checkpoint: {last or 'none yet'}")
             running.setdefault(key, []).append(value)
+            averaged[key] = value
+        return averaged

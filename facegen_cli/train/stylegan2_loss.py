@@ -24,7 +24,6 @@ class StyleGAN2Loss:
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.pl_mean = torch.zeros([])
-        self.real_logits: torch.Tensor | None = None  # for the ADA controller
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor, update_w_avg: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         ws = self.G.mapping(z, c, update_w_avg=update_w_avg)
@@ -82,7 +81,6 @@ class StyleGAN2Loss:
         if do_Dmain or do_Dr1:
             real_in = real.detach().requires_grad_(do_Dr1)
             logits = self.run_D(real_in, real_c)
-            self.real_logits = logits.detach()
             loss = torch.zeros([], device=real.device)
             if do_Dmain:
                 loss_real = F.softplus(-logits).mean()
