@@ -12,11 +12,17 @@ def info(
     network: Optional[str] = typer.Argument(None, help="Network file or name; default: the shipped model."),
     network_opt: Optional[str] = network_option,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ops: bool = typer.Option(False, "--ops", help="Say which implementation each op takes (CUDA kernel or reference) and why."),
 ) -> None:
     """Print a network's architecture, resolution, latent sizes, conditioning and provenance."""
-    from facegen_cli.networks import describe_network
+    if ops:
+        from facegen_cli.ops.build import describe_ops
 
-    details = describe_network(network or network_opt)
+        details = describe_ops()
+    else:
+        from facegen_cli.networks import describe_network
+
+        details = describe_network(network or network_opt)
     if as_json:
         emit(details, as_json=True)
         return
