@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--cnn-limit", type=int, default=40, help="photos per set for the slow CNN detector")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--sets", default="wild,utkface", help="which photo sets to run, comma-separated")
+    parser.add_argument("--only", help="cases to run, e.g. dlib/ffhq,-/none (default: all)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one timed run, as JSON
     args = parser.parse_args()
     if args.case:
@@ -67,11 +69,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wild = sorted(p for p in (DATA / "wild").rglob("*") if p.is_file())
         utk = sorted((DATA / "utkface" / "images").iterdir())[:: max(1, 23_707 // args.utk)][: args.utk]
-        sets = {"wild": wild, f"utkface {len(utk)}": utk}
+        sets = {name: files for name, files in (("wild", wild), ("utkface", utk)) if name in args.sets.split(",")}
         print("| set | detector | align | photos | faces | seconds | photos/s | CPU ms/photo | photos/s idle (est.) |\n"
               "|---|---|---|---|---|---|---|---|---|")
         for set_name, files in sets.items():
             for detector, align, extra in CASES:
+                if args.only and f"{detector}/{align}" not in args.only.split(","):
+                    continue
                 chosen = files[: args.cnn_limit] if detector == "dlib-cnn" else files
                 raw = _link_folder(chosen, Path(tmp, f"{set_name}-{detector}-{align}-{len(extra)}".replace(" ", "_")))
                 options = {"align": align, "size": args.size, **extra, **({"detector": detector} if detector != "-" else {})}
@@ -82,7 +86,7 @@ def main() -> None:
                 r = json.loads(run.stdout.strip().splitlines()[-1])
                 cpu = (_children_cpu() - cpu_before) / r["photos"]  # includes the case's import time
                 label = align + (" (5 points)" if extra.get("landmarks") == 5 else "")
-                print(f"| {set_name} | {detector} | {label} | {r['photos']} | {r['faces']} | {r['seconds']} | "
+                print(f"| {set_name} {len(files)} | {detector} | {label} | {r['photos']} | {r['faces']} | {r['seconds']} | "
                       f"{r['photos_per_s']} | {cpu * 1000:.0f} | {args.workers / cpu:.1f} |", flush=True)
 
 

@@ -186,7 +186,7 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     photos = [p for p in find_photos(raw, exclude=[writer.folder, out]) if p not in done]
     start, index = time.perf_counter(), sum(len(r["samples"]) for r in records)
     with open(journal_path, "a" if records else "w", encoding="utf-8") as journal, \
-            _progress(console, len(done) + len(photos), len(done)) as advance:
+            _Progress(console, len(done) + len(photos), len(done)) as advance:
         if not records:
             _append(journal, {"options": settings})
         todo = []
@@ -219,7 +219,7 @@ def _append(journal, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class _progress:
+class _Progress:
     """Rich progress on stderr with photos/s and faces found; yields `advance(faces)`."""
 
     def __init__(self, console: Console | None, total: int, done: int):
