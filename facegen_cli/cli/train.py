@@ -12,7 +12,7 @@ from facegen_cli.cli.common import console, device_option, emit
 def train(
     data: Path = typer.Argument(..., help="Dataset folder or zip (from facegen prepare, or same-size images)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the run folders."),
-    model: str = typer.Option("stylegan2", "--model", help="Model family."),
+    model: str = typer.Option("stylegan2", "--model", help="stylegan2, dcgan, cgan, acgan, vae or wgan-gp."),
     cfg: str = typer.Option("small", "--cfg", help="Preset: small (32-128 px), paper256, stylegan2 (1024 px)."),
     res: Optional[int] = typer.Option(None, "--res", help="Resolution (default: the data's)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Total batch size over all processes."),
@@ -20,30 +20,45 @@ def train(
     kimg: float = typer.Option(25000, "--kimg", help="Train for this many thousand real images (fractions allowed)."),
     glr: Optional[float] = typer.Option(None, "--glr", help="Generator learning rate."),
     dlr: Optional[float] = typer.Option(None, "--dlr", help="Discriminator learning rate."),
-    gamma: Optional[float] = typer.Option(None, "--gamma", help="R1 weight (default: 0.0002 * res^2 / batch)."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="R1 weight (default: 0.0002 * res^2 / batch); "
+                                          "wgan-gp: gradient-penalty weight (default 10)."),
     map_layers: Optional[int] = typer.Option(None, "--map", help="Mapping network depth."),
     cbase: Optional[int] = typer.Option(None, "--cbase", help="Channel base."),
     cmax: Optional[int] = typer.Option(None, "--cmax", help="Channel maximum."),
     mirror: bool = typer.Option(False, "--mirror", help="Add x-flipped copies of the data."),
     cond: bool = typer.Option(False, "--cond", help="Train on the dataset.json labels."),
-    aug: str = typer.Option("ada", "--aug", help="ada or noaug."),
+    aug: Optional[str] = typer.Option(None, "--aug", help="ada or noaug (default: ada for stylegan2)."),
     target: float = typer.Option(0.6, "--target", help="ADA target for E[sign(D(real))]."),
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Checkpoint, run folder, or 'latest'."),
     fp16: bool = typer.Option(False, "--fp16", help="Mixed precision in the 4 highest resolutions (CUDA)."),
     workers: int = typer.Option(2, "--workers", help="Data loading processes."),
+    latent: Optional[int] = typer.Option(None, "--latent", help="Latent size (classic: 128)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Classic: feature maps next to the image (64)."),
+    spectral_norm: bool = typer.Option(False, "--spectral-norm", help="dcgan/cgan/acgan/wgan-gp: spectral norm in D."),
+    pixel_norm: bool = typer.Option(False, "--pixel-norm", help="Classic: pixel norm in G, not batch norm."),
+    mbstd: bool = typer.Option(False, "--mbstd", help="dcgan/cgan/acgan/wgan-gp: minibatch stddev layer in D."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="vae: weight of the KL term (1)."),
+    recon: Optional[str] = typer.Option(None, "--recon", help="vae: reconstruction loss, bce or mse (bce)."),
     device: str = device_option,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),
 ) -> None:
     """Train StyleGAN2 (or another family) with snapshots, stats and exact resume."""
+    from facegen_cli.errors import BadInput
     from facegen_cli.train.loop import Trainer
     from facegen_cli.train.options import TrainOptions
 
+    extras = dict(width=width, spectral_norm=spectral_norm or None, pixel_norm=pixel_norm or None,
+                  mbstd=mbstd or None, beta=beta, recon=recon)
+    model_kwargs = {k: v for k, v in extras.items() if v is not None}
+    if model == "stylegan2" and model_kwargs:
+        flags = ", ".join("--" + k.replace("_", "-") for k in model_kwargs)
+        raise BadInput(f"{flags}: options of the classic families (--model dcgan, cgan, acgan, vae, wgan-gp)")
     opts = TrainOptions(data=str(data), out=str(out), model=model, cfg=cfg, res=res, batch=batch, batch_gpu=batch_gpu,
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
-                        device=device)
+                        device=device, z_dim=latent, model_kwargs=model_kwargs)
     trainer = Trainer(opts, resume=resume, dry_run=dry_run, log=lambda msg: console.print(msg, markup=False))
     if dry_run:
         emit(trainer.opts.to_json())

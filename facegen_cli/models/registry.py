@@ -7,7 +7,7 @@ from typing import Callable
 from torch import nn
 
 from facegen_cli.errors import FacegenError
-from facegen_cli.models import stylegan2
+from facegen_cli.models import cgan, dcgan, stylegan2, vae
 
 
 @dataclass(frozen=True)
@@ -36,3 +36,8 @@ def get_architecture(name: str) -> Architecture:
 
 
 register(Architecture("stylegan2", stylegan2.Generator, stylegan2.Discriminator, has_wplus=True))
+register(Architecture("dcgan", dcgan.Generator, dcgan.Discriminator))
+register(Architecture("cgan", dcgan.Generator, dcgan.Discriminator))
+register(Architecture("acgan", dcgan.Generator, cgan.ACGANDiscriminator))
+register(Architecture("wgan-gp", dcgan.Generator, dcgan.Discriminator))
+register(Architecture("vae", dcgan.Generator, vae.Encoder))

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from facegen_cli.errors import BadInput
+from facegen_cli.models.dcgan import RESOLUTIONS
 from facegen_cli.train.augment import AugmentPipe
+from facegen_cli.train.classic_losses import GANLoss, VAELoss
 from facegen_cli.train.options import TrainOptions
 from facegen_cli.train.stylegan2_loss import StyleGAN2Loss
 
@@ -27,6 +29,8 @@ class Phase:
 class Family(Protocol):
     arch: str
     sample_kwargs: dict  # extra arguments for G when drawing the snapshot grids
+    conditional: bool  # trains on the dataset's labels whether or not --cond is given
+    defaults: dict  # option values that replace the preset's where the command line leaves them unset
 
     def build(self, opts: TrainOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
         """(G_kwargs, D_kwargs) for this run."""
@@ -52,6 +56,8 @@ def lazy_phases(name: str, module: nn.Module, lr: float, betas: tuple[float, flo
 class StyleGAN2Family:
     arch = "stylegan2"
     sample_kwargs = {"noise_mode": "const"}
+    conditional = False
+    defaults: dict = {}
     G_reg_interval = 4
     D_reg_interval = 16
 
@@ -74,7 +80,74 @@ class StyleGAN2Family:
         return StyleGAN2Loss(G, D, augment=augment, r1_gamma=opts.gamma)
 
 
-FAMILIES: dict[str, Family] = {"stylegan2": StyleGAN2Family()}
+WGAN_N_CRITIC = 5
+GAN_OPTIONS = ("spectral_norm", "mbstd")
+RECONSTRUCTIONS = ("bce", "mse")
+CLASSIC_DEFAULTS = dict(batch=64, z_dim=128, glr=2e-4, dlr=2e-4, aug="noaug", ema_kimg=2.0, gamma=0.0)
+
+
+class ClassicFamily:
+    """DCGAN, cGAN, ACGAN, WGAN-GP and the VAE: DCGAN-style networks with their own objective."""
+
+    sample_kwargs: dict = {}
+
+    def __init__(self, arch: str, objective: str = "bce", conditional: bool = False, options: tuple[str, ...] = (),
+                 defaults: dict | None = None):
+        self.arch = arch
+        self.objective = objective  # bce, acgan, wgan or vae
+        self.conditional = conditional
+        self.options = ("width", "pixel_norm") + options  # the model_kwargs this family reads
+        self.defaults = {**CLASSIC_DEFAULTS, **(defaults or {})}
+
+    def build(self, opts: TrainOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
+        kw = opts.model_kwargs
+        unknown = sorted(set(kw) - set(self.options))
+        if unknown:
+            raise BadInput(f"--model {self.arch} takes no {', '.join('--' + k.replace('_', '-') for k in unknown)}")
+        if resolution not in RESOLUTIONS:
+            raise BadInput(f"{self.arch} trains at {', '.join(map(str, RESOLUTIONS))} px; the data is {resolution}px")
+        if self.conditional and c_dim == 0:
+            raise BadInput(f"{self.arch} needs labels: prepare the data with `facegen prepare --labels`")
+        if self.objective == "vae" and (c_dim or opts.aug != "noaug"):
+            raise BadInput("vae trains unconditionally and without augmentation (no --cond, --aug noaug)")
+        if kw.get("recon", "bce") not in RECONSTRUCTIONS:
+            raise BadInput(f"--recon must be one of {', '.join(RECONSTRUCTIONS)}, got {kw['recon']!r}")
+        if opts.gamma and self.objective != "wgan":
+            raise BadInput(f"--gamma weighs R1 (stylegan2) or the gradient penalty (wgan-gp), not {self.arch}")
+        width = kw.get("width", 64)
+        G_kwargs = dict(z_dim=opts.z_dim, c_dim=c_dim, img_resolution=resolution, img_channels=channels,
+                        width=width, pixel_norm=kw.get("pixel_norm", False))
+        if self.objective == "vae":
+            return G_kwargs, dict(z_dim=opts.z_dim, img_resolution=resolution, img_channels=channels, width=width)
+        D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels, width=width,
+                        spectral_norm=kw.get("spectral_norm", False), mbstd=kw.get("mbstd", False),
+                        batch_norm=self.objective != "wgan")
+        return G_kwargs, D_kwargs
+
+    def phases(self, G: nn.Module, D: nn.Module, opts: TrainOptions) -> list[Phase]:
+        if self.objective == "vae":
+            both = nn.ModuleList([G, D])
+            return [Phase("VAE", both, torch.optim.Adam(both.parameters(), lr=opts.glr))]
+        betas = (0.0, 0.9) if self.objective == "wgan" else (0.5, 0.999)
+        n_critic = WGAN_N_CRITIC if self.objective == "wgan" else 1
+        return [Phase("Dmain", D, torch.optim.Adam(D.parameters(), lr=opts.dlr, betas=betas)),
+                Phase("Gmain", G, torch.optim.Adam(G.parameters(), lr=opts.glr, betas=betas), interval=n_critic)]
+
+    def loss(self, G: nn.Module, D: nn.Module, augment: AugmentPipe | None, opts: TrainOptions) -> GANLoss | VAELoss:
+        if self.objective == "vae":
+            return VAELoss(G, D, beta=opts.model_kwargs.get("beta", 1.0), recon=opts.model_kwargs.get("recon", "bce"))
+        return GANLoss(G, D, augment, wasserstein=self.objective == "wgan", gp_weight=opts.gamma,
+                       auxiliary=self.objective == "acgan")
+
+
+FAMILIES: dict[str, Family] = {
+    "stylegan2": StyleGAN2Family(),
+    "dcgan": ClassicFamily("dcgan", options=GAN_OPTIONS),
+    "cgan": ClassicFamily("cgan", conditional=True, options=GAN_OPTIONS),
+    "acgan": ClassicFamily("acgan", "acgan", conditional=True, options=GAN_OPTIONS),
+    "wgan-gp": ClassicFamily("wgan-gp", "wgan", options=GAN_OPTIONS, defaults=dict(glr=1e-4, dlr=1e-4, gamma=10.0)),
+    "vae": ClassicFamily("vae", "vae", options=("beta", "recon"), defaults=dict(glr=1e-3, dlr=1e-3)),
+}
 
 
 def get_family(name: str) -> Family:

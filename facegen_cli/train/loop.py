@@ -6,7 +6,7 @@ import json
 import math
 import resource
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -97,6 +97,9 @@ class Trainer:
             if state is not None:  # continue the same run; the command line may extend kimg or move it
                 opts = TrainOptions(**{**state["options"], "kimg": opts.kimg, "out": opts.out,
                                        "device": opts.device, "workers": opts.workers})
+        self.family = get_family(opts.model)
+        if self.family.conditional:
+            opts = replace(opts, cond=True)
         self.dataset = ImageDataset(opts.data, mirror=opts.mirror)
         if self.dataset.has_labels and not opts.cond:
             self.log(f"note: {opts.data} has labels; pass --cond to train a conditional model on them")
@@ -104,8 +107,8 @@ class Trainer:
             raise BadInput(f"--cond: {opts.data} has no labels in dataset.json")
         if opts.cond:
             self.dataset = ImageDataset(opts.data, use_labels=True, mirror=opts.mirror)
-        self.opts = resolve(opts, self.dataset.resolution, self.env.world_size)
-        self.family = get_family(self.opts.model)
+        self.opts = resolve(opts, self.dataset.resolution, self.env.world_size,
+                            self.family.defaults)
         c_dim = self.dataset.label_dim
         self.G_kwargs, self.D_kwargs = self.family.build(self.opts, self.dataset.resolution, self.dataset.channels, c_dim)
         if dry_run:

@@ -44,7 +44,7 @@ class TrainOptions:
     ema_kimg: float | None = None
     mirror: bool = False
     cond: bool = False
-    aug: str = "ada"
+    aug: str | None = None  # ada or noaug; default per family
     target: float = 0.6
     snap: float = 50
     seed: int = 0
@@ -57,17 +57,17 @@ class TrainOptions:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
 
-def resolve(opts: TrainOptions, resolution: int, world_size: int = 1) -> TrainOptions:
-    """Fill automatic values from the preset and the data, and check the combination."""
+def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
+            family_defaults: dict | None = None) -> TrainOptions:
+    """Fill automatic values from the model family, the preset and the data, and check the combination."""
     if opts.cfg not in PRESETS:
         raise BadInput(f"unknown --cfg {opts.cfg!r}; use one of {', '.join(PRESETS)}")
-    if opts.aug not in ("ada", "noaug"):
+    if opts.aug not in (None, "ada", "noaug"):
         raise BadInput(f"--aug must be ada or noaug, got {opts.aug!r}")
     if opts.kimg <= 0 or opts.snap <= 0:
         raise BadInput("--kimg and --snap must be positive")
-    preset = PRESETS[opts.cfg]
     values = asdict(opts)
-    for key, default in preset.items():
+    for key, default in {**PRESETS[opts.cfg], "aug": "ada", **(family_defaults or {})}.items():
         if values.get(key) is None:
             values[key] = default
     values["res"] = values["res"] or resolution
