@@ -1,0 +1,36 @@
+"""`facegen interpolate`: a morph through two or more latents."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from facegen_cli.cli.common import device_option, emit, network_option
+
+
+def interpolate(
+    sources: List[str] = typer.Argument(..., help="Keyframes: .npy files or seed:N (seed:0-3 for a list)."),
+    network: Optional[str] = network_option,
+    frames: int = typer.Option(60, "--frames", min=2, help="Frames in all."),
+    space: Optional[str] = typer.Option(None, "--space", help="w (lerp) or z (slerp, seeds only); default w, "
+                                                               "z for networks without W."),
+    loop: bool = typer.Option(False, "--loop", help="Come back to the first keyframe."),
+    fps: float = typer.Option(24.0, "--fps", min=1.0, help="Frames per second of a GIF or MP4."),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seed:N inputs."),
+    noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class index or label vector (conditional networks)."),
+    attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1 (conditional networks)."),
+    device: str = device_option,
+    out: Path = typer.Option(Path("out/interpolation.gif"), "--out", "-o",
+                             help="A .gif, an .mp4, a .png strip, or a folder for numbered frames."),
+) -> None:
+    """Morph from A to B (to C ...): lerp in W or slerp in Z, written as GIF, MP4, PNG strip or frames."""
+    from facegen_cli.devices import resolve_device
+    from facegen_cli.latent.interpolate import run_interpolate
+    from facegen_cli.networks import load_network
+
+    net = load_network(network, resolve_device(device))
+    for path in run_interpolate(net, sources, out, frames=frames, space=space, loop=loop, fps=fps, psi=psi,
+                                noise_mode=noise_mode, label=label, attrs=attr):
+        emit(path)

@@ -1,0 +1,58 @@
+"""Write a sequence of frames as a GIF, an MP4, a PNG strip, or a folder of numbered PNGs."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.fileio import atomic_path, write_bytes_atomic
+from facegen_cli.images import make_grid, save_image, to_pil
+
+KINDS = {".gif": "gif", ".mp4": "mp4", ".png": "strip", "": "folder"}
+
+
+def output_kind(out: Path) -> str:
+    """gif, mp4, strip (.png) or folder (no suffix), from the output path."""
+    kind = KINDS.get(out.suffix.lower())
+    if kind is None:
+        raise BadInput(f"--out {out}: end it in .gif, .mp4 or .png (a strip), or give a folder")
+    return kind
+
+
+def write_frames(frames: np.ndarray, out: str | Path, fps: float = 24.0) -> list[Path]:
+    """Write NHWC uint8 `frames` to `out` in the format its suffix names; returns the written paths."""
+    out = Path(out)
+    kind = output_kind(out)
+    if kind == "folder":
+        return [save_image(frame, out / f"frame{i:04d}.png") for i, frame in enumerate(frames)]
+    if kind == "strip":
+        return [save_image(make_grid(frames, 1, len(frames)), out)]
+    if kind == "gif":
+        images = [to_pil(frame) for frame in frames]
+        buf = io.BytesIO()
+        images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        write_bytes_atomic(out, buf.getvalue())
+        return [out]
+    return [write_mp4(frames, out, fps)]
+
+
+def write_mp4(frames: np.ndarray, out: Path, fps: float) -> Path:
+    """Encode frames with OpenCV's MPEG-4 writer (sizes rounded up to even numbers)."""
+    h, w = frames.shape[1:3]
+    size = (w + w % 2, h + h % 2)
+    with atomic_path(out) as tmp:
+        mp4 = tmp.with_suffix(".mp4")
+        writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not writer.isOpened():
+            raise FacegenError(f"{out}: OpenCV cannot open an MP4 writer here; write a .gif instead")
+        try:
+            for frame in frames:
+                rgb = frame if frame.shape[2] == 3 else np.repeat(frame, 3, axis=2)
+                writer.write(cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_NEAREST))
+        finally:
+            writer.release()
+        mp4.replace(tmp)
+    return out

@@ -1,0 +1,148 @@
+"""Latent inputs for mix / interpolate / edit: `seed:N` or `.npy` files, rendered to images.
+
+A W+ model (StyleGAN2) works with W+ arrays `[num_ws, w_dim]`; the classic families
+(DCGAN, VAE, cGAN) have no W, so their latents are z vectors `[z_dim]`.
+"""
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.generate import check_psi
+from facegen_cli.images import to_uint8
+from facegen_cli.latent.io import load_latent
+from facegen_cli.latent.seeds import parse_seeds, seed_to_z
+
+SEED_PREFIX = "seed:"
+LAYER_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 30)}  # resolutions each group styles
+
+
+def has_wplus(net: Network) -> bool:
+    """Whether the network takes per-layer latents (style mixing, layer-wise edits)."""
+    return net.architecture.has_wplus
+
+
+def require_wplus(net: Network, what: str) -> None:
+    """Raise a clear error when `what` needs W+ and the network has none."""
+    if not has_wplus(net):
+        raise BadInput(f"{what} needs a W+ model (StyleGAN2); {net.arch} has only z")
+
+
+def expand_sources(specs: list[str]) -> list[str]:
+    """`seed:0-2` -> seed:0, seed:1, seed:2; `-` reads seeds/paths from stdin; files stay as they are."""
+    out: list[str] = []
+    for spec in specs:
+        if spec == "-":
+            out.extend(expand_sources(sys.stdin.read().split()))
+        elif spec.startswith(SEED_PREFIX):
+            out.extend(f"{SEED_PREFIX}{s}" for s in parse_seeds(spec[len(SEED_PREFIX):]))
+        else:
+            out.append(spec)
+    return out
+
+
+def source_name(spec: str) -> str:
+    """A short file-name-safe name: `seed0007` or the file's stem."""
+    if spec.startswith(SEED_PREFIX):
+        return f"seed{int(spec[len(SEED_PREFIX):]):04d}"
+    return Path(spec).stem
+
+
+def load_z(path: str | Path, z_dim: int) -> np.ndarray:
+    """Read a z vector `[z_dim]` (or `[1, z_dim]`) from `.npy`."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FacegenError(f"{path}: no such latent file") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise FacegenError(f"{path}: not a readable .npy latent ({e})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        raise FacegenError(f"{path}: an .npz W latent; this model takes a z vector [{z_dim}]")
+    z = np.asarray(data, np.float32)
+    if z.shape not in ((z_dim,), (1, z_dim)):
+        raise FacegenError(f"{path}: latent of shape {tuple(z.shape)} does not fit this model, which takes [{z_dim}]")
+    return z.reshape(z_dim)
+
+
+@torch.inference_mode()
+def seed_ws(net: Network, seed: int, psi: float = 1.0, c: np.ndarray | None = None) -> np.ndarray:
+    """The W+ a seed maps to, `[num_ws, w_dim]`."""
+    G = net.G_ema
+    device = next(G.parameters()).device
+    z = torch.from_numpy(seed_to_z(seed, G.z_dim)[None]).to(device, torch.float32)
+    return G.mapping(z, _label(c, 1, device), truncation_psi=check_psi(psi))[0].cpu().numpy()
+
+
+def read_latent(net: Network, spec: str, psi: float = 1.0, c: np.ndarray | None = None, space: str = "w") -> np.ndarray:
+    """One latent for `spec`: W+ on a W+ model (z when `space` is 'z', seeds only), else z."""
+    G = net.G_ema
+    seed = int(spec[len(SEED_PREFIX):]) if spec.startswith(SEED_PREFIX) else None
+    if has_wplus(net) and space == "w":
+        return seed_ws(net, seed, psi, c) if seed is not None else load_latent(spec, G.num_ws, G.w_dim)
+    if seed is not None:
+        return seed_to_z(seed, G.z_dim).astype(np.float32)
+    if has_wplus(net):
+        raise BadInput(f"{spec}: a latent file holds W; interpolating in z needs seed:N inputs")
+    return load_z(spec, G.z_dim)
+
+
+def layer_resolution(index: int) -> int:
+    """The resolution a W+ entry styles, counted the way the StyleGAN paper does (two per resolution)."""
+    return 4 * 2 ** (index // 2)
+
+
+def parse_layers(spec: str, num_ws: int) -> list[int]:
+    """`coarse|middle|fine` or index ranges like `0-3,8-` -> sorted W+ indices."""
+    chosen: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if part in LAYER_GROUPS:
+            lo, hi = LAYER_GROUPS[part]
+            found = {i for i in range(num_ws) if lo <= layer_resolution(i) <= hi}
+            if not found:
+                raise BadInput(f"this model ({num_ws} layers, up to {layer_resolution(num_ws - 1)}px) has no "
+                               f"{part} layers")
+            chosen |= found
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            start = int(lo)
+            end = (int(hi) if hi else num_ws - 1) if sep else start
+        except ValueError:
+            raise BadInput(f"--layers {spec!r}: use coarse, middle, fine or ranges like 0-3,8-") from None
+        if not 0 <= start <= end < num_ws:
+            raise BadInput(f"--layers {part!r} is outside 0-{num_ws - 1} for this model")
+        chosen |= set(range(start, end + 1))
+    return sorted(chosen)
+
+
+def _label(c: np.ndarray | None, n: int, device: torch.device) -> torch.Tensor | None:
+    if c is None or not c.size:
+        return None
+    return torch.from_numpy(np.asarray(c, np.float32)).to(device).unsqueeze(0).repeat(n, 1)
+
+
+def synthesize(net: Network, latents: torch.Tensor, c: np.ndarray | None = None, psi: float = 1.0,
+               noise_mode: str = "const") -> torch.Tensor:
+    """NCHW images in [-1, 1] from W+ `[N, num_ws, w_dim]` or z `[N, z_dim]` (differentiable)."""
+    G = net.G_ema
+    if has_wplus(net):
+        return G.synthesis(latents, noise_mode=noise_mode)
+    return G(latents, _label(c, latents.shape[0], latents.device), truncation_psi=psi)
+
+
+@torch.inference_mode()
+def render(net: Network, latents: np.ndarray, c: np.ndarray | None = None, psi: float = 1.0,
+           noise_mode: str = "const", batch: int = 8) -> np.ndarray:
+    """NHWC uint8 images for a stack of latents (W+ or z, see `read_latent`)."""
+    device = next(net.G_ema.parameters()).device
+    out = []
+    for start in range(0, len(latents), batch):
+        chunk = torch.from_numpy(np.asarray(latents[start:start + batch], np.float32)).to(device)
+        out.append(to_uint8(synthesize(net, chunk, c, psi, noise_mode)))
+    return np.concatenate(out)
