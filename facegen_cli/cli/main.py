@@ -18,8 +18,9 @@ app = typer.Typer(
 )
 
 
-def command(name: str, fn: Callable) -> None:
-    """Register `fn` as a subcommand whose FacegenErrors become one stderr line and an exit code."""
+def command(name: str, fn: Callable, group: typer.Typer | None = None) -> None:
+    """Register `fn` as a subcommand (of `group`, default the root) whose FacegenErrors become one stderr line
+    and an exit code."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
@@ -29,7 +30,7 @@ def command(name: str, fn: Callable) -> None:
             typer.echo(f"facegen: error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
 
-    app.command(name)(run)
+    (group or app).command(name)(run)
 
 
 def _show_version(value: bool) -> None:
@@ -48,13 +49,23 @@ def _root(
 
 
 def _register() -> None:
-    from facegen_cli.cli import convert, generate, info, prepare, train
+    from facegen_cli.cli import (classifier, convert, directions, edit, generate, info, interpolate, mix, prepare,
+                                 project, train)
 
     command("generate", generate.generate)
     command("convert", convert.convert)
     command("info", info.info)
     command("prepare", prepare.prepare)
     command("train", train.train)
+    command("mix", mix.mix)
+    command("interpolate", interpolate.interpolate)
+    command("edit", edit.edit)
+    command("project", project.project)
+    command("sefa", directions.sefa, directions.app)
+    command("fit", directions.fit, directions.app)
+    app.add_typer(directions.app, name="directions")
+    command("train", classifier.train, classifier.app)
+    app.add_typer(classifier.app, name="classifier")
 
 
 _register()

@@ -1,0 +1,68 @@
+"""`facegen directions sefa|fit`: find latent directions for a network and store them with its id."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from facegen_cli.cli.common import console, device_option, emit, network_option, progress
+from facegen_cli.errors import BadInput
+
+app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier).",
+                  no_args_is_help=True)
+network_argument = typer.Argument(None, metavar="[NETWORK]", help="The network (same as --network).")
+out_option = typer.Option(None, "--out", "-o", help="Output folder; default: the network's direction store, "
+                                                    "where `edit --direction NAME` finds them.")
+
+
+def _network(positional: Optional[str], option: Optional[str]) -> Optional[str]:
+    if positional and option and positional != option:
+        raise BadInput(f"two networks given: {positional} and --network {option}")
+    return positional or option
+
+
+def sefa(
+    network_arg: Optional[str] = network_argument,
+    network: Optional[str] = network_option,
+    k: int = typer.Option(10, "--top", "-k", min=1, help="How many directions to keep."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Factorise only these layers' modulations: "
+                                                                "coarse, middle, fine or ranges like 0-3."),
+    device: str = device_option,
+    out: Optional[Path] = out_option,
+) -> None:
+    """Closed-form factorisation of the modulation weights: the top-k directions, no data needed."""
+    from facegen_cli.devices import resolve_device
+    from facegen_cli.latent.directions import run_sefa
+    from facegen_cli.networks import load_network
+
+    net = load_network(_network(network_arg, network), resolve_device(device))
+    for path in run_sefa(net, out, k=k, layers=layers):
+        emit(path)
+
+
+def fit(
+    network_arg: Optional[str] = network_argument,
+    attr: str = typer.Option(..., "--attr", help="The attribute to find, e.g. Smiling (as the classifier names it)."),
+    classifier: Path = typer.Option(Path("classifier.safetensors"), "--classifier", "-c",
+                                    help="From `facegen classifier train`."),
+    samples: int = typer.Option(2000, "--samples", min=40, help="Faces to sample and label."),
+    ratio: float = typer.Option(0.25, "--ratio", help="Fit on this fraction of highest and of lowest scored faces."),
+    seed_start: int = typer.Option(0, "--seed-start", min=0, help="First seed of the samples."),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi of the samples."),
+    network: Optional[str] = network_option,
+    device: str = device_option,
+    out: Optional[Path] = out_option,
+) -> None:
+    """InterFaceGAN: label sampled faces with the classifier, fit a linear boundary in W, save its normal."""
+    from facegen_cli.devices import resolve_device
+    from facegen_cli.latent.boundary import run_fit
+    from facegen_cli.networks import load_network
+
+    net = load_network(_network(network_arg, network), resolve_device(device))
+    with progress() as bar:
+        task = bar.add_task(f"label {attr}", total=samples)
+        path, accuracy = run_fit(net, attr, classifier, out, samples=samples, ratio=ratio, seed_start=seed_start,
+                                 psi=psi, on_batch=lambda n: bar.advance(task, n))
+    console.print(f"{attr}: held-out accuracy of the boundary {accuracy:.1%}")
+    emit(path)

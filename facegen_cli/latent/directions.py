@@ -1,0 +1,170 @@
+"""Latent directions: stored per network, found by SeFa, applied as edits (optionally conditional).
+
+A direction is a unit vector in W saved as `NAME.npy`, with `NAME.json` beside it holding the
+network id it belongs to, the W+ layers it was found for, and how it was made.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.fileio import write_text_atomic
+from facegen_cli.images import make_grid, save_image
+from facegen_cli.latent.io import save_latent
+from facegen_cli.latent.sources import expand_sources, parse_layers, read_latent, render, require_wplus, source_name
+from facegen_cli.paths import cache_dir
+
+
+@dataclass
+class Direction:
+    """A unit vector in W tied to one network."""
+
+    name: str
+    vector: np.ndarray  # [w_dim]
+    network_id: str
+    layers: list[int] | None = None  # W+ entries it acts on by default; None = all
+    info: dict = field(default_factory=dict)
+
+
+def store_dir(net: Network) -> Path:
+    """Where `directions sefa/fit` write by default and `edit --direction NAME` looks."""
+    return cache_dir("directions", net.network_id)
+
+
+def save_direction(direction: Direction, folder: str | Path) -> Path:
+    """Write `NAME.npy` and its `NAME.json` under `folder`; returns the `.npy` path."""
+    path = Path(folder) / f"{direction.name}.npy"
+    save_latent(path, direction.vector)
+    meta = {"network_id": direction.network_id, "layers": direction.layers, **direction.info}
+    write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
+    return path
+
+
+def load_direction(spec: str, net: Network) -> Direction:
+    """A direction by file path or by name in the network's store; it must belong to `net`."""
+    path = Path(spec)
+    if not path.exists():
+        path = store_dir(net) / f"{spec}.npy"
+        if not path.exists():
+            known = sorted(p.stem for p in store_dir(net).glob("*.npy"))
+            raise FacegenError(f"no direction {spec!r}: not a file, and not among this network's directions "
+                               f"({', '.join(known) or 'none yet; run `facegen directions sefa` or `fit`'})")
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        vector = np.load(path, allow_pickle=False).astype(np.float32)
+    except FileNotFoundError:
+        raise FacegenError(f"{path}: direction without its {path.with_suffix('.json').name} (network id)") from None
+    except (ValueError, OSError, json.JSONDecodeError) as e:
+        raise FacegenError(f"{path}: unreadable direction ({e})") from None
+    if meta.get("network_id") != net.network_id:
+        raise FacegenError(f"{path}: direction belongs to network {meta.get('network_id')}, not to this network "
+                           f"({net.network_id})")
+    w_dim = net.G_ema.w_dim
+    if vector.shape != (w_dim,):
+        raise FacegenError(f"{path}: direction of shape {tuple(vector.shape)} does not fit this model's [{w_dim}]")
+    return Direction(path.stem, vector, meta["network_id"], meta.get("layers"), meta)
+
+
+def conditioned(vector: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    """`vector` with the span of `others` projected out, renormalised (InterFaceGAN's conditional edit)."""
+    basis: list[np.ndarray] = []
+    for other in others:
+        for b in basis:
+            other = other - np.dot(other, b) * b
+        norm = np.linalg.norm(other)
+        if norm > 1e-6:
+            basis.append(other / norm)
+    for b in basis:
+        vector = vector - np.dot(vector, b) * b
+    norm = np.linalg.norm(vector)
+    if norm < 1e-6:
+        raise BadInput("the direction lies in the span of the --conditional ones; nothing is left to edit")
+    return (vector / norm).astype(np.float32)
+
+
+def move(ws: np.ndarray, vector: np.ndarray, strength: float, layers: list[int] | None = None) -> np.ndarray:
+    """W+ moved by `strength` along `vector`, on `layers` only (all when None)."""
+    edited = ws.copy()
+    rows = slice(None) if layers is None else layers
+    edited[rows] += np.float32(strength) * vector
+    return edited
+
+
+def modulation_layers(G) -> list:
+    """The synthesis convolutions in W+ order: convolution k reads W+ entry k."""
+    layers = []
+    for res in G.synthesis.block_resolutions:
+        block = getattr(G.synthesis, f"b{res}")
+        layers += [getattr(block, name) for name in ("conv0", "conv1") if hasattr(block, name)]
+    return layers
+
+
+def sefa(net: Network, k: int = 10, layers: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form factorisation: top-k eigenvectors of AᵀA over the chosen layers' style weights A."""
+    require_wplus(net, "SeFa")
+    convs = modulation_layers(net.G_ema)
+    chosen = layers if layers is not None else list(range(len(convs)))
+    if any(i >= len(convs) for i in chosen):
+        raise BadInput(f"SeFa layers must lie in 0-{len(convs) - 1} (the last W+ entry only feeds ToRGB)")
+    weight = np.concatenate([(convs[i].affine.weight * convs[i].affine.weight_gain).detach().cpu().double().numpy()
+                             for i in chosen])
+    weight /= np.linalg.norm(weight, axis=1, keepdims=True)
+    values, vectors = np.linalg.eigh(weight.T @ weight)
+    order = np.argsort(values)[::-1][:k]
+    return vectors[:, order].T.astype(np.float32), values[order]
+
+
+def run_sefa(net: Network, out: str | Path | None = None, k: int = 10, layers: str | None = None) -> list[Path]:
+    """Save the top-k SeFa directions as `sefa-NN.npy` (to the network's store unless `out`)."""
+    require_wplus(net, "SeFa")
+    chosen = parse_layers(layers, net.G_ema.num_ws) if layers else None
+    vectors, values = sefa(net, k, chosen)
+    folder = Path(out) if out else store_dir(net)
+    return [save_direction(Direction(f"sefa-{i:02d}", v, net.network_id, chosen,
+                                     {"method": "sefa", "rank": i, "eigenvalue": float(e)}), folder)
+            for i, (v, e) in enumerate(zip(vectors, values))]
+
+
+def parse_range(spec: str, steps: int) -> np.ndarray:
+    """`-3:3` with 7 steps -> -3, -2, ..., 3."""
+    try:
+        lo, hi = (float(v) for v in spec.split(":"))
+    except ValueError:
+        raise BadInput(f"--range {spec!r}: write it as LOW:HIGH, e.g. -3:3") from None
+    if steps < 2:
+        raise BadInput("--steps must be at least 2")
+    return np.linspace(lo, hi, steps)
+
+
+def run_edit(net: Network, latent: str, direction: str, out: str | Path, strength: float | None = None,
+             span: str | None = None, steps: int = 7, layers: str | None = None,
+             conditional: list[str] | None = None, save_latents: bool = False, psi: float = 1.0,
+             noise_mode: str = "const") -> Iterator[Path]:
+    """Move `latent` along `direction` by one strength (an image) or a range (a strip); yield paths."""
+    require_wplus(net, "edit")
+    if (strength is None) == (span is None):
+        raise BadInput("give either --strength S or --range LOW:HIGH")
+    specs = expand_sources([latent])
+    if len(specs) != 1:
+        raise BadInput(f"edit takes one latent; {latent!r} names {len(specs)}")
+    d = load_direction(direction, net)
+    vector = conditioned(d.vector, [load_direction(c, net).vector for c in conditional or []])
+    rows = parse_layers(layers, net.G_ema.num_ws) if layers else d.layers
+    ws = read_latent(net, specs[0], psi)
+    strengths = np.array([strength]) if strength is not None else parse_range(span, steps)
+    edited = np.stack([move(ws, vector, s, rows) for s in strengths])
+    images = render(net, edited, noise_mode=noise_mode)
+    stem = f"{source_name(specs[0])}-{d.name}"
+    if strength is not None:
+        yield save_image(images[0], Path(out) / f"{stem}_{strength:+g}.png")
+    else:
+        yield save_image(make_grid(images, 1, len(images)), Path(out) / f"{stem}-strip.png")
+    if save_latents:
+        for s, e in zip(strengths, edited):
+            yield save_latent(Path(out) / f"{stem}_{s:+g}.npy", e)

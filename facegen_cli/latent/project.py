@@ -1,0 +1,181 @@
+"""Project a photo into a network: align it like `prepare`, then optimise W (or W+) and the noise maps.
+
+The recipe follows StyleGAN2's projector: start at the mean W, add decaying noise to W,
+ramp the learning rate up and down, keep the noise maps Gaussian with a multi-scale
+autocorrelation penalty. The loss is a perceptual distance (see `perceptual.py`) plus pixel MSE.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.images import save_image, to_uint8
+from facegen_cli.latent.frames import write_frames
+from facegen_cli.latent.io import save_latent
+from facegen_cli.latent.perceptual import Perceptual
+from facegen_cli.latent.sources import require_wplus
+from facegen_cli.prepare import align
+from facegen_cli.prepare.detect import Skip, detect_faces, pick_faces, read_photo
+from facegen_cli.prepare.landmarks import face_points
+
+ALIGNS = ("ffhq", "none")
+
+
+@dataclass
+class ProjectOptions:
+    """Optimisation settings (defaults after StyleGAN2's projector, with a pixel term added)."""
+
+    steps: int = 500
+    wplus: bool = False
+    lr: float = 0.1
+    perceptual_weight: float = 1.0
+    pixel_weight: float = 1.0
+    noise_weight: float = 1e5
+    w_noise: float = 0.05  # initial noise added to W, as a fraction of W's spread
+    noise_ramp: float = 0.75
+    lr_rampdown: float = 0.25
+    lr_rampup: float = 0.05
+    seed: int = 0
+
+
+def align_photo(path: str | Path, size: int, how: str = "ffhq") -> np.ndarray:
+    """The photo's largest face aligned the FFHQ way at `size` (or, with 'none', its centre square)."""
+    if how not in ALIGNS:
+        raise BadInput(f"--align must be one of {', '.join(ALIGNS)}, got {how!r}")
+    try:
+        rgb = read_photo(path).rgb
+    except Skip as reason:
+        raise FacegenError(f"{path}: {reason}") from None
+    except OSError as e:
+        raise FacegenError(f"{path}: unreadable ({e.strerror or e})") from None
+    if how == "none":
+        return align.crop(rgb, align.centre_rect(rgb.shape[1], rgb.shape[0]), size)
+    faces = pick_faces(detect_faces(rgb), max_faces=1)
+    if not faces:
+        raise FacegenError(f"{path}: no face found; if it is already aligned, pass --align none")
+    return align.align_ffhq(rgb, face_points(rgb, faces[0].box), size)
+
+
+def learning_rate(opts: ProjectOptions, t: float) -> float:
+    """Cosine ramp-down over the last `lr_rampdown`, linear ramp-up over the first `lr_rampup`."""
+    ramp = min(1.0, (1.0 - t) / opts.lr_rampdown)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    return opts.lr * ramp * min(1.0, t / opts.lr_rampup)
+
+
+def noise_penalty(maps: list[torch.Tensor]) -> torch.Tensor:
+    """Squared autocorrelation of each noise map at one-pixel shifts, over a pyramid down to 8x8."""
+    reg = maps[0].new_zeros([])
+    for noise in maps:
+        x = noise[None, None]
+        while True:
+            reg = reg + (x * x.roll(1, 3)).mean().square() + (x * x.roll(1, 2)).mean().square()
+            if x.shape[2] <= 8:
+                break
+            x = F.avg_pool2d(x, 2)
+    return reg
+
+
+@torch.no_grad()
+def w_statistics(G, samples: int = 10000, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """Mean W and the RMS distance of W from it, over random z."""
+    device = next(G.parameters()).device
+    z = torch.randn([samples, G.z_dim], generator=torch.Generator().manual_seed(seed)).to(device)
+    w = G.mapping(z, None)[:, :1]
+    mean = w.mean(0, keepdim=True)
+    return mean, float(((w - mean).square().sum() / samples).sqrt())
+
+
+def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOptions(),
+            on_step: Callable[[int, np.ndarray | None, dict], None] | None = None,
+            frame_every: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Optimise a latent for the HWC uint8 `target`; returns W+ [num_ws, w_dim], the image, distances."""
+    require_wplus(net, "projection")
+    if opts.steps < 1:
+        raise BadInput("--steps must be at least 1")
+    G = copy.deepcopy(net.G_ema).eval().requires_grad_(False)
+    if G.c_dim:
+        raise BadInput("projection into conditional networks is not supported")
+    device = next(G.parameters()).device
+    torch.manual_seed(opts.seed)
+    goal = torch.from_numpy(target).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    if G.img_channels == 1:
+        goal = goal.mean(1, keepdim=True)
+    perceptual = Perceptual(device) if opts.perceptual_weight else None
+    goal_features = perceptual.features(goal) if perceptual else None
+    w_avg, w_std = w_statistics(G, seed=opts.seed)
+    w_opt = w_avg.repeat(1, G.num_ws if opts.wplus else 1, 1).clone().requires_grad_(True)
+    noisy = [m for m in G.synthesis.modules() if getattr(m, "use_noise", False)]
+    for layer in noisy:
+        layer.noise_const = layer.noise_const.clone().requires_grad_(True)  # start from the network's own maps
+    maps = [layer.noise_const for layer in noisy]
+    optimizer = torch.optim.Adam([w_opt, *maps], betas=(0.9, 0.999), lr=opts.lr)
+    for step in range(opts.steps):
+        t = step / opts.steps
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(opts, t)
+        w_scale = w_std * opts.w_noise * max(0.0, 1.0 - t / opts.noise_ramp) ** 2
+        ws = (w_opt + torch.randn_like(w_opt) * w_scale).expand(1, G.num_ws, -1)
+        image = G.synthesis(ws, noise_mode="const")
+        pixel = (image - goal).square().mean()
+        dist = perceptual(image, goal_features).sum() if perceptual else pixel.new_zeros([])
+        loss = opts.perceptual_weight * dist + opts.pixel_weight * pixel + opts.noise_weight * noise_penalty(maps)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for buf in maps:
+                buf -= buf.mean()
+                buf *= buf.square().mean().rsqrt()
+        if on_step:
+            frame = to_uint8(image)[0] if frame_every and step % frame_every == 0 else None
+            on_step(step, frame, {"pixel_mse": pixel.item(), "perceptual": dist.item()})
+    with torch.no_grad():
+        ws = w_opt.detach().expand(1, G.num_ws, -1)
+        image = G.synthesis(ws, noise_mode="const")
+        own_noise = net.G_ema.synthesis(ws, noise_mode="const")
+        stats = {"pixel_mse": float((image - goal).square().mean()), "psnr_db": psnr(image, goal),
+                 "psnr_db_network_noise": psnr(own_noise, goal)}
+        if perceptual:
+            stats["perceptual"] = float(perceptual(image, goal_features).sum())
+    return ws[0].cpu().numpy(), to_uint8(image)[0], stats
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of images in [-1, 1]."""
+    mse = float((a - b).square().mean()) / 4
+    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+
+
+def run_project(net: Network, photo: str | Path, out: str | Path, opts: ProjectOptions = ProjectOptions(),
+                how: str = "ffhq", video: bool = False,
+                on_step: Callable[[int, dict], None] | None = None) -> tuple[list[Path], dict]:
+    """Align `photo`, project it, write target, projection, latent (and progress video) under `out`."""
+    out = Path(out)
+    target = align_photo(photo, net.G_ema.img_resolution, how)
+    frames: list[np.ndarray] = []
+
+    def step(i: int, frame: np.ndarray | None, stats: dict) -> None:
+        if frame is not None:
+            frames.append(np.concatenate([target if frame.shape[2] == 3 else target.mean(2, keepdims=True)
+                                          .astype(np.uint8), frame], axis=1))
+        if on_step:
+            on_step(i, stats)
+
+    every = max(1, opts.steps // 100) if video else 0
+    ws, image, stats = project(net, target, opts, step, every)
+    stem = Path(photo).stem
+    paths = [save_image(target, out / f"{stem}-target.png"), save_image(image, out / f"{stem}-projected.png"),
+             save_latent(out / f"{stem}-projected.npy", ws)]
+    if video:
+        paths += write_frames(np.stack(frames), out / f"{stem}-progress.mp4", fps=25)
+    return paths, stats
