@@ -51,6 +51,7 @@ def _root(
 def _register() -> None:
     from facegen_cli.cli import (classifier, convert, directions, edit, generate, info, interpolate, mix, prepare,
                                  project, train)
+    from facegen_cli.cli import fid
 
     command("generate", generate.generate)
     command("convert", convert.convert)
@@ -61,6 +62,7 @@ def _register() -> None:
     command("interpolate", interpolate.interpolate)
     command("edit", edit.edit)
     command("project", project.project)
+    command("fid", fid.fid)
     command("sefa", directions.sefa, directions.app)
     command("fit", directions.fit, directions.app)
     app.add_typer(directions.app, name="directions")

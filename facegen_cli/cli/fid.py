@@ -1,0 +1,49 @@
+"""`facegen fid`: FID (and KID) between two image folders / zips / datasets / networks."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from facegen_cli.cli.common import console, device_option, emit, progress
+
+
+def fid(
+    a: str = typer.Argument(..., help="Image folder, zip, prepared dataset, or a network (file or name)."),
+    b: str = typer.Argument(..., help="The other side, any of the same kinds."),
+    mode: str = typer.Option("clean", "--mode", help="clean, legacy_tensorflow or legacy_pytorch (as clean-fid)."),
+    kid: bool = typer.Option(False, "--kid", help="Also compute KID from the same features."),
+    num: int = typer.Option(50_000, "--num", min=2, help="Images to draw from a network (random seeds)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", "-s", help="Seeds for networks, like 0-49999; overrides --num."),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi for networks; 1 = none (use 1 for published FIDs)."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Images per Inception (and generator) forward pass."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Processes decoding image files."),
+    device: str = device_option,
+    inception: Optional[Path] = typer.Option(None, "--inception", envvar="FACEGEN_INCEPTION",
+                                             help="Inception TorchScript file (inception-2015-12-05.pt)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write cached data-set features."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the bare number."),
+) -> None:
+    """Frechet Inception Distance between A and B; data-set features are cached for the next run."""
+    from facegen_cli.devices import resolve_device
+    from facegen_cli.latent.seeds import parse_seeds
+    from facegen_cli.metrics.fid import compute_fid
+    from facegen_cli.metrics.inception import check_mode
+
+    check_mode(mode)
+    seed_list = parse_seeds(seeds) if seeds else None
+    with progress() as bar:
+        def track(name: str, total: int):
+            task = bar.add_task(f"fid {Path(name).name or name}", total=total)
+            return lambda n: bar.advance(task, n)
+
+        result = compute_fid(a, b, mode=mode, kid=kid, num=num, seeds=seed_list, psi=psi, batch=batch,
+                             workers=workers, device=resolve_device(device), inception=inception,
+                             progress=track, use_cache=not no_cache)
+    for name in result.cached:
+        console.print(f"features of {name} read from the cache")
+    if as_json:
+        emit(result.as_dict(), as_json=True)
+    else:
+        emit(f"{result.fid:.4f}" + (f"\t{result.kid:.6f}" if result.kid is not None else ""))
