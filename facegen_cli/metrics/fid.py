@@ -89,9 +89,10 @@ def kernel_distance(feats1: np.ndarray, feats2: np.ndarray, num_subsets: int = 1
     for _ in range(num_subsets):
         x = feats2[rng.choice(feats2.shape[0], m, replace=False)]
         y = feats1[rng.choice(feats1.shape[0], m, replace=False)]
-        a = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
-        b = (x @ y.T / n + 1) ** 3
-        total += (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
+        z = np.concatenate([x, y])
+        k = (z @ z.T / n + 1) ** 3  # one product for the x-x, y-y and x-y kernels
+        within = k[:m, :m].sum() + k[m:, m:].sum() - np.trace(k)
+        total += within / (m - 1) - k[:m, m:].sum() * 2 / m
     return float(total / num_subsets / m)
 
 
@@ -151,9 +152,11 @@ def open_stream(spec: str, seeds: Sequence[int] | None, num: int, psi: float, ba
 def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean", kid: bool = False,
                 num: int = 50_000, seeds: Sequence[int] | None = None, psi: float = 1.0, batch: int = 32,
                 workers: int = 2, device: torch.device | str = "cpu", inception: str | os.PathLike | None = None,
-                progress: Progress | None = None, use_cache: bool = True) -> FidResult:
-    """FID (and optionally KID) between two image sets or networks."""
-    extractor = InceptionFeatures(mode, device=device, weights=inception)
+                progress: Progress | None = None, use_cache: bool = True,
+                extractor: InceptionFeatures | None = None) -> FidResult:
+    """FID (and optionally KID) between two image sets or networks; `extractor` reuses a loaded Inception."""
+    if extractor is None or extractor.mode != mode:
+        extractor = InceptionFeatures(mode, device=device, weights=inception)
     sides = []
     for spec in (a, b):
         stream = open_stream(str(spec), seeds, num, psi, batch, workers, device)
