@@ -123,15 +123,15 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: list[str] | No
         for idx in train[torch.randperm(len(train))].split(batch):
             x = images[idx].float() / 127.5 - 1
             x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(3), x)
-            out, y = net(x), target[idx]
-            loss = torch.where(is_bin, F.binary_cross_entropy_with_logits(out, y, reduction="none"),
-                               (out - y).square()).mean()
+            logits, y = net(x), target[idx]
+            loss = torch.where(is_bin, F.binary_cross_entropy_with_logits(logits, y, reduction="none"),
+                               (logits - y).square()).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
         if on_epoch:
-            on_epoch(epoch + 1, float(loss))
+            on_epoch(epoch + 1, loss.item())
     clf = Classifier(net.eval(), names, binary, mean, std, size, {})
     pred = np.concatenate([clf.predict(images[i].float() / 127.5 - 1) for i in val.split(256)])
     truth = labels[val.numpy()]

@@ -1,0 +1,80 @@
+"""facegen classifier train, and the real pipeline: prepare --labels -> classifier -> directions fit."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facegen_cli.cli.main import app
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.images import save_image
+from facegen_cli.latent.classifier import load_classifier, train_classifier
+from facegen_cli.latent.directions import load_direction, move
+from facegen_cli.latent.sources import read_latent, render
+from test_latent_support import one_thread, private_cache, smooth_net  # noqa: F401
+
+CELEBA = Path("/work/shared/data/celeba10k")
+runner = CliRunner()
+
+
+def synthetic_dataset(folder: Path, n: int = 120) -> Path:
+    """Images whose `Bright` label is their brightness and whose `Level` is a number tied to it."""
+    rng = np.random.RandomState(0)
+    labels = []
+    for i in range(n):
+        bright = i % 2
+        img = rng.randint(0, 120, size=(16, 16, 3)) + 120 * bright
+        save_image(img.astype(np.uint8), folder / f"img{i:08d}.png")
+        labels.append([f"img{i:08d}.png", [bright, 20.0 + 40 * bright + rng.rand()]])
+    (folder / "dataset.json").write_text(json.dumps({"labels": labels, "label_names": ["Bright", "Level"]}))
+    return folder
+
+
+def test_classifier_learns_binary_and_numeric_labels(tmp_path):
+    data = synthetic_dataset(tmp_path / "data")
+    report = train_classifier(data, tmp_path / "clf.safetensors", size=16, epochs=6, batch=16, holdout=0.2)
+    assert report["holdout"]["Bright"]["accuracy"] >= 0.9
+    assert report["holdout"]["Level"]["mean_abs_error"] < 10
+    clf = load_classifier(tmp_path / "clf.safetensors")
+    assert clf.names == ["Bright", "Level"] and clf.binary == [True, False]
+    dark, light = torch.full([1, 3, 16, 16], -0.5), torch.full([1, 3, 16, 16], 0.6)
+    assert clf.predict(light)[0, 0] > clf.predict(dark)[0, 0]
+    assert clf.index("bright") == 0
+    with pytest.raises(BadInput, match="Smiling"):
+        clf.index("Smiling")
+    with pytest.raises(BadInput, match="no attribute 'Age'"):
+        train_classifier(data, tmp_path / "x.safetensors", attrs=["Age"])
+    with pytest.raises(FacegenError, match="not a facegen classifier"):
+        load_classifier(data / "dataset.json")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="needs ../shared/data/celeba10k")
+def test_prepare_classifier_fit_edit(smooth_net, tmp_path):
+    """The real pipeline on CelebA: a fitted Smiling direction raises the classifier's Smiling score."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in sorted(p.name for p in (CELEBA / "images").iterdir())[:600]:
+        (raw / name).symlink_to(CELEBA / "images" / name)
+    net = str(smooth_net.path)
+    steps = [["prepare", str(raw), str(tmp_path / "ds"), "--align", "celeba", "--size", "64", "--labels",
+              str(CELEBA / "list_attr_celeba.txt"), "--attrs", "Smiling,Male", "-j", "1"],
+             ["classifier", "train", str(tmp_path / "ds"), "--epochs", "3", "-o", str(tmp_path / "clf.safetensors")],
+             ["directions", "fit", net, "--attr", "Smiling", "-c", str(tmp_path / "clf.safetensors"),
+              "--samples", "300"],
+             ["edit", "seed:5000", "-n", net, "-d", "Smiling", "--range", "-3:3", "--steps", "3",
+              "--conditional", "Male", "-o", str(tmp_path / "edit")]]
+    for args in steps:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+    clf = load_classifier(tmp_path / "clf.safetensors")
+    direction = load_direction("Smiling", smooth_net).vector
+    fresh = np.stack([read_latent(smooth_net, f"seed:{s}") for s in range(5000, 5024)])
+    score = lambda ws: clf.predict(torch.from_numpy(render(smooth_net, ws)).permute(0, 3, 1, 2).float() / 127.5 - 1)  # noqa: E731
+    before = score(fresh)[:, clf.index("Smiling")]
+    after = score(np.stack([move(ws, direction, 3.0) for ws in fresh]))[:, clf.index("Smiling")]
+    assert (after > before).mean() >= 0.8
