@@ -17,6 +17,8 @@ def generate(
     noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
     label: Optional[str] = typer.Option(None, "--label", help="Class index or comma-separated label vector."),
     attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1,Smiling=1 (conditional networks)."),
+    attr_default: Optional[str] = typer.Option(None, "--attr-default",
+                                               help="Attributes --attr leaves unnamed: mean (data frequency) or N."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per forward pass."),
     device: str = device_option,
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
@@ -43,7 +45,7 @@ def generate(
     # write_samples checks every option before returning; the progress bar starts only after that.
     records = write_samples(net, seed_list, out, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=label,
                             attrs=attr, batch=batch, grid=shape, save_latents=save_latents, fmt=fmt,
-                            on_image=lambda: bar.advance(task))
+                            on_image=lambda: bar.advance(task), attr_default=attr_default)
     with bar:
         for record in records:
             emit(record if as_json else record["path"], as_json)

@@ -37,7 +37,7 @@ def train(
     latent: Optional[int] = typer.Option(None, "--latent", help="Latent size (classic: 128)."),
     width: Optional[int] = typer.Option(None, "--width", help="Classic: feature maps next to the image (64)."),
     spectral_norm: bool = typer.Option(False, "--spectral-norm", help="dcgan/cgan/acgan/wgan-gp: spectral norm in D."),
-    pixel_norm: bool = typer.Option(False, "--pixel-norm", help="Classic: pixel norm in G, not batch norm."),
+    pixel_norm: bool = typer.Option(False, "--pixel-norm", help="Classic: pixel norm after each G block."),
     mbstd: bool = typer.Option(False, "--mbstd", help="dcgan/cgan/acgan/wgan-gp: minibatch stddev layer in D."),
     beta: Optional[float] = typer.Option(None, "--beta", help="vae: weight of the KL term (1)."),
     recon: Optional[str] = typer.Option(None, "--recon", help="vae: reconstruction loss, bce or mse (bce)."),

@@ -3,7 +3,9 @@
 Both take an optional label vector (`c_dim > 0`): the generator concatenates it to z, the
 discriminator to the image as constant feature maps (the classic conditional GAN). Options:
 spectral norm on every discriminator conv, pixel norm in the generator (ProGAN's per-pixel
-feature normalisation, replacing batch norm) and a minibatch-stddev layer before D's output.
+feature normalisation after every block, on top of batch norm, which keeps the samples of a
+batch apart: pixel norm alone let G collapse to one image on faces) and a minibatch-stddev
+layer before D's output.
 The same discriminator body serves ACGAN (models/cgan.py), the VAE encoder (models/vae.py)
 and the WGAN-GP critic (without batch norm).
 """
@@ -62,9 +64,9 @@ class Generator(nn.Module):
         res, ch = 1, z_dim + c_dim
         while res < img_resolution // 2:
             out = channels_at(res * 4 if res == 1 else res * 2, img_resolution, width)
-            conv = (nn.ConvTranspose2d(ch, out, 4, 1, 0, bias=pixel_norm) if res == 1
-                    else nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=pixel_norm))
-            layers += [conv, nn.ReLU(True), PixelNorm()] if pixel_norm else [conv, nn.BatchNorm2d(out), nn.ReLU(True)]
+            conv = (nn.ConvTranspose2d(ch, out, 4, 1, 0, bias=False) if res == 1
+                    else nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False))
+            layers += [conv, nn.BatchNorm2d(out), nn.ReLU(True)] + ([PixelNorm()] if pixel_norm else [])
             res, ch = (4 if res == 1 else res * 2), out
         layers += [nn.ConvTranspose2d(ch, img_channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
