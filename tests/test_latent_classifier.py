@@ -66,6 +66,7 @@ def test_prepare_classifier_fit_edit(smooth_net, tmp_path):
              ["classifier", "train", str(tmp_path / "ds"), "--epochs", "3", "-o", str(tmp_path / "clf.safetensors")],
              ["directions", "fit", net, "--attr", "Smiling", "-c", str(tmp_path / "clf.safetensors"),
               "--samples", "300"],
+             ["directions", "fit", net, "--attr", "Male", "-c", str(tmp_path / "clf.safetensors"), "--samples", "200"],
              ["edit", "seed:5000", "-n", net, "-d", "Smiling", "--range", "-3:3", "--steps", "3",
               "--conditional", "Male", "-o", str(tmp_path / "edit")]]
     for args in steps:
