@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--sets", default="wild,utkface", help="which photo sets to run, comma-separated")
-    parser.add_argument("--only", help="cases to run, e.g. dlib/ffhq,-/none (default: all)")
+    parser.add_argument("--only", help="cases to run, e.g. --only=dlib/ffhq,-/none (default: all)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one timed run, as JSON
     args = parser.parse_args()
     if args.case:
