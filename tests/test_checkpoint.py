@@ -181,3 +181,25 @@ def test_save_is_atomic(tmp_path):
         save_checkpoint(path, "stylegan2", G_KWARGS, tiny_G(1), training_state={"bad": object()})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.safetensors"]
+
+
+def test_convert_slims_a_checkpoint_for_shipping(tmp_path):
+    """`facegen convert --ema-only --half` keeps G_ema alone, in fp16, with the same identity."""
+    from facegen_cli.convert.importer import convert_file
+
+    G, D = tiny_G(1), tiny_D(1)
+    full = save_checkpoint(tmp_path / "full.safetensors", "stylegan2", G_KWARGS, G, G=G, D=D, D_kwargs=D_KWARGS,
+                           provenance={"kimg": 1.5})
+    slim = convert_file(full, tmp_path / "slim.safetensors", ema_only=True, half=True)
+    assert slim.stat().st_size < full.stat().st_size / 4
+    header = read_header(slim)
+    assert header["modules"] == ["G_ema"]
+    assert header["provenance"]["id"] == read_header(full)["provenance"]["id"]
+    assert header["provenance"]["kimg"] == 1.5
+    with safe_open(str(slim), "pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys() if "noise_const" in k or "weight" in k)
+    z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = G(z, None, noise_mode="const")
+        got = load_checkpoint(slim).G_ema(z, None, noise_mode="const")
+    assert (got - want).abs().max() < 0.05

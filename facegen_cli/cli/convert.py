@@ -9,10 +9,12 @@ from facegen_cli.cli.common import emit
 
 
 def convert(
-    source: Path = typer.Argument(..., help="NVIDIA network-snapshot-*.pkl or rosinality .pt file."),
+    source: Path = typer.Argument(..., help="NVIDIA network-snapshot-*.pkl, rosinality .pt, or a facegen checkpoint."),
     dest: Path = typer.Argument(..., help="Output checkpoint (.safetensors)."),
+    ema_only: bool = typer.Option(False, "--ema-only", help="Keep only G_ema (what generate uses)."),
+    half: bool = typer.Option(False, "--half", help="Store tensors as fp16 (half the size)."),
 ) -> None:
-    """Import a foreign StyleGAN2 network without running any code from it."""
+    """Import a foreign StyleGAN2 network without running any code from it, or slim a checkpoint."""
     from facegen_cli.convert.importer import convert_file
 
-    emit(str(convert_file(source, dest)))
+    emit(str(convert_file(source, dest, ema_only=ema_only, half=half)))

@@ -1,19 +1,27 @@
-"""Convert a foreign network file into a facegen checkpoint."""
+"""Convert a network file (NVIDIA pickle, rosinality, or our own) into a facegen checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from facegen_cli.checkpoint import SUFFIX, save_checkpoint
+from facegen_cli.checkpoint import SUFFIX, load_checkpoint, save_checkpoint
 from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.networks import import_foreign
+from facegen_cli.networks import import_foreign, sniff_format
 
 
-def convert_file(source: Path, dest: Path) -> Path:
-    """Read `source` safely and write it to `dest` in facegen's format (G_ema, G and D when present)."""
+def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = False) -> Path:
+    """Read `source` safely and write it to `dest` in facegen's format.
+
+    G_ema, G and D are kept when present; `ema_only` keeps G_ema alone and `half` stores
+    fp16 tensors, which together make a small file for sharing a trained model.
+    """
     if not source.is_file():
         raise FacegenError(f"{source}: no such file")
     if dest.suffix != SUFFIX:
         raise BadInput(f"{dest}: facegen checkpoints end in {SUFFIX}")
-    net = import_foreign(source)
-    return save_checkpoint(dest, net.arch, net.G_kwargs, net.G_ema, G=net.G, D=net.D, D_kwargs=net.D_kwargs,
-                           provenance=net.provenance)
+    if sniff_format(source) == "facegen":
+        net = load_checkpoint(source, modules=("G_ema",) if ema_only else ("G_ema", "G", "D"))
+    else:
+        net = import_foreign(source)
+    keep = (lambda m: None) if ema_only else (lambda m: m)
+    return save_checkpoint(dest, net.arch, net.G_kwargs, net.G_ema, G=keep(net.G), D=keep(net.D),
+                           D_kwargs=net.D_kwargs if not ema_only else {}, provenance=net.provenance, half=half)
