@@ -21,6 +21,10 @@ from facegen_cli.train.options import TrainOptions
 
 torch.set_num_threads(2)
 
+# Each test trains for a few kimg: minutes on a loaded 2-core machine, so `make test-all` runs
+# them and the default suite keeps the fast model tests in test_classic_models.py.
+pytestmark = pytest.mark.slow
+
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 CELEBA = DATA / "celeba10k"
 FACE_BOX = (12, 22, 76, 86)  # the classic 64x64 face crop of the half-resolution CelebA: [22:86, 12:76]
@@ -93,7 +97,6 @@ def test_dcgan_with_all_options_learns_faces(faces: Path, tmp_path: Path) -> Non
     assert net.arch == "dcgan" and net.G_kwargs["pixel_norm"] and not net.architecture.has_wplus
 
 
-@pytest.mark.slow
 def test_wgan_gp_critic_separates_and_generator_learns(faces: Path, tmp_path: Path) -> None:
     _, before, after, rows = train(faces, tmp_path, "wgan-gp", 9.6)
     assert after < before, (before, after)  # 60 G steps at 1e-4: measured 0.081 -> 0.074
@@ -134,7 +137,6 @@ def auc(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((ranks[truth].sum() - pos * (pos + 1) / 2) / (pos * (len(truth) - pos)))
 
 
-@pytest.mark.slow
 def test_acgan_classifier_beats_chance_on_held_out_faces(faces: Path, held_out: Path, tmp_path: Path) -> None:
     trainer, before, after, rows = train(faces, tmp_path, "acgan", 6.4)
     assert after < before / 3, (before, after)
