@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # log lines stay whole in files and pipes
 
 NETWORK_HELP = "Network file (facegen .safetensors, NVIDIA .pkl, rosinality .pt) or name; default: the shipped model."
 DEVICE_HELP = "auto, cpu or cuda[:N]."
