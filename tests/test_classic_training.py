@@ -21,10 +21,6 @@ from facegen_cli.train.options import TrainOptions
 
 torch.set_num_threads(2)
 
-# Each test trains for a few kimg: minutes on a loaded 2-core machine, so `make test-all` runs
-# them and the default suite keeps the fast model tests in test_classic_models.py.
-pytestmark = pytest.mark.slow
-
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 CELEBA = DATA / "celeba10k"
 FACE_BOX = (12, 22, 76, 86)  # the classic 64x64 face crop of the half-resolution CelebA: [22:86, 12:76]
