@@ -88,7 +88,7 @@ class ImageDataset(torch.utils.data.Dataset):
         if first.shape[1] != first.shape[2]:
             raise FacegenError(f"{self.source.path}/{self.names[0]}: images must be square, got "
                                f"{first.shape[2]}x{first.shape[1]}")
-        self._raw_labels = self._read_labels() if use_labels else None
+        self.labels: np.ndarray | None = self._read_labels() if use_labels else None  # [N, label_dim]
 
     @cached_property
     def label_names(self) -> list[str] | None:
@@ -127,7 +127,7 @@ class ImageDataset(torch.utils.data.Dataset):
 
     @property
     def label_dim(self) -> int:
-        return 0 if self._raw_labels is None else self._raw_labels.shape[1]
+        return 0 if self.labels is None else self.labels.shape[1]
 
     def _load(self, idx: int) -> np.ndarray:
         name = self.names[idx]
@@ -148,5 +148,5 @@ class ImageDataset(torch.utils.data.Dataset):
                                f"from the first image's {self.resolution}x{self.resolution}")
         if flip:
             img = img[:, :, ::-1]
-        label = self._raw_labels[idx] if self._raw_labels is not None else np.zeros([0], np.float32)
+        label = self.labels[idx] if self.labels is not None else np.zeros([0], np.float32)
         return torch.from_numpy(np.ascontiguousarray(img)), torch.from_numpy(label)

@@ -183,14 +183,14 @@ class Trainer:
     def _label_means(self) -> list[float] | None:
         if self.dataset.label_dim == 0:
             return None
-        return self.dataset._raw_labels.mean(axis=0).round(4).tolist()
+        return self.dataset.labels.mean(axis=0).round(4).tolist()
 
     def _random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Labels of `n` random training images (empty when unconditional)."""
         if self.dataset.label_dim == 0:
             return torch.zeros([n, 0], device=self.device)
         idx = torch.randint(0, len(self.dataset.names), [n], generator=generator)
-        return torch.from_numpy(self.dataset._raw_labels[idx.numpy()]).to(self.device)
+        return torch.from_numpy(self.dataset.labels[idx.numpy()]).to(self.device)
 
     def run(self, on_step: Callable[[dict], None] | None = None) -> Path | None:
         """Train to `opts.kimg`, snapshotting every `opts.snap` kimg and at the end."""
