@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
 from facegen_cli.checkpoint import load_checkpoint, read_header
@@ -24,6 +25,7 @@ from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir
+from facegen_cli.train.snapshots import ScalarLog
 
 torch.set_num_threads(2)
 
@@ -104,6 +106,22 @@ def test_run_folder_options_stats_and_grids(faces, tmp_path):
         with Image.open(run / f"fakes{kimg}.png") as grid:
             assert grid.size == (8 * 32, 8 * 32)
     assert new_run_dir(trainer.opts).name == "00001-small-faces-gamma0.5"
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert STATS_KEYS - {"snapshot"} <= set(events.Tags()["scalars"])
+    for key in ("kimg", "loss_G", "sec_per_kimg"):
+        points = events.Scalars(key)
+        assert [p.step for p in points] == [4, 8]  # images shown so far
+        assert [p.value for p in points] == pytest.approx([line[key] for line in lines], rel=1e-6)
+
+
+def test_scalar_log_without_tensorboard_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    log = ScalarLog(tmp_path)
+    log.add(4, {"loss_G": 1.0})
+    log.close()
+    assert not log.enabled and list(tmp_path.iterdir()) == []
 
 
 def test_labels_are_noted_and_cond_needs_them(faces, labelled, tmp_path):

@@ -178,6 +178,7 @@ class Trainer:
         snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, (rows, cols), self.run_dir / f"fakes{kimg:010.3f}.png",
                              **self.family.sample_kwargs)
         snapshots.append_stats(self.run_dir / "stats.jsonl", {"kimg": kimg, **stats, "snapshot": path.name})
+        self.scalars.add(self.cur_nimg, {"kimg": kimg, **stats}, walltime=stats.get("time"))
         return path
 
     def _label_means(self) -> list[float] | None:
@@ -201,6 +202,9 @@ class Trainer:
             if self.run_dir is None:
                 self.run_dir = new_run_dir(opts)
             (self.run_dir / "training_options.json").write_text(opts.to_json())
+            self.scalars = snapshots.ScalarLog(self.run_dir)
+            if not self.scalars.enabled:
+                self.log("note: tensorboard is not installed; statistics go to stats.jsonl only")
         res = self.dataset.resolution
         self.grid = (8, 8) if res <= 128 else (4, 4)
         gen = torch.Generator().manual_seed(GRID_SEED)  # not the global RNG: a resume must not see these draws
@@ -258,6 +262,8 @@ class Trainer:
                 running.clear()
                 tick_start, tick_nimg = time.time(), self.cur_nimg
                 next_snap += snap_nimg
+        if env.is_main:
+            self.scalars.close()
         return last
 
     def _record(self, stats: dict[str, torch.Tensor], running: dict[str, list[float]], phase: str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""What a run leaves on disk: checkpoints, sample grids, stats.jsonl; and finding them again."""
+"""What a run leaves on disk: checkpoints, sample grids, stats.jsonl, TensorBoard scalars; and finding them again."""
 from __future__ import annotations
 
 import json
@@ -77,3 +77,32 @@ def append_stats(path: Path, record: dict) -> None:
     """One JSON line per snapshot; the file is rewritten atomically so a kill never truncates it."""
     old = path.read_text() if path.exists() else ""
     write_text_atomic(path, old + json.dumps(record) + "\n")
+
+
+class ScalarLog:
+    """TensorBoard scalars in the run folder when tensorboard is installed; nothing otherwise."""
+
+    def __init__(self, run_dir: Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(str(run_dir))
+
+    @property
+    def enabled(self) -> bool:
+        return self.writer is not None
+
+    def add(self, nimg: int, stats: dict, walltime: float | None = None) -> None:
+        """One point per numeric statistic, at step `nimg` (images shown so far)."""
+        if self.writer is None:
+            return
+        for key, value in stats.items():
+            if isinstance(value, (int, float)) and key != "time":
+                self.writer.add_scalar(key, value, global_step=nimg, walltime=walltime)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
