@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from facegen_cli.models.layers import MappingNetwork, MinibatchStdLayer
-from facegen_cli.models.stylegan2 import Discriminator, Generator
+from facegen_cli.models.stylegan2 import Discriminator, Generator, prefer_fused_modconv
 from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
 
 torch.set_num_threads(2)
@@ -120,6 +120,18 @@ def test_fused_and_non_fused_generator_agree():
     fused = G.synthesis(ws, noise_mode="const", fused_modconv=True)
     plain = G.synthesis(ws, noise_mode="const", fused_modconv=False)
     torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_default_modconv_path_follows_the_measured_rule():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not prefer_fused_modconv(True, torch.float32, 1, 1024, cpu)  # training: never fused
+    assert [prefer_fused_modconv(False, torch.float32, 1, res, cpu) for res in (4, 64, 128, 1024)] == [
+        False, False, True, True]
+    assert prefer_fused_modconv(False, torch.float32, 8, 1024, cpu)
+    assert not prefer_fused_modconv(False, torch.float32, 8, 64, cpu)
+    assert prefer_fused_modconv(False, torch.float32, 8, 4, cuda)  # NVIDIA's rule on CUDA
+    assert not prefer_fused_modconv(False, torch.float16, 8, 4, cuda)
+    assert prefer_fused_modconv(False, torch.float16, 1, 4, cuda)
 
 
 def test_generator_ws_layers_each_matter():

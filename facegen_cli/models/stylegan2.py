@@ -18,6 +18,21 @@ from facegen_cli.ops.conv2d_resample import modulated_conv2d
 from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
 
 NOISE_MODES = ("const", "random", "none")
+# On CPU, the grouped (fused) modulated conv pays for itself from this block size up; below it,
+# scaling activations (non-fused) is cheaper. Measured: benchmarks/RESULTS.md, "generate".
+CPU_FUSED_FROM_RES = 128
+
+
+def prefer_fused_modconv(training: bool, dtype: torch.dtype, batch: int, resolution: int,
+                         device: torch.device) -> bool:
+    """Default modulated-conv path of a synthesis block: non-fused while training (as NVIDIA
+    trains); on CUDA NVIDIA's inference rule (fp32, or a single image); on CPU blocks of
+    CPU_FUSED_FROM_RES pixels and up."""
+    if training:
+        return False
+    if device.type == "cpu":
+        return resolution >= CPU_FUSED_FROM_RES
+    return dtype == torch.float32 or batch == 1
 
 
 def channels_for(res: int, channel_base: int, channel_max: int) -> int:
@@ -118,7 +133,7 @@ class SynthesisBlock(nn.Module):
         fp16 = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
         dtype = torch.float16 if fp16 else torch.float32
         if fused_modconv is None:
-            fused_modconv = not self.training and (dtype == torch.float32 or ws.shape[0] == 1)
+            fused_modconv = prefer_fused_modconv(self.training, dtype, ws.shape[0], self.resolution, ws.device)
         layer_kwargs = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, generator=generator)
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
