@@ -49,9 +49,9 @@ def run_case(resolution: int, batch: int, rounds: int) -> dict:
     z = torch.randn([batch, G.z_dim], generator=torch.Generator().manual_seed(1))
     times: dict[str, list[float]] = {path: [] for path in PATHS}
     outputs = {}
+    names = list(PATHS)
     with torch.inference_mode():
         for rnd in range(rounds + 1):
-            names = list(PATHS)
             order = names[rnd % len(names):] + names[:rnd % len(names)]  # each path leads in turn
             for path in order:
                 start = time.perf_counter()
@@ -97,7 +97,7 @@ def main() -> None:
         per_image_s = None
         for batch in sorted(args.batches):
             if per_image_s is not None and res >= BUDGET_FROM_RES:
-                # (warm-up + timed rounds) x two paths x batch images, at the smallest batch's speed
+                # (warm-up + timed rounds) x paths x batch images, at the smallest batch's speed
                 estimate = (rounds + 1) * len(PATHS) * batch * per_image_s
                 if estimate > CASE_BUDGET_S:
                     skipped.append((res, batch, estimate))

@@ -25,7 +25,7 @@ from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir
-from facegen_cli.train.snapshots import ScalarLog
+from facegen_cli.train.snapshots import ScalarLog, latest_snapshot
 
 torch.set_num_threads(2)
 
@@ -192,8 +192,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_snapshot(faces, tmp_pat
     run = next(out.iterdir())
     # The kill may land between writing the checkpoint and its stats line: the checkpoint is
     # what a resume needs, so read the kimg from it.
-    last_snapshot = sorted(run.glob("network-snapshot-*.safetensors"))[-1]
-    first = read_header(last_snapshot)["provenance"]["kimg"]
+    first = read_header(latest_snapshot(run))["provenance"]["kimg"]
     resumed_to = round(first + 0.008, 3)
     result = subprocess.run(_facegen(*args, "--resume", "latest", "--kimg", str(resumed_to)),
                             capture_output=True, text=True, timeout=300)

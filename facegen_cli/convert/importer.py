@@ -22,6 +22,6 @@ def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = 
         net = load_checkpoint(source, modules=("G_ema",) if ema_only else ("G_ema", "G", "D"))
     else:
         net = import_foreign(source)
-    keep = (lambda m: None) if ema_only else (lambda m: m)
-    return save_checkpoint(dest, net.arch, net.G_kwargs, net.G_ema, G=keep(net.G), D=keep(net.D),
-                           D_kwargs=net.D_kwargs if not ema_only else {}, provenance=net.provenance, half=half)
+    G, D, D_kwargs = (None, None, {}) if ema_only else (net.G, net.D, net.D_kwargs)
+    return save_checkpoint(dest, net.arch, net.G_kwargs, net.G_ema, G=G, D=D, D_kwargs=D_kwargs,
+                           provenance=net.provenance, half=half)
