@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +26,7 @@ from facegen_cli.models.stylegan2 import Discriminator, Generator
 from facegen_cli.ops import build
 from facegen_cli.ops.bias_act import bias_act
 from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
+from timing import seconds_per_call
 
 
 @dataclass
@@ -39,25 +39,10 @@ class Case:
     images: int | None = None  # images per call, for img/s
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _measure(fn: Callable[[], object], device: torch.device, calls: int) -> float:
-    """Seconds per call, over `calls` back-to-back calls."""
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / calls
-
-
 def _calls_for(fn: Callable[[], object], device: torch.device, target_s: float) -> int:
     """How many calls make one measurement last about `target_s` (after a warm-up call)."""
-    _measure(fn, device, 1)
-    once = _measure(fn, device, 1)
+    seconds_per_call(fn, device, 1)
+    once = seconds_per_call(fn, device, 1)
     return max(1, min(1000, int(target_s / max(once, 1e-6))))
 
 
@@ -71,9 +56,9 @@ def _time(case: Case, device: torch.device, repeat: int, with_kernel: bool,
     kernel, reference = [], []
     for _ in range(repeat):
         if with_kernel:
-            kernel.append(_measure(case.run, device, calls))
+            kernel.append(seconds_per_call(case.run, device, calls))
         with build.reference_ops():
-            reference.append(_measure(case.run, device, calls))
+            reference.append(seconds_per_call(case.run, device, calls))
     return (statistics.median(kernel) if kernel else None), statistics.median(reference)
 
 

@@ -10,7 +10,8 @@ import torch
 from scipy import signal
 
 from facegen_cli.ops.bias_act import ACTIVATIONS, bias_act, bias_act_ref
-from facegen_cli.ops.conv2d_resample import conv2d_resample, conv2d_resample_ref, modulated_conv2d
+from facegen_cli.ops.conv2d_resample import (conv2d_resample, conv2d_resample_ref, demodulation_coefficients,
+                                             demodulation_coefficients_ref, modulated_conv2d)
 from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upfirdn2d_ref, upsample2d
 
 torch.set_num_threads(2)
@@ -188,6 +189,27 @@ def test_modulated_conv_fused_equals_non_fused(demodulate, up, with_noise):
         if noise is not None:
             yi = yi + noise[i:i + 1]
         torch.testing.assert_close(fused[i:i + 1], yi, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_demodulation_coefficients_equal_the_per_sample_weight_norms(k):
+    gen = torch.Generator().manual_seed(5)
+    weight = torch.randn([6, 7, k, k], generator=gen, dtype=torch.float64, requires_grad=True)
+    styles = (torch.randn([4, 7], generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    fast = demodulation_coefficients(weight, styles)
+    ref = demodulation_coefficients_ref(weight, styles)
+    assert fast.shape == (4, 6)
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
+    # Same gradients, to second order (path-length and R1 differentiate through G twice).
+    probe = torch.randn([4, 6], generator=gen, dtype=torch.float64)
+    grads = [torch.autograd.grad((d * probe).sum(), [weight, styles], create_graph=True) for d in (fast, ref)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    second = [torch.autograd.grad(g[1].square().sum(), weight)[0] for g in grads]
+    torch.testing.assert_close(second[0], second[1], rtol=1e-10, atol=1e-12)
+    # Demodulated filters have unit norm.
+    w = weight * styles[0].reshape(1, -1, 1, 1) * fast[0].reshape(-1, 1, 1, 1)
+    torch.testing.assert_close(w.square().sum(dim=[1, 2, 3]), torch.ones(6, dtype=torch.float64), rtol=1e-6, atol=0)
 
 
 def test_modulated_conv_demodulation_gives_unit_variance():

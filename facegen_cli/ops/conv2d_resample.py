@@ -85,6 +85,20 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
                                flip_weight=flip_weight, flip_filter=flip_filter)
 
 
+def demodulation_coefficients_ref(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """1 / |weight * style| per sample and output channel, [batch, out_ch], from the per-sample weights."""
+    w = weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)
+    return (w.square().sum(dim=[2, 3, 4]) + eps).rsqrt()
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """`demodulation_coefficients_ref` without the [batch, out, in, kh, kw] per-sample weights.
+
+    The squared norm of a modulated filter is sum_j s_j^2 * |w_ij|^2: one small matrix product.
+    """
+    return (styles.square() @ weight.square().sum(dim=[2, 3]).t() + eps).rsqrt()
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -112,14 +126,7 @@ def modulated_conv2d(
         weight = weight * (1 / (in_ch * kh * kw) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    w = None
-    dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
-    if demodulate and fused_modconv:
-        w = w * dcoefs.reshape(batch, -1, 1, 1, 1)
+    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
@@ -131,8 +138,11 @@ def modulated_conv2d(
             x = x + noise.to(x.dtype)
         return x
 
+    scale = styles.reshape(batch, 1, -1)
+    if dcoefs is not None:
+        scale = scale * dcoefs.reshape(batch, -1, 1)
+    w = (weight.unsqueeze(0) * scale.unsqueeze(-1).unsqueeze(-1)).reshape(-1, in_ch, kh, kw)
     x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_ch, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
                         groups=batch, flip_weight=flip_weight)
     x = x.reshape(batch, -1, *x.shape[2:])
