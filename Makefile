@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.facegen-installed
 
-.PHONY: install demo test test-all check-cuda clean
+.PHONY: install demo test test-all check-cuda test-cuda clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ test-all: install
 # the nvcc on PATH is a wrapper). Built into the user cache that the first GPU run reuses.
 check-cuda: install
 	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}" $(PY) -m facegen_cli.ops.build --check
+
+# On a GPU machine whose python3 already holds torch (no venv needed): build the kernels,
+# say which path each op takes, and hold every kernel to its reference.
+test-cuda:
+	PYTHONPATH=. $(PYTHON) -m facegen_cli.ops.build
+	PYTHONPATH=. $(PYTHON) -m pytest -q -m cuda tests/test_ops_cuda.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
