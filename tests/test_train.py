@@ -223,6 +223,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(faces, tmp_
     with pytest.raises(FacegenError, match=r"loss_D_real became nan at 0\.008 kimg.*last good checkpoint: "
                                            r".*network-snapshot-000000\.008\.safetensors"):
         trainer.run()
+    assert trainer.scalars.writer.all_writers is None  # the TensorBoard writer was closed on the way out
     snaps = sorted(p.name for p in trainer.run_dir.glob("network-snapshot-*"))
     assert snaps[-1] == "network-snapshot-000000.008.safetensors" and len(snaps) == 2
     good = load_checkpoint(trainer.run_dir / snaps[-1], modules=("G_ema", "G", "D"), with_training_state=True)

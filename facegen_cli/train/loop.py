@@ -167,7 +167,7 @@ class Trainer:
                 "ada_signs": list(self.ada.signs) if self.ada is not None else [],
                 "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "rng": rng}
 
-    def save_snapshot(self, stats: dict, rng: list[dict]) -> Path:
+    def save_snapshot(self, stats: dict, rng: list[dict], walltime: float) -> Path:
         kimg = self.cur_nimg / 1000
         provenance = {"dataset": str(self.opts.data), "kimg": kimg, "run": self.run_dir.name,
                       "label_names": self.dataset.label_names, "label_means": self._label_means()}
@@ -177,8 +177,9 @@ class Trainer:
         rows, cols = self.grid
         snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, (rows, cols), self.run_dir / f"fakes{kimg:010.3f}.png",
                              **self.family.sample_kwargs)
-        snapshots.append_stats(self.run_dir / "stats.jsonl", {"kimg": kimg, **stats, "snapshot": path.name})
-        self.scalars.add(self.cur_nimg, {"kimg": kimg, **stats}, walltime=stats.get("time"))
+        snapshots.append_stats(self.run_dir / "stats.jsonl",
+                               {"kimg": kimg, **stats, "time": walltime, "snapshot": path.name})
+        self.scalars.add(self.cur_nimg, {"kimg": kimg, **stats}, walltime=walltime)
         return path
 
     def _label_means(self) -> list[float] | None:
@@ -218,52 +219,55 @@ class Trainer:
         running: dict[str, list[float]] = {}
         tick_start, tick_nimg = time.time(), self.cur_nimg
         last = None
-        while self.cur_nimg < total:
-            real, real_c = next(batches)
-            real = real.to(device, torch.float32) / 127.5 - 1
-            real_c = real_c.to(device)
-            gen_z = torch.randn([per_rank, self.G.z_dim], device=device)
-            gen_c = self._random_labels(per_rank)
-            for phase in self.phases:
-                if self.step % phase.interval:
-                    continue
-                phase.opt.zero_grad(set_to_none=True)
-                phase.module.requires_grad_(True)
-                for r, rc, gz, gc in zip(real.split(opts.batch_gpu), real_c.split(opts.batch_gpu),
-                                         gen_z.split(opts.batch_gpu), gen_c.split(opts.batch_gpu)):
-                    stats = self._record(self.loss.accumulate(phase.name, r, rc, gz, gc, gain=phase.gain / rounds),
-                                         running, phase.name)
-                    if self.ada is not None and "D_real_sign" in stats:
-                        self.ada.observe(stats["D_real_sign"])
-                phase.module.requires_grad_(False)
-                average_gradients(phase.module, env)
-                phase.opt.step()
-            average_buffers(self.G, env)  # running averages (w_avg) saw each rank's own latents
-            update_ema(self.G_ema, self.G, opts.batch, self.cur_nimg, opts.ema_kimg)
-            self.cur_nimg += opts.batch
-            self.step += 1
-            if self.ada is not None and self.step % self.ada.interval == 0:
-                self.ada.update(opts.batch)
-            if on_step is not None and env.is_main:
-                rate = (time.time() - tick_start) / max((self.cur_nimg - tick_nimg) / 1000, 1e-9)
-                on_step({"kimg": self.cur_nimg / 1000, "sec_per_kimg": rate,
-                         **{k: v[-1] for k, v in running.items()}})
-            if self.cur_nimg >= next_snap or self.cur_nimg >= total:
-                elapsed = time.time() - tick_start
-                stats = {k: sum(v) / len(v) for k, v in running.items()}
-                stats.update({"sec_per_kimg": elapsed / max((self.cur_nimg - tick_nimg) / 1000, 1e-9),
-                              "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
-                              "memory_mb": round(memory_mb(device), 1), "time": time.time()})
-                rng = all_gather_objects(snapshots.rng_state(), env)
-                if env.is_main:
-                    last = self.save_snapshot(stats, rng)
-                    self.log(f"kimg {self.cur_nimg / 1000:.3f}: " + json.dumps({k: round(v, 4) for k, v in stats.items()
-                                                                               if k != "time"}))
-                running.clear()
-                tick_start, tick_nimg = time.time(), self.cur_nimg
-                next_snap += snap_nimg
-        if env.is_main:
-            self.scalars.close()
+        try:
+            while self.cur_nimg < total:
+                real, real_c = next(batches)
+                real = real.to(device, torch.float32) / 127.5 - 1
+                real_c = real_c.to(device)
+                gen_z = torch.randn([per_rank, self.G.z_dim], device=device)
+                gen_c = self._random_labels(per_rank)
+                for phase in self.phases:
+                    if self.step % phase.interval:
+                        continue
+                    phase.opt.zero_grad(set_to_none=True)
+                    phase.module.requires_grad_(True)
+                    for r, rc, gz, gc in zip(real.split(opts.batch_gpu), real_c.split(opts.batch_gpu),
+                                             gen_z.split(opts.batch_gpu), gen_c.split(opts.batch_gpu)):
+                        stats = self._record(self.loss.accumulate(phase.name, r, rc, gz, gc, gain=phase.gain / rounds),
+                                             running, phase.name)
+                        if self.ada is not None and "D_real_sign" in stats:
+                            self.ada.observe(stats["D_real_sign"])
+                    phase.module.requires_grad_(False)
+                    average_gradients(phase.module, env)
+                    phase.opt.step()
+                average_buffers(self.G, env)  # running averages (w_avg) saw each rank's own latents
+                update_ema(self.G_ema, self.G, opts.batch, self.cur_nimg, opts.ema_kimg)
+                self.cur_nimg += opts.batch
+                self.step += 1
+                if self.ada is not None and self.step % self.ada.interval == 0:
+                    self.ada.update(opts.batch)
+                if on_step is not None and env.is_main:
+                    rate = (time.time() - tick_start) / max((self.cur_nimg - tick_nimg) / 1000, 1e-9)
+                    on_step({"kimg": self.cur_nimg / 1000, "sec_per_kimg": rate,
+                             **{k: v[-1] for k, v in running.items()}})
+                if self.cur_nimg >= next_snap or self.cur_nimg >= total:
+                    now = time.time()
+                    elapsed = now - tick_start
+                    stats = {k: sum(v) / len(v) for k, v in running.items()}
+                    stats.update({"sec_per_kimg": elapsed / max((self.cur_nimg - tick_nimg) / 1000, 1e-9),
+                                  "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
+                                  "memory_mb": round(memory_mb(device), 1)})
+                    rng = all_gather_objects(snapshots.rng_state(), env)
+                    if env.is_main:
+                        last = self.save_snapshot(stats, rng, now)
+                        self.log(f"kimg {self.cur_nimg / 1000:.3f}: "
+                                 + json.dumps({k: round(v, 4) for k, v in stats.items()}))
+                    running.clear()
+                    tick_start, tick_nimg = time.time(), self.cur_nimg
+                    next_snap += snap_nimg
+        finally:
+            if env.is_main:
+                self.scalars.close()
         return last
 
     def _record(self, stats: dict[str, torch.Tensor], running: dict[str, list[float]], phase: str) -> dict[str, float]:

@@ -99,7 +99,7 @@ class ScalarLog:
         if self.writer is None:
             return
         for key, value in stats.items():
-            if isinstance(value, (int, float)) and key != "time":
+            if isinstance(value, (int, float)):
                 self.writer.add_scalar(key, value, global_step=nimg, walltime=walltime)
         self.writer.flush()
 
