@@ -20,7 +20,7 @@ import torch
 
 from facegen_cli.ops import conv2d_resample
 from machine import cpu_name, memory_gib
-from timing import seconds_per_call
+from timing import calls_for, seconds_per_call
 
 DEMODULATIONS = {"matmul": conv2d_resample.demodulation_coefficients,
                  "reference": conv2d_resample.demodulation_coefficients_ref}
@@ -60,10 +60,8 @@ def time_case(res: int, batch: int, fused: bool, training: bool, device: torch.d
         return run
 
     runs = {name: with_demod(name) for name in DEMODULATIONS}
-    for run in runs.values():
-        run()
-    once = max(seconds_per_call(runs["reference"], device, 1), 1e-6)
-    calls = max(1, min(200, int(target_s / once)))
+    runs["matmul"]()  # warm-up; calls_for warms the reference
+    calls = calls_for(runs["reference"], device, target_s, most=200)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():

@@ -26,7 +26,7 @@ from facegen_cli.models.stylegan2 import Discriminator, Generator
 from facegen_cli.ops import build
 from facegen_cli.ops.bias_act import bias_act
 from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
-from timing import seconds_per_call
+from timing import calls_for, seconds_per_call
 
 
 @dataclass
@@ -39,20 +39,13 @@ class Case:
     images: int | None = None  # images per call, for img/s
 
 
-def _calls_for(fn: Callable[[], object], device: torch.device, target_s: float) -> int:
-    """How many calls make one measurement last about `target_s` (after a warm-up call)."""
-    seconds_per_call(fn, device, 1)
-    once = seconds_per_call(fn, device, 1)
-    return max(1, min(1000, int(target_s / max(once, 1e-6))))
-
-
 def _time(case: Case, device: torch.device, repeat: int, with_kernel: bool,
           target_s: float) -> tuple[float | None, float]:
     """Median seconds per call: (kernel or None, reference)."""
     with build.reference_ops():
-        calls = _calls_for(case.run, device, target_s)
+        calls = calls_for(case.run, device, target_s)
     if with_kernel:
-        _calls_for(case.run, device, target_s)  # warm the kernel path too
+        calls_for(case.run, device, target_s)  # warm the kernel path too
     kernel, reference = [], []
     for _ in range(repeat):
         if with_kernel:

@@ -17,3 +17,10 @@ def seconds_per_call(fn: Callable[[], object], device: torch.device, calls: int)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / calls
+
+
+def calls_for(fn: Callable[[], object], device: torch.device, target_s: float, most: int = 1000) -> int:
+    """How many calls make one measurement last about `target_s` (after a warm-up call)."""
+    seconds_per_call(fn, device, 1)
+    once = seconds_per_call(fn, device, 1)
+    return max(1, min(most, int(target_s / max(once, 1e-6))))
