@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 
 from facegen_cli.errors import BadInput, FacegenError
@@ -40,19 +41,26 @@ def write_frames(frames: np.ndarray, out: str | Path, fps: float = 24.0) -> list
 
 
 def write_mp4(frames: np.ndarray, out: Path, fps: float) -> Path:
-    """Encode frames with OpenCV's MPEG-4 writer (sizes rounded up to even numbers)."""
+    """Encode frames as H.264 in yuv420p, which browsers play (sizes rounded up to even numbers)."""
     h, w = frames.shape[1:3]
     size = (w + w % 2, h + h % 2)
+    try:
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as e:
+        raise FacegenError(f"{out}: no ffmpeg to encode MP4 ({e}); write a .gif instead") from None
     with atomic_path(out) as tmp:
         mp4 = tmp.with_suffix(".mp4")
-        writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not writer.isOpened():
-            raise FacegenError(f"{out}: OpenCV cannot open an MP4 writer here; write a .gif instead")
+        writer = imageio_ffmpeg.write_frames(str(mp4), size, fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                             quality=None, macro_block_size=1, ffmpeg_log_level="error",
+                                             output_params=["-crf", "18", "-movflags", "+faststart"])
+        writer.send(None)
         try:
             for frame in frames:
                 rgb = frame if frame.shape[2] == 3 else np.repeat(frame, 3, axis=2)
-                writer.write(cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_NEAREST))
+                if rgb.shape[:2] != (size[1], size[0]):
+                    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_NEAREST)
+                writer.send(np.ascontiguousarray(rgb))
         finally:
-            writer.release()
+            writer.close()
         mp4.replace(tmp)
     return out
