@@ -72,13 +72,25 @@ def run_interpolate(net: Network, sources: list[str], out: str | Path, frames: i
     if space == "w" and not has_wplus(net):
         raise BadInput(f"{net.arch} has no W space; use --space z")
     specs = expand_sources(sources)
-    if len(specs) < 2:
-        raise BadInput("interpolation needs at least two latents")
-    if frames < len(specs) - (0 if loop else 1) + 1:
-        raise BadInput(f"--frames {frames} is too few for {len(specs)} keyframes")
+    check_keyframes(len(specs), frames, loop)
     c = label_vector(net, label, attrs)
     keys = np.stack([read_latent(net, s, psi, c, space) for s in specs])
+    return write_frames(morph_frames(net, keys, frames, loop, space, c, psi, noise_mode), out, fps)
+
+
+def check_keyframes(keys: int, frames: int, loop: bool) -> None:
+    """Refuse fewer than two keyframes, or too few frames to show each of them."""
+    if keys < 2:
+        raise BadInput("interpolation needs at least two latents")
+    if frames < keys - (0 if loop else 1) + 1:
+        raise BadInput(f"--frames {frames} is too few for {keys} keyframes")
+
+
+def morph_frames(net: Network, keys: np.ndarray, frames: int, loop: bool, space: str, c: np.ndarray,
+                 psi: float = 1.0, noise_mode: str = "const") -> np.ndarray:
+    """NHWC uint8 frames along the keyframe latents `keys` (W+ in space w, z in space z)."""
+    check_keyframes(len(keys), frames, loop)
     latents = path_latents(keys, frames, loop, space)
     if space == "z" and has_wplus(net):
         latents = _map_z(net, latents, psi, c)
-    return write_frames(render(net, latents, c, psi, noise_mode), out, fps)
+    return render(net, latents, c, psi, noise_mode)
