@@ -122,12 +122,16 @@ def sefa(net: Network, k: int = 10, layers: list[int] | None = None) -> tuple[np
 
 def run_sefa(net: Network, out: str | Path | None = None, k: int = 10, layers: str | None = None) -> list[Path]:
     """Save the top-k SeFa directions as `sefa-NN.npy` (to the network's store unless `out`)."""
-    require_wplus(net, "SeFa")
     chosen = parse_layers(layers, net.G_ema.num_ws) if layers else None
-    vectors, values = sefa(net, k, chosen)
     folder = Path(out) if out else store_dir(net)
-    return [save_direction(Direction(f"sefa-{i:02d}", v, net.network_id, chosen,
-                                     {"method": "sefa", "rank": i, "eigenvalue": float(e)}), folder)
+    return [save_direction(d, folder) for d in sefa_directions(net, k, chosen)]
+
+
+def sefa_directions(net: Network, k: int = 10, layers: list[int] | None = None) -> list[Direction]:
+    """The top-k SeFa directions as `sefa-NN` Directions of this network (not saved)."""
+    require_wplus(net, "SeFa")
+    vectors, values = sefa(net, k, layers)
+    return [Direction(f"sefa-{i:02d}", v, net.network_id, layers, {"method": "sefa", "rank": i, "eigenvalue": float(e)})
             for i, (v, e) in enumerate(zip(vectors, values))]
 
 
