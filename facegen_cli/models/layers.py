@@ -13,6 +13,7 @@ from torch import nn
 from facegen_cli.ops.bias_act import activation_gain, bias_act
 from facegen_cli.ops.conv2d_resample import conv2d_resample
 from facegen_cli.ops.upfirdn2d import setup_filter
+from facegen_cli.precision import fp32_part
 
 DEFAULT_RESAMPLE_FILTER = (1, 3, 3, 1)
 
@@ -112,6 +113,11 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, update_w_avg: bool = True) -> torch.Tensor:
+        with fp32_part("mapping", z if z is not None else c):
+            return self._forward(z, c, truncation_psi, truncation_cutoff, update_w_avg)
+
+    def _forward(self, z: torch.Tensor | None, c: torch.Tensor | None, truncation_psi: float,
+                 truncation_cutoff: int | None, update_w_avg: bool) -> torch.Tensor:
         x = None
         if self.z_dim > 0:
             x = normalize_2nd_moment(z.to(torch.float32))

@@ -16,6 +16,7 @@ from facegen_cli.models.layers import (DEFAULT_RESAMPLE_FILTER, Conv2dLayer, Ful
 from facegen_cli.ops.bias_act import activation_gain, bias_act
 from facegen_cli.ops.conv2d_resample import modulated_conv2d
 from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
+from facegen_cli.precision import block_dtype, fp32_part, widen
 
 NOISE_MODES = ("const", "random", "none")
 # On CPU, the grouped (fused) modulated conv pays for itself from this block size up; below it,
@@ -71,7 +72,8 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
                 gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        styles = self.affine(w)
+        with fp32_part("affine", w):
+            styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode == "random":
             shape = [x.shape[0], 1, self.resolution, self.resolution]
@@ -98,7 +100,8 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
-        styles = self.affine(w) * self.weight_gain
+        with fp32_part("affine", w):
+            styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
@@ -131,7 +134,7 @@ class SynthesisBlock(nn.Module):
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         w_iter = iter(ws.unbind(dim=1))
         fp16 = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
-        dtype = torch.float16 if fp16 else torch.float32
+        dtype = block_dtype(fp16, x)
         if fused_modconv is None:
             fused_modconv = prefer_fused_modconv(self.training, dtype, ws.shape[0], self.resolution, ws.device)
         layer_kwargs = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, generator=generator)
@@ -140,10 +143,11 @@ class SynthesisBlock(nn.Module):
         else:
             x = self.conv0(x.to(dtype), next(w_iter), **layer_kwargs)
         x = self.conv1(x, next(w_iter), **layer_kwargs)
-        if img is not None:
-            img = upsample2d(img, self.resample_filter)
-        y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
-        img = img + y if img is not None else y
+        with fp32_part("torgb", x):
+            if img is not None:
+                img = upsample2d(img, self.resample_filter)
+            y = self.torgb(widen(x), next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            img = img + y if img is not None else y
         return x, img
 
 
@@ -235,7 +239,7 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor, force_fp32: bool = False) -> torch.Tensor:
         fp16 = self.use_fp16 and not force_fp32 and img.device.type == "cuda"
-        dtype = torch.float16 if fp16 else torch.float32
+        dtype = block_dtype(fp16, x)
         if self.in_channels == 0:
             x = self.fromrgb(img.to(dtype))
         else:
@@ -260,14 +264,15 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
-        x = x.to(torch.float32)
-        if self.mbstd is not None:
-            x = self.mbstd(x)
-        x = self.conv(x)
-        x = self.out(self.fc(x.flatten(1)))
-        if self.cmap_dim > 0:
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
-        return x
+        with fp32_part("epilogue", x):
+            x = x.to(torch.float32)
+            if self.mbstd is not None:
+                x = self.mbstd(x)
+            x = self.conv(x)
+            x = self.out(self.fc(x.flatten(1)))
+            if self.cmap_dim > 0:
+                x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+        return x.to(torch.float32)
 
 
 class Discriminator(nn.Module):

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from facegen_cli.ops.upfirdn2d import Pair, _pad4, filter_size, upfirdn2d
+from facegen_cli.precision import fp32_part, widen
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: Pair = 0, groups: int = 1,
@@ -126,7 +127,10 @@ def modulated_conv2d(
         weight = weight * (1 / (in_ch * kh * kw) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
+    dcoefs = None
+    if demodulate:
+        with fp32_part("demod", styles):
+            dcoefs = demodulation_coefficients(widen(weight), widen(styles))
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
@@ -147,5 +151,5 @@ def modulated_conv2d(
                         groups=batch, flip_weight=flip_weight)
     x = x.reshape(batch, -1, *x.shape[2:])
     if noise is not None:
-        x = x + noise
+        x = x + noise.to(x.dtype)
     return x

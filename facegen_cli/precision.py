@@ -1,0 +1,112 @@
+"""`--precision fp32|bf16|auto`: which arithmetic a network runs in, and the parts that stay fp32.
+
+- `fp32`: everything in float32; the reference, and what reproduces NVIDIA's pixels.
+- `bf16`: convolutions and the activations between them in bfloat16 under `torch.autocast`;
+  the parts named in `FP32_PARTS` stay float32, as do parameters, optimizers and losses.
+- `auto`: bf16 on a CPU with native bf16 instructions (AVX-512 BF16 or AMX), the network's own
+  fp16 blocks on CUDA (NVIDIA's `num_fp16_res`, as NVIDIA's code runs them), fp32 elsewhere.
+
+Measured choices: benchmarks/RESULTS.md, "precision".
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ContextManager
+
+import torch
+
+from facegen_cli.errors import BadInput
+
+PRECISIONS = ("fp32", "bf16", "auto")
+# Parts of StyleGAN2 that run in float32 even under bf16: the mapping network (and w_avg), the
+# style affines, the demodulation coefficients, the ToRGB layers with the image skip path, and
+# the discriminator's 4x4 epilogue (its logits feed the losses).
+FP32_PARTS = frozenset({"mapping", "affine", "demod", "torgb", "epilogue"})
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 / AMX; "bf16" is Arm's (FEAT_BF16)
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags /proc/cpuinfo lists (empty where there is no such file)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16, AMX or Arm BF16)."""
+    flags = cpu_flags() if flags is None else flags
+    if any(flag in flags for flag in NATIVE_BF16_FLAGS):
+        return True
+    return "AMX" in torch.backends.cpu.get_cpu_capability()
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A resolved precision: `fp32`, `bf16`, or `fp16` (the network's fp16 blocks on CUDA)."""
+
+    name: str
+    device_type: str = "cpu"
+
+    @property
+    def force_fp32(self) -> bool:
+        """What to pass as the networks' `force_fp32`: their fp16 blocks run only in `fp16`."""
+        return self.name != "fp16"
+
+    def autocast(self) -> ContextManager:
+        """The context the networks run in: bf16 autocast on this device, or nothing."""
+        if self.name == "bf16":
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+FP32 = Precision("fp32")
+
+
+def resolve_precision(spec: str | Precision, device: torch.device | str = "cpu",
+                      native_bf16: bool | None = None) -> Precision:
+    """`fp32|bf16|auto` for `device`; `native_bf16` overrides the CPU detection (tests)."""
+    if isinstance(spec, Precision):
+        return spec
+    device_type = torch.device(device).type
+    name = (spec or "").strip().lower()
+    if name not in PRECISIONS:
+        raise BadInput(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec!r}")
+    if name == "auto":
+        if device_type == "cuda":
+            name = "fp16"
+        elif device_type == "cpu" and (cpu_has_native_bf16() if native_bf16 is None else native_bf16):
+            name = "bf16"
+        else:
+            name = "fp32"
+    return Precision(name, device_type)
+
+
+def fp32_part(part: str, x: torch.Tensor) -> ContextManager:
+    """Leave bf16 autocast for a part listed in `FP32_PARTS`, on `x`'s device; else nothing."""
+    device_type = x.device.type
+    if part in FP32_PARTS and torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def block_dtype(fp16: bool, x: torch.Tensor | None = None) -> torch.dtype:
+    """A block's working dtype: fp16 for NVIDIA's fp16 blocks, bf16 when `x` already is (autocast), else fp32."""
+    if fp16:
+        return torch.float16
+    if x is not None and x.dtype == torch.bfloat16:
+        return torch.bfloat16
+    return torch.float32
+
+
+def widen(x: torch.Tensor) -> torch.Tensor:
+    """bf16 -> fp32 on entering an fp32 part; other dtypes (fp16 blocks, fp32) stay as they are."""
+    return x.float() if x.dtype == torch.bfloat16 else x
