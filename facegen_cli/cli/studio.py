@@ -1,0 +1,37 @@
+"""`facegen studio`: a local web app to explore, mix, edit, morph and project faces, and a real-or-generated quiz."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from facegen_cli.cli.common import console, device_option, emit, network_option
+from facegen_cli.errors import FacegenError
+
+INSTALL_HINT = "facegen studio needs its web extra: pip install 'facegen-cli[studio]'"
+
+
+def studio(
+    network: Optional[str] = network_option,
+    data: Optional[Path] = typer.Option(None, "--data", help="Real faces for the quiz: a folder or dataset zip."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on; 0 picks a free one."),
+    device: str = device_option,
+) -> None:
+    """Serve the studio in the browser (prints its URL; Ctrl-C stops it)."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise FacegenError(INSTALL_HINT) from None
+    from facegen_cli.devices import resolve_device
+    from facegen_cli.networks import load_network
+    from facegen_cli.studio.server import bind, build_app, serve
+
+    net = load_network(network, resolve_device(device))
+    sock, url = bind(host, port)
+    app = build_app(net, data, host)
+    emit(url)
+    console.print(f"facegen studio: serving {net.path or net.arch} at {url} (Ctrl-C stops it)")
+    serve(app, sock)

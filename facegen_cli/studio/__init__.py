@@ -1,0 +1,1 @@
+"""`facegen studio`: a local web app over the engine (explore, mix, edit, morph, project, quiz)."""

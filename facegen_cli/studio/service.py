@@ -1,0 +1,253 @@
+"""What the studio's pages do, as calls into the engine the CLI uses: generate, mixing, directions,
+interpolate and frames. One lock serialises the network's work; slider requests made stale by a newer
+one are dropped when their turn comes instead of being rendered.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.generate import PSI_RANGE, attribute_defaults, check_noise_mode, check_psi, generate_samples, \
+    label_vector
+from facegen_cli.images import encode, to_pil
+from facegen_cli.latent.directions import Direction, conditioned, load_direction, move, sefa_directions, store_dir
+from facegen_cli.latent.frames import write_frames
+from facegen_cli.latent.interpolate import morph_frames
+from facegen_cli.latent.io import load_latent
+from facegen_cli.latent.mixing import parse_weights, style_mix, weighted_average
+from facegen_cli.latent.sources import (LAYER_GROUPS, has_wplus, layer_resolution, load_z, parse_layers, read_latent,
+                                        render, require_wplus)
+from facegen_cli.models.stylegan2 import NOISE_MODES
+from facegen_cli.studio.state import Face, Tab, Tabs, new_id
+from facegen_cli.studio.uploads import latent_kind
+
+log = logging.getLogger("facegen.studio")
+T = TypeVar("T")
+MAX_PAGE = 24
+MAX_SEED = 2**32 - 1
+MAX_FRAMES = 240
+SEFA_COUNT = 8
+
+
+def png(image: np.ndarray) -> bytes:
+    """One HWC uint8 image as PNG bytes."""
+    return encode(to_pil(image))
+
+
+def field(payload: dict, name: str, kind: type[T], default: Any = ...) -> T:
+    """`payload[name]` as `kind`, or one clear error naming the field."""
+    if name not in payload:
+        if default is ...:
+            raise BadInput(f"the request lacks {name!r}")
+        return default
+    value = payload[name]
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+        return float(value)  # type: ignore[return-value]
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value  # type: ignore[return-value]
+    if kind in (str, list, dict, bool) and isinstance(value, kind):
+        return value  # type: ignore[return-value]
+    raise BadInput(f"{name!r} must be a {kind.__name__}, got {value!r}"[:200])
+
+
+def display_name(name: str) -> str:
+    """A file name as the page shows it: no folders, at most 60 characters."""
+    return (name.replace("\\", "/").rsplit("/", 1)[-1] or "upload")[:60]
+
+
+class Studio:
+    """The network, its directions, the tabs, and the operations every page calls."""
+
+    def __init__(self, net: Network, workdir: Path, sefa_count: int = SEFA_COUNT):
+        self.net = net
+        self.workdir = workdir
+        self.lock = threading.Lock()
+        self.tabs = Tabs(workdir)
+        self.directions = self._directions(sefa_count) if has_wplus(net) else {}
+        self.default_c = attribute_defaults(net) if int(net.G_kwargs.get("c_dim", 0)) else np.zeros([0], np.float32)
+        self.extras: list[Callable[[], None]] = []  # close hooks (quiz, projection)
+
+    def _directions(self, k: int) -> dict[str, Direction]:
+        """The network's stored directions (from `facegen directions`) and its top-k SeFa directions."""
+        found: dict[str, Direction] = {}
+        for path in sorted(store_dir(self.net).glob("*.npy")):
+            try:
+                found[path.stem] = load_direction(str(path), self.net)
+            except FacegenError as error:
+                log.warning("skipping direction %s", error)
+        for direction in sefa_directions(self.net, k):
+            found.setdefault(direction.name, direction)
+        return found
+
+    def close(self) -> None:
+        for hook in self.extras:
+            hook()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def info(self) -> dict:
+        """What the pages need to know about the network."""
+        G, wplus = self.net.G_ema, has_wplus(self.net)
+        groups = {}
+        for name in LAYER_GROUPS if wplus else ():
+            try:
+                groups[name] = parse_layers(name, G.num_ws)
+            except BadInput:
+                groups[name] = []
+        return {
+            "network": self.net.path.name if self.net.path else self.net.arch, "architecture": self.net.arch, "wplus": wplus,
+            "resolution": G.img_resolution, "num_ws": getattr(G, "num_ws", 0) if wplus else 0,
+            "layers": [layer_resolution(i) for i in range(G.num_ws)] if wplus else [], "groups": groups,
+            "c_dim": int(self.net.G_kwargs.get("c_dim", 0)), "label_names": self.net.provenance.get("label_names"),
+            "noise_modes": list(NOISE_MODES), "psi_range": list(PSI_RANGE),
+            "directions": [{"name": d.name, "method": d.info.get("method", "")} for d in self.directions.values()],
+        }
+
+    def render_png(self, latent: np.ndarray, c: np.ndarray, psi: float, noise_mode: str) -> bytes:
+        """The image of one latent; the caller holds the lock."""
+        return png(render(self.net, latent[None], c, psi, noise_mode)[0])
+
+    def explore(self, tab: Tab, seq: int | None, start: int, count: int, psi: float, noise_mode: str,
+                label: str | None, attrs: str | None) -> list[dict] | None:
+        """A page of seeds, each as a data-URL PNG (the grid of `facegen generate`); None once stale."""
+        if not 1 <= count <= MAX_PAGE or not 0 <= start <= MAX_SEED - count:
+            raise BadInput(f"a page holds 1-{MAX_PAGE} seeds between 0 and {MAX_SEED}")
+        check_psi(psi)
+        check_noise_mode(noise_mode)
+        c = label_vector(self.net, label, attrs)
+        with self.lock:
+            if seq is not None and tab.is_stale("explore", seq):
+                return None
+            samples = list(generate_samples(self.net, range(start, start + count), psi, noise_mode=noise_mode, label=c))
+        return [{"seed": s.seed, "image": "data:image/png;base64," + base64.b64encode(png(s.image)).decode()}
+                for s in samples]
+
+    def open_seed(self, tab: Tab, seed: int, psi: float, noise_mode: str, label: str | None, attrs: str | None) -> Face:
+        """The face of one seed, kept in the tab."""
+        if not 0 <= seed <= MAX_SEED:
+            raise BadInput(f"seed {seed} is outside 0-{MAX_SEED}")
+        check_noise_mode(noise_mode)
+        c = label_vector(self.net, label, attrs)
+        with self.lock:
+            latent = read_latent(self.net, f"seed:{seed}", psi, c)
+            face = Face(new_id(), f"seed {seed} (psi {psi:g})", latent, c, psi, noise_mode)
+            face.png = self.render_png(latent, c, psi, noise_mode)
+        return tab.add_face(face)
+
+    def upload_latent(self, tab: Tab, data: bytes, name: str) -> Face:
+        """A face from an uploaded `.npy`/`.npz` latent, read like the CLI reads latent files."""
+        shown = display_name(name)
+        path = tab.path(f"upload-{new_id()}.{latent_kind(data, shown)}")
+        path.write_bytes(data)
+        G = self.net.G_ema
+        try:
+            latent = load_latent(path, G.num_ws, G.w_dim) if has_wplus(self.net) else load_z(path, G.z_dim)
+        except FacegenError as error:
+            raise type(error)(str(error).replace(str(path), shown)) from None
+        finally:
+            path.unlink(missing_ok=True)
+        face = Face(new_id(), shown, latent, self.default_c)
+        with self.lock:
+            face.png = self.render_png(latent, face.c, face.psi, face.noise_mode)
+        return tab.add_face(face)
+
+    def _edit(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
+        require_wplus(self.net, "editing")
+        face = tab.face(field(payload, "face", str))
+        sliders = field(payload, "sliders", dict, {})
+        fixed = [self.direction(name).vector for name in field(payload, "fixed", list, [])]
+        layers = field(payload, "layers", str, "all")
+        rows = None if layers == "all" else parse_layers(layers, self.net.G_ema.num_ws)
+        ws, moved = face.latent, []
+        for name, strength in sliders.items():
+            strength = field(sliders, name, float)
+            d = self.direction(name)
+            if strength:
+                others = [v for v in fixed if not np.array_equal(v, d.vector)]
+                ws = move(ws, conditioned(d.vector, others), strength, rows if rows is not None else d.layers)
+                moved.append(f"{name} {strength:+g}")
+        return face, ws, f"{face.name}, " + (", ".join(moved) or "unedited")
+
+    def _mix(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
+        require_wplus(self.net, "style mixing")
+        a, b = tab.face(field(payload, "a", str)), tab.face(field(payload, "b", str))
+        layers = field(payload, "layers", str)
+        chosen = parse_layers(layers, self.net.G_ema.num_ws) if layers else []
+        return a, style_mix(a.latent, b.latent, chosen), f"mix of {a.name} with {b.name} at {layers or 'no layers'}"
+
+    def _average(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
+        faces = [tab.face(f) for f in field(payload, "faces", list)]
+        if len(faces) < 2:
+            raise BadInput("an average needs at least two faces")
+        weights = [field({"weight": w}, "weight", float) for w in field(payload, "weights", list)]
+        mean = weighted_average(np.stack([f.latent for f in faces]),
+                                parse_weights(",".join(map(repr, weights)), len(faces)))
+        return faces[0], mean, "average of " + ", ".join(f.name for f in faces)
+
+    def compose(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
+        """The latent an edit, mix or average request describes, with the face whose settings it keeps."""
+        ops = {"edit": self._edit, "mix": self._mix, "average": self._average}
+        op = field(payload, "op", str)
+        if op not in ops:
+            raise BadInput(f"unknown operation {op!r}; one of {', '.join(ops)}")
+        return ops[op](tab, payload)
+
+    def direction(self, name: Any) -> Direction:
+        if not isinstance(name, str) or name not in self.directions:
+            raise BadInput(f"no direction {name!r} for this network")
+        return self.directions[name]
+
+    def live(self, tab: Tab, payload: dict, channel: str, seq: int) -> bytes | None:
+        """The image for a live request, or None when a newer request on its channel has come in."""
+        face, latent, _ = self.compose(tab, payload)
+        with self.lock:
+            if tab.is_stale(channel, seq):
+                return None
+            return self.render_png(latent, face.c, face.psi, face.noise_mode)
+
+    def keep(self, tab: Tab, payload: dict) -> Face:
+        """Keep what an edit, mix or average shows as a new face of the tab."""
+        base, latent, name = self.compose(tab, payload)
+        face = Face(new_id(), name[:120], latent, base.c, base.psi, base.noise_mode)
+        with self.lock:
+            face.png = self.render_png(latent, face.c, face.psi, face.noise_mode)
+        return tab.add_face(face)
+
+    def morph(self, tab: Tab, payload: dict) -> dict:
+        """A morph through the chosen faces, written as GIF and H.264 MP4 (the files `interpolate` writes)."""
+        faces = [tab.face(f) for f in field(payload, "faces", list)]
+        frames, fps = field(payload, "frames", int, 48), field(payload, "fps", float, 24.0)
+        loop = field(payload, "loop", bool, False)
+        if not 2 <= frames <= MAX_FRAMES or not 1 <= fps <= 60:
+            raise BadInput(f"frames must lie in 2-{MAX_FRAMES} and fps in 1-60")
+        if not faces:
+            raise BadInput("choose at least two faces for a morph")
+        first, space = faces[0], "w" if has_wplus(self.net) else "z"
+        with self.lock:
+            images = morph_frames(self.net, np.stack([f.latent for f in faces]), frames, loop, space, first.c,
+                                  first.psi, first.noise_mode)
+        for old in list(tab.files):
+            tab.files.pop(old).unlink(missing_ok=True)
+        token = new_id()
+        out = {}
+        for kind in ("gif", "mp4"):
+            path = tab.path(f"morph-{token}.{kind}")
+            write_frames(images, path, fps)
+            tab.files[f"{token}.{kind}"] = path
+            out[kind] = f"/api/t/{tab.id}/morph/{token}.{kind}"
+        return {**out, "frames": frames}
+
+    @staticmethod
+    def npy(face: Face) -> bytes:
+        """The face's latent as `.npy` bytes (W+ `[num_ws, w_dim]` or z), as the CLI writes latents."""
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(face.latent, np.float32))
+        return buf.getvalue()

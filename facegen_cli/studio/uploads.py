@@ -1,0 +1,62 @@
+"""Uploads: bodies read up to a size limit, then recognised by their content, never by their name."""
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import AsyncIterator
+
+from facegen_cli.errors import BadInput
+
+LATENT_LIMIT = 4 << 20
+PHOTO_LIMIT = 20 << 20
+NPZ_UNPACKED_LIMIT = 16 << 20  # an .npz is a zip: refuse one that would inflate past this
+
+PHOTO_KINDS = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"BM", "bmp"))
+
+
+class TooLarge(BadInput):
+    """An upload over its limit."""
+
+
+def mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
+
+
+async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int, name: str) -> bytes:
+    """The whole body, refused as soon as it (or its Content-Length) passes `limit` bytes."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"{name}: {mib(int(declared))} is over the {mib(limit)} limit")
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"{name}: over the {mib(limit)} limit")
+    if not body:
+        raise BadInput(f"{name}: empty file")
+    return bytes(body)
+
+
+def latent_kind(data: bytes, name: str) -> str:
+    """'npy' or 'npz' from the first bytes; anything else is refused."""
+    if data.startswith(b"\x93NUMPY"):
+        return "npy"
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                unpacked = sum(info.file_size for info in z.infolist())
+        except zipfile.BadZipFile:
+            raise BadInput(f"{name}: a broken .npz (zip) file") from None
+        if unpacked > NPZ_UNPACKED_LIMIT:
+            raise TooLarge(f"{name}: unpacks to {mib(unpacked)}, over the {mib(NPZ_UNPACKED_LIMIT)} limit")
+        return "npz"
+    raise BadInput(f"{name}: not a latent (.npy or .npz) by its content")
+
+
+def photo_kind(data: bytes, name: str) -> str:
+    """'jpg', 'png', 'bmp' or 'webp' from the first bytes; anything else is refused."""
+    for magic, kind in PHOTO_KINDS:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    raise BadInput(f"{name}: not a photo (JPEG, PNG, WebP or BMP) by its content")
