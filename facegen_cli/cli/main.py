@@ -51,7 +51,7 @@ def _root(
 def _register() -> None:
     from facegen_cli.cli import (classifier, convert, directions, edit, generate, info, interpolate, mix, prepare,
                                  project, train)
-    from facegen_cli.cli import fid
+    from facegen_cli.cli import fid, studio
 
     command("generate", generate.generate)
     command("convert", convert.convert)
@@ -63,6 +63,7 @@ def _register() -> None:
     command("edit", edit.edit)
     command("project", project.project)
     command("fid", fid.fid)
+    command("studio", studio.studio)
     command("sefa", directions.sefa, directions.app)
     command("fit", directions.fit, directions.app)
     app.add_typer(directions.app, name="directions")
