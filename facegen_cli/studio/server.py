@@ -68,7 +68,10 @@ def server_for(app: Starlette) -> uvicorn.Server:
 
 def serve(app: Starlette, sock: socket.socket) -> None:
     """Serve until Ctrl-C (or SIGTERM): uvicorn finishes open requests, then the studio removes its files."""
-    server_for(app).run(sockets=[sock])
+    try:
+        server_for(app).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn passes on the Ctrl-C it has handled, once its graceful shutdown is done
 
 
 @dataclass

@@ -9,6 +9,7 @@ from facegen_cli.errors import BadInput
 
 LATENT_LIMIT = 4 << 20
 PHOTO_LIMIT = 20 << 20
+DRAIN_LIMIT = 64 << 20
 NPZ_UNPACKED_LIMIT = 16 << 20  # an .npz is a zip: refuse one that would inflate past this
 
 PHOTO_KINDS = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"BM", "bmp"))
@@ -23,14 +24,22 @@ def mib(n: int) -> str:
 
 
 async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int, name: str) -> bytes:
-    """The whole body, refused as soon as it (or its Content-Length) passes `limit` bytes."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"{name}: {mib(int(declared))} is over the {mib(limit)} limit")
-    body = bytearray()
+    """The whole body, refused once it (or its Content-Length) passes `limit` bytes.
+
+    A body up to DRAIN_LIMIT is read to its end without being kept, so that the client, still
+    sending, gets the answer; past that the connection is dropped."""
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    if size is not None and size > DRAIN_LIMIT:
+        raise TooLarge(f"{name}: {mib(size)} is over the {mib(limit)} limit")
+    body, seen = bytearray(), 0
     async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge(f"{name}: over the {mib(limit)} limit")
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT:
+            break
+        if seen <= limit:
+            body += chunk
+    if seen > limit:
+        raise TooLarge(f"{name}: {mib(size or seen)} is over the {mib(limit)} limit")
     if not body:
         raise BadInput(f"{name}: empty file")
     return bytes(body)

@@ -1,0 +1,304 @@
+"""The studio's HTTP API on a tiny network: every page's answer equals the engine's, tabs stay apart,
+stale live requests are dropped, uploads are limited and sniffed, and no path leaves the studio."""
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from facegen_cli.generate import generate_samples  # noqa: E402
+from facegen_cli.latent.directions import conditioned, move, sefa_directions  # noqa: E402
+from facegen_cli.latent.interpolate import morph_frames  # noqa: E402
+from facegen_cli.latent.mixing import style_mix, weighted_average  # noqa: E402
+from facegen_cli.latent.sources import read_latent, render  # noqa: E402
+from facegen_cli.networks import load_network  # noqa: E402
+from facegen_cli.studio.server import build_app, start_in_thread  # noqa: E402
+from tiny_nets import tiny_checkpoint  # noqa: E402
+
+FACEGEN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
+TAB = "0123456789abcdef"
+OTHER = "fedcba9876543210"
+
+
+def real_faces(folder: Path, count: int = 2) -> Path:
+    """A folder of stand-in 'real' photos (solid colours of different sizes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new("RGB", (40 + 8 * i, 48), (200 - 60 * i, 80, 40 * i)).save(folder / f"real{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """A studio on a tiny network, served from a thread; yields (url, net)."""
+    root = tmp_path_factory.mktemp("studio")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACEGEN_CACHE", str(root / "cache"))
+        mp.setenv("TMPDIR", str(root / "tmp"))
+        (root / "tmp").mkdir()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        net = load_network(tiny_checkpoint(root / "tiny.safetensors"))
+        running = start_in_thread(build_app(net, real_faces(root / "real")))
+        yield running.url.rstrip("/"), net, root
+        running.stop()
+        torch.set_num_threads(threads)
+
+
+def call(url: str, method: str = "GET", body: bytes | None = None, json_body: dict | None = None,
+         headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of one request."""
+    headers = dict(headers or {})
+    if json_body is not None:
+        body, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+def ok_json(url: str, **kwargs) -> dict:
+    status, _, body = call(url, **kwargs)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def open_seed(url: str, tab: str, seed: int, psi: float = 0.7) -> dict:
+    return ok_json(f"{url}/api/t/{tab}/faces", method="POST", json_body={"seed": seed, "psi": psi})
+
+
+def live(url: str, tab: str, channel: str, payload: dict, seq: int) -> tuple[int, bytes]:
+    status, _, body = call(f"{url}/api/t/{tab}/live/{channel}", method="POST", json_body={**payload, "seq": seq})
+    return status, body
+
+
+def test_info_describes_the_network(studio):
+    url, net, _ = studio
+    info = ok_json(f"{url}/api/info")
+    assert info["wplus"] and info["resolution"] == 32 and info["num_ws"] == net.G_ema.num_ws
+    assert info["layers"] == [4, 4, 8, 8, 16, 16, 32, 32][:net.G_ema.num_ws]
+    assert info["groups"]["coarse"] == [0, 1, 2, 3] and info["groups"]["middle"] == [4, 5, 6, 7]
+    assert [d["name"] for d in info["directions"]] == [f"sefa-{i:02d}" for i in range(8)]
+    assert info["quiz"] and info["real_images"] == 2
+
+
+def test_explore_page_is_generate(studio):
+    url, net, _ = studio
+    page = ok_json(f"{url}/api/t/{TAB}/explore?start=5&count=3&psi=0.5&noise=const")["faces"]
+    expected = list(generate_samples(net, [5, 6, 7], psi=0.5))
+    assert [f["seed"] for f in page] == [5, 6, 7]
+    for face, sample in zip(page, expected):
+        png = base64.b64decode(face["image"].split(",", 1)[1])
+        np.testing.assert_array_equal(pixels(png), sample.image)
+
+
+def test_open_face_downloads_png_and_latent(studio):
+    url, net, _ = studio
+    face = open_seed(url, TAB, 3)
+    ws = read_latent(net, "seed:3", 0.7)
+    status, headers, png = call(url + face["image"])
+    assert status == 200 and headers["content-type"] == "image/png" and "attachment" in headers["content-disposition"]
+    np.testing.assert_array_equal(pixels(png), render(net, ws[None])[0])
+    status, _, npy = call(url + face["image"].replace(".png", ".npy"))
+    np.testing.assert_array_equal(np.load(io.BytesIO(npy)), ws)
+
+
+def test_edit_mix_and_average_match_the_engine(studio):
+    url, net, _ = studio
+    a, b = open_seed(url, TAB, 1), open_seed(url, TAB, 2)
+    wa, wb = read_latent(net, "seed:1", 0.7), read_latent(net, "seed:2", 0.7)
+    sefa = {d.name: d for d in sefa_directions(net, 8)}
+    payload = {"op": "edit", "face": a["id"], "sliders": {"sefa-00": 2.5, "sefa-03": -1.0}, "fixed": ["sefa-01"]}
+    status, png = live(url, TAB, "edit", payload, 1)
+    edited = move(wa, conditioned(sefa["sefa-00"].vector, [sefa["sefa-01"].vector]), 2.5)
+    edited = move(edited, conditioned(sefa["sefa-03"].vector, [sefa["sefa-01"].vector]), -1.0)
+    assert status == 200
+    np.testing.assert_array_equal(pixels(png), render(net, edited[None])[0])
+    status, png = live(url, TAB, "mix", {"op": "mix", "a": a["id"], "b": b["id"], "layers": "coarse"}, 1)
+    np.testing.assert_array_equal(pixels(png), render(net, style_mix(wa, wb, [0, 1, 2, 3])[None])[0])
+    status, png = live(url, TAB, "average", {"op": "average", "faces": [a["id"], b["id"]], "weights": [1, 3]}, 1)
+    mean = weighted_average(np.stack([wa, wb]), np.array([0.25, 0.75]))
+    np.testing.assert_array_equal(pixels(png), render(net, mean[None])[0])
+    kept = ok_json(f"{url}/api/t/{TAB}/keep", method="POST", json_body=payload)
+    np.testing.assert_array_equal(np.load(io.BytesIO(call(url + kept["image"].replace(".png", ".npy"))[2])), edited)
+
+
+def test_stale_live_requests_are_dropped(studio):
+    url, _, _ = studio
+    face = open_seed(url, OTHER, 4)
+    payload = {"op": "edit", "face": face["id"], "sliders": {"sefa-02": 1.0}}
+    before = ok_json(f"{url}/api/t/{OTHER}/stats")
+    assert live(url, OTHER, "edit", payload, 10)[0] == 200
+    status, body = live(url, OTHER, "edit", payload, 9)  # older than the newest request seen
+    assert status == 204 and body == b""
+    after = ok_json(f"{url}/api/t/{OTHER}/stats")
+    assert after["dropped"] == before["dropped"] + 1 and after["renders"] == before["renders"] + 1
+    assert live(url, TAB, "edit", payload | {"face": open_seed(url, TAB, 4)["id"]}, 9)[0] == 200  # tabs apart
+
+
+def test_tabs_do_not_see_each_others_faces(studio):
+    url, _, _ = studio
+    face = open_seed(url, TAB, 8)
+    ids = [f["id"] for f in ok_json(f"{url}/api/t/{OTHER}/faces")["faces"]]
+    assert face["id"] not in ids
+    status, _, body = call(url + face["image"].replace(TAB, OTHER))
+    assert status == 404 and b"has no face" in body
+    assert call(f"{url}/api/t/not-a-tab/faces")[0] == 400
+
+
+def test_uploads_are_sniffed_limited_and_read_like_the_cli(studio):
+    url, net, root = studio
+    ws = read_latent(net, "seed:9", 1.0)
+    buf = io.BytesIO()
+    np.save(buf, ws)
+    face = ok_json(f"{url}/api/t/{TAB}/faces/upload?name=../../evil.npy", method="POST", body=buf.getvalue())
+    assert face["name"] == "evil.npy"
+    np.testing.assert_array_equal(pixels(call(url + face["image"])[2]), render(net, ws[None])[0])
+    assert not (root / "evil.npy").exists() and not (root.parent / "evil.npy").exists()
+    status, _, body = call(f"{url}/api/t/{TAB}/faces/upload?name=notes.npy", method="POST", body=b"hello, world")
+    assert status == 400 and json.loads(body)["error"] == "notes.npy: not a latent (.npy or .npz) by its content"
+    buf = io.BytesIO()
+    np.save(buf, np.zeros([3, 5], np.float32))
+    status, _, body = call(f"{url}/api/t/{TAB}/faces/upload?name=small.npy", method="POST", body=buf.getvalue())
+    assert status == 422 and json.loads(body)["error"].startswith("small.npy: latent of shape (3, 5) does not fit")
+    status, _, body = call(f"{url}/api/t/{TAB}/faces/upload?name=big.npy", method="POST", body=b"\x93NUMPY" * 800_000)
+    assert status == 413 and "limit" in json.loads(body)["error"]
+    assert not list((root / "tmp").glob("*/*/upload-*"))  # uploads are not kept
+
+
+@pytest.mark.parametrize("path", [
+    "/static/../../pyproject.toml", "/static/..%2f..%2fpyproject.toml", "/static/%2e%2e/app.py",
+    "/static/..%2fapp.py", f"/api/t/{TAB}/morph/..%2f..%2f..%2fetc%2fpasswd.gif",
+    f"/api/t/{TAB}/faces/..%2f..%2fapp.png", "/api/t/..%2f..%2fetc/faces", "/../../../etc/passwd",
+])
+def test_no_path_reaches_files_outside_the_studio(studio, path):
+    url, _, _ = studio
+    host = url.split("//", 1)[1]
+    conn = http.client.HTTPConnection(host, timeout=30)
+    conn.request("GET", path)  # sent as written: http.client does not normalise the path
+    response = conn.getresponse()
+    body = response.read()
+    assert 400 <= response.status < 500, (path, response.status)
+    assert b"[project]" not in body and b"root:" not in body and b"import" not in body
+
+
+def test_foreign_host_header_is_refused(studio):
+    url, _, _ = studio
+    assert call(f"{url}/api/info", headers={"Host": "evil.example"})[0] == 400
+
+
+def test_morph_writes_h264_and_gif_of_the_engine_frames(studio, tmp_path):
+    url, net, _ = studio
+    a, b = open_seed(url, TAB, 11), open_seed(url, TAB, 12)
+    made = ok_json(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"], b["id"]], "frames": 6})
+    mp4 = tmp_path / "m.mp4"
+    mp4.write_bytes(call(url + made["mp4"])[2])
+    reader = imageio_ffmpeg.read_frames(str(mp4))
+    meta = next(reader)
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p") and sum(1 for _ in reader) == 6
+    gif = Image.open(io.BytesIO(call(url + made["gif"])[2]))
+    keys = np.stack([read_latent(net, "seed:11", 0.7), read_latent(net, "seed:12", 0.7)])
+    expected = morph_frames(net, keys, 6, False, "w", np.zeros([0], np.float32))
+    assert gif.n_frames == 6
+    gif.seek(5)
+    assert np.abs(np.asarray(gif.convert("RGB")).astype(int) - expected[5]).mean() < 12  # GIF palette
+    status, _, body = call(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"]], "frames": 6})
+    assert status == 400 and json.loads(body)["error"] == "interpolation needs at least two latents"
+
+
+def test_quiz_scores_a_known_answer_sheet_and_exports_csv(studio):
+    url, _, _ = studio
+    quiz = ok_json(f"{url}/api/t/{TAB}/quiz", method="POST", json_body={"rounds": 6, "psi": 0.7})
+    assert quiz["count"] == 6
+    for i, image in enumerate(quiz["images"]):
+        assert pixels(call(url + image)[2]).shape == (32, 32, 3)
+        ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/answer", method="POST",
+                json_body={"index": i, "answer": "real", "ms": 100 + i})
+    result = ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/result")
+    assert result["score"] == 2 and result["answered"] == 6  # the two real photos, as everything was called real
+    assert sorted(it["truth"] for it in result["items"]) == ["generated"] * 4 + ["real"] * 2
+    assert len(result["hardest"]) == 4 and all(it["truth"] == "generated" for it in result["hardest"])
+    again = call(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/answer", method="POST", json_body={"index": 0, "answer": "real"})
+    assert again[0] == 400 and b"already answered" in again[2]
+    rows = call(f"{url}/api/quiz/answers.csv")[2].decode().splitlines()
+    assert rows[0] == "participant,quiz,round,image,truth,answer,correct,ms,time"
+    mine = [r.split(",") for r in rows[1:] if r.split(",")[1] == quiz["id"]]
+    assert len(mine) == 6 and sum(int(r[6]) for r in mine) == 2 and {r[5] for r in mine} == {"real"}
+    assert {r[3].split(":")[0] for r in mine} == {"real", "seed"}
+
+
+def test_projection_runs_in_the_background_and_adds_a_face(studio):
+    url, _, _ = studio
+    photo = io.BytesIO()
+    Image.new("RGB", (48, 48), (120, 90, 60)).save(photo, "PNG")
+    query = "name=me.png&steps=4&align=none&perceptual=0"
+    job = ok_json(f"{url}/api/t/{TAB}/project?{query}", method="POST", body=photo.getvalue())
+    deadline = time.monotonic() + 60
+    while not job["done"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = ok_json(f"{url}/api/t/{TAB}/project/{job['id']}")
+    assert job["done"] and job["error"] is None and job["step"] == 4 and job["stats"]["psnr_db"] > 0
+    assert job["face"]["name"] == "projected me.png"
+    assert pixels(call(url + job["target"])[2]).tolist() == [[[120, 90, 60]] * 32] * 32
+    status, _, body = call(f"{url}/api/t/{TAB}/project?name=cv.pdf", method="POST", body=b"%PDF-1.4 not a photo")
+    assert status == 400 and json.loads(body)["error"] == "cv.pdf: not a photo (JPEG, PNG, WebP or BMP) by its content"
+
+
+def test_errors_are_one_json_line(studio):
+    url, _, _ = studio
+    status, _, body = call(f"{url}/api/t/{TAB}/explore?psi=7")
+    assert status == 400 and json.loads(body) == {"error": "--psi 7.0 is outside [-2, 2]"}
+    status, _, body = call(f"{url}/api/t/{TAB}/live/edit", method="POST", body=b"{not json")
+    assert status == 400 and json.loads(body) == {"error": "the request body is not JSON"}
+
+
+def test_cli_without_the_extra_says_how_to_get_it(tmp_path):
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text("import sys\nsys.modules['uvicorn'] = None\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([*FACEGEN, "studio"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "facegen: error: facegen studio needs its web extra: pip install 'facegen-cli[studio]'"
+
+
+def test_ctrl_c_stops_the_server_cleanly(tmp_path):
+    net = tiny_checkpoint(tmp_path / "tiny.safetensors")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "FACEGEN_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([*FACEGEN, "studio", "--network", str(net),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert ok_json(f"{url}api/info")["resolution"] == 32
+        assert list(tmp_path.glob("facegen-studio-*"))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert "Traceback" not in proc.stderr.read()
+    assert not list(tmp_path.glob("facegen-studio-*"))  # its working files are gone
