@@ -13,12 +13,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("starlette")
@@ -29,8 +27,7 @@ from facegen_cli.latent.directions import conditioned, move, sefa_directions  # 
 from facegen_cli.latent.interpolate import morph_frames  # noqa: E402
 from facegen_cli.latent.mixing import style_mix, weighted_average  # noqa: E402
 from facegen_cli.latent.sources import read_latent, render  # noqa: E402
-from facegen_cli.networks import load_network  # noqa: E402
-from facegen_cli.studio.server import build_app, start_in_thread  # noqa: E402
+from studio_helpers import tiny_studio  # noqa: E402
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
 FACEGEN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
@@ -38,29 +35,12 @@ TAB = "0123456789abcdef"
 OTHER = "fedcba9876543210"
 
 
-def real_faces(folder: Path, count: int = 2) -> Path:
-    """A folder of stand-in 'real' photos (solid colours of different sizes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.new("RGB", (40 + 8 * i, 48), (200 - 60 * i, 80, 40 * i)).save(folder / f"real{i}.png")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    """A studio on a tiny network, served from a thread; yields (url, net)."""
+    """A studio on a tiny network, served from a thread; yields (url, net, root)."""
     root = tmp_path_factory.mktemp("studio")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACEGEN_CACHE", str(root / "cache"))
-        mp.setenv("TMPDIR", str(root / "tmp"))
-        (root / "tmp").mkdir()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        net = load_network(tiny_checkpoint(root / "tiny.safetensors"))
-        running = start_in_thread(build_app(net, real_faces(root / "real")))
-        yield running.url.rstrip("/"), net, root
-        running.stop()
-        torch.set_num_threads(threads)
+    with tiny_studio(root) as (url, net):
+        yield url, net, root
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None, json_body: dict | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any, Awaitable, Callable
@@ -33,6 +34,7 @@ TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
          ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                                      "connect-src 'self' blob:; "
                                       "object-src 'none'; frame-ancestors 'none'"}
 STATUS = ((NotFound, 404), (TooLarge, 413), (BadInput, 400), (FacegenError, 422))
 
@@ -139,7 +141,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector, allowed_h
         face = tab.face(request.path_params["face"])
         if request.path_params["kind"] not in ("png", "npy"):
             raise NotFound("faces download as .png or .npy")
-        stem = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in face.name)[:60].strip("-") or face.id
+        stem = re.sub(r"[^A-Za-z0-9_.]+", "-", face.name)[:60].strip("-.") or face.id
         if request.path_params["kind"] == "png":
             return download(face.png, "image/png", f"{stem}.png")
         return download(studio.npy(face), "application/octet-stream", f"{stem}.npy")

@@ -69,6 +69,9 @@ def open_studio(driver: Any, url: str, page: str = "explore") -> None:
 
 def image_bytes(driver: Any, element: Any) -> bytes:
     """The bytes behind an <img>'s current src (data:, blob: or an API URL), fetched inside the page."""
+    src = element.get_attribute("src")
+    if src.startswith("data:"):
+        return base64.b64decode(src.split(",", 1)[1])
     encoded = driver.execute_async_script("""
         const [img, done] = arguments;
         fetch(img.src).then((r) => r.arrayBuffer()).then((buf) => {

@@ -1,0 +1,227 @@
+"""The studio clicked through in Debian's headless Chromium: what each page shows is the engine's answer."""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from facegen_cli.generate import generate_samples  # noqa: E402
+from facegen_cli.latent.directions import move, sefa_directions  # noqa: E402
+from facegen_cli.latent.mixing import style_mix  # noqa: E402
+from facegen_cli.latent.sources import read_latent, render  # noqa: E402
+from facegen_cli.studio import browser  # noqa: E402
+from studio_helpers import tiny_studio  # noqa: E402
+
+pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=f"no browser: {browser.missing()}")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """(url, net, driver, downloads): one studio and one browser for the module."""
+    root = tmp_path_factory.mktemp("studio")
+    downloads = root / "downloads"
+    downloads.mkdir()
+    with tiny_studio(root) as (url, net):
+        driver = browser.chromium(downloads)
+        try:
+            browser.open_studio(driver, url)
+            yield url, net, driver, downloads
+        finally:
+            driver.quit()
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def shown(driver, element_id: str) -> np.ndarray:
+    return pixels(browser.image_bytes(driver, driver.find_element("id", element_id)))
+
+
+def goto(driver, page: str) -> None:
+    driver.find_element("css selector", f"#nav a[data-page={page}]").click()
+    browser.wait_for(driver, f"return !document.getElementById('page-{page}').hidden")
+
+
+def open_seed(driver, seed: int) -> None:
+    """Open `seed` from Explore and wait for its face panel."""
+    goto(driver, "explore")
+    count = driver.execute_script("return studio.state.faces.length")
+    seed_box = driver.find_element("id", "explore-seed")
+    seed_box.clear()
+    seed_box.send_keys(str(seed))
+    driver.find_element("id", "explore-go").click()
+    browser.wait_for(driver, "return studio.state.faces.length > arguments[0]", 60, count)
+
+
+def wait_download(folder, name: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [p for p in folder.iterdir() if p.name == name]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise TimeoutError(f"no {name} in {sorted(p.name for p in folder.iterdir())}")
+
+
+def test_explore_grid_pages_psi_and_downloads(site):
+    url, net, driver, downloads = site
+    goto(driver, "explore")
+    grid = driver.find_elements("css selector", "#explore-grid img")
+    assert [int(img.get_attribute("data-seed")) for img in grid] == list(range(12))
+    first = pixels(browser.image_bytes(driver, grid[0]))
+    np.testing.assert_array_equal(first, next(generate_samples(net, [0], psi=0.7)).image)
+    browser.set_slider(driver, driver.find_element("id", "explore-psi"), 0.2)
+    browser.wait_for(driver, "return document.querySelector('#explore-grid img').src !== arguments[0]", 60,
+                     grid[0].get_attribute("src"))
+    moved = pixels(browser.image_bytes(driver, driver.find_element("css selector", "#explore-grid img")))
+    np.testing.assert_array_equal(moved, next(generate_samples(net, [0], psi=0.2)).image)
+    driver.find_element("id", "explore-next").click()
+    browser.wait_for(driver, "return document.querySelector('#explore-grid img').dataset.seed === '12'")
+    driver.find_element("css selector", "#explore-grid img[data-seed='14']").click()
+    browser.wait_for(driver, "return !document.getElementById('explore-face').hidden")
+    assert driver.find_element("id", "explore-face-name").text == "seed 14 (psi 0.2)"
+    driver.find_element("id", "explore-face-png").click()
+    png = wait_download(downloads, "seed-14-psi-0.2.png")
+    ws = read_latent(net, "seed:14", 0.2)
+    np.testing.assert_array_equal(pixels(png.read_bytes()), render(net, ws[None])[0])  # a valid PNG of that face
+    driver.find_element("id", "explore-face-npy").click()
+    np.testing.assert_array_equal(np.load(wait_download(downloads, "seed-14-psi-0.2.npy")), ws)
+    browser.set_slider(driver, driver.find_element("id", "explore-psi"), 0.7)
+
+
+def test_edit_sliders_change_the_face(site):
+    url, net, driver, _ = site
+    open_seed(driver, 5)
+    goto(driver, "edit")
+    browser.wait_for(driver, "return studio.shown > 0")
+    ws = read_latent(net, "seed:5", 0.7)
+    np.testing.assert_array_equal(shown(driver, "edit-img"), render(net, ws[None])[0])
+    slider = driver.find_element("css selector", "#edit-sliders input[data-direction='sefa-01']")
+    before = driver.execute_script("return studio.shown")
+    for value in np.linspace(0.1, 3.0, 30):  # a drag: each change supersedes the one before
+        browser.set_slider(driver, slider, round(float(value), 1))
+    browser.wait_for(driver, "return studio.shown > arguments[0]", 60, before)
+    direction = {d.name: d for d in sefa_directions(net, 8)}["sefa-01"]
+    expected = render(net, move(ws, direction.vector, 3.0)[None])[0]
+    browser.wait_for(driver, "return document.getElementById('edit-latency').textContent.endsWith('ms')")
+    deadline = time.monotonic() + 30
+    while not np.array_equal(shown(driver, "edit-img"), expected):  # the last position wins
+        assert time.monotonic() < deadline, "the face never showed the slider's last position"
+        time.sleep(0.1)
+    assert driver.execute_script("return studio.shown") - before < 30  # superseded positions were never drawn
+
+
+def test_mix_layers_live(site):
+    url, net, driver, _ = site
+    open_seed(driver, 1)
+    open_seed(driver, 2)
+    goto(driver, "mix")
+    faces = driver.execute_script("return studio.state.faces.map((f) => f.id)")
+    driver.execute_script("""
+        document.getElementById('mix-a').value = arguments[0];
+        document.getElementById('mix-b').value = arguments[1];
+        document.getElementById('mix-b').dispatchEvent(new Event('change'));""", faces[-2], faces[-1])
+    wa, wb = read_latent(net, "seed:1", 0.7), read_latent(net, "seed:2", 0.7)
+    for preset, layers in (("middle", [4, 5, 6, 7]), ("all", list(range(8))), ("none", [])):
+        driver.find_element("css selector", f"[data-preset={preset}]").click()
+        expected = render(net, style_mix(wa, wb, layers)[None])[0]
+        deadline = time.monotonic() + 30
+        while not np.array_equal(shown(driver, "mix-img"), expected):
+            assert time.monotonic() < deadline, f"mix with {preset} layers never shown"
+            time.sleep(0.1)
+
+
+def test_morph_plays_h264_in_the_page(site):
+    url, net, driver, _ = site
+    open_seed(driver, 3)
+    open_seed(driver, 4)
+    goto(driver, "morph")
+    rows = driver.find_elements("css selector", "#morph-list label")
+    for row in rows[-2:]:
+        row.find_element("css selector", "input").click()
+    frames = driver.find_element("id", "morph-frames")
+    frames.clear()
+    frames.send_keys("8")
+    driver.find_element("id", "morph-make").click()
+    # readyState 2+ with a decoded width: Chromium decoded the H.264 stream itself
+    browser.wait_for(driver, "const v = document.getElementById('morph-video');"
+                             "return v.readyState >= 2 && v.videoWidth === 32 && v.duration > 0")
+    browser.wait_for(driver, "const g = document.getElementById('morph-gif'); return g.complete && g.naturalWidth === 32")
+    assert driver.find_element("id", "morph-status").text == "8 frames"
+
+
+def test_quiz_scores_a_known_answer_sheet(site):
+    url, net, driver, _ = site
+    goto(driver, "quiz")
+    rounds = driver.find_element("id", "quiz-rounds")
+    rounds.clear()
+    rounds.send_keys("4")
+    driver.find_element("id", "quiz-start").click()
+    for i in range(4):
+        browser.wait_for(driver, "return document.getElementById('quiz-counter').textContent.startsWith(arguments[0])",
+                         30, f"image {i + 1} of 4")
+        browser.wait_for(driver, "return document.getElementById('quiz-img').complete")
+        driver.find_element("id", "quiz-real").click()
+    browser.wait_for(driver, "return !document.getElementById('quiz-result').hidden")
+    assert driver.find_element("id", "quiz-score").text == "2 of 4 right"  # two real photos, all called real
+    truths = [td.text for td in driver.find_elements("css selector", "#quiz-table tbody td:nth-child(3)")]
+    assert sorted(truths) == ["generated", "generated", "real", "real"]
+    assert len(driver.find_elements("css selector", "#quiz-hardest img")) == 2
+
+
+def test_project_a_photo_then_edit_it(site, tmp_path):
+    url, net, driver, _ = site
+    photo = tmp_path / "me.png"
+    Image.new("RGB", (40, 40), (150, 110, 90)).save(photo)
+    goto(driver, "project")
+    driver.find_element("id", "project-file").send_keys(str(photo))
+    for field, value in (("project-steps", "3"),):
+        box = driver.find_element("id", field)
+        box.clear()
+        box.send_keys(value)
+    driver.execute_script("document.getElementById('project-align').value = 'none';"
+                          "document.getElementById('project-perceptual').checked = false;")
+    driver.find_element("id", "project-start").click()
+    browser.wait_for(driver, "return !document.getElementById('project-done').hidden")
+    assert "done: step 3 of 3" in driver.find_element("id", "project-status").text
+    assert driver.execute_script("return studio.state.faces.at(-1).name") == "projected me.png"
+    driver.find_element("id", "project-edit").click()
+    browser.wait_for(driver, "return !document.getElementById('page-edit').hidden")
+    assert driver.execute_script("return document.getElementById('edit-face').selectedOptions[0].text") == \
+        "projected me.png"
+
+
+def test_bad_upload_shows_a_message(site, tmp_path):
+    url, net, driver, _ = site
+    bad = tmp_path / "latent.npy"
+    bad.write_text("not numbers at all")
+    driver.find_element("id", "upload-latent").send_keys(str(bad))
+    browser.wait_for(driver, "return !document.getElementById('message').hidden")
+    assert driver.find_element("id", "message-text").text == "latent.npy: not a latent (.npy or .npz) by its content"
+
+
+def test_two_tabs_keep_their_own_faces(site):
+    url, net, driver, _ = site
+    first = driver.current_window_handle
+    mine = driver.execute_script("return studio.state.faces.map((f) => f.id)")
+    assert mine
+    driver.switch_to.new_window("tab")
+    try:
+        browser.open_studio(driver, url)
+        assert driver.execute_script("return studio.state.faces.length") == 0
+        open_seed(driver, 7)
+        theirs = driver.execute_script("return studio.state.faces.map((f) => f.id)")
+        assert len(theirs) == 1 and theirs[0] not in mine
+    finally:
+        driver.close()
+        driver.switch_to.window(first)
+    driver.execute_script("refreshFaces()")
+    time.sleep(0.5)
+    assert driver.execute_script("return studio.state.faces.map((f) => f.id)") == mine
