@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any, Awaitable, Callable
@@ -152,10 +153,12 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector, allowed_h
         payload = await body_json(request)
         seq = field(payload, "seq", int)
         tab.claim(channel, seq)
+        started = time.perf_counter()
         image = await run_in_threadpool(studio.live, tab, payload, channel, seq)
         if image is None:
             return Response(status_code=204, headers={**HEADERS, "X-Stale": "1"})
-        return Response(image, media_type="image/png", headers={**HEADERS, "X-Seq": str(seq)})
+        took = f"{(time.perf_counter() - started) * 1000:.1f}"  # waiting for the network's lock included
+        return Response(image, media_type="image/png", headers={**HEADERS, "X-Seq": str(seq), "X-Server-Ms": took})
 
     @api
     async def keep(request: Request) -> Response:

@@ -19,7 +19,7 @@ function tabId() {
 }
 const base = `/api/t/${tabId()}`;
 const state = { info: null, faces: [], current: null, page: 0, pageSize: 12, mixLayers: new Set(), quiz: null };
-window.studio = { latencies: [], shown: 0, state };
+window.studio = { latencies: [], serverMs: [], shown: 0, state };
 
 function showMessage(text) {
   $("message-text").textContent = text;
@@ -54,28 +54,40 @@ async function guard(action) {
   }
 }
 
-// A live image: each new request aborts the one before, carries a sequence number the server uses to
-// drop stale work, and only the newest answer is shown. onShown gets the ms from the user's change.
+// A live image (slider edits, mixes): at most one request in flight per image; changes made meanwhile
+// replace each other, so only the newest position is sent when the answer lands (stale positions are
+// dropped, never queued). Each request carries a growing sequence number, and the server skips any that
+// a newer one has overtaken. onShown gets the ms from the user's change to the face on screen.
 function liveImage(channel, img, onShown) {
-  let seq = 0, controller = null;
-  return async function request(payload, startedAt = performance.now()) {
+  let seq = 0, busy = false, pending = null;
+  async function send(payload, startedAt) {
+    busy = true;
     seq = Math.max(seq + 1, Date.now() * 1000);
     const mine = seq;
-    if (controller) controller.abort();
-    controller = new AbortController();
+    img.dataset.want = mine;  // the newest request; data-seq becomes it once that face is on screen
     await guard(async () => {
-      const response = await api(`live/${channel}`, { method: "POST", json: { ...payload, seq: mine }, signal: controller.signal, raw: true });
-      if (!response || mine !== seq) return;
-      const blob = await response.blob();
-      if (mine !== seq) return;
-      const url = URL.createObjectURL(blob);
+      const response = await api(`live/${channel}`, { method: "POST", json: { ...payload, seq: mine }, raw: true });
+      if (!response) return;
+      const blob = await response.blob(), serverMs = Number(response.headers.get("X-Server-Ms"));
       const old = img.src;
-      img.onload = () => {
-        if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-        if (onShown) onShown(performance.now() - startedAt);
-      };
-      img.src = url;
+      await new Promise((resolve) => {
+        img.onload = img.onerror = resolve;
+        img.src = URL.createObjectURL(blob);
+      });
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+      img.dataset.seq = mine;
+      if (onShown) onShown(performance.now() - startedAt, serverMs);
     });
+    busy = false;
+    if (pending) {
+      const next = pending;
+      pending = null;
+      send(next.payload, next.startedAt);
+    }
+  }
+  return function request(payload, startedAt = performance.now()) {
+    if (busy) pending = { payload, startedAt };
+    else send(payload, startedAt);
   };
 }
 
@@ -186,8 +198,9 @@ function editPayload() {
   for (const box of $("edit-sliders").querySelectorAll("input[type=checkbox]:checked")) fixed.push(box.dataset.fix);
   return { op: "edit", face: $("edit-face").value, sliders, fixed, layers: $("edit-layers").value };
 }
-const editLive = liveImage("edit", $("edit-img"), (ms) => {
+const editLive = liveImage("edit", $("edit-img"), (ms, serverMs) => {
   window.studio.latencies.push(ms);
+  window.studio.serverMs.push(serverMs);
   window.studio.shown += 1;
   $("edit-latency").textContent = `${Math.round(ms)} ms`;
 });
