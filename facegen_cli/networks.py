@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from facegen_cli.checkpoint import SUFFIX, Network, load_checkpoint
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.paths import cache_dir, weights_dir
 
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/"
@@ -68,12 +68,12 @@ def resolve_network(spec: str | None) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_dir():
-            raise FacegenError(f"{path}: is a folder, not a network file")
+            raise BadInput(f"{path}: is a folder, not a network file")
         return path
     if spec == DEFAULT_NETWORK:
         raise FacegenError(f"no default model in {weights_dir()}; pass --network PATH or a published name")
     names = sorted(set(shipped) | set(PUBLISHED))
-    raise FacegenError(f"{spec}: no such network file or name (names: {', '.join(names)})")
+    raise BadInput(f"{spec}: no such network file or name (names: {', '.join(names)})")
 
 
 def sniff_format(path: Path) -> str:
@@ -90,19 +90,22 @@ def sniff_format(path: Path) -> str:
                        f"rosinality .pt)")
 
 
-def import_foreign(path: Path) -> Network:
-    """Load an NVIDIA pickle or rosinality checkpoint as a Network (weights only, no code run)."""
+def import_foreign(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> Network:
+    """Load an NVIDIA pickle or rosinality checkpoint as a Network (weights only, no code run).
+
+    Only the networks named in `modules` are built (G_ema always is).
+    """
     fmt = sniff_format(path)
     if fmt == "facegen":
         raise FacegenError(f"{path}: already a facegen checkpoint")
     if fmt == "nvidia-pickle":
         from facegen_cli.convert.nvidia import import_nvidia_pickle
-        data = import_nvidia_pickle(path)
+        data = import_nvidia_pickle(path, modules)
     else:
         from facegen_cli.convert.rosinality import import_rosinality
-        data = import_rosinality(path)
-    return Network(arch="stylegan2", G_kwargs=data["G_kwargs"], D_kwargs=data["D_kwargs"], G_ema=data["G_ema"],
-                   G=data["G"], D=data["D"], provenance=data["provenance"], path=path)
+        data = import_rosinality(path, modules)
+    return Network(arch=data.get("arch", "stylegan2"), G_kwargs=data["G_kwargs"], D_kwargs=data["D_kwargs"],
+                   G_ema=data["G_ema"], G=data["G"], D=data["D"], provenance=data["provenance"], path=path)
 
 
 def load_network(spec: str | None, device: torch.device | str = "cpu", modules: tuple[str, ...] = ("G_ema",)) -> Network:
@@ -110,7 +113,7 @@ def load_network(spec: str | None, device: torch.device | str = "cpu", modules: 
     path = resolve_network(spec)
     if sniff_format(path) == "facegen":
         return load_checkpoint(path, device=device, modules=modules)
-    net = import_foreign(path)
+    net = import_foreign(path, modules)
     for name in ("G_ema", "G", "D"):
         module = getattr(net, name)
         if module is not None:

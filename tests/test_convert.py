@@ -1,20 +1,17 @@
 """Importing NVIDIA pickles and rosinality checkpoints: same image for the same seed, nothing executed.
 
-The NVIDIA pickles are built here with the structure of NVIDIA's `torch_utils.persistence`:
-each network object pickles as `_reconstruct_persistent_obj(meta)`, meta holding the class
-name, the class's source code and the module's `__dict__` state. Fake `torch_utils` and
-`dnnlib` modules exist only while dumping, so loading cannot fall back on them.
+NVIDIA pickles are written by `nvidia_layout.py` in NVIDIA's own layouts: PyTorch snapshots as
+stylegan2-ada-pytorch's and stylegan3's `training_loop.py` write them (bare class names,
+`module_src`, `init_args`/`init_kwargs`), and TensorFlow-era `(G, D, Gs)` pickles whose
+imported networks are checked against what the TF variables compute.
 """
 from __future__ import annotations
 
 import argparse
 import builtins
-import collections
-import contextlib
 import os
 import pickle
-import sys
-import types
+import pickletools
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +19,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import nvidia_layout as nl
 from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.convert.importer import convert_file
+from facegen_cli.convert.nvidia import FAMILIES, FamilyImporter, network_family
+from facegen_cli.convert.safe_pickle import PersistentRecord
 from facegen_cli.errors import FacegenError
 from facegen_cli.latent.seeds import seed_to_z
 from facegen_cli.networks import load_network
@@ -33,122 +33,44 @@ from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
 
 torch.set_num_threads(2)
 
-FAKE_MODULES = ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")
-# Attributes NVIDIA computes with numpy, so they pickle as numpy scalars.
-NUMPY_FLOAT_ATTRS = ("weight_gain", "act_gain")
+NON_DEFAULT = dict(mapping_lr_multiplier=0.05, num_fp16_res=2, conv_clamp=256.0)
+# The globals NVIDIA's own code writes into a snapshot, in order (read from real pickles made
+# by stylegan2-ada-pytorch and stylegan3 with torch 2.x and numpy 2).
+NVIDIA_SNAPSHOT_GLOBALS = [
+    "torch_utils.persistence._reconstruct_persistent_obj", "collections.OrderedDict",
+    "torch._utils._rebuild_parameter", "torch._utils._rebuild_tensor_v2", "torch.storage._load_from_bytes",
+    "numpy._core.multiarray.scalar", "numpy.dtype", "dnnlib.util.EasyDict",
+]
 
 
-@contextlib.contextmanager
-def fake_nvidia_modules():
-    """Register stand-ins for NVIDIA's `torch_utils.persistence` and `dnnlib.util` while dumping."""
-    torch_utils = types.ModuleType("torch_utils")
-    persistence = types.ModuleType("torch_utils.persistence")
-    dnnlib = types.ModuleType("dnnlib")
-    util = types.ModuleType("dnnlib.util")
-
-    def _reconstruct_persistent_obj(meta):
-        raise AssertionError("only used for dumping")
-
-    _reconstruct_persistent_obj.__module__ = persistence.__name__
-    _reconstruct_persistent_obj.__qualname__ = _reconstruct_persistent_obj.__name__
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    easy_dict = type("EasyDict", (dict,), {"__module__": util.__name__})
-    util.EasyDict = easy_dict
-    torch_utils.persistence = persistence
-    dnnlib.util = util
-    sys.modules.update({m.__name__: m for m in (torch_utils, persistence, dnnlib, util)})
-    try:
-        yield persistence, easy_dict
-    finally:
-        for name in FAKE_MODULES:
-            sys.modules.pop(name, None)
+def snapshot(path: Path, G_ema, G=None, D=None, g_kwargs=None, d_kwargs=None, **kw) -> Path:
+    return nl.snapshot_pickle(path, G_ema, {**G_KWARGS, **(g_kwargs or {})}, G, D, {**D_KWARGS, **(d_kwargs or {})},
+                              **kw)
 
 
-class Persistent:
-    """Pickles exactly as a `@persistence.persistent_class` object does."""
-
-    def __init__(self, reconstruct, meta: dict):
-        self.reconstruct = reconstruct
-        self.meta = meta
-
-    def __reduce__(self):
-        return self.reconstruct, (self.meta,)
-
-
-def module_state(module: torch.nn.Module, persistence, class_prefix: str, module_src: str, extra=None) -> Persistent:
-    """The persistent record of one of our modules, as NVIDIA's pickle would hold it (recursively)."""
-    state: dict = {
-        "training": False,
-        "_parameters": collections.OrderedDict(module._parameters),
-        "_buffers": collections.OrderedDict(module._buffers),
-        "_non_persistent_buffers_set": set(),
-        "_backward_hooks": collections.OrderedDict(),
-        "_forward_hooks": collections.OrderedDict(),
-        "_forward_pre_hooks": collections.OrderedDict(),
-        "_state_dict_hooks": collections.OrderedDict(),
-        "_load_state_dict_pre_hooks": collections.OrderedDict(),
-        "_modules": collections.OrderedDict(
-            (name, module_state(child, persistence, class_prefix, module_src, extra) if child is not None else None)
-            for name, child in module._modules.items()),
-        "_init_args": (),
-        "_init_kwargs": {},
-    }
-    for name, value in vars(module).items():
-        if name.startswith("_") or name == "training":
-            continue
-        state[name] = np.float64(value) if name in NUMPY_FLOAT_ATTRS else value
-    if extra:
-        state.update(extra(module))
-    meta = dict(type="class", version=4, module_src=module_src,
-                class_name=f"{class_prefix}.{type(module).__name__}", state=state)
-    return Persistent(persistence._reconstruct_persistent_obj, meta)
-
-
-def nvidia_extras(module: torch.nn.Module) -> dict:
-    """Attributes NVIDIA's modules carry that ours do not need."""
-    kind = type(module).__name__
-    if kind == "SynthesisBlock":
-        return {"architecture": "skip", "is_last": False, "channels_last": False, "fused_modconv_default": True}
-    if kind in ("DiscriminatorBlock", "DiscriminatorEpilogue"):
-        return {"architecture": "resnet"}
-    if kind == "SynthesisLayer":
-        # A non-persistent buffer: present in the state, never part of the state dict.
-        buffers = collections.OrderedDict(module._buffers)
-        buffers["scratch"] = torch.zeros(3)
-        return {"_buffers": buffers, "_non_persistent_buffers_set": {"scratch"}}
-    return {}
+def pickle_globals(data: bytes) -> list[str]:
+    """Globals a pickle resolves, in order, read with pickletools (memoised strings followed)."""
+    memo, pushed, out = {}, [], []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            pushed.append(arg)
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif op.name in ("BINGET", "LONG_BINGET"):
+            pushed.append(memo.get(arg))
+        elif op.name == "STACK_GLOBAL":
+            out.append(f"{pushed[-2]}.{pushed[-1]}")
+            pushed.append(None)
+        elif op.name == "GLOBAL":
+            out.append(arg.replace(" ", "."))
+            pushed.append(None)
+        else:
+            pushed.append(None)
+    return out
 
 
 def marker_src(marker: Path) -> str:
-    return f"import pathlib\npathlib.Path({str(marker)!r}).write_text('module_src ran')\nclass Generator: pass\n"
-
-
-def nvidia_pickle(path: Path, G_ema, G=None, D=None, class_prefix: str = "training.networks",
-                  module_src: str = "class Generator: pass\n", g_class: str | None = None,
-                  numpy_legacy: bool = False) -> Path:
-    """Write a network-snapshot-style pickle for our modules, with NVIDIA's persistence structure."""
-    with fake_nvidia_modules() as (persistence, EasyDict):
-        def record(module):
-            return module_state(module, persistence, class_prefix, module_src, nvidia_extras) if module else None
-
-        g_ema = record(G_ema)
-        if g_class:
-            g_ema.meta["class_name"] = g_class
-        g_ema.meta["state"]["_init_kwargs"] = EasyDict(
-            z_dim=G_ema.z_dim, w_dim=G_ema.w_dim, mapping_kwargs=EasyDict(num_layers=2),
-            synthesis_kwargs=EasyDict(channel_base=1024, channel_max=64))
-        snapshot = {"G": record(G), "D": record(D), "G_ema": g_ema, "augment_pipe": None,
-                    "training_set_kwargs": EasyDict(path="~/datasets/faces-32x32.zip", use_labels=False,
-                                                    resolution=32)}
-        data = pickle.dumps(snapshot, protocol=4)
-    for name in FAKE_MODULES:
-        assert name not in sys.modules
-    if numpy_legacy:  # numpy < 2 names its scalar constructor numpy.core.multiarray.scalar
-        new = b"\x8c\x15numpy.core.multiarray"
-        data = data.replace(b"\x8c\x16numpy._core.multiarray", new)
-        assert new in data
-    path.write_bytes(data)
-    return path
+    return f"import pathlib\npathlib.Path({str(marker)!r}).write_text('module_src ran')\nclass SynthesisBlock: pass\n"
 
 
 def same_image(a: torch.nn.Module, b: torch.nn.Module, seed: int = 42, c=None) -> bool:
@@ -160,15 +82,28 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-NON_DEFAULT = dict(mapping_lr_multiplier=0.05, num_fp16_res=2, conv_clamp=256.0)
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facegen: error:"), result.stderr
+    return lines[0]
 
 
-@pytest.mark.parametrize("class_prefix", ["training.networks", "training.networks_stylegan2"])
-def test_nvidia_pickle_converts_to_the_same_network(tmp_path, class_prefix):
-    G_ema, G, D = tiny_G(0, **NON_DEFAULT), tiny_G(1, **NON_DEFAULT), tiny_D(2, num_fp16_res=2, conv_clamp=256.0)
+def test_writer_matches_nvidias_pickle_structure(tmp_path):
+    """The test pickles use the same globals, in the same order, as NVIDIA's real snapshots."""
+    data = snapshot(tmp_path / "s.pkl", tiny_G(0, c_dim=3), tiny_G(1, c_dim=3), tiny_D(2, c_dim=3),
+                    g_kwargs=dict(c_dim=3), d_kwargs=dict(c_dim=3)).read_bytes()
+    assert data[:2] == b"\x80\x04"
+    assert pickle_globals(data) == NVIDIA_SNAPSHOT_GLOBALS
+    assert b"training.networks" not in data  # class names are bare
+
+
+@pytest.mark.parametrize("flavour", ["ada", "sg3"])
+def test_nvidia_snapshot_converts_to_the_same_network(tmp_path, flavour):
+    G_ema, G = tiny_G(0, **NON_DEFAULT), tiny_G(1, **NON_DEFAULT)
+    D = tiny_D(2, num_fp16_res=2, conv_clamp=256.0)
     marker = tmp_path / "marker-src"
-    src = nvidia_pickle(tmp_path / "network-snapshot-000100.pkl", G_ema, G, D, class_prefix=class_prefix,
-                        module_src=marker_src(marker))
+    src = snapshot(tmp_path / "network-snapshot-000100.pkl", G_ema, G, D, g_kwargs=NON_DEFAULT,
+                   d_kwargs=dict(num_fp16_res=2, conv_clamp=256.0), flavour=flavour, module_src=marker_src(marker))
     dest = tmp_path / "converted.safetensors"
     result = run_cli("convert", src, dest)
     assert result.exit_code == 0, result.stderr
@@ -177,56 +112,100 @@ def test_nvidia_pickle_converts_to_the_same_network(tmp_path, class_prefix):
 
     net = load_checkpoint(dest, modules=("G_ema", "G", "D"))
     assert net.G_kwargs == {**G_KWARGS, **NON_DEFAULT}
-    for key, want in dict(channel_base=1024, channel_max=64, mapping_layers=2, mapping_lr_multiplier=0.05,
-                          num_fp16_res=2, conv_clamp=256.0).items():
-        assert net.G_kwargs[key] == want, key
     assert net.D_kwargs["channel_base"] == 1024 and net.D_kwargs["channel_max"] == 64
     assert net.D_kwargs["num_fp16_res"] == 2 and net.D_kwargs["conv_clamp"] == 256.0
     assert net.D_kwargs["mbstd_group_size"] == 4 and net.D_kwargs["mbstd_num_channels"] == 1
     assert net.provenance["source"] == "nvidia-pickle"
-    assert net.provenance["source_class"] == f"{class_prefix}.Generator"
+    assert net.provenance["source_class"] == "Generator" and net.provenance["source_family"] == "stylegan2"
     assert net.provenance["dataset"] == "~/datasets/faces-32x32.zip"
     assert same_image(net.G_ema, G_ema) and same_image(net.G, G)
     assert not same_image(net.G_ema, G)
     for mine, theirs in ((net.G_ema, G_ema), (net.G, G), (net.D, D)):
-        assert torch.equal(mine.state_dict()["b4.conv.weight" if mine is net.D else "mapping.w_avg"],
-                           theirs.state_dict()["b4.conv.weight" if mine is net.D else "mapping.w_avg"])
+        for name, t in theirs.state_dict().items():
+            assert torch.equal(mine.state_dict()[name], t), name
     img = torch.randn([2, 3, 32, 32])
-    assert torch.allclose(net.D(img), D(img))
+    assert torch.equal(net.D(img), D(img))
 
 
-def test_engine_conversion_and_direct_loading_of_a_pickle(tmp_path):
+def test_only_the_asked_networks_are_built(tmp_path, monkeypatch):
+    """generate/info and `convert --ema-only` want G_ema alone: G and D are not built."""
     G_ema = tiny_G(3)
-    src = nvidia_pickle(tmp_path / "stylegan2-tiny.pkl", G_ema, numpy_legacy=True)
-    dest = convert_file(src, tmp_path / "tiny.safetensors")
-    assert same_image(load_checkpoint(dest).G_ema, G_ema, seed=7)
-    # generate/info also take the pickle itself, imported on the fly.
+    src = snapshot(tmp_path / "stylegan2-tiny.pkl", G_ema, tiny_G(4), tiny_D(5), numpy_legacy=True)
+    built = []
+
+    def counted(build):
+        def run(record, what):
+            built.append(what)
+            return build(record, what)
+        return run
+
+    sg2 = FAMILIES["stylegan2"]
+    monkeypatch.setitem(FAMILIES, "stylegan2",
+                        FamilyImporter(sg2.arch, counted(sg2.generator), counted(sg2.discriminator)))
     direct = load_network(str(src))
+    assert built == [f"{src}: G_ema"]
     assert direct.G is None and direct.D is None
     assert same_image(direct.G_ema, G_ema, seed=7)
+    built.clear()
+    dest = convert_file(src, tmp_path / "tiny.safetensors", ema_only=True)
+    assert built == [f"{src}: G_ema"]
+    assert same_image(load_checkpoint(dest).G_ema, G_ema, seed=7)
 
 
-def test_conditional_nvidia_pickle(tmp_path):
+@pytest.mark.parametrize("flavour", ["ada", "sg3"])
+def test_conditional_nvidia_snapshot(tmp_path, flavour):
     G_ema, D = tiny_G(4, c_dim=3), tiny_D(5, c_dim=3)
-    net = load_checkpoint(convert_file(nvidia_pickle(tmp_path / "cond.pkl", G_ema, D=D), tmp_path / "c.safetensors"),
-                          modules=("G_ema", "D"))
+    src = snapshot(tmp_path / "cond.pkl", G_ema, D=D, g_kwargs=dict(c_dim=3), d_kwargs=dict(c_dim=3), flavour=flavour)
+    net = load_checkpoint(convert_file(src, tmp_path / "c.safetensors"), modules=("G_ema", "D"))
     assert net.G_kwargs["c_dim"] == 3 and net.D_kwargs["c_dim"] == 3
     assert net.D_kwargs["cmap_dim"] == 64 and net.D_kwargs["mapping_layers"] == 8
     c = torch.eye(3)[[1]]
     assert same_image(net.G_ema, G_ema, c=c)
+    z = torch.from_numpy(seed_to_z(1, 64)).float()[None]
+    assert not torch.allclose(net.G_ema(z, c, noise_mode="const"), net.G_ema(z, torch.eye(3)[[2]], noise_mode="const"))
     img = torch.randn([1, 3, 32, 32])
-    assert torch.allclose(net.D(img, c), D(img, c))
+    assert torch.equal(net.D(img, c), D(img, c))
 
 
-def test_stylegan3_is_refused_clearly(tmp_path):
-    src = nvidia_pickle(tmp_path / "stylegan3-t.pkl", tiny_G(), g_class="training.networks_stylegan3.Generator")
+def test_discriminator_label_mapping_with_another_learning_rate(tmp_path):
+    """A label-mapping learning rate other than NVIDIA's default is folded into the stored weights."""
+    D = tiny_D(6, c_dim=3)
+    for i in range(D.mapping.num_layers):
+        fc = getattr(D.mapping, f"fc{i}")
+        fc.weight_gain, fc.bias_gain = 0.1 / fc.in_features ** 0.5, 0.1
+    src = snapshot(tmp_path / "lr.pkl", tiny_G(0, c_dim=3), D=D, g_kwargs=dict(c_dim=3), d_kwargs=dict(c_dim=3))
+    net = load_network(str(src), modules=("G_ema", "D"))
+    img, c = torch.randn([2, 3, 32, 32]), torch.eye(3)[[0, 2]]
+    assert torch.allclose(net.D(img, c), D(img, c), rtol=1e-5, atol=1e-6)
+
+
+def stylegan3_snapshot(path: Path) -> Path:
+    def sg3(reconstruct, EasyDict):
+        return nl.stylegan3_generator_record(reconstruct, EasyDict)
+    return snapshot(path, tiny_G(), D=tiny_D(), records={"G": sg3, "G_ema": sg3})
+
+
+@pytest.mark.parametrize("command", ["convert", "info", "generate"])
+def test_stylegan3_is_refused_in_one_line(tmp_path, command):
+    src = stylegan3_snapshot(tmp_path / "stylegan3-t.pkl")
     dest = tmp_path / "out.safetensors"
-    result = run_cli("convert", src, dest)
+    args = {"convert": ["convert", src, dest], "info": ["info", src],
+            "generate": ["generate", "--network", src, "--seeds", "0", "--out", tmp_path / "imgs"]}[command]
+    result = run_cli(*args)
     assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("facegen: error:")
-    assert "StyleGAN3" in lines[0]
-    assert not dest.exists() and list(tmp_path.iterdir()) == [src]
+    line = one_error_line(result)
+    assert str(src) in line and "StyleGAN3 (alias-free) networks are not supported yet" in line
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def test_family_from_module_source_when_layers_say_nothing():
+    def record(src: str) -> PersistentRecord:
+        synthesis = PersistentRecord("SynthesisNetwork", {"_modules": {}})
+        return PersistentRecord("Generator", {"_modules": {"synthesis": synthesis}}, module_src=src)
+
+    assert network_family(record(nl.SG3_SRC)) == "stylegan3"
+    assert network_family(record(nl.ADA_SRC)) == "stylegan2"
+    assert network_family(record("class Something: pass\n")) is None
 
 
 class Payload:
@@ -259,11 +238,13 @@ def test_malicious_pickles_never_run(tmp_path, payload, global_name):
     top.write_bytes(pickle.dumps({"G_ema": payload(marker)}, protocol=4))
     # The same payload hidden deep inside an otherwise valid network's state.
     G = tiny_G()
-    with fake_nvidia_modules() as (persistence, _):
-        record = module_state(G, persistence, "training.networks", "", nvidia_extras)
-        layer = record.meta["state"]["_modules"]["synthesis"].meta["state"]["_modules"]["b8"]
-        layer.meta["state"]["_buffers"] = collections.OrderedDict(resample_filter=payload(marker))
-        nested_bytes = pickle.dumps({"G_ema": record}, protocol=4)
+    with nl.fake_nvidia_modules() as (reconstruct, EasyDict):
+        ctx = dict(w_dim=G.w_dim, img_channels=3, img_resolution=32)
+        record = nl.persistent_record(G, reconstruct, "ada", nl.ADA_SRC, ctx,
+                                      init_kwargs=nl.training_kwargs(G, G_KWARGS, "ada", EasyDict))
+        block = record.meta["state"]["_modules"]["synthesis"].meta["state"]["_modules"]["b8"]
+        block.meta["state"]["_buffers"] = {"resample_filter": payload(marker)}
+        nested_bytes = pickle.dumps({"G_ema": record})
     nested = tmp_path / "nested.pkl"
     nested.write_bytes(nested_bytes)
 
@@ -271,8 +252,8 @@ def test_malicious_pickles_never_run(tmp_path, payload, global_name):
         dest = tmp_path / f"{src.stem}.safetensors"
         result = run_cli("convert", src, dest)
         assert result.exit_code == 1, result.stdout
-        assert result.stderr.count("\n") == 1 and result.stderr.startswith("facegen: error:")
-        assert global_name in result.stderr and str(src) in result.stderr
+        line = one_error_line(result)
+        assert global_name in line and str(src) in line
         assert not marker.exists() and not dest.exists()
         with pytest.raises(FacegenError, match=global_name.replace(".", r"\.")):
             load_network(str(src))
@@ -281,7 +262,7 @@ def test_malicious_pickles_never_run(tmp_path, payload, global_name):
 
 def test_module_src_is_never_executed(tmp_path):
     marker = tmp_path / "src-marker"
-    src = nvidia_pickle(tmp_path / "net.pkl", tiny_G(), module_src=marker_src(marker))
+    src = snapshot(tmp_path / "net.pkl", tiny_G(), module_src=marker_src(marker))
     exec(compile(marker_src(tmp_path / "proof"), "proof", "exec"), {})  # the source is live code
     assert (tmp_path / "proof").exists()
     result = run_cli("info", src)
@@ -294,19 +275,104 @@ def test_garbage_and_foreign_files_are_refused(tmp_path):
     garbage = tmp_path / "garbage.pkl"
     garbage.write_bytes(b"\x80\x04" + os.urandom(64))
     truncated = tmp_path / "truncated.pkl"
-    truncated.write_bytes(nvidia_pickle(tmp_path / "whole.pkl", tiny_G()).read_bytes()[:5000])
+    truncated.write_bytes(snapshot(tmp_path / "whole.pkl", tiny_G()).read_bytes()[:5000])
     text = tmp_path / "notes.pkl"
     text.write_text("hello")
     plain = tmp_path / "plain.pkl"
     plain.write_bytes(pickle.dumps({"weights": [1, 2, 3]}, protocol=4))
-    for src in (garbage, truncated, text, plain, tmp_path / "missing.pkl"):
+    not_a_generator = tmp_path / "augment-only.pkl"
+    with nl.fake_nvidia_modules() as (reconstruct, _):
+        not_a_generator.write_bytes(pickle.dumps({"G_ema": nl.augment_pipe_record(reconstruct)}))
+    for src in (garbage, truncated, text, plain, not_a_generator, tmp_path / "missing.pkl"):
         result = run_cli("convert", src, tmp_path / "out.safetensors")
-        assert result.exit_code == 1, (src, result.stdout)
-        assert result.stderr.startswith("facegen: error:") and result.stderr.count("\n") == 1, result.stderr
-        assert src.name in result.stderr
+        assert result.exit_code == (2 if src.name == "missing.pkl" else 1), (src, result.stdout)
+        assert src.name in one_error_line(result)
     assert not (tmp_path / "out.safetensors").exists()
     result = run_cli("convert", tmp_path / "whole.pkl", tmp_path / "out.pt")
     assert result.exit_code == 2 and ".safetensors" in result.stderr
+
+
+# TensorFlow-era pickles: random variables in TF's names and layouts, checked against what TF computes.
+
+TF_G = dict(resolution=32, fmap_base=512, fmap_max=64, latent=64, dlatent=64, mapping_layers=2)
+
+
+def tf_nets(seed: int, label_size: int = 0, version: int = 4, d_mapping_layers: int = 0, **static):
+    """(G, D, Gs) TF networks plus the variables of Gs and D, as NVIDIA's TF code pickles them."""
+    rng = np.random.RandomState(seed)
+    common = dict(resolution=32, num_channels=3, label_size=label_size, fmap_base=512, fmap_max=64)
+    kwargs = dict(common, latent_size=64, dlatent_size=64, mapping_layers=2, **static)
+    g_vars = [nl.tf_generator_variables(rng, label_size=label_size, **TF_G) for _ in range(2)]
+    d_vars = nl.tf_discriminator_variables(rng, 32, 512, 64, label_size=label_size, mapping_layers=d_mapping_layers)
+    G, Gs = (nl.tf_generator_network(*v, kwargs, version=version, name=n) for v, n in zip(g_vars, ("G", "Gs")))
+    D = nl.TFNetwork("D", "D_main" if version >= 5 else "D_stylegan2", d_vars, static_kwargs=common, version=version)
+    flat = dict(g_vars[1][0])
+    flat.update({f"mapping/{k}": v for k, v in g_vars[1][1]})
+    flat.update({f"synthesis/{k}": v for k, v in g_vars[1][2]})
+    return (G, D, Gs), flat, dict(d_vars)
+
+
+def test_tf_stylegan2_pickle_computes_what_tf_computes(tmp_path):
+    """stylegan2 (TF) saved with pickle.HIGHEST_PROTOCOL (4 on its Python 3.6)."""
+    nets, gs_vars, d_vars = tf_nets(0)
+    src = nl.tf_pickle(tmp_path / "stylegan2-ffhq-config-f.pkl", nets, protocol=4)
+    assert b"dnnlib.tflib.network" in src.read_bytes()
+    dest = tmp_path / "tf.safetensors"
+    result = run_cli("convert", src, dest)
+    assert result.exit_code == 0, result.stderr
+    net = load_checkpoint(dest, modules=("G_ema", "G", "D"))
+    assert net.G_kwargs == {**G_KWARGS, "conv_clamp": None}
+    assert net.provenance["source"] == "nvidia-tf-pickle" and net.provenance["source_class"] == "G_main"
+
+    z = np.random.RandomState(1).randn(2, 64)
+    ws_ref, img_ref = nl.tf_generator(gs_vars, z, 32, truncation_psi=0.7)
+    ws = net.G_ema.mapping(torch.from_numpy(z).float(), None, truncation_psi=0.7)
+    assert torch.allclose(ws.double(), ws_ref, rtol=1e-5, atol=1e-5)
+    img = net.G_ema.synthesis(ws, noise_mode="const").double()
+    assert (img - img_ref).abs().max() < 1e-4 * img_ref.abs().max()
+    assert not same_image(net.G, net.G_ema)  # G is the TF `G`, not `Gs`
+
+    images = np.random.RandomState(2).randn(4, 3, 32, 32)
+    logits_ref = nl.tf_discriminator(d_vars, images, 32)
+    logits = net.D(torch.from_numpy(images).float()).double()
+    assert torch.allclose(logits, logits_ref, rtol=1e-4, atol=1e-4 * logits_ref.abs().max().item())
+
+
+def test_tf_stylegan2_ada_conditional_pickle(tmp_path):
+    """stylegan2-ada (TF): Network state version 5, default pickle protocol (3 on its Python 3.7)."""
+    nets, gs_vars, d_vars = tf_nets(3, label_size=3, version=5, d_mapping_layers=2, mapping_lrmul=0.01,
+                                    num_fp16_res=0, conv_clamp=None, mbstd_group_size=4)
+    net = load_network(str(nl.tf_pickle(tmp_path / "ada-tf.pkl", nets, protocol=3)), modules=("G_ema", "D"))
+    z, labels = np.random.RandomState(4).randn(2, 64), np.eye(3)[[0, 2]]
+    ws_ref, img_ref = nl.tf_generator(gs_vars, z, 32, labels=labels)
+    ws = net.G_ema.mapping(torch.from_numpy(z).float(), torch.from_numpy(labels).float())
+    assert torch.allclose(ws.double(), ws_ref, rtol=1e-5, atol=1e-5)
+    img = net.G_ema.synthesis(ws, noise_mode="const").double()
+    assert (img - img_ref).abs().max() < 1e-4 * img_ref.abs().max()
+    images = np.random.RandomState(5).randn(4, 3, 32, 32)
+    labels4 = np.eye(3)[[0, 1, 2, 0]]
+    logits_ref = nl.tf_discriminator(d_vars, images, 32, labels=labels4)
+    logits = net.D(torch.from_numpy(images).float(), torch.from_numpy(labels4).float()).double()
+    assert torch.allclose(logits, logits_ref, rtol=1e-4, atol=1e-4 * logits_ref.abs().max().item())
+
+
+@pytest.mark.parametrize("change,reason", [
+    ("stylegan1", "not a StyleGAN2 generator"),
+    ("orig", "architecture 'orig' is not supported"),
+    ("relu", "nonlinearity='relu' is not supported"),
+])
+def test_unsupported_tf_networks_are_refused_in_one_line(tmp_path, change, reason):
+    nets, _, _ = tf_nets(6, **({"nonlinearity": "relu"} if change == "relu" else {}))
+    synthesis = nets[2]._state["components"]["synthesis"]._state
+    if change == "stylegan1":
+        synthesis["variables"] = [(k, v) for k, v in synthesis["variables"] if "mod_" not in k]
+    if change == "orig":
+        synthesis["variables"] = [(k.replace("32x32/ToRGB", "ToRGB_lod0"), v) for k, v in synthesis["variables"]]
+    src = nl.tf_pickle(tmp_path / "tf.pkl", nets)
+    result = run_cli("info", src)
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert reason in line and str(src) in line
 
 
 # rosinality/stylegan2-pytorch names, derived from our modules by the inverse of the importer's mapping.

@@ -15,13 +15,14 @@ def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = 
     fp16 tensors, which together make a small file for sharing a trained model.
     """
     if not source.is_file():
-        raise FacegenError(f"{source}: no such file")
+        raise BadInput(f"{source}: no such file")
     if dest.suffix != SUFFIX:
         raise BadInput(f"{dest}: facegen checkpoints end in {SUFFIX}")
+    modules = ("G_ema",) if ema_only else ("G_ema", "G", "D")
     if sniff_format(source) == "facegen":
-        net = load_checkpoint(source, modules=("G_ema",) if ema_only else ("G_ema", "G", "D"))
+        net = load_checkpoint(source, modules=modules)
     else:
-        net = import_foreign(source)
+        net = import_foreign(source, modules)
     G, D, D_kwargs = (None, None, {}) if ema_only else (net.G, net.D, net.D_kwargs)
     return save_checkpoint(dest, net.arch, net.G_kwargs, net.G_ema, G=G, D=D, D_kwargs=D_kwargs,
                            provenance=net.provenance, half=half)

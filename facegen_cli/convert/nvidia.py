@@ -1,124 +1,119 @@
-"""Import StyleGAN2 networks from NVIDIA's stylegan2-ada-pytorch / stylegan3 pickles.
+"""Import NVIDIA network pickles: PyTorch snapshots and TensorFlow-era StyleGAN2 pickles.
 
-The architecture is read from the records' attributes and tensor shapes, never from the
-code shipped inside the pickle; the tensors then load 1:1 into our modules.
+A PyTorch snapshot (stylegan2-ada-pytorch or stylegan3 `training_loop.py`) is a dict with
+`G`, `D`, `G_ema`, `augment_pipe` and `training_set_kwargs`; each network is a persistent
+record with a bare class name. The network family is recognised from the generator's
+own contents (its synthesis layers, then the module source as text), and each family has
+an importer; a family without one is refused in one line. A TensorFlow pickle is a tuple
+`(G, D, Gs)` of `dnnlib.tflib.network.Network` states.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from torch import nn
 
-from facegen_cli.convert.safe_pickle import PersistentRecord, flatten_state_dict, load_restricted
+from facegen_cli.convert import nvidia_stylegan2, tf_stylegan2
+from facegen_cli.convert.safe_pickle import PersistentRecord, TFNetworkRecord, load_restricted
 from facegen_cli.errors import FacegenError
-from facegen_cli.models.stylegan2 import Discriminator, Generator
 
-STYLEGAN2_G = ("training.networks.Generator", "training.networks_stylegan2.Generator")
-STYLEGAN2_D = ("training.networks.Discriminator", "training.networks_stylegan2.Discriminator")
-STYLEGAN3_G = "training.networks_stylegan3.Generator"
+ALL_MODULES = ("G_ema", "G", "D")
+Build = Callable[[Any, str], "tuple[dict, nn.Module]"]
 
 
-def _channel_settings(channels: dict[int, int]) -> tuple[int, int]:
-    """(channel_base, channel_max) that reproduce the per-resolution channel counts."""
-    channel_max = max(channels.values())
-    below = [res * ch for res, ch in channels.items() if ch < channel_max]
-    channel_base = min(below) if below else channel_max * max(channels)
-    return channel_base, channel_max
+@dataclass(frozen=True)
+class FamilyImporter:
+    """How to turn one network family's records into our modules."""
+
+    arch: str  # facegen architecture name (models/registry.py)
+    generator: Build
+    discriminator: Build | None = None
 
 
-def _count_fc(mapping: PersistentRecord) -> int:
-    return sum(1 for name in mapping.children if name.startswith("fc"))
+FAMILIES: dict[str, FamilyImporter] = {
+    "stylegan2": FamilyImporter("stylegan2", nvidia_stylegan2.import_generator, nvidia_stylegan2.import_discriminator),
+}
+NOT_SUPPORTED = {"stylegan3": "StyleGAN3 (alias-free) networks are not supported yet"}
+TF_IMPORTER = FamilyImporter("stylegan2", tf_stylegan2.import_tf_generator, tf_stylegan2.import_tf_discriminator)
+# StyleGAN3 synthesis layers are named L<index>_<size>_<channels>, beside an `input` layer.
+_SG3_LAYER = re.compile(r"L\d+_\d+_\d+")
 
 
-def generator_kwargs(G: PersistentRecord) -> dict:
-    """Our Generator kwargs for an NVIDIA StyleGAN2 generator record."""
-    if G.class_name == STYLEGAN3_G:
-        raise FacegenError("this is an alias-free StyleGAN3 network; facegen supports StyleGAN2 networks only for now")
-    if G.class_name not in STYLEGAN2_G:
-        raise FacegenError(f"unsupported generator class {G.class_name!r}")
-    synthesis = G.children["synthesis"]
-    mapping = G.children["mapping"]
-    blocks = {int(name[1:]): rec for name, rec in synthesis.children.items() if name.startswith("b")}
-    for res, block in blocks.items():
-        if block.attr("architecture", "skip") != "skip":
-            raise FacegenError(f"synthesis architecture {block.attr('architecture')!r} is not supported (only 'skip')")
-    channels = {res: int(flatten_state_dict(b.children["conv1"])["weight"].shape[0]) for res, b in blocks.items()}
-    channel_base, channel_max = _channel_settings(channels)
-    clamp = blocks[max(blocks)].children["conv1"].attr("conv_clamp")
-    fc0 = mapping.children["fc0"]
-    return dict(
-        z_dim=int(G.attr("z_dim")), c_dim=int(G.attr("c_dim")), w_dim=int(G.attr("w_dim")),
-        img_resolution=int(G.attr("img_resolution")), img_channels=int(G.attr("img_channels")),
-        mapping_layers=_count_fc(mapping), mapping_lr_multiplier=float(fc0.attr("bias_gain", 0.01)),
-        channel_base=channel_base, channel_max=channel_max,
-        num_fp16_res=sum(1 for b in blocks.values() if b.attr("use_fp16")),
-        conv_clamp=None if clamp is None else float(clamp),
-    )
+def network_family(G: PersistentRecord) -> str | None:
+    """'stylegan2', 'stylegan3' or None, from a generator record's layers and then its source text."""
+    synthesis = G.children.get("synthesis")
+    layers = set(synthesis.children) if synthesis is not None else set()
+    if "input" in layers or any(_SG3_LAYER.fullmatch(name) for name in layers):
+        return "stylegan3"
+    if "b4" in layers:
+        return "stylegan2"
+    if "class SynthesisInput" in G.module_src:
+        return "stylegan3"
+    if "class SynthesisBlock" in G.module_src:
+        return "stylegan2"
+    return None
 
 
-def discriminator_kwargs(D: PersistentRecord) -> dict:
-    """Our Discriminator kwargs for an NVIDIA StyleGAN2 discriminator record."""
-    if D.class_name not in STYLEGAN2_D:
-        raise FacegenError(f"unsupported discriminator class {D.class_name!r}")
-    blocks = {int(name[1:]): rec for name, rec in D.children.items() if name.startswith("b") and name != "b4"}
-    for block in blocks.values():
-        if block.attr("architecture", "resnet") != "resnet":
-            raise FacegenError(f"discriminator architecture {block.attr('architecture')!r} is not supported")
-    channels = {res: int(flatten_state_dict(b.children["conv0"])["weight"].shape[0]) for res, b in blocks.items()}
-    epilogue = D.children["b4"]
-    channels[4] = int(flatten_state_dict(epilogue.children["conv"])["weight"].shape[0])
-    channel_base, channel_max = _channel_settings(channels)
-    mbstd = epilogue.children.get("mbstd")
-    kwargs = dict(
-        c_dim=int(D.attr("c_dim")), img_resolution=int(D.attr("img_resolution")),
-        img_channels=int(D.attr("img_channels")), channel_base=channel_base, channel_max=channel_max,
-        num_fp16_res=sum(1 for b in blocks.values() if b.attr("use_fp16")),
-        conv_clamp=blocks[max(blocks)].children["conv0"].attr("conv_clamp"),
-        cmap_dim=int(epilogue.attr("cmap_dim", 0)) or None,
-        mbstd_group_size=mbstd.attr("group_size") if mbstd else None,
-        mbstd_num_channels=int(mbstd.attr("num_channels")) if mbstd else 0,
-    )
-    if "mapping" in D.children:
-        kwargs["mapping_layers"] = _count_fc(D.children["mapping"])
-    return kwargs
-
-
-def load_into(module: nn.Module, record: PersistentRecord, what: str) -> nn.Module:
-    """Copy a record's tensors into `module`, requiring an exact 1:1 match of names and shapes."""
-    state = flatten_state_dict(record)
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    if missing or extra:
-        raise FacegenError(f"{what} does not match a StyleGAN2 layout (missing {missing[:3]}, unexpected {extra[:3]})")
-    for name, t in state.items():
-        if tuple(t.shape) != tuple(own[name].shape):
-            raise FacegenError(f"{what}: {name} has shape {tuple(t.shape)}, expected {tuple(own[name].shape)}")
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-    return module.eval().requires_grad_(False)
-
-
-def import_nvidia_pickle(path: Path) -> dict:
-    """Read an NVIDIA pickle into {'G_kwargs', 'D_kwargs', 'G_ema', 'G', 'D', 'provenance'}."""
+def _build(build: Build, record: Any, what: str) -> tuple[dict, nn.Module]:
+    """Run an importer, turning a record that lacks what the layout needs into one line."""
     try:
-        data = load_restricted(path.read_bytes())
-    except FacegenError as e:
-        raise FacegenError(f"{path}: {e}") from None
-    if isinstance(data, PersistentRecord):
-        data = {"G_ema": data}
-    if not isinstance(data, dict) or not any(k in data for k in ("G_ema", "G")):
-        raise FacegenError(f"{path}: not an NVIDIA network pickle (no G_ema or G inside)")
-    g_rec = data.get("G_ema") or data["G"]
-    G_kwargs = generator_kwargs(g_rec)
-    out = {"G_kwargs": G_kwargs, "D_kwargs": {}, "G": None, "D": None}
-    out["G_ema"] = load_into(Generator(**G_kwargs), g_rec, f"{path}: G_ema")
-    if isinstance(data.get("G"), PersistentRecord) and data.get("G_ema") is not None:
-        out["G"] = load_into(Generator(**G_kwargs), data["G"], f"{path}: G")
-    if isinstance(data.get("D"), PersistentRecord):
-        out["D_kwargs"] = discriminator_kwargs(data["D"])
-        out["D"] = load_into(Discriminator(**out["D_kwargs"]), data["D"], f"{path}: D")
-    training_set = data.get("training_set_kwargs") or {}
-    out["provenance"] = {"source": "nvidia-pickle", "source_file": path.name,
-                         "source_class": g_rec.class_name, "dataset": str(training_set.get("path", ""))}
+        return build(record, what)
+    except FacegenError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+        raise FacegenError(f"{what}: not a network layout facegen knows ({type(e).__name__}: {e})") from None
+
+
+def _import_networks(path: Path, importer: FamilyImporter, g_rec: Any, G: Any, D: Any,
+                     modules: tuple[str, ...]) -> dict:
+    """G_ema always; G and D only when asked for and present."""
+    out: dict[str, Any] = {"arch": importer.arch, "G": None, "D": None, "D_kwargs": {}}
+    out["G_kwargs"], out["G_ema"] = _build(importer.generator, g_rec, f"{path}: G_ema")
+    if "G" in modules and G is not None and G is not g_rec:
+        out["G"] = _build(importer.generator, G, f"{path}: G")[1]
+    if "D" in modules and D is not None and importer.discriminator is not None:
+        out["D_kwargs"], out["D"] = _build(importer.discriminator, D, f"{path}: D")
     return out
 
+
+def _import_tf(path: Path, data: Any, modules: tuple[str, ...]) -> dict:
+    G, D, Gs = data if isinstance(data, tuple) else (None, None, data)
+    out = _import_networks(path, TF_IMPORTER, Gs, G, D, modules)
+    out["provenance"] = {"source": "nvidia-tf-pickle", "source_file": path.name,
+                         "source_class": str(Gs.state.get("build_func_name", "")), "dataset": ""}
+    return out
+
+
+def import_nvidia_pickle(path: Path, modules: tuple[str, ...] = ALL_MODULES) -> dict:
+    """Read an NVIDIA pickle into {'arch', 'G_kwargs', 'D_kwargs', 'G_ema', 'G', 'D', 'provenance'}.
+
+    Only the networks named in `modules` are built (G_ema always is).
+    """
+    try:
+        data = load_restricted(path)
+    except FacegenError as e:
+        raise FacegenError(f"{path}: {e}") from None
+    if isinstance(data, TFNetworkRecord) or (
+            isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetworkRecord) for n in data)):
+        return _import_tf(path, data, modules)
+    if isinstance(data, PersistentRecord):
+        data = {"G_ema": data}
+    nets = {k: data.get(k) for k in ALL_MODULES} if isinstance(data, dict) else {}
+    nets = {k: v if isinstance(v, PersistentRecord) else None for k, v in nets.items()}
+    g_rec = nets.get("G_ema") or nets.get("G")
+    if g_rec is None:
+        raise FacegenError(f"{path}: not an NVIDIA network pickle (no G_ema or G inside)")
+    family = network_family(g_rec)
+    importer = FAMILIES.get(family or "")
+    if importer is None:
+        reason = NOT_SUPPORTED.get(family or "", f"generator class {g_rec.class_name!r} is not a StyleGAN2 network")
+        raise FacegenError(f"{path}: {reason}")
+    out = _import_networks(path, importer, g_rec, nets["G"], nets["D"], modules)
+    training_set = data.get("training_set_kwargs") or {}
+    out["provenance"] = {"source": "nvidia-pickle", "source_file": path.name, "source_class": g_rec.class_name,
+                         "source_family": family,
+                         "dataset": str(training_set.get("path", "")) if isinstance(training_set, dict) else ""}
+    return out

@@ -8,23 +8,25 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from facegen_cli.convert.nvidia import _channel_settings
-from facegen_cli.errors import FacegenError
+from facegen_cli.convert.nvidia_stylegan2 import channel_settings
+from facegen_cli.errors import FacegenError, torch_load_reason
 from facegen_cli.models.stylegan2 import Discriminator, Generator
 
 
 def _read(path: Path) -> dict:
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing a file
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for foreign files
-        raise FacegenError(f"{path}: not a loadable rosinality checkpoint ({str(e).splitlines()[0]})") from None
+        raise FacegenError(f"{path}: not a loadable rosinality checkpoint: {torch_load_reason(e)}") from None
     if not isinstance(ckpt, dict) or "g_ema" not in ckpt:
         raise FacegenError(f"{path}: not a rosinality checkpoint (no g_ema inside)")
     return ckpt
@@ -112,14 +114,17 @@ def estimate_w_avg(G: Generator, samples: int = 10_000) -> torch.Tensor:
         return G.mapping(z, None)[:, 0].mean(dim=0)
 
 
-def import_rosinality(path: Path) -> dict:
-    """Read a rosinality checkpoint into {'G_kwargs', 'D_kwargs', 'G_ema', 'G', 'D', 'provenance'}."""
+def import_rosinality(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> dict:
+    """Read a rosinality checkpoint into {'G_kwargs', 'D_kwargs', 'G_ema', 'G', 'D', 'provenance'}.
+
+    Only the networks named in `modules` are built (G_ema always is).
+    """
     ckpt = _read(path)
     try:
         resolution, channels, n_mlp, w_dim = _g_layout(ckpt["g_ema"])
     except KeyError as e:
         raise FacegenError(f"{path}: g_ema lacks {e} and is not a StyleGAN2 generator") from None
-    channel_base, channel_max = _channel_settings(channels)
+    channel_base, channel_max = channel_settings(channels)
     G_kwargs = dict(z_dim=w_dim, c_dim=0, w_dim=w_dim, img_resolution=resolution, img_channels=3,
                     mapping_layers=n_mlp, mapping_lr_multiplier=0.01, channel_base=channel_base,
                     channel_max=channel_max)
@@ -133,10 +138,10 @@ def import_rosinality(path: Path) -> dict:
     G_ema = build_G("g_ema", torch.zeros([w_dim]) if latent_avg is None else latent_avg.reshape(-1))
     if latent_avg is None:
         G_ema.mapping.w_avg.copy_(estimate_w_avg(G_ema))
-    out = {"G_kwargs": G_kwargs, "G_ema": G_ema, "G": build_G("g", G_ema.mapping.w_avg) if "g" in ckpt else None,
-           "D_kwargs": {}, "D": None,
+    G = build_G("g", G_ema.mapping.w_avg) if "g" in ckpt and "G" in modules else None
+    out = {"G_kwargs": G_kwargs, "G_ema": G_ema, "G": G, "D_kwargs": {}, "D": None,
            "provenance": {"source": "rosinality-checkpoint", "source_file": path.name}}
-    if "d" in ckpt:
+    if "d" in ckpt and "D" in modules:
         out["D_kwargs"] = dict(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=channel_base,
                                channel_max=channel_max)
         out["D"] = _load(Discriminator(**out["D_kwargs"]), discriminator_state(ckpt["d"], resolution),
