@@ -24,15 +24,16 @@ def real_faces(folder: Path, count: int = 2) -> Path:
 
 
 @contextlib.contextmanager
-def tiny_studio(root: Path) -> Iterator[tuple[str, Network]]:
-    """A studio on a tiny network with two 'real' photos, its cache and temp files under `root`; (url, net)."""
+def tiny_studio(root: Path, network: Path | None = None) -> Iterator[tuple[str, Network]]:
+    """A studio on `network` (default: a tiny StyleGAN2) with two 'real' photos, its cache and temp files
+    under `root`; yields (url, net)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACEGEN_CACHE", str(root / "cache"))
         mp.setenv("TMPDIR", str(root / "tmp"))
         (root / "tmp").mkdir()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        net = load_network(tiny_checkpoint(root / "tiny.safetensors"))
+        net = load_network(network or tiny_checkpoint(root / "tiny.safetensors"))
         running = start_in_thread(build_app(net, real_faces(root / "real")))
         try:
             yield running.url.rstrip("/"), net

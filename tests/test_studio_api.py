@@ -17,16 +17,20 @@ import urllib.request
 import imageio_ffmpeg
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from facegen_cli.generate import generate_samples  # noqa: E402
+from facegen_cli.checkpoint import save_checkpoint  # noqa: E402
+from facegen_cli.generate import generate_samples, label_vector  # noqa: E402
 from facegen_cli.latent.directions import conditioned, move, sefa_directions  # noqa: E402
 from facegen_cli.latent.interpolate import morph_frames  # noqa: E402
 from facegen_cli.latent.mixing import style_mix, weighted_average  # noqa: E402
+from facegen_cli.latent.seeds import seed_to_z  # noqa: E402
 from facegen_cli.latent.sources import read_latent, render  # noqa: E402
+from facegen_cli.models import dcgan  # noqa: E402
 from studio_helpers import tiny_studio  # noqa: E402
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
@@ -282,3 +286,40 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path):
         proc.kill()
     assert "Traceback" not in proc.stderr.read()
     assert not list(tmp_path.glob("facegen-studio-*"))  # its working files are gone
+
+
+@pytest.fixture(scope="module")
+def z_studio(tmp_path_factory):
+    """A studio on a tiny conditional DCGAN (cGAN): z latents, two named attributes, no W+."""
+    root = tmp_path_factory.mktemp("z_studio")
+    torch.manual_seed(0)
+    kwargs = dict(z_dim=16, c_dim=2, img_resolution=32, width=8)
+    path = save_checkpoint(root / "cgan.safetensors", "cgan", kwargs, dcgan.Generator(**kwargs).eval(),
+                           provenance={"label_names": ["Smiling", "Male"], "label_means": [0.5, 0.25]})
+    with tiny_studio(root, path) as (url, net):
+        yield url, net
+
+
+def test_z_only_family_explores_averages_and_morphs(z_studio):
+    url, net = z_studio
+    info = ok_json(f"{url}/api/info")
+    assert not info["wplus"] and info["directions"] == [] and info["label_names"] == ["Smiling", "Male"]
+    page = ok_json(f"{url}/api/t/{TAB}/explore?start=0&count=2&psi=0.8&attrs=Smiling%3D1")["faces"]
+    c = label_vector(net, attrs="Smiling=1")
+    np.testing.assert_array_equal(c, [1.0, 0.25])
+    expected = list(generate_samples(net, [0, 1], psi=0.8, label=c))
+    for face, sample in zip(page, expected):
+        np.testing.assert_array_equal(pixels(base64.b64decode(face["image"].split(",", 1)[1])), sample.image)
+    a = ok_json(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": 0, "psi": 0.8, "attrs": "Smiling=1"})
+    b = ok_json(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": 1, "psi": 0.8, "attrs": "Smiling=1"})
+    np.testing.assert_array_equal(np.load(io.BytesIO(call(url + a["image"].replace(".png", ".npy"))[2])),
+                                  seed_to_z(0, 16).astype(np.float32))
+    status, png = live(url, TAB, "average", {"op": "average", "faces": [a["id"], b["id"]], "weights": [1, 1]}, 1)
+    mean = weighted_average(np.stack([seed_to_z(0, 16), seed_to_z(1, 16)]).astype(np.float32), np.array([0.5, 0.5]))
+    np.testing.assert_array_equal(pixels(png), render(net, mean[None], c, 0.8)[0])
+    made = ok_json(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"], b["id"]], "frames": 4})
+    assert Image.open(io.BytesIO(call(url + made["gif"])[2])).n_frames == 4
+    status, png = live(url, TAB, "mix", {"op": "mix", "a": a["id"], "b": b["id"], "layers": "0"}, 2)
+    assert status == 400 and json.loads(png)["error"] == "style mixing needs a W+ model (StyleGAN2); cgan has only z"
+    status, _, body = call(f"{url}/api/t/{TAB}/project?name=p.png", method="POST", body=b"\x89PNG\r\n\x1a\n....")
+    assert status == 400 and json.loads(body)["error"] == "projection needs a W+ model (StyleGAN2); cgan has only z"
