@@ -1,4 +1,10 @@
 """Errors the engine raises for the CLI to report as one line and an exit code."""
+from __future__ import annotations
+
+import re
+
+# DataLoader re-raises a worker's exception as `type(e)(text)`, the text holding the worker's traceback.
+_WORKER_PREFIX = re.compile(r"Caught \w+ in DataLoader worker process \d+\.")
 
 
 class FacegenError(Exception):
@@ -6,8 +12,32 @@ class FacegenError(Exception):
 
     exit_code = 1
 
+    def __init__(self, message: object = "") -> None:
+        text = str(message)
+        if _WORKER_PREFIX.match(text):  # keep the worker's own message, not its traceback
+            last = text.rstrip().splitlines()[-1]
+            text = last.split(": ", 1)[1] if ": " in last else last
+        super().__init__(text)
+
 
 class BadInput(FacegenError):
-    """Malformed user input (an option value, a seed range); the CLI exits 2."""
+    """Malformed user input (an option value, a seed range, a missing input path); the CLI exits 2."""
 
     exit_code = 2
+
+
+def torch_load_reason(error: BaseException) -> str:
+    """One line saying why `torch.load(weights_only=True)` refused a file, without torch's advice to
+    turn `weights_only` off."""
+    text = str(error)
+    glob = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if glob:
+        return f"refuses to load the Python object {glob.group(1)} (only tensors and plain data are read)"
+    detail = text.split("WeightsUnpickler error:", 1)
+    if len(detail) == 2:
+        reason = next((line.strip() for line in detail[1].splitlines() if line.strip()), "")
+        return f"not a plain torch.save file of tensors ({reason.rstrip('.') or 'refused by the safe unpickler'})"
+    if isinstance(error, EOFError):
+        return "the file ends early (truncated?)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

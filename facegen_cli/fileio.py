@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from facegen_cli.errors import BadInput, FacegenError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -18,8 +20,15 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it over `path`, else remove it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise FacegenError(f"{path}: is a folder; cannot write a file there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        base = nearest_existing(path)
+        reason = f"{base} is a file, not a folder" if not base.is_dir() else e.strerror or e
+        raise FacegenError(f"{path}: cannot write ({reason})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -46,3 +55,29 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def nearest_existing(path: Path) -> Path:
+    """The closest of `path`'s parents that exists (the folder new files would be made in)."""
+    return next((p for p in path.parents if p.exists() or p.is_symlink()), Path("."))
+
+
+def check_writable(path: str | os.PathLike, folder: bool, what: str = "--out") -> Path:
+    """Fail early, with one line naming `what`, when `path` cannot be written as a folder (`folder`) or a
+    file: it exists as the other kind, a parent is a file, or the nearest existing folder refuses a file
+    (probed by creating and removing one, which also catches read-only mounts and /proc, even as root)."""
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise BadInput(f"{what} {path}: is a folder; give a file name")
+    if path.exists() and not path.is_dir() and folder:
+        raise BadInput(f"{what} {path}: exists and is not a folder")
+    base = path if path.is_dir() else nearest_existing(path)
+    if not base.is_dir():
+        raise BadInput(f"{what} {path}: {base} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".facegen-probe-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise BadInput(f"{what} {path}: cannot write in {base} ({e.strerror or e})") from None
+    return path

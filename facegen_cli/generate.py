@@ -16,6 +16,7 @@ from facegen_cli.latent.seeds import seed_to_z
 from facegen_cli.models.stylegan2 import NOISE_MODES
 
 PSI_RANGE = (-2.0, 2.0)
+MAX_GRID_SIDE = 16384  # pixels; a grid image is built whole in memory
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Sample:
 
 
 def check_psi(psi: float) -> float:
-    if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
+    if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:  # also refuses NaN
         raise BadInput(f"--psi {psi} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]")
     return psi
 
@@ -44,10 +45,19 @@ def attribute_defaults(net: Network, attr_default: str | None = None) -> np.ndar
     c_dim = int(net.G_kwargs.get("c_dim", 0))
     if attr_default in (None, "mean"):
         return np.asarray(net.provenance.get("label_means") or [0.5] * c_dim, np.float32).copy()
+    return np.full([c_dim], _number(attr_default, f"--attr-default {attr_default!r} is neither `mean` nor a number"),
+                   np.float32)
+
+
+def _number(text: str, error: str) -> float:
+    """A finite float from `text`, else BadInput(`error`)."""
     try:
-        return np.full([c_dim], float(attr_default), np.float32)
+        value = float(text)
     except ValueError:
-        raise BadInput(f"--attr-default {attr_default!r} is neither `mean` nor a number") from None
+        raise BadInput(error) from None
+    if not np.isfinite(value):
+        raise BadInput(error)
+    return value
 
 
 def label_vector(net: Network, label: str | None = None, attrs: str | None = None,
@@ -70,18 +80,12 @@ def label_vector(net: Network, label: str | None = None, attrs: str | None = Non
             name, _, value = item.partition("=")
             if name.strip() not in names:
                 raise BadInput(f"unknown attribute {name.strip()!r}; known: {', '.join(names)}")
-            try:
-                vec[names.index(name.strip())] = float(value)
-            except ValueError:
-                raise BadInput(f"attribute value in {item!r} is not a number") from None
+            vec[names.index(name.strip())] = _number(value, f"attribute value in {item!r} is not a finite number")
         return vec
     if label is None:
         raise BadInput(f"this network is conditional ({c_dim} labels); give --label or --attr")
-    parts = label.split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise BadInput(f"--label {label!r} is not a class index or comma-separated numbers") from None
+    values = [_number(p, f"--label {label!r} is not a class index or comma-separated finite numbers")
+              for p in label.split(",")]
     if len(values) == 1 and c_dim > 1:
         index = int(values[0])
         if not 0 <= index < c_dim or index != values[0]:
@@ -155,6 +159,10 @@ def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.
     """
     if grid and len(seeds) > grid[0] * grid[1]:
         raise BadInput(f"{len(seeds)} seeds do not fit a {grid[0]}x{grid[1]} grid")
+    side = max(grid or (1,)) * int(net.G_ema.img_resolution)
+    if side > MAX_GRID_SIDE:
+        raise BadInput(f"--grid {grid[0]}x{grid[1]} of {net.G_ema.img_resolution} px images is {side} px wide; "
+                       f"at most {MAX_GRID_SIDE} px")
     if save_latents and not net.architecture.has_wplus:
         raise BadInput(f"--save-latents needs a W+ model; {net.arch} has none")
     check_psi(psi)

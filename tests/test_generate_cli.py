@@ -180,7 +180,8 @@ def test_empty_stdin_is_bad_usage(tmp_path, network):
 
 
 @pytest.mark.parametrize("kind", ["unknown-name", "text-file", "missing-file", "folder", "truncated"])
-def test_bad_network_exits_1_with_one_line(tmp_path, network, kind):
+def test_bad_network_is_one_line(tmp_path, network, kind):
+    """A network that is not there (or a folder) is bad usage (2); one that cannot be read is a failure (1)."""
     if kind == "unknown-name":
         spec = "ffhq-2048"
     elif kind == "text-file":
@@ -195,7 +196,7 @@ def test_bad_network_exits_1_with_one_line(tmp_path, network, kind):
         spec.write_bytes(network.read_bytes()[:3000])
     out = tmp_path / "out"
     result = run("generate", "-n", spec, "--seeds", "0-3", "--out", out)
-    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.exit_code == (2 if kind in ("unknown-name", "missing-file", "folder") else 1), result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("facegen: error:"), result.stderr
     assert str(spec) in lines[0]
@@ -244,7 +245,7 @@ def test_info(network):
 
 def test_info_unknown_network():
     result = run("info", "no-such-net")
-    assert result.exit_code == 1 and result.stderr.startswith("facegen: error: no-such-net")
+    assert result.exit_code == 2 and result.stderr.startswith("facegen: error: no-such-net")
 
 
 def test_conditional_generation(tmp_path):

@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadInput, FacegenError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LABELS_FILE = "dataset.json"
+EXIF_ORIENTATION = 0x0112
+TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 class ImageSource:
@@ -28,7 +30,7 @@ class ImageSource:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if not self.path.exists():
-            raise FacegenError(f"{self.path}: no such file or folder")
+            raise BadInput(f"{self.path}: no such file or folder")
         self.is_zip = self.path.is_file()
         if self.is_zip and not zipfile.is_zipfile(self.path):
             raise FacegenError(f"{self.path}: not a folder or a zip archive of images")
@@ -61,6 +63,26 @@ class ImageSource:
         return {**self.__dict__, "_zip": None}
 
 
+def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
+    """(width, height) of an encoded image as `decode_image` will return it (EXIF orientation applied), read
+    from its header; the file's structure is verified too (chunk checksums of a PNG), without decoding pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+        with Image.open(io.BytesIO(data)) as img:  # verify() leaves the image unusable
+            width, height = img.size
+            if img.getexif().get(EXIF_ORIENTATION) in TURNED:
+                width, height = height, width
+    except Exception as e:  # PIL raises many types for bad files
+        raise FacegenError(f"{name}: cannot decode image ({e})") from None
+    return width, height
+
+
+def check_images(source: ImageSource) -> dict[str, tuple[int, int]]:
+    """Every image's (width, height), read before any loader worker starts so a bad file is one clear error."""
+    return {name: image_size(source.read(name), f"{source.path}/{name}") for name in source.names}
+
+
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """Bytes -> HWC uint8 RGB (EXIF orientation applied)."""
     try:
@@ -82,12 +104,17 @@ class ImageDataset(torch.utils.data.Dataset):
             raise FacegenError(f"{self.source.path}: contains no PNG/JPEG/WebP/BMP images")
         self.mirror = mirror
         self.use_labels = use_labels
+        sizes = check_images(self.source)
+        width, height = sizes[self.names[0]]
+        if width != height:
+            raise FacegenError(f"{self.source.path}/{self.names[0]}: images must be square, got {width}x{height}")
+        odd = next((name for name, size in sizes.items() if size != (width, height)), None)
+        if odd is not None:
+            raise FacegenError(f"{self.source.path}/{odd}: size {sizes[odd][0]}x{sizes[odd][1]} differs from "
+                               f"{self.names[0]}'s {width}x{height}; every training image must have the same size")
         first = self._load(0)
         self.channels = channels or first.shape[0]
         self.resolution = first.shape[1]
-        if first.shape[1] != first.shape[2]:
-            raise FacegenError(f"{self.source.path}/{self.names[0]}: images must be square, got "
-                               f"{first.shape[2]}x{first.shape[1]}")
         self.labels: np.ndarray | None = self._read_labels() if use_labels else None  # [N, label_dim]
 
     @cached_property

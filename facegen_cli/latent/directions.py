@@ -16,7 +16,7 @@ from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import write_text_atomic
 from facegen_cli.images import make_grid, save_image
-from facegen_cli.latent.io import save_latent
+from facegen_cli.latent.io import read_array, save_latent
 from facegen_cli.latent.sources import expand_sources, parse_layers, read_latent, render, require_wplus, source_name
 from facegen_cli.paths import cache_dir
 
@@ -53,11 +53,11 @@ def load_direction(spec: str, net: Network) -> Direction:
         path = store_dir(net) / f"{spec}.npy"
         if not path.exists():
             known = sorted(p.stem for p in store_dir(net).glob("*.npy"))
-            raise FacegenError(f"no direction {spec!r}: not a file, and not among this network's directions "
+            raise BadInput(f"no direction {spec!r}: not a file, and not among this network's directions "
                                f"({', '.join(known) or 'none yet; run `facegen directions sefa` or `fit`'})")
     try:
         meta = json.loads(path.with_suffix(".json").read_text())
-        vector = np.load(path, allow_pickle=False).astype(np.float32)
+        vector = read_array(path, npz_key=None)
     except FileNotFoundError:
         raise FacegenError(f"{path}: direction without its {path.with_suffix('.json').name} (network id)") from None
     except (ValueError, OSError, json.JSONDecodeError) as e:
@@ -143,6 +143,8 @@ def parse_range(spec: str, steps: int) -> np.ndarray:
         raise BadInput(f"--range {spec!r}: write it as LOW:HIGH, e.g. -3:3") from None
     if steps < 2:
         raise BadInput("--steps must be at least 2")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise BadInput(f"--range {spec!r}: give finite numbers")
     return np.linspace(lo, hi, steps)
 
 

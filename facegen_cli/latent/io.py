@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import write_bytes_atomic
+
+NUMBER_KINDS = "fiu"  # float, signed and unsigned integers; not bool, complex, strings, objects or dates
 
 
 def save_latent(path: str | os.PathLike, ws: np.ndarray) -> Path:
@@ -20,20 +22,40 @@ def save_latent(path: str | os.PathLike, ws: np.ndarray) -> Path:
     return Path(path)
 
 
-def load_latent(path: str | os.PathLike, num_ws: int, w_dim: int) -> np.ndarray:
-    """Read `[num_ws, w_dim]`, `[w_dim]`, `[1, num_ws, w_dim]` `.npy` or a projector `.npz` (key `w`)."""
+def read_array(path: str | os.PathLike, npz_key: str | None = "w") -> np.ndarray:
+    """A float32 array from `.npy` (or `.npz` key `npz_key`), refusing missing files, other dtypes, NaN and Inf."""
     path = Path(path)
     try:
+        if path.is_dir():
+            raise BadInput(f"{path}: is a folder, not a latent file")
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.lib.npyio.NpzFile):
-            if "w" not in data:
-                raise FacegenError(f"{path}: npz file without a 'w' array")
-            data = data["w"]
+            if npz_key is None:
+                raise FacegenError(f"{path}: an .npz file; give a .npy array here")
+            if npz_key not in data:
+                raise FacegenError(f"{path}: npz file without a '{npz_key}' array")
+            data = data[npz_key]
     except FileNotFoundError:
-        raise FacegenError(f"{path}: no such latent file") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise BadInput(f"{path}: no such latent file") from None
+    except ValueError as e:
+        reason = ("it holds Python objects" if "Object arrays" in str(e)
+                  else "not in .npy/.npz format" if "pickle" in str(e) else e)
+        raise FacegenError(f"{path}: not a readable .npy/.npz latent ({reason})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise FacegenError(f"{path}: not a readable .npy/.npz latent ({e})") from None
-    ws = np.asarray(data, dtype=np.float32)
+    if data.dtype.kind not in NUMBER_KINDS or data.dtype.fields:
+        raise FacegenError(f"{path}: holds {data.dtype} values; a latent holds real numbers")
+    with np.errstate(over="ignore"):
+        values = np.asarray(data, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise FacegenError(f"{path}: holds NaN or infinite values (or numbers too large for float32)")
+    return values
+
+
+def load_latent(path: str | os.PathLike, num_ws: int, w_dim: int) -> np.ndarray:
+    """Read `[num_ws, w_dim]`, `[w_dim]`, `[1, num_ws, w_dim]` `.npy` or a projector `.npz` (key `w`)."""
+    data = read_array(path)
+    ws = data
     if ws.shape == (w_dim,):
         ws = np.repeat(ws[None], num_ws, axis=0)
     elif ws.ndim == 3 and ws.shape[0] == 1:

@@ -51,6 +51,8 @@ def align_photo(path: str | Path, size: int, how: str = "ffhq") -> np.ndarray:
     """The photo's largest face aligned the FFHQ way at `size` (or, with 'none', its centre square)."""
     if how not in ALIGNS:
         raise BadInput(f"--align must be one of {', '.join(ALIGNS)}, got {how!r}")
+    if not Path(path).is_file():
+        raise BadInput(f"{path}: {'is a folder, not a photo' if Path(path).is_dir() else 'no such photo'}")
     try:
         rgb = read_photo(path).rgb
     except Skip as reason:

@@ -6,13 +6,14 @@ import numpy as np
 from facegen_cli.errors import BadInput
 
 MAX_SEED = 2 ** 32 - 1
+MAX_SEEDS = 1_000_000  # more images than any command here draws in one run; a typo like 0-4294967295 stops here
 
 
-def parse_seeds(spec: str) -> list[int]:
-    """Parse a comma-separated list of seeds and inclusive ranges, keeping order."""
+def seed_ranges(spec: str) -> list[tuple[int, int]]:
+    """The inclusive (first, last) ranges of a seed list, checked but not expanded."""
     if not spec or not spec.strip():
         raise BadInput("seed list is empty; give seeds like 0-99,120")
-    seeds: list[int] = []
+    ranges = []
     for part in spec.split(","):
         part = part.strip()
         lo, sep, hi = part.partition("-")
@@ -25,8 +26,22 @@ def parse_seeds(spec: str) -> list[int]:
             raise BadInput(f"seed range {part!r} runs backwards; write it as {end}-{start}")
         if start < 0 or end > MAX_SEED:
             raise BadInput(f"seed {part!r} is outside 0-{MAX_SEED}")
-        seeds.extend(range(start, end + 1))
-    return seeds
+        ranges.append((start, end))
+    return ranges
+
+
+def count_seeds(spec: str) -> int:
+    """How many seeds `spec` names, without building the list."""
+    return sum(end - start + 1 for start, end in seed_ranges(spec))
+
+
+def parse_seeds(spec: str, limit: int = MAX_SEEDS, what: str = "--seeds") -> list[int]:
+    """Parse a comma-separated list of seeds and inclusive ranges, keeping order; at most `limit` seeds."""
+    ranges = seed_ranges(spec)
+    count = sum(end - start + 1 for start, end in ranges)
+    if count > limit:
+        raise BadInput(f"{what} {spec!r} names {count} seeds; at most {limit} are taken here")
+    return [seed for start, end in ranges for seed in range(start, end + 1)]
 
 
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:

@@ -6,7 +6,6 @@ A W+ model (StyleGAN2) works with W+ arrays `[num_ws, w_dim]`; the classic famil
 from __future__ import annotations
 
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,11 @@ from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.generate import check_psi
 from facegen_cli.images import to_uint8
-from facegen_cli.latent.io import load_latent
-from facegen_cli.latent.seeds import parse_seeds, seed_to_z
+from facegen_cli.latent.io import load_latent, read_array
+from facegen_cli.latent.seeds import count_seeds, parse_seeds, seed_to_z
 
 SEED_PREFIX = "seed:"
+MAX_SOURCES = 10_000  # latents one mix / interpolate / edit takes
 LAYER_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 30)}  # resolutions each group styles
 
 
@@ -34,16 +34,23 @@ def require_wplus(net: Network, what: str) -> None:
         raise BadInput(f"{what} needs a W+ model (StyleGAN2); {net.arch} has only z")
 
 
-def expand_sources(specs: list[str]) -> list[str]:
-    """`seed:0-2` -> seed:0, seed:1, seed:2; `-` reads seeds/paths from stdin; files stay as they are."""
+def expand_sources(specs: list[str], limit: int = MAX_SOURCES) -> list[str]:
+    """`seed:0-2` -> seed:0, seed:1, seed:2; `-` reads seeds/paths from stdin; files stay as they are.
+
+    At most `limit` latents in all, counted before a seed range is expanded."""
     out: list[str] = []
     for spec in specs:
         if spec == "-":
-            out.extend(expand_sources(sys.stdin.read().split()))
+            out.extend(expand_sources(sys.stdin.read().split(), limit - len(out)))
         elif spec.startswith(SEED_PREFIX):
-            out.extend(f"{SEED_PREFIX}{s}" for s in parse_seeds(spec[len(SEED_PREFIX):]))
+            seeds = spec[len(SEED_PREFIX):]
+            if len(out) + count_seeds(seeds) > limit:
+                raise BadInput(f"{spec!r} names {count_seeds(seeds)} latents; at most {limit} are taken here")
+            out.extend(f"{SEED_PREFIX}{s}" for s in parse_seeds(seeds))
         else:
             out.append(spec)
+        if len(out) > limit:
+            raise BadInput(f"{len(out)} latents given; at most {limit} are taken here")
     return out
 
 
@@ -56,15 +63,7 @@ def source_name(spec: str) -> str:
 
 def load_z(path: str | Path, z_dim: int) -> np.ndarray:
     """Read a z vector `[z_dim]` (or `[1, z_dim]`) from `.npy`."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FacegenError(f"{path}: no such latent file") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise FacegenError(f"{path}: not a readable .npy latent ({e})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        raise FacegenError(f"{path}: an .npz W latent; this model takes a z vector [{z_dim}]")
-    z = np.asarray(data, np.float32)
+    z = read_array(path, npz_key=None)
     if z.shape not in ((z_dim,), (1, z_dim)):
         raise FacegenError(f"{path}: latent of shape {tuple(z.shape)} does not fit this model, which takes [{z_dim}]")
     return z.reshape(z_dim)

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from facegen_cli.data.dataset import ImageSource, decode_image
+from facegen_cli.data.dataset import ImageSource, check_images, decode_image
 from facegen_cli.errors import BadInput, FacegenError
 
 Batches = Iterator[Sequence[np.ndarray]]
@@ -63,6 +63,7 @@ def dataset_stream(path: str | os.PathLike, batch: int = 32, workers: int = 2) -
         raise FacegenError(f"{source.path}: contains no PNG/JPEG/WebP/BMP images")
 
     def batches() -> Batches:
+        check_images(source)  # a bad file stops here, not inside a worker
         yield from torch.utils.data.DataLoader(_DecodedImages(source), batch_size=batch, num_workers=workers,
                                                collate_fn=list)
 
