@@ -1,9 +1,9 @@
 """Importing NVIDIA pickles and rosinality checkpoints: same image for the same seed, nothing executed.
 
-NVIDIA pickles are written by `nvidia_layout.py` in NVIDIA's own layouts: PyTorch snapshots as
+NVIDIA pickles are written in NVIDIA's own layouts: PyTorch snapshots by `nvidia_layout.py` as
 stylegan2-ada-pytorch's and stylegan3's `training_loop.py` write them (bare class names,
-`module_src`, `init_args`/`init_kwargs`), and TensorFlow-era `(G, D, Gs)` pickles whose
-imported networks are checked against what the TF variables compute.
+`module_src`, `init_args`/`init_kwargs`), and TensorFlow-era `(G, D, Gs)` pickles by
+`tf_layout.py`, whose imported networks are checked against what the TF variables compute.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import torch
 from typer.testing import CliRunner
 
 import nvidia_layout as nl
+import tf_layout as tl
 from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.convert.importer import convert_file
@@ -302,9 +303,9 @@ def tf_nets(seed: int, label_size: int = 0, version: int = 4, d_mapping_layers: 
     rng = np.random.RandomState(seed)
     common = dict(resolution=32, num_channels=3, label_size=label_size, fmap_base=512, fmap_max=64)
     kwargs = dict(common, latent_size=64, dlatent_size=64, mapping_layers=2, **static)
-    g_vars = [nl.tf_generator_variables(rng, label_size=label_size, **TF_G) for _ in range(2)]
-    d_vars = nl.tf_discriminator_variables(rng, 32, 512, 64, label_size=label_size, mapping_layers=d_mapping_layers)
-    G, Gs = (nl.tf_generator_network(*v, kwargs, version=version, name=n) for v, n in zip(g_vars, ("G", "Gs")))
+    g_vars = [tl.tf_generator_variables(rng, label_size=label_size, **TF_G) for _ in range(2)]
+    d_vars = tl.tf_discriminator_variables(rng, 32, 512, 64, label_size=label_size, mapping_layers=d_mapping_layers)
+    G, Gs = (tl.tf_generator_network(*v, kwargs, version=version, name=n) for v, n in zip(g_vars, ("G", "Gs")))
     D = nl.TFNetwork("D", "D_main" if version >= 5 else "D_stylegan2", d_vars, static_kwargs=common, version=version)
     flat = dict(g_vars[1][0])
     flat.update({f"mapping/{k}": v for k, v in g_vars[1][1]})
@@ -315,7 +316,7 @@ def tf_nets(seed: int, label_size: int = 0, version: int = 4, d_mapping_layers: 
 def test_tf_stylegan2_pickle_computes_what_tf_computes(tmp_path):
     """stylegan2 (TF) saved with pickle.HIGHEST_PROTOCOL (4 on its Python 3.6)."""
     nets, gs_vars, d_vars = tf_nets(0)
-    src = nl.tf_pickle(tmp_path / "stylegan2-ffhq-config-f.pkl", nets, protocol=4)
+    src = tl.tf_pickle(tmp_path / "stylegan2-ffhq-config-f.pkl", nets, protocol=4)
     assert b"dnnlib.tflib.network" in src.read_bytes()
     dest = tmp_path / "tf.safetensors"
     result = run_cli("convert", src, dest)
@@ -325,7 +326,7 @@ def test_tf_stylegan2_pickle_computes_what_tf_computes(tmp_path):
     assert net.provenance["source"] == "nvidia-tf-pickle" and net.provenance["source_class"] == "G_main"
 
     z = np.random.RandomState(1).randn(2, 64)
-    ws_ref, img_ref = nl.tf_generator(gs_vars, z, 32, truncation_psi=0.7)
+    ws_ref, img_ref = tl.tf_generator(gs_vars, z, 32, truncation_psi=0.7)
     ws = net.G_ema.mapping(torch.from_numpy(z).float(), None, truncation_psi=0.7)
     assert torch.allclose(ws.double(), ws_ref, rtol=1e-5, atol=1e-5)
     img = net.G_ema.synthesis(ws, noise_mode="const").double()
@@ -333,7 +334,7 @@ def test_tf_stylegan2_pickle_computes_what_tf_computes(tmp_path):
     assert not same_image(net.G, net.G_ema)  # G is the TF `G`, not `Gs`
 
     images = np.random.RandomState(2).randn(4, 3, 32, 32)
-    logits_ref = nl.tf_discriminator(d_vars, images, 32)
+    logits_ref = tl.tf_discriminator(d_vars, images, 32)
     logits = net.D(torch.from_numpy(images).float()).double()
     assert torch.allclose(logits, logits_ref, rtol=1e-4, atol=1e-4 * logits_ref.abs().max().item())
 
@@ -342,16 +343,16 @@ def test_tf_stylegan2_ada_conditional_pickle(tmp_path):
     """stylegan2-ada (TF): Network state version 5, default pickle protocol (3 on its Python 3.7)."""
     nets, gs_vars, d_vars = tf_nets(3, label_size=3, version=5, d_mapping_layers=2, mapping_lrmul=0.01,
                                     num_fp16_res=0, conv_clamp=None, mbstd_group_size=4)
-    net = load_network(str(nl.tf_pickle(tmp_path / "ada-tf.pkl", nets, protocol=3)), modules=("G_ema", "D"))
+    net = load_network(str(tl.tf_pickle(tmp_path / "ada-tf.pkl", nets, protocol=3)), modules=("G_ema", "D"))
     z, labels = np.random.RandomState(4).randn(2, 64), np.eye(3)[[0, 2]]
-    ws_ref, img_ref = nl.tf_generator(gs_vars, z, 32, labels=labels)
+    ws_ref, img_ref = tl.tf_generator(gs_vars, z, 32, labels=labels)
     ws = net.G_ema.mapping(torch.from_numpy(z).float(), torch.from_numpy(labels).float())
     assert torch.allclose(ws.double(), ws_ref, rtol=1e-5, atol=1e-5)
     img = net.G_ema.synthesis(ws, noise_mode="const").double()
     assert (img - img_ref).abs().max() < 1e-4 * img_ref.abs().max()
     images = np.random.RandomState(5).randn(4, 3, 32, 32)
     labels4 = np.eye(3)[[0, 1, 2, 0]]
-    logits_ref = nl.tf_discriminator(d_vars, images, 32, labels=labels4)
+    logits_ref = tl.tf_discriminator(d_vars, images, 32, labels=labels4)
     logits = net.D(torch.from_numpy(images).float(), torch.from_numpy(labels4).float()).double()
     assert torch.allclose(logits, logits_ref, rtol=1e-4, atol=1e-4 * logits_ref.abs().max().item())
 
@@ -368,7 +369,7 @@ def test_unsupported_tf_networks_are_refused_in_one_line(tmp_path, change, reaso
         synthesis["variables"] = [(k, v) for k, v in synthesis["variables"] if "mod_" not in k]
     if change == "orig":
         synthesis["variables"] = [(k.replace("32x32/ToRGB", "ToRGB_lod0"), v) for k, v in synthesis["variables"]]
-    src = nl.tf_pickle(tmp_path / "tf.pkl", nets)
+    src = tl.tf_pickle(tmp_path / "tf.pkl", nets)
     result = run_cli("info", src)
     assert result.exit_code == 1
     line = one_error_line(result)
