@@ -220,13 +220,13 @@ def test_published_name_offline_fails_fast_saying_where_to_put_the_file(tmp_path
 
 def test_published_name_uses_the_cached_file(tmp_path, monkeypatch, network):
     """Once the file is in the cache (downloaded or put there by hand), no network access is needed."""
-    from test_convert import nvidia_pickle
-    from tiny_nets import tiny_G
+    from nvidia_layout import snapshot_pickle
+    from tiny_nets import G_KWARGS, tiny_G
 
     monkeypatch.setitem(networks.PUBLISHED, "ffhq-256", "http://127.0.0.1:9/stylegan2-ffhq-256x256.pkl")
     dest = tmp_path / "cache" / "networks" / "stylegan2-ffhq-256x256.pkl"
     dest.parent.mkdir(parents=True)
-    nvidia_pickle(dest, tiny_G(11))
+    snapshot_pickle(dest, tiny_G(11), G_KWARGS)
     result = run("info", "ffhq-256")
     assert result.exit_code == 0, result.stderr
     assert "resolution: 32" in result.stdout and "provenance.source: nvidia-pickle" in result.stdout
