@@ -218,6 +218,8 @@ def test_quiz_scores_a_known_answer_sheet_and_exports_csv(studio):
     url, _, _ = studio
     quiz = ok_json(f"{url}/api/t/{TAB}/quiz", method="POST", json_body={"rounds": 6, "psi": 0.7})
     assert quiz["count"] == 6
+    early = ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/result")
+    assert early["answered"] == 0 and {it["truth"] for it in early["items"]} == {None}  # no peeking
     for i, image in enumerate(quiz["images"]):
         assert pixels(call(url + image)[2]).shape == (32, 32, 3)
         ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/answer", method="POST",

@@ -71,7 +71,7 @@ class Survey:
         with self.lock:
             who = self.participants.setdefault(tab.id, f"p{len(self.participants) + 1}")
             self.rows.append([who, quiz.id, index + 1, item.key, item.truth, item.answer,
-                              int(item.answer == item.truth), round(item.ms or 0), 
+                              int(item.answer == item.truth), round(item.ms or 0),
                               datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")])
 
     def error_rates(self) -> dict[str, tuple[int, int]]:
@@ -151,10 +151,11 @@ class QuizMaster:
         return quiz.summary(tab.id)
 
     def result(self, tab: Tab, quiz_id: str) -> dict:
-        """Score, every image with its truth, and the hardest of them by everyone's answers in this studio."""
+        """Score, each answered image with its truth, and the hardest of them by everyone's answers here."""
         quiz = self.quiz(tab, quiz_id)
         rates = self.survey.error_rates()
-        items = [{"index": i, "image": f"/api/t/{tab.id}/quiz/{quiz.id}/{i}.png", "truth": it.truth,
+        items = [{"index": i, "image": f"/api/t/{tab.id}/quiz/{quiz.id}/{i}.png",
+                  "truth": it.truth if it.answer is not None else None,  # no peeking before answering
                   "answer": it.answer, "correct": it.answer == it.truth,
                   "wrong": rates.get(it.key, (0, 0))[0], "answers": rates.get(it.key, (0, 0))[1]}
                  for i, it in enumerate(quiz.items)]
