@@ -7,21 +7,22 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, emit
+from facegen_cli.cli.common import console, emit, out_option
 
 app = typer.Typer(help="Train the face attribute classifier used by `facegen directions fit`.", no_args_is_help=True)
 
 
 def train(
-    dataset: Path = typer.Argument(..., help="A dataset from `facegen prepare --labels` (folder or zip)."),
+    dataset: Path = typer.Argument(..., exists=True, help="A dataset from `facegen prepare --labels` (folder or zip)."),
     attrs: Optional[str] = typer.Option(None, "--attrs", help="Attributes to learn, e.g. Smiling,Male; default all."),
     size: int = typer.Option(64, "--size", min=16, help="Input side in pixels."),
     epochs: int = typer.Option(5, "--epochs", min=1),
     batch: int = typer.Option(64, "--batch", min=2),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (one-cycle schedule)."),
-    holdout: float = typer.Option(0.1, "--holdout", help="Fraction of images kept out to measure accuracy."),
+    holdout: float = typer.Option(0.1, "--holdout", min=0.01, max=0.9,
+                                  help="Fraction of images kept out to measure accuracy."),
     seed: int = typer.Option(0, "--seed"),
-    out: Path = typer.Option(Path("classifier.safetensors"), "--out", "-o", help="Classifier file to write."),
+    out: Path = out_option(Path("classifier.safetensors"), "Classifier file to write.", kind="file"),
 ) -> None:
     """Train a small CNN on CPU; report held-out accuracy (binary) or mean error (numeric, e.g. age)."""
     from facegen_cli.latent.classifier import train_classifier

@@ -1,14 +1,18 @@
-"""Pieces every command shares: the stderr console, progress bars, reading `-` from stdin."""
+"""Pieces every command shares: the stderr console, progress bars, reading `-` from stdin, and typed
+options checked while the command line is parsed (output paths, noise mode)."""
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
+
+from facegen_cli.fileio import check_writable
 
 console = Console(stderr=True, soft_wrap=True)  # log lines stay whole in files and pipes
 
@@ -17,6 +21,33 @@ DEVICE_HELP = "auto, cpu or cuda[:N]."
 
 network_option = typer.Option(None, "--network", "-n", help=NETWORK_HELP)
 device_option = typer.Option("auto", "--device", help=DEVICE_HELP)
+
+
+def _noise_mode(value: str) -> str:
+    from facegen_cli.generate import check_noise_mode
+
+    return check_noise_mode(value)
+
+
+noise_mode_option = typer.Option("const", "--noise-mode", callback=_noise_mode, help="const, random or none.")
+
+
+def _writable_folder(value: Optional[Path]) -> Optional[Path]:
+    return None if value is None else check_writable(value, folder=True)
+
+
+def _writable_file(value: Optional[Path]) -> Optional[Path]:
+    return None if value is None else check_writable(value, folder=False)
+
+
+def _writable_file_or_folder(value: Optional[Path]) -> Optional[Path]:
+    return None if value is None else check_writable(value, folder=not value.suffix)
+
+
+def out_option(default: Optional[Path], help: str, kind: str = "folder") -> Any:
+    """`--out/-o`, checked before any work: a folder, a file, or `either` (a folder when it has no suffix)."""
+    check = {"folder": _writable_folder, "file": _writable_file, "either": _writable_file_or_folder}[kind]
+    return typer.Option(default, "--out", "-o", callback=check, help=help)
 
 
 class RateColumn(ProgressColumn):
@@ -30,10 +61,27 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:.2f} {self.unit}/s" if task.speed else f"- {self.unit}/s")
 
 
+class LazyProgress(Progress):
+    """A progress bar that appears at its first update, so an error found before any work prints alone."""
+
+    def __enter__(self) -> "LazyProgress":
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        if not self.live.is_started:
+            self.start()
+        super().update(*args, **kwargs)
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        if not self.live.is_started:
+            self.start()
+        super().advance(*args, **kwargs)
+
+
 def progress(unit: str = "img") -> Progress:
-    """A Rich progress bar on stderr showing count, rate and elapsed time."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
-                    TimeElapsedColumn(), console=console)
+    """A Rich progress bar on stderr showing count, rate and elapsed time, from its first update on."""
+    return LazyProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
+                        TimeElapsedColumn(), console=console)
 
 
 def emit(value: Any, as_json: bool = False) -> None:

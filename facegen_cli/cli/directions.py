@@ -6,14 +6,17 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit, network_option, progress
+from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
 from facegen_cli.errors import BadInput
+from facegen_cli.latent.seeds import MAX_SEED
+
+MAX_SAMPLES = 1_000_000  # faces `directions fit` samples, labels and keeps in memory
 
 app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier).",
                   no_args_is_help=True)
 network_argument = typer.Argument(None, metavar="[NETWORK]", help="The network (same as --network).")
-out_option = typer.Option(None, "--out", "-o", help="Output folder; default: the network's direction store, "
-                                                    "where `edit --direction NAME` finds them.")
+out_folder = out_option(None, "Output folder; default: the network's direction store, where "
+                              "`edit --direction NAME` finds them.")
 
 
 def _network(positional: Optional[str], option: Optional[str]) -> Optional[str]:
@@ -29,7 +32,7 @@ def sefa(
     layers: Optional[str] = typer.Option(None, "--layers", help="Factorise only these layers' modulations: "
                                                                 "coarse, middle, fine or ranges like 0-3."),
     device: str = device_option,
-    out: Optional[Path] = out_option,
+    out: Optional[Path] = out_folder,
 ) -> None:
     """Closed-form factorisation of the modulation weights: the top-k directions, no data needed."""
     from facegen_cli.devices import resolve_device
@@ -44,15 +47,16 @@ def sefa(
 def fit(
     network_arg: Optional[str] = network_argument,
     attr: str = typer.Option(..., "--attr", help="The attribute to find, e.g. Smiling (as the classifier names it)."),
-    classifier: Path = typer.Option(Path("classifier.safetensors"), "--classifier", "-c",
-                                    help="From `facegen classifier train`."),
-    samples: int = typer.Option(2000, "--samples", min=40, help="Faces to sample and label."),
+    classifier: Path = typer.Option(Path("classifier.safetensors"), "--classifier", "-c", exists=True,
+                                    dir_okay=False, help="From `facegen classifier train`."),
+    samples: int = typer.Option(2000, "--samples", min=40, max=MAX_SAMPLES, help="Faces to sample and label."),
     ratio: float = typer.Option(0.25, "--ratio", help="Fit on this fraction of highest and of lowest scored faces."),
-    seed_start: int = typer.Option(0, "--seed-start", min=0, help="First seed of the samples."),
+    seed_start: int = typer.Option(0, "--seed-start", min=0, max=MAX_SEED - MAX_SAMPLES,
+                                   help="First seed of the samples."),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi of the samples."),
     network: Optional[str] = network_option,
     device: str = device_option,
-    out: Optional[Path] = out_option,
+    out: Optional[Path] = out_folder,
 ) -> None:
     """InterFaceGAN: label sampled faces with the classifier, fit a linear boundary in W, save its normal."""
     from facegen_cli.devices import resolve_device

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import device_option, emit, network_option
+from facegen_cli.cli.common import device_option, emit, network_option, noise_mode_option, out_option
 
 
 def edit(
@@ -15,7 +15,7 @@ def edit(
                                                                   "or a .npy file."),
     strength: Optional[float] = typer.Option(None, "--strength", help="How far to move (one image)."),
     span: Optional[str] = typer.Option(None, "--range", help="LOW:HIGH for a strip, e.g. -3:3."),
-    steps: int = typer.Option(7, "--steps", help="Images in a --range strip."),
+    steps: int = typer.Option(7, "--steps", min=2, max=1000, help="Images in a --range strip."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Only these W+ layers: coarse, middle, fine or "
                                                                  "ranges like 0-3,8-."),
     conditional: Optional[str] = typer.Option(None, "--conditional", help="Directions to keep fixed, e.g. Male "
@@ -23,9 +23,9 @@ def edit(
     save_latents: bool = typer.Option(False, "--save-latents", help="Also write the edited W+ as .npy."),
     network: Optional[str] = network_option,
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi for a seed:N input."),
-    noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
+    noise_mode: str = noise_mode_option,
     device: str = device_option,
-    out: Path = typer.Option(Path("out/edit"), "--out", "-o", help="Output folder."),
+    out: Path = out_option(Path("out/edit"), "Output folder."),
 ) -> None:
     """Change one attribute of a face by moving its latent along a direction."""
     from facegen_cli.devices import resolve_device

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, progress
+from facegen_cli.latent.seeds import MAX_SEEDS
 
 
 def fid(
@@ -14,13 +15,15 @@ def fid(
     b: str = typer.Argument(..., help="The other side, any of the same kinds."),
     mode: str = typer.Option("clean", "--mode", help="clean, legacy_tensorflow or legacy_pytorch (as clean-fid)."),
     kid: bool = typer.Option(False, "--kid", help="Also compute KID from the same features."),
-    num: int = typer.Option(50_000, "--num", min=2, help="Images to draw from a network (random seeds)."),
+    num: int = typer.Option(50_000, "--num", min=2, max=MAX_SEEDS,
+                            help="Images to draw from a network (random seeds)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", "-s", help="Seeds for networks, like 0-49999; overrides --num."),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi for networks; 1 = none (use 1 for published FIDs)."),
     batch: int = typer.Option(32, "--batch", min=1, help="Images per Inception (and generator) forward pass."),
     workers: int = typer.Option(2, "--workers", min=0, help="Processes decoding image files."),
     device: str = device_option,
-    inception: Optional[Path] = typer.Option(None, "--inception", envvar="FACEGEN_INCEPTION",
+    inception: Optional[Path] = typer.Option(None, "--inception", envvar="FACEGEN_INCEPTION", exists=True,
+                                             dir_okay=False,
                                              help="Inception TorchScript file (inception-2015-12-05.pt)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write cached data-set features."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the bare number."),

@@ -6,24 +6,26 @@ from typing import List, Optional
 
 import typer
 
-from facegen_cli.cli.common import device_option, emit, network_option
+from facegen_cli.cli.common import device_option, emit, network_option, noise_mode_option, out_option
+
+MAX_FRAMES = 10_000  # all frames are held in memory before they are written
 
 
 def interpolate(
     sources: List[str] = typer.Argument(..., help="Keyframes: .npy files or seed:N (seed:0-3 for a list)."),
     network: Optional[str] = network_option,
-    frames: int = typer.Option(60, "--frames", min=2, help="Frames in all."),
+    frames: int = typer.Option(60, "--frames", min=2, max=MAX_FRAMES, help="Frames in all."),
     space: Optional[str] = typer.Option(None, "--space", help="w (lerp) or z (slerp, seeds only); default w, "
                                                                "z for networks without W."),
     loop: bool = typer.Option(False, "--loop", help="Come back to the first keyframe."),
     fps: float = typer.Option(24.0, "--fps", min=1.0, help="Frames per second of a GIF or MP4."),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seed:N inputs."),
-    noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
+    noise_mode: str = noise_mode_option,
     label: Optional[str] = typer.Option(None, "--label", help="Class index or label vector (conditional networks)."),
     attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1 (conditional networks)."),
     device: str = device_option,
-    out: Path = typer.Option(Path("out/interpolation.gif"), "--out", "-o",
-                             help="A .gif, an .mp4, a .png strip, or a folder for numbered frames."),
+    out: Path = out_option(Path("out/interpolation.gif"), "A .gif, an .mp4, a .png strip, or a folder for numbered "
+                                                           "frames.", kind="either"),
 ) -> None:
     """Morph from A to B (to C ...): lerp in W or slerp in Z, written as GIF, MP4, PNG strip or frames."""
     from facegen_cli.devices import resolve_device

@@ -1,13 +1,69 @@
-"""The `facegen` command: a Typer app whose commands live one per module in this package."""
+"""The `facegen` command: a Typer app whose commands live one per module in this package.
+
+Every way a command can fail ends in one `facegen: error: ...` line on stderr and an exit code
+(2 bad usage, 1 failure): Typer's own usage errors, FacegenErrors, and as a last resort any
+other exception (its traceback only with FACEGEN_DEBUG=1).
+"""
 from __future__ import annotations
 
 import functools
-from typing import Callable
+import inspect
+import math
+import os
+import sys
+from typing import Any, Callable, NoReturn
 
+import torch
 import typer
+from typer.core import TyperGroup
 
 from facegen_cli import __version__
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadInput, FacegenError
+
+DEBUG_ENV = "FACEGEN_DEBUG"
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print one error line (whatever `message` holds) and exit with `code`."""
+    line = " ".join(str(message).split()) or "failed"
+    typer.echo(f"facegen: error: {line}", err=True)
+    raise SystemExit(code)
+
+
+def report(error: BaseException) -> NoReturn:
+    """Turn any exception that escaped a command into one line and an exit code."""
+    if isinstance(error, FacegenError):
+        fail(str(error), error.exit_code)
+    if os.environ.get(DEBUG_ENV):
+        raise error
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        fail(f"out of memory ({type(error).__name__}); ask for fewer or smaller images", 1)
+    if isinstance(error, OSError) and error.filename is not None:
+        fail(f"{error.filename}: {error.strerror or error}", 1)
+    fail(f"internal error {type(error).__name__}: {error} (set {DEBUG_ENV}=1 for the traceback)", 1)
+
+
+class OneLineErrors(TyperGroup):
+    """The root group: Typer's usage errors (bad option values, missing arguments) as one line."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as error:  # click's UsageError and friends
+            if type(error).__name__ == "NoArgsIsHelpError":
+                typer.echo(error.format_message(), err=True)
+                raise SystemExit(getattr(error, "exit_code", 2)) from None
+            fail(error.format_message(), getattr(error, "exit_code", 2))
+        except typer.Abort:
+            fail("aborted", 1)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:  # noqa: BLE001 - option callbacks raise outside the command wrapper
+            report(error)
+        raise SystemExit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="facegen",
@@ -15,20 +71,37 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineErrors,
 )
 
 
+def option_name(param: inspect.Parameter) -> str:
+    """How the user wrote a parameter: its first declared flag, else --name-with-dashes."""
+    decls = [d for d in getattr(param.default, "param_decls", None) or () if d.startswith("--")]
+    return decls[0] if decls else "--" + param.name.replace("_", "-")
+
+
+def check_finite(fn: Callable, values: dict) -> None:
+    """Refuse NaN and infinite values of any number option of `fn`."""
+    for name, param in inspect.signature(fn).parameters.items():
+        value = values.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"{option_name(param)} {value}: give a finite number")
+
+
 def command(name: str, fn: Callable, group: typer.Typer | None = None) -> None:
-    """Register `fn` as a subcommand (of `group`, default the root) whose FacegenErrors become one stderr line
+    """Register `fn` as a subcommand (of `group`, default the root) whose errors become one stderr line
     and an exit code."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
         try:
+            check_finite(fn, kwargs)
             return fn(*args, **kwargs)
-        except FacegenError as error:
-            typer.echo(f"facegen: error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:  # noqa: BLE001 - every failure ends in one line
+            report(error)
 
     (group or app).command(name)(run)
 

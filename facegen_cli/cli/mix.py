@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from facegen_cli.cli.common import device_option, emit, network_option
+from facegen_cli.cli.common import device_option, emit, network_option, noise_mode_option, out_option
 
 
 def mix(
@@ -19,11 +19,11 @@ def mix(
     weights: Optional[str] = typer.Option(None, "--weights", help="Weights for --average, e.g. 0.3,0.7."),
     save_latents: bool = typer.Option(False, "--save-latents", help="Also write each result's latent as .npy."),
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seed:N inputs."),
-    noise_mode: str = typer.Option("const", "--noise-mode", help="const, random or none."),
+    noise_mode: str = noise_mode_option,
     label: Optional[str] = typer.Option(None, "--label", help="Class index or label vector (conditional networks)."),
     attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1 (conditional networks)."),
     device: str = device_option,
-    out: Path = typer.Option(Path("out/mix"), "--out", "-o", help="Output folder."),
+    out: Path = out_option(Path("out/mix"), "Output folder."),
 ) -> None:
     """Mix styles of A and B (layers from B, the rest from A), or average latents with --average."""
     from facegen_cli.devices import resolve_device

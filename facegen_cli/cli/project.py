@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit, network_option, progress
+from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
 
 
 def project(
@@ -25,7 +25,9 @@ def project(
     video: bool = typer.Option(False, "--video", help="Also write a progress video (target | projection)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise maps."),
     device: str = device_option,
-    out: Path = typer.Option(Path("out/project"), "--out", "-o", help="Output folder."),
+    out: Path = out_option(Path("out/project"), "Output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (distances, PSNR, steps, paths) on "
+                                                       "stdout instead of the paths."),
 ) -> None:
     """Align PHOTO, optimise W (or W+) and the noise maps to reproduce it; write image, latent, distances."""
     from facegen_cli.devices import resolve_device
@@ -39,6 +41,9 @@ def project(
         task = bar.add_task("project", total=steps)
         paths, stats = run_project(net, photo, out, opts, how=align, video=video,
                                    on_step=lambda i, s: bar.update(task, completed=i + 1))
+    if as_json:
+        emit({**stats, "steps": steps, "wplus": wplus, "paths": [str(p) for p in paths]}, as_json=True)
+        return
     console.print(json.dumps(stats))
     for path in paths:
         emit(path)

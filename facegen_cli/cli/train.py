@@ -6,12 +6,13 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit
+from facegen_cli.cli.common import console, device_option, emit, out_option
 
 
 def train(
-    data: Path = typer.Argument(..., help="Dataset folder or zip (from facegen prepare, or same-size images)."),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the run folders."),
+    data: Path = typer.Argument(..., exists=True,
+                                help="Dataset folder or zip (from facegen prepare, or same-size images)."),
+    out: Path = out_option(Path("runs"), "Folder that receives the run folders."),
     model: str = typer.Option("stylegan2", "--model", help="stylegan2, dcgan, cgan, acgan, vae or wgan-gp."),
     cfg: str = typer.Option("small", "--cfg", help="Preset: small (32-128 px), paper256, stylegan2 (1024 px)."),
     res: Optional[int] = typer.Option(None, "--res", help="Resolution (default: the data's)."),
