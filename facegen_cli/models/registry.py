@@ -7,7 +7,7 @@ from typing import Callable
 from torch import nn
 
 from facegen_cli.errors import FacegenError
-from facegen_cli.models import cgan, dcgan, stylegan2, vae
+from facegen_cli.models import cgan, dcgan, stylegan2, stylegan3, vae
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ def get_architecture(name: str) -> Architecture:
 
 
 register(Architecture("stylegan2", stylegan2.Generator, stylegan2.Discriminator, has_wplus=True))
+# NVIDIA trains StyleGAN3 generators against the StyleGAN2 discriminator.
+register(Architecture("stylegan3", stylegan3.Generator, stylegan2.Discriminator, has_wplus=True))
 register(Architecture("dcgan", dcgan.Generator, dcgan.Discriminator))
 register(Architecture("cgan", dcgan.Generator, dcgan.Discriminator))
 register(Architecture("acgan", dcgan.Generator, cgan.ACGANDiscriminator))
