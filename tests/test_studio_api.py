@@ -30,7 +30,7 @@ from facegen_cli.latent.interpolate import morph_frames  # noqa: E402
 from facegen_cli.latent.mixing import style_mix, weighted_average  # noqa: E402
 from facegen_cli.latent.seeds import seed_to_z  # noqa: E402
 from facegen_cli.latent.sources import read_latent, render  # noqa: E402
-from facegen_cli.models import dcgan  # noqa: E402
+from facegen_cli.models import dcgan, stylegan3  # noqa: E402
 from studio_helpers import tiny_studio  # noqa: E402
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
@@ -325,3 +325,23 @@ def test_z_only_family_explores_averages_and_morphs(z_studio):
     assert status == 400 and json.loads(png)["error"] == "style mixing needs a W+ model (StyleGAN2); cgan has only z"
     status, _, body = call(f"{url}/api/t/{TAB}/project?name=p.png", method="POST", body=b"\x89PNG\r\n\x1a\n....")
     assert status == 400 and json.loads(body)["error"] == "projection needs a W+ model (StyleGAN2); cgan has only z"
+
+
+def test_stylegan3_explores_mixes_and_morphs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sg3_studio")
+    torch.manual_seed(0)
+    kwargs = dict(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, channel_base=256, channel_max=32,
+                  num_layers=6)
+    path = save_checkpoint(root / "sg3.safetensors", "stylegan3", kwargs, stylegan3.Generator(**kwargs).eval())
+    with tiny_studio(root, path) as (url, net):
+        info = ok_json(f"{url}/api/info")
+        assert info["architecture"] == "stylegan3" and info["wplus"] and info["num_ws"] == net.G_ema.num_ws
+        page = ok_json(f"{url}/api/t/{TAB}/explore?start=0&count=2&psi=0.7")["faces"]
+        sample = next(generate_samples(net, [0], psi=0.7))
+        np.testing.assert_array_equal(pixels(base64.b64decode(page[0]["image"].split(",", 1)[1])), sample.image)
+        a, b = open_seed(url, TAB, 0), open_seed(url, TAB, 1)
+        wa, wb = read_latent(net, "seed:0", 0.7), read_latent(net, "seed:1", 0.7)
+        status, png = live(url, TAB, "mix", {"op": "mix", "a": a["id"], "b": b["id"], "layers": "0-3"}, 1)
+        np.testing.assert_array_equal(pixels(png), render(net, style_mix(wa, wb, [0, 1, 2, 3])[None])[0])
+        made = ok_json(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"], b["id"]], "frames": 3})
+        assert Image.open(io.BytesIO(call(url + made["gif"])[2])).n_frames == 3

@@ -84,8 +84,11 @@ class Studio:
                 found[path.stem] = load_direction(str(path), self.net)
             except FacegenError as error:
                 log.warning("skipping direction %s", error)
-        for direction in sefa_directions(self.net, k):
-            found.setdefault(direction.name, direction)
+        if hasattr(self.net.G_ema.synthesis, "block_resolutions"):  # SeFa reads StyleGAN2's synthesis blocks
+            for direction in sefa_directions(self.net, k):
+                found.setdefault(direction.name, direction)
+        else:
+            log.warning("no SeFa sliders: the engine's SeFa reads StyleGAN2 synthesis blocks, %s has none", self.net.arch)
         return found
 
     def close(self) -> None:
