@@ -15,7 +15,8 @@ from facegen_cli.images import save_image
 from facegen_cli.latent.classifier import load_classifier, train_classifier
 from facegen_cli.latent.directions import load_direction, move
 from facegen_cli.latent.sources import read_latent, render
-from test_latent_support import one_thread, private_cache, smooth_net  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 CELEBA = Path("/work/shared/data/celeba10k")
 runner = CliRunner()

@@ -14,7 +14,8 @@ from facegen_cli.latent.directions import (Direction, conditioned, load_directio
                                            run_sefa, save_direction, store_dir)
 from facegen_cli.latent.seeds import seed_to_z
 from facegen_cli.latent.sources import read_latent, render
-from test_latent_support import one_thread, other_net, private_cache, smooth_net, tiny_net  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def brightness(images: torch.Tensor) -> np.ndarray:

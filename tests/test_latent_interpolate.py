@@ -9,7 +9,8 @@ from PIL import Image
 from facegen_cli.errors import BadInput
 from facegen_cli.latent.interpolate import frame_times, run_interpolate, slerp
 from facegen_cli.latent.sources import read_latent, render
-from test_latent_support import one_thread, private_cache, tiny_net, z_net  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def frames_in(folder) -> list[np.ndarray]:

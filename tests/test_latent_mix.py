@@ -11,7 +11,8 @@ from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.generate import generate_samples
 from facegen_cli.latent.mixing import parse_weights, run_mix, style_mix, weighted_average
 from facegen_cli.latent.sources import parse_layers, read_latent
-from test_latent_support import one_thread, private_cache, tiny_net, z_net  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 runner = CliRunner()
 

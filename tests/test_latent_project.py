@@ -15,7 +15,14 @@ from facegen_cli.latent import perceptual
 from facegen_cli.latent.project import ProjectOptions, learning_rate, noise_penalty, project, run_project
 from facegen_cli.latent.sources import render
 from facegen_cli.metrics import inception
-from test_latent_support import one_thread, private_cache, psnr, smooth_net, z_net  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("private_cache")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images."""
+    mse = ((a.astype(np.float64) - b) ** 2).mean()
+    return float(10 * np.log10(255 ** 2 / mse)) if mse else float("inf")
 
 
 def test_projecting_a_generated_image_recovers_it(smooth_net, tmp_path):
