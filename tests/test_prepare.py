@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from facegen_cli.data.dataset import ImageDataset
-from facegen_cli.prepare import align, pipeline
+from facegen_cli.prepare import align, detect, pipeline
 from facegen_cli.prepare.detect import detect_faces, pick_faces, read_photo
 from facegen_cli.prepare.landmarks import face_points
 from facegen_cli.prepare.pipeline import PrepareOptions, prepare
@@ -177,6 +183,8 @@ def _bad_files(raw: Path) -> dict[str, str]:
 
     jpeg = encoded(face, "JPEG")
     gray16 = Image.fromarray(np.asarray(face.convert("L")).astype(np.uint16) * 257)
+    rgb16 = np.asarray(face)[:, :, ::-1].astype(np.uint16) * 257  # BGR for OpenCV, which writes 16-bit PNG
+    rgba16 = np.dstack([rgb16, np.full(rgb16.shape[:2], 65535, np.uint16)])
     files = {
         "empty.jpg": (b"", "empty file"),
         "notes.jpg": (b"file,label\nthese are not pixels\n", "not an image"),
@@ -188,6 +196,9 @@ def _bad_files(raw: Path) -> dict[str, str]:
         "grayscale.jpg": (encoded(face.convert("L"), "JPEG"), "grayscale"),
         "cmyk.jpg": (encoded(face.convert("CMYK"), "JPEG"), "CMYK"),
         "sixteen.png": (encoded(gray16, "PNG"), "16-bit"),
+        "sixteen-rgb.png": (cv2.imencode(".png", rgb16)[1].tobytes(), "16-bit RGB"),
+        "sixteen-rgba.png": (cv2.imencode(".png", rgba16)[1].tobytes(), "16-bit RGBA"),
+        "alpha.png": (encoded(face.convert("RGBA"), "PNG"), "RGBA"),
         "photo.bmp": (encoded(face, "BMP"), None),
         "webp-named.png": (encoded(face, "WEBP", quality=90), None),
         "sideways.jpg": (encoded(face.rotate(90, expand=True), "JPEG", exif=_orientation(6)), None),
@@ -203,6 +214,9 @@ def _orientation(value: int) -> Image.Exif:
     return exif
 
 
+CONVERTED = ("grayscale", "CMYK", "16-bit", "16-bit RGB", "16-bit RGBA", "RGBA")
+
+
 def test_every_kind_of_bad_file_is_skipped_or_converted_and_reported(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -211,12 +225,12 @@ def test_every_kind_of_bad_file_is_skipped_or_converted_and_reported(tmp_path):
     reasons = {s["file"]: s["reason"] for s in report["skipped_files"]}
     converted = {c["file"]: c["from"] for c in report["converted_files"]}
     for name, kind in expected.items():
-        if kind in ("grayscale", "CMYK", "16-bit"):
+        if kind in CONVERTED:
             assert converted.get(name) == kind and name not in reasons, name
         elif kind is not None:
             assert reasons.get(name, "").startswith(kind), (name, reasons.get(name))
     used = {src["file"] for _, src in _dataset(tmp_path / "out")["sources"]}
-    assert used == {n for n, k in expected.items() if k in (None, "grayscale", "CMYK", "16-bit")}
+    assert used == {n for n, k in expected.items() if k is None or k in CONVERTED}
     assert report["photos"] == len(expected) and report["faces"] == len(used)
     assert report["skipped"]["corrupt"] == 2 and _report(tmp_path / "out") == report
 
@@ -289,3 +303,135 @@ def test_cli_writes_the_dataset_and_exits_by_whether_a_face_was_written(tmp_path
     assert result.exit_code == 1 and "facegen: error:" in result.stderr and "no face written" in result.stderr
     result = CliRunner().invoke(app, ["prepare", str(empty), str(tmp_path / "x"), "--size", "100"])
     assert result.exit_code == 2 and "--size must be one of" in result.stderr
+
+
+def _skips(report: dict) -> dict[str, str]:
+    return {s["file"]: s["reason"] for s in report["skipped_files"]}
+
+
+def test_fifos_devices_links_and_unlistable_folders_are_reported_never_read(tmp_path, monkeypatch):
+    raw = _raw_with(tmp_path, SMALL_FACE, names=["photos/face.jpg"])
+    os.mkfifo(raw / "pipe.jpg")  # opening it to read would block for ever
+    (raw / "null.png").symlink_to(os.devnull)
+    (raw / "gone.jpg").symlink_to(raw / "nowhere.jpg")
+    (raw / "linked").symlink_to(raw / "photos")  # a second way to the same folder
+    (raw / "photos" / "up").symlink_to(raw)  # a loop
+    elsewhere = _raw_with(tmp_path / "elsewhere", SMALL_FACE, names=["far.jpg"]).rename(tmp_path / "far")
+    (raw / "zlink").symlink_to(elsewhere)  # a symlinked folder outside RAW is followed
+    locked = raw / "locked"
+    locked.mkdir()
+    shutil.copy(SMALL_FACE, locked / "hidden-face.jpg")
+    if os.geteuid() == 0:  # root lists a chmod 000 folder anyway: make the listing fail as it would for a user
+        real_scandir = os.scandir
+        monkeypatch.setattr(os, "scandir", lambda p: _refuse(p) if Path(p) == locked else real_scandir(p))
+    locked.chmod(0)
+    try:
+        report = prepare(raw, tmp_path / "out", BOX, workers=1)
+    finally:
+        locked.chmod(0o755)
+    assert _skips(report) == {
+        "gone.jpg": "broken symlink (No such file or directory)",
+        "linked/up/": "symlink loop (leads back to ./)",
+        "locked/": "folder not listed (Permission denied)",
+        "null.png": "not a regular file (character device)",
+        "photos/": "folder already listed (as linked/)",
+        "pipe.jpg": "not a regular file (FIFO)",
+    }
+    assert sorted(src["file"] for _, src in _dataset(tmp_path / "out")["sources"]) == ["linked/face.jpg",
+                                                                                     "zlink/far.jpg"]
+    assert report["photos"] == 5 and report["skipped"]["not a regular file"] == 2
+    with pytest.raises(pipeline.Skip, match=r"not a regular file \(FIFO\)"):
+        read_photo(raw / "pipe.jpg")  # and the reader itself never waits on one
+
+
+def _refuse(path):
+    raise PermissionError(13, "Permission denied", str(path))
+
+
+def test_non_utf8_names_are_stored_as_strict_json_with_the_raw_bytes(tmp_path):
+    raw = _raw_with(tmp_path, SMALL_FACE, names=["ok.jpg"])
+    face_name, note_name = b"caf\xe9.jpg", b"\xff\xfe notes.jpg"
+    shutil.copy(SMALL_FACE, os.path.join(os.fsencode(raw), face_name))
+    Path(os.fsdecode(os.path.join(os.fsencode(raw), note_name))).write_text("not pixels")
+    prepare(raw, tmp_path / "out", BOX, workers=1)
+    for name in ("dataset.json", pipeline.REPORT_FILE):
+        text = (tmp_path / "out" / name).read_text(encoding="utf-8")
+        assert "\\ud" not in text.lower()  # no lone surrogates, which strict JSON readers refuse
+        json.loads(text)
+    sources = {src["file"]: src for _, src in _dataset(tmp_path / "out")["sources"]}
+    assert sources["caf\\xe9.jpg"]["file_bytes"] == face_name.hex() and "file_bytes" not in sources["ok.jpg"]
+    skipped = _report(tmp_path / "out")["skipped_files"]
+    assert skipped[0]["file"] == "\\xff\\xfe notes.jpg" and skipped[0]["reason"] == "not an image"
+    assert (os.fsencode(raw) + b"/" + bytes.fromhex(skipped[0]["file_bytes"])) == os.path.join(
+        os.fsencode(raw), note_name)
+    assert os.path.exists(os.path.join(os.fsencode(raw), bytes.fromhex(sources["caf\\xe9.jpg"]["file_bytes"])))
+
+
+def test_finished_outputs_drop_the_journal_and_refuse_other_options_on_resume(tmp_path):
+    raw = _raw_with(tmp_path, SMALL_FACE)
+    for out in (tmp_path / "dir", tmp_path / "set.zip"):
+        first = prepare(raw, out, BOX, workers=1)
+        if out.is_dir():
+            assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "img00000000.png", pipeline.REPORT_FILE]
+        else:
+            assert sorted(zipfile.ZipFile(out).namelist()) == ["dataset.json", "img00000000.png",
+                                                               pipeline.REPORT_FILE]
+        stamp = (out / "dataset.json" if out.is_dir() else out).stat().st_mtime_ns
+        assert prepare(raw, out, BOX, workers=1, resume=True) == first  # finished: nothing is redone
+        assert (out / "dataset.json" if out.is_dir() else out).stat().st_mtime_ns == stamp
+        with pytest.raises(pipeline.FacegenError, match="other options"):
+            prepare(raw, out, PrepareOptions(align="box", size=128), workers=1, resume=True)
+
+
+def test_an_output_inside_raw_is_never_read_as_photos(tmp_path):
+    raw = _raw_with(tmp_path, SMALL_FACE, names=["face.jpg"])
+    prepare(raw, raw / "faces", BOX, workers=1)  # an older output, finished, inside RAW
+    (raw / "link-to-out").symlink_to(raw / "again")
+    report = prepare(raw, raw / "again", BOX, workers=1)
+    assert report["photos"] == 1 and report["faces"] == 1
+    assert _skips(report) == {"faces/": "output of facegen prepare, not read as photos"}
+    report = prepare(raw, raw / "set.zip", BOX, workers=1)
+    assert report["photos"] == 1 and set(_skips(report)) == {"faces/", "again/", "link-to-out/"}
+
+
+def test_pillows_decompression_bomb_warning_does_not_reject_a_photo_under_our_limit(monkeypatch):
+    w, h = Image.open(SMALL_FACE).size
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", w * h * 2 // 3)  # Pillow warns, it does not refuse yet
+    assert read_photo(SMALL_FACE).rgb.shape == (h, w, 3)
+    monkeypatch.setattr(detect, "MAX_PIXELS", w * h - 1)
+    with pytest.raises(pipeline.Skip, match=f"too large \\({w}x{h}\\)"):
+        read_photo(SMALL_FACE)
+
+
+def test_real_16_bit_and_transparent_photos_are_listed_as_converted(tmp_path):
+    face = np.asarray(Image.open(SMALL_FACE).convert("RGB"))
+    deep = face[:, :, ::-1].astype(np.uint16) * 256 + 128  # Pillow keeps the high byte
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    photo = read_photo(tmp_path / "deep.png")
+    assert photo.converted == "16-bit RGB" and np.abs(photo.rgb.astype(int) - face).max() <= 1
+    assert read_photo(WILD / "face_recognition" / "tests__32bit.png").converted == "RGBA"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+def test_a_killed_run_prints_one_line_and_no_worker_traceback(tmp_path, signum):
+    faces = sorted((DATA / "utkface" / "images").iterdir())[:400]
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for f in faces:
+        (raw / f.name).symlink_to(f)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()", "prepare", str(raw), str(out),
+           "--align", "box", "--size", "64", "--workers", "2"]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    journal = out / ".prepare-journal.jsonl"
+    deadline = time.monotonic() + 120
+    while (not journal.exists() or journal.read_text().count("\n") < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the workers have finished a photo or two
+    os.killpg(run.pid, signum)  # as Ctrl-C does: the whole process group
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 128 + signum, err
+    assert "Traceback" not in err and "leaked" not in err and "Error" not in err.replace("error:", "")
+    assert err.strip().splitlines()[-1].startswith(f"facegen: error: prepare stopped ({signum.name})")
+    assert not list(out.glob(".*.tmp")) and not (out / "dataset.json").exists()
+    done = journal.read_text().count("\n") - 1
+    assert done >= 2 and len(list(out.glob("img*.png"))) >= done - 1  # photos without a face write none

@@ -1,20 +1,23 @@
 """`facegen prepare`: from a folder of photos to an aligned, labelled training set."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from facegen_cli.cli.common import console, emit
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadInput, FacegenError
 
 
 def prepare(
     raw: Path = typer.Argument(..., help="Folder of photos, searched recursively (JPEG, PNG, WebP, BMP)."),
     out: Path = typer.Argument(..., help="Output dataset: a folder, or a file ending in .zip."),
     detector: str = typer.Option("dlib", "--detector", help="haar (OpenCV), dlib (HOG) or dlib-cnn (mmod)."),
-    upsample: int = typer.Option(0, "--upsample", min=0, help="Upsample the photo N times to find small faces."),
+    upsample: str = typer.Option("auto", "--upsample",
+                                 help="Upsample the detection copy N times to find small faces; auto: once for "
+                                      "dlib when the copy is at most 1024 px (dlib-cnn 512 px, haar never)."),
     min_face: int = typer.Option(0, "--min-face", min=0, help="Skip faces smaller than PX pixels."),
     max_faces: int = typer.Option(0, "--max-faces", min=0, help="Keep the N largest faces per photo; 0 = all."),
     align: str = typer.Option("ffhq", "--align", help="ffhq, celeba (fixed crop, no detector), box or none."),
@@ -32,16 +35,31 @@ def prepare(
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run into the same OUT."),
 ) -> None:
     """Detect, align and crop every face in RAW into the dataset OUT (prints OUT)."""
-    from facegen_cli.prepare.pipeline import PrepareOptions, REPORT_FILE, summary_table
+    from facegen_cli.prepare.pipeline import PrepareOptions, REPORT_FILE, Stopped, summary_table
     from facegen_cli.prepare.pipeline import prepare as run_prepare
 
-    options = PrepareOptions(detector=detector, upsample=upsample, min_face=min_face, max_faces=max_faces,
-                             align=align, landmarks=landmarks, size=size, gray=gray, quality=quality,
-                             margin=margin, detect_size=detect_size)
+    options = PrepareOptions(detector=detector, upsample=_upsample(upsample), min_face=min_face,
+                             max_faces=max_faces, align=align, landmarks=landmarks, size=size, gray=gray,
+                             quality=quality, margin=margin, detect_size=detect_size)
     attr_list = [a.strip() for a in attrs.split(",") if a.strip()] if attrs else None
-    report = run_prepare(raw, out, options, labels=labels, attrs=attr_list, workers=workers, resume=resume,
-                         console=console)
+    try:
+        report = run_prepare(raw, out, options, labels=labels, attrs=attr_list, workers=workers, resume=resume,
+                             console=console)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line, no traceback
+        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+        typer.echo(f"facegen: error: prepare stopped ({signal.Signals(signum).name}); finished "
+                   f"photos are kept in {out}, continue with --resume and the same options", err=True)
+        raise typer.Exit(128 + signum) from None
     console.print(summary_table(report))
     if not report["faces"]:
         raise FacegenError(f"{raw}: no face written from {report['photos']} files (see {out}/{REPORT_FILE})")
     emit(str(out))
+
+
+def _upsample(value: str) -> int | None:
+    """--upsample: a count of 0 or more, or auto (None)."""
+    if value == "auto":
+        return None
+    if not value.isdigit():
+        raise BadInput(f"--upsample must be auto or a whole number of 0 or more, got {value}")
+    return int(value)

@@ -3,6 +3,8 @@
 Every file is written atomically. A zip is assembled in a staging folder beside it
 (`OUT.zip.partial/`) and appears only when complete, so a killed run never leaves a
 half-written image, json or archive, and a later run can resume from the staging folder.
+A work file (the caller's journal) may live beside the images while writing; it is never part of
+the finished dataset.
 """
 from __future__ import annotations
 
@@ -37,20 +39,30 @@ def encode_png(pixels: np.ndarray) -> bytes:
 class DatasetWriter:
     """Writes numbered PNGs and dataset.json into a folder, or into a zip via a staging folder."""
 
-    def __init__(self, out: str | os.PathLike, resume: bool = False):
+    def __init__(self, out: str | os.PathLike, resume: bool = False, work_file: str | None = None):
         self.out = Path(out)
         self.is_zip = self.out.suffix.lower() == ".zip"
         self.folder = self.out.with_name(self.out.name + ".partial") if self.is_zip else self.out
+        self.work_file = work_file
         if self.out.exists() and not self.out.is_dir() and not self.is_zip:
             raise FacegenError(f"{self.out}: exists and is not a folder (name a folder or a .zip)")
         if not resume and self.started:
             raise FacegenError(f"{self.out}: already exists; pass --resume to continue it, or choose a new output")
-        self.complete = self.is_zip and self.out.is_file() and not self.folder.exists()
-        if self.complete:  # a finished zip: there is nothing to resume
+        self.complete = self._finished()
+        if self.complete:  # there is nothing to resume
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         for stale in self.folder.glob(".*.tmp"):  # temporaries of a run killed mid-write
             stale.unlink(missing_ok=True)
+
+    def _finished(self) -> bool:
+        """A zip without its staging folder, or a folder with dataset.json whose work file is gone."""
+        from facegen_cli.data.dataset import LABELS_FILE  # here, so worker processes never import torch
+
+        if self.is_zip:
+            return self.out.is_file() and not self.folder.exists()
+        return (self.work_file is not None and (self.folder / LABELS_FILE).is_file()
+                and not (self.folder / self.work_file).exists())
 
     @property
     def started(self) -> bool:
@@ -72,10 +84,13 @@ class DatasetWriter:
 
     def read_json(self, name: str) -> Any:
         """A json file of the dataset, from the folder being written or from the finished zip."""
-        if self.complete:
-            with zipfile.ZipFile(self.out) as archive:
-                return json.loads(archive.read(name))
-        return json.loads((self.folder / name).read_text(encoding="utf-8"))
+        try:
+            if self.complete and self.is_zip:
+                with zipfile.ZipFile(self.out) as archive:
+                    return json.loads(archive.read(name))
+            return json.loads((self.folder / name).read_text(encoding="utf-8"))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+            raise FacegenError(f"{self.out}: cannot read {name} ({e})") from None
 
     def write_json(self, name: str, data: Any, indent: int | None = 1) -> None:
         """Write a json file beside the images atomically."""
@@ -93,6 +108,8 @@ class DatasetWriter:
         for name, data in extra_json.items():
             self.write_json(name, data)
         if not self.is_zip:
+            if self.work_file:
+                (self.folder / self.work_file).unlink(missing_ok=True)
             return self.out
         with atomic_path(self.out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
             for name in [*names, LABELS_FILE, *extra_json]:

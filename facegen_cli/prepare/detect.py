@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,10 +20,22 @@ DETECTORS = ("haar", "dlib", "dlib-cnn")
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")  # and RIFF....WEBP
 MAX_PIXELS = 100_000_000  # larger photos are refused rather than exhausting a worker's memory
+# dlib's detectors look at faces of about 80 px and, upsampled once, 40 px. By default (upsample None)
+# a detection copy whose longer side is at most this many pixels is upsampled once, so the detector
+# never works on more than about 2048 px; see benchmarks/RESULTS.md, "prepare: small faces".
+AUTO_UPSAMPLE_SIDE = {"haar": 0, "dlib": 1024, "dlib-cnn": 512}
+_NOT_REGULAR = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"))
 
 
 class Skip(Exception):
-    """A photo that cannot be used; the message is the reason written to the report."""
+    """A photo that cannot be used; the message is the reason written to the report.
+
+    `rejected` counts the detector's boxes that were dropped as not face-like on the way."""
+
+    def __init__(self, reason: str, rejected: int = 0):
+        super().__init__(reason)
+        self.rejected = rejected
 
 
 @dataclass
@@ -54,11 +68,21 @@ def model_file(name: str) -> str:
     return str(path)
 
 
-def _to_rgb(img: Image.Image) -> tuple[np.ndarray, str | None]:
-    """Convert any Pillow mode to 8-bit RGB; returns the pixels and the source mode if converted."""
+def not_regular(mode: int) -> str | None:
+    """What a file of this `st_mode` is when it is not a regular file (FIFO, device...), else None."""
+    return next((kind for test, kind in _NOT_REGULAR if test(mode)), None)
+
+
+def _png_16bit(data: bytes) -> bool:
+    """Whether PNG bytes declare 16 bits per channel (Pillow silently keeps only the high byte of RGB)."""
+    return data.startswith(_SIGNATURES[1]) and data[12:16] == b"IHDR" and data[24] == 16
+
+
+def _to_rgb(img: Image.Image, deep: bool) -> tuple[np.ndarray, str | None]:
+    """Convert any Pillow mode to 8-bit RGB; returns the pixels and what was converted, if anything.
+
+    `deep` says the file holds 16 bits per channel; alpha is composited onto white."""
     mode = img.mode
-    if mode == "RGB":
-        return np.asarray(img), None
     if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit int) grayscale
         arr = np.asarray(img).astype(np.float64)
         top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -66,22 +90,37 @@ def _to_rgb(img: Image.Image) -> tuple[np.ndarray, str | None]:
         return np.repeat(gray[:, :, None], 3, axis=2), "16-bit"
     if mode == "F":
         raise Skip("unsupported pixel format: floating-point image")
+    bits = "16-bit " if deep else ""
+    if mode == "RGB":
+        return np.asarray(img), f"{bits}RGB" if deep else None
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")), None
+        flat = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+        return flat, f"{bits}{'RGBA' if mode == 'RGBA' else 'transparency'}"
     label = {"L": "grayscale", "1": "grayscale", "CMYK": "CMYK"}.get(mode)
     return np.asarray(img.convert("RGB")), label
 
 
+def _read_regular(path: str | Path) -> bytes:
+    """The bytes of a regular file; a FIFO or device is refused without waiting on it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        kind = not_regular(os.fstat(fd).st_mode)
+        if kind:
+            raise Skip(f"not a regular file ({kind})")
+        return f.read()
+
+
 def read_photo(path: str | Path) -> Photo:
     """Decode a JPEG/PNG/WebP/BMP by its content, apply EXIF orientation, return 8-bit RGB."""
-    data = Path(path).read_bytes()
+    data = _read_regular(path)
     if not data:
         raise Skip("empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # our own MAX_PIXELS decides; Pillow's warning (89 MP) fires below it, its error (179 MP) above
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format not in FORMATS:
                 raise Skip(f"unsupported format ({img.format})")
@@ -92,14 +131,14 @@ def read_photo(path: str | Path) -> Photo:
     except UnidentifiedImageError:
         looks_like_image = data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
         raise Skip("corrupt (unreadable image header)" if looks_like_image else "not an image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise Skip("too large to decode safely") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = "truncated" if "truncated" in str(e).lower() else "corrupt"
         raise Skip(f"{reason} ({e})") from None
     if min(img.size) < 8:
         raise Skip(f"too small ({img.width}x{img.height})")
-    rgb, converted = _to_rgb(img)
+    rgb, converted = _to_rgb(img, _png_16bit(data))
     return Photo(np.ascontiguousarray(rgb), converted)
 
 
@@ -142,12 +181,22 @@ def _detect_raw(img: np.ndarray, detector: str, upsample: int) -> list[tuple[flo
     raise ValueError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
 
 
-def detect_faces(rgb: np.ndarray, detector: str = "dlib", upsample: int = 0, detect_size: int = 1024) -> list[Face]:
-    """Find faces on a copy downscaled to at most `detect_size` pixels; boxes are in `rgb` pixels."""
+def auto_upsample(detector: str, side: int) -> int:
+    """How often `detector` upsamples a detection copy whose longer side is `side` px by default."""
+    return int(side <= AUTO_UPSAMPLE_SIDE.get(detector, 0))
+
+
+def detect_faces(rgb: np.ndarray, detector: str = "dlib", upsample: int | None = None,
+                 detect_size: int = 1024) -> list[Face]:
+    """Find faces on a copy downscaled to at most `detect_size` pixels; boxes are in `rgb` pixels.
+
+    `upsample` None chooses by the copy's size (`auto_upsample`)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, detect_size / max(h, w)) if detect_size else 1.0
     small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                  interpolation=cv2.INTER_AREA)
+    if upsample is None:
+        upsample = auto_upsample(detector, max(small.shape[:2]))
     faces = []
     for left, top, right, bottom, score in _detect_raw(small, detector, upsample):
         box = (max(0, round(left / scale)), max(0, round(top / scale)),

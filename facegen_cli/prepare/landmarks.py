@@ -13,6 +13,14 @@ PREDICTORS = {68: "shape_predictor_68_face_landmarks.dat", 5: "shape_predictor_5
 # the 68-point mouth centre lies at 1.33 times the eyes-to-nose vector from the eye midpoint
 # (median over 94 faces), so that is where the 5-point mouth is placed.
 MOUTH_PER_NOSE = 1.33
+# dlib's shape predictor draws a face-shaped set of points on anything, so the shape alone cannot
+# tell a face from a collar; whether the points stay on the image's eyes, nose and mouth when the box
+# moves can. Measured with Haar boxes (benchmarks/RESULTS.md, "prepare: small faces"): on 341 real
+# faces from ../shared/data the drift has median 0.05, 99th percentile 0.42-0.73 by set; on the 18
+# non-face hits on the wild photos (collars, fur, skin, textures) 17 drift 0.51-1.17.
+DRIFT_STEP = 0.1
+DRIFT_LIMIT = 0.5
+_INNER = [*range(36, 48), 27, 30, 33, *range(48, 60)]  # eyes, nose bridge, tip and base, outer lips
 
 
 @dataclass
@@ -29,6 +37,35 @@ def _predictor(points: int):
     import dlib
 
     return dlib.shape_predictor(model_file(PREDICTORS[points]))
+
+
+def _points68(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """dlib's 68 landmarks of the face in `box` (left, top, right, bottom), as an array of (x, y)."""
+    import dlib
+
+    rect = dlib.rectangle(*(int(round(v)) for v in box))
+    return np.array([[p.x, p.y] for p in _predictor(68)(rgb, rect).parts()], dtype=np.float64)
+
+
+def landmark_drift(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """How far eyes, nose and mouth follow the box when it moves by a tenth of its width.
+
+    The box is moved left, right, up and down; the mean travel of the 27 inner landmarks is divided
+    by the box's travel. On a face the predictor finds the same eyes, nose and mouth again (about 0),
+    on anything else it draws a mean face wherever the box is (about 1).
+    """
+    left, top, right, bottom = (float(v) for v in box)
+    step = DRIFT_STEP * (right - left)
+    base = _points68(rgb, (left, top, right - 1, bottom - 1))[_INNER]
+    travel = [np.linalg.norm(_points68(rgb, (left + dx, top + dy, right - 1 + dx, bottom - 1 + dy))[_INNER] - base,
+                             axis=1).mean() / step
+              for dx, dy in ((step, 0), (-step, 0), (0, step), (0, -step))]
+    return float(np.mean(travel))
+
+
+def plausible_face(rgb: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether the landmarks in `box` hold on to eyes, nose and mouth in the image (see landmark_drift)."""
+    return landmark_drift(rgb, box) <= DRIFT_LIMIT
 
 
 def face_points(rgb: np.ndarray, box: tuple[int, int, int, int], points: int = 68) -> FacePoints:

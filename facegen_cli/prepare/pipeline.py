@@ -1,15 +1,18 @@
 """Turn a folder of photos into an aligned dataset: parallel workers, skip-and-report, resume."""
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -21,11 +24,19 @@ from facegen_cli.data.writer import DatasetWriter, encode_png
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import DETECTORS, Skip, detect_faces, pick_faces, read_photo
-from facegen_cli.prepare.labels import Label, Labels, load_labels
-from facegen_cli.prepare.landmarks import PREDICTORS, face_points
+from facegen_cli.prepare.labels import Labels, load_labels
+from facegen_cli.prepare.landmarks import PREDICTORS, face_points, plausible_face
+from facegen_cli.prepare.listing import JOURNAL_FILE, REPORT_FILE, find_photos, public_name
 
-REPORT_FILE = "prepare-report.json"
-JOURNAL_FILE = ".prepare-journal.jsonl"
+__all__ = ["REPORT_FILE", "PrepareOptions", "Stopped", "prepare", "process_photo", "summary_table"]
+
+
+class Stopped(KeyboardInterrupt):
+    """prepare was stopped by a signal (SIGINT or SIGTERM); finished photos stay for --resume."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,7 @@ class PrepareOptions:
     """How photos become samples: detection, alignment and output format."""
 
     detector: str = "dlib"
-    upsample: int = 0
+    upsample: int | None = None  # None: by the detection copy's size (detect.auto_upsample)
     min_face: int = 0
     max_faces: int = 0
     align: str = "ffhq"
@@ -51,7 +62,7 @@ class PrepareOptions:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise BadInput(f"--{key} must be one of {', '.join(map(str, allowed))}, got {getattr(self, key)}")
-        if min(self.upsample, self.min_face, self.max_faces, self.margin, self.detect_size) < 0:
+        if min(self.upsample or 0, self.min_face, self.max_faces, self.margin, self.detect_size) < 0:
             raise BadInput("--upsample, --min-face, --max-faces, --margin and --detect-size cannot be negative")
 
     @property
@@ -67,20 +78,25 @@ class PhotoResult:
     samples: list[tuple[bytes, list[int]]] = field(default_factory=list)
     skip: str | None = None
     converted: str | None = None
+    rejected: int = 0  # boxes whose landmarks do not look like a face (see landmarks.plausible_face)
 
 
-def _samples(rgb: np.ndarray, opts: PrepareOptions) -> list[tuple[np.ndarray, list[int]]]:
-    """Aligned crops of one photo, each with the box it came from."""
+def _samples(rgb: np.ndarray, opts: PrepareOptions) -> tuple[list[tuple[np.ndarray, list[int]]], int]:
+    """Aligned crops of one photo, each with the box it came from, and how many boxes were not face-like."""
     h, w = rgb.shape[:2]
     if not opts.needs_detector:
         rect = align.celeba_rect(w, h) if opts.align == "celeba" else align.centre_rect(w, h)
-        return [(align.crop(rgb, rect, opts.size, opts.quality), [round(v) for v in rect])]
+        return [(align.crop(rgb, rect, opts.size, opts.quality), [round(v) for v in rect])], 0
     found = detect_faces(rgb, opts.detector, opts.upsample, opts.detect_size)
+    rejected = 0
+    if opts.detector == "haar":  # the cascade also fires on collars, fur and textures
+        kept = [f for f in found if plausible_face(rgb, f.box)]
+        rejected, found = len(found) - len(kept), kept
     faces = pick_faces(found, opts.min_face, opts.max_faces)
     if not faces:
         if found:
-            raise Skip(f"face below --min-face ({max(f.side for f in found)} px < {opts.min_face} px)")
-        raise Skip("no face")
+            raise Skip(f"face below --min-face ({max(f.side for f in found)} px < {opts.min_face} px)", rejected)
+        raise Skip("no face", rejected)
     crops = []
     for face in faces:
         if opts.align == "ffhq":
@@ -88,30 +104,20 @@ def _samples(rgb: np.ndarray, opts: PrepareOptions) -> list[tuple[np.ndarray, li
         else:
             img = align.crop(rgb, align.box_rect(face.box, opts.margin), opts.size, opts.quality)
         crops.append((img, list(face.box)))
-    return crops
+    return crops, rejected
 
 
 def process_photo(path: Path, opts: PrepareOptions) -> PhotoResult:
     """Read one photo, find and align its faces, and encode them as PNG (runs in a worker)."""
     try:
         photo = read_photo(path)
-        crops = _samples(photo.rgb, opts)
+        crops, rejected = _samples(photo.rgb, opts)
     except Skip as reason:
-        return PhotoResult(skip=str(reason))
+        return PhotoResult(skip=str(reason), rejected=reason.rejected)
     except OSError as e:
         return PhotoResult(skip=f"unreadable ({e.strerror or e})")
     encoded = [(encode_png(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if opts.gray else img), box) for img, box in crops]
-    return PhotoResult(encoded, converted=photo.converted)
-
-
-def find_photos(raw: Path, exclude: Iterable[Path] = ()) -> list[str]:
-    """Every non-hidden file under `raw`, as sorted relative posix paths (content decides later)."""
-    skip = {p.resolve() for p in exclude}
-    found = []
-    for folder, dirs, names in os.walk(raw):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() not in skip)
-        found += [Path(folder, n).relative_to(raw).as_posix() for n in names if not n.startswith(".")]
-    return sorted(found)
+    return PhotoResult(encoded, converted=photo.converted, rejected=rejected)
 
 
 def _read_journal(path: Path, options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -124,10 +130,16 @@ def _read_journal(path: Path, options: dict[str, Any]) -> list[dict[str, Any]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             break
-    if records and records[0].get("options") != options:
-        raise FacegenError(f"{path.parent}: was started with other options ({records[0].get('options')}); "
-                           "rerun with the same options or choose a new output")
+    if records:
+        _same_options(records[0].get("options"), options, path.parent)
     return records[1:]
+
+
+def _same_options(found: Any, options: dict[str, Any], out: Path) -> None:
+    """Refuse to resume or reuse an output that was made with other options."""
+    if found != options:
+        raise FacegenError(f"{out}: was started with other options ({found}); "
+                           "rerun with the same options or choose a new output")
 
 
 def _run(paths: list[Path], opts: PrepareOptions, workers: int) -> Iterator[PhotoResult]:
@@ -136,20 +148,61 @@ def _run(paths: list[Path], opts: PrepareOptions, workers: int) -> Iterator[Phot
     if workers <= 1 or len(paths) <= 1:
         yield from map(work, paths)
         return
-    # spawn, not fork: a fork of a process whose OpenCV/dlib thread pools have started can hang
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+    # spawn, not fork: a fork of a process whose OpenCV/dlib thread pools have started can hang.
+    # The workers start with SIGINT ignored (exec keeps an ignored signal ignored, and Python then
+    # installs no KeyboardInterrupt handler), so Ctrl-C reaches this process alone, which ends the
+    # pool: no worker prints a traceback.
+    with _signal_ignored(signal.SIGINT):
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,))
+    with pool:
         yield from pool.imap(work, paths, chunksize=1)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _signal_ignored(signum: int) -> Iterator[None]:
+    """Ignore `signum` inside the block (in the main thread; elsewhere signals cannot be set)."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM (and SIGINT) raise Stopped, so the pool is ended and the semaphores freed in order."""
+    if not _in_main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _report(records: list[dict[str, Any]], raw: Path, out: Path, options: dict[str, Any], new: int,
             seconds: float) -> dict:
     """The summary written to prepare-report.json."""
-    skipped = [{"file": r["file"], "reason": r["skip"]} for r in records if r.get("skip")]
-    converted = [{"file": r["file"], "from": r["converted"]} for r in records if r.get("converted")]
+    skipped = [{**public_name(r["file"]), "reason": r["skip"]} for r in records if r.get("skip")]
+    converted = [{**public_name(r["file"]), "from": r["converted"]} for r in records if r.get("converted")]
     used = sum(1 for r in records if r["samples"])
     return {
         "raw": str(raw), "out": str(out), "options": options,
-        "photos": len(records), "photos_used": used, "faces": sum(len(r["samples"]) for r in records),
+        "photos": sum(1 for r in records if not r["file"].endswith("/")), "photos_used": used,
+        "faces": sum(len(r["samples"]) for r in records), "faces_rejected": sum(r.get("rejected", 0) for r in records),
         "skipped": dict(Counter(s["reason"].split(" (")[0] for s in skipped).most_common()),
         "converted": dict(Counter(c["from"] for c in converted).most_common()),
         "photos_this_run": new, "seconds": round(seconds, 2),
@@ -163,7 +216,7 @@ def _dataset(records: list[dict[str, Any]], label_names: list[str] | None) -> tu
     samples = [(s, r["file"]) for r in records for s in r["samples"]]
     names = [s["name"] for s, _ in samples]
     labels = [[s["name"], s["label"]] for s, _ in samples] if label_names is not None else None
-    sources = [[s["name"], {"file": f, "box": s["box"]}] for s, f in samples]
+    sources = [[s["name"], {**public_name(f), "box": s["box"]}] for s, f in samples]
     return names, {"labels": labels, "label_names": label_names, "sources": sources}
 
 
@@ -177,35 +230,49 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
         raise BadInput(f"{raw}: not a folder of photos")
     table: Labels | None = load_labels(labels, attrs) if labels else None
     settings = {**asdict(options), "labels": labels, "attrs": table.names if table else None}
-    writer = DatasetWriter(out, resume=resume)
-    if writer.complete:
-        return writer.read_json(REPORT_FILE)
+    writer = DatasetWriter(out, resume=resume, work_file=JOURNAL_FILE)
+    if writer.complete:  # nothing left to do, if it was made the same way
+        report = writer.read_json(REPORT_FILE)
+        _same_options(report.get("options") if isinstance(report, dict) else None, settings, out)
+        return report
+    with _stop_on_signals():
+        return _prepare(raw, out, writer, options, settings, table, workers, resume, console)
+
+
+def _prepare(raw: Path, out: Path, writer: DatasetWriter, options: PrepareOptions, settings: dict[str, Any],
+             table: Labels | None, workers: int | None, resume: bool, console: Console | None) -> dict[str, Any]:
+    """The run itself: list, journal, process in the pool, write samples, finish the dataset."""
     journal_path = writer.folder / JOURNAL_FILE
     records = _read_journal(journal_path, settings) if resume else []
     done = {r["file"] for r in records}
-    photos = [p for p in find_photos(raw, exclude=[writer.folder, out]) if p not in done]
+    listing = find_photos(raw, exclude=[writer.folder, out])
+    photos = [p for p in listing.files if p not in done]
+    passed_over = [(rel, why) for rel, why in listing.skipped if rel not in done]
     start, index = time.perf_counter(), sum(len(r["samples"]) for r in records)
     with open(journal_path, "a" if records else "w", encoding="utf-8") as journal, \
-            _Progress(console, len(done) + len(photos), len(done)) as advance:
+            _Progress(console, len(done) + len(photos) + len(passed_over), len(done)) as advance:
         if not records:
             _append(journal, {"options": settings})
         todo = []
+        for rel, why in passed_over:
+            records.append(_append(journal, {"file": rel, "samples": [], "skip": why}))
+            advance(0)
         for rel in photos:
             label = table.lookup(rel) if table else None
             if table and label is None:
-                records.append(_append(journal, {"file": rel, "samples": [], "skip": f"no label ({labels})"}))
+                records.append(_append(journal, {"file": rel, "samples": [], "skip": f"no label ({settings['labels']})"}))
                 advance(0)
             else:
                 todo.append((raw / rel, rel, label))
-        results = _run([path for path, _, _ in todo], options, workers or os.cpu_count() or 1)
-        for (_, rel, label), result in zip(todo, results):
-            samples = []
-            for png, box in result.samples:
-                samples.append({"name": writer.write_png(index, png), "box": box, "label": label})
-                index += 1
-            records.append(_append(journal, {"file": rel, "samples": samples, "skip": result.skip,
-                                             "converted": result.converted}))
-            advance(len(samples))
+        with contextlib.closing(_run([path for path, _, _ in todo], options, workers or os.cpu_count() or 1)) as results:
+            for (_, rel, label), result in zip(todo, results):
+                samples = []
+                for png, box in result.samples:
+                    samples.append({"name": writer.write_png(index, png), "box": box, "label": label})
+                    index += 1
+                records.append(_append(journal, {"file": rel, "samples": samples, "skip": result.skip,
+                                                 "converted": result.converted, "rejected": result.rejected}))
+                advance(len(samples))
     report = _report(records, raw, out, settings, len(photos), time.perf_counter() - start)
     names, dataset = _dataset(records, table.names if table else None)
     writer.finish(names, dataset, {REPORT_FILE: report})
