@@ -20,7 +20,7 @@ from PIL import Image
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.prepare import align, detect, pipeline
 from facegen_cli.prepare.detect import detect_faces, pick_faces, read_photo
-from facegen_cli.prepare.landmarks import face_points
+from facegen_cli.prepare.landmarks import face_points, landmark_drift, plausible_face
 from facegen_cli.prepare.pipeline import PrepareOptions, prepare
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
@@ -435,3 +435,40 @@ def test_a_killed_run_prints_one_line_and_no_worker_traceback(tmp_path, signum):
     assert not list(out.glob(".*.tmp")) and not (out / "dataset.json").exists()
     done = journal.read_text().count("\n") - 1
     assert done >= 2 and len(list(out.glob("img*.png"))) >= done - 1  # photos without a face write none
+
+
+def _faces_42px(photo: Path) -> np.ndarray:
+    """`photo` scaled so its faces are about 42 px wide, as in a group photo taken from further away."""
+    rgb = read_photo(photo).rgb
+    k = 42 / np.median([f.box[2] - f.box[0] for f in detect_faces(rgb, "dlib", 0)])
+    return cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+
+
+def test_the_default_finds_faces_of_35_to_50_px_that_upsample_0_misses(tmp_path):
+    small = _faces_42px(WILD / "face_api_js" / "bbt4.jpg")  # six people on a sofa, 311 px wide
+    assert len(detect_faces(small, "dlib", upsample=0)) == 0
+    found = detect_faces(small, "dlib")
+    assert len(found) == 6 and all(35 <= f.box[2] - f.box[0] <= 55 for f in found)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    cv2.imwrite(str(raw / "sofa.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    assert prepare(raw, tmp_path / "out", PrepareOptions(size=64), workers=1)["faces"] == 6
+    # the rule: upsample once while the detection copy is at most 1024 px (dlib), 512 px (CNN); Haar never
+    assert [detect.auto_upsample("dlib", s) for s in (1024, 1025)] == [1, 0]
+    assert [detect.auto_upsample("dlib-cnn", s) for s in (512, 513)] == [1, 0]
+    assert detect.auto_upsample("haar", 100) == 0
+
+
+def test_haar_boxes_whose_landmarks_do_not_hold_are_skipped_and_counted(tmp_path):
+    snow = WILD / "face_recognition" / "knn_test__johnsnow_test1.jpg"  # one face and a fur collar
+    rgb = read_photo(snow).rgb
+    boxes = [f.box for f in detect_faces(rgb, "haar")]
+    drift = sorted(landmark_drift(rgb, b) for b in boxes)
+    assert len(boxes) == 3 and drift[0] < 0.1 and drift[1] > 0.55  # the face; two patches of fur
+    two = read_photo(TWO_PEOPLE).rgb
+    assert all(plausible_face(two, f.box) for f in detect_faces(two, "haar"))
+    raw = _raw_with(tmp_path, snow)
+    report = prepare(raw, tmp_path / "out", PrepareOptions(detector="haar", align="box", size=64), workers=1)
+    assert report["faces"] == 1 and report["faces_rejected"] == 2
+    (face_box,) = [src["box"] for _, src in _dataset(tmp_path / "out")["sources"]]
+    assert face_box == list(min(boxes, key=lambda b: landmark_drift(rgb, b)))
