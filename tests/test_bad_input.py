@@ -108,6 +108,8 @@ CASES = {
                             2, "--fps"),
     "generate-all-seeds": (["generate", *NET, "-s", "0-4294967295", "-o", "{out}"], 2, "4294967296 seeds"),
     "generate-seeds-over-grid": (["generate", *NET, "-s", "0-99", "--grid", "2x2", "-o", "{out}"], 2, "100 seeds do not fit"),
+    "mix-weights-nan": (["mix", *NET, "seed:0", "seed:1", "--average", "--weights", "nan,1", "-o", "{out}"],
+                        2, "--weights"),
     "mix-all-seeds": (["mix", *NET, "seed:0-4294967295", "seed:1", "-o", "{out}"], 2, "'seed:0-4294967295'"),
     "fid-all-seeds": (["fid", "{fx}/ds", "{fx}/net.safetensors", "--seeds", "0-4294967295"], 2, "4294967296 seeds"),
     # latents that are not finite real numbers
@@ -138,6 +140,9 @@ CASES = {
                                2, "nothere"),
     "project-missing-photo": (["project", "{fx}/nothere.png", *NET, "-o", "{out}"], 2, "nothere.png"),
     "train-missing-data": (["train", "{fx}/nothere", "-o", "{out}", "--dry-run"], 2, "nothere"),
+    "train-missing-resume": (["train", "{fx}/ds", "-o", "{out}", "--dry-run", "--resume", "{fx}/nothere"],
+                             2, "--resume", "nothere"),
+    "train-negative-batch": (["train", "{fx}/ds", "-o", "{out}", "--dry-run", "--batch", "-4"], 2, "--batch"),
     "classifier-missing-data": (["classifier", "train", "{fx}/nothere", "-o", "{out}/c.safetensors"], 2, "nothere"),
     "fid-missing-side": (["fid", "{fx}/nothere", "{fx}/ds"], 2, "nothere"),
     "directions-missing-classifier": (["directions", "fit", *NET, "--attr", "Smiling", "-c", "{fx}/nothere.st"],

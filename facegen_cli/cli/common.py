@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from facegen_cli.errors import BadInput
 from facegen_cli.fileio import check_writable
 
 console = Console(stderr=True, soft_wrap=True)  # log lines stay whole in files and pipes
@@ -48,6 +49,16 @@ def out_option(default: Optional[Path], help: str, kind: str = "folder") -> Any:
     """`--out/-o`, checked before any work: a folder, a file, or `either` (a folder when it has no suffix)."""
     check = {"folder": _writable_folder, "file": _writable_file, "either": _writable_file_or_folder}[kind]
     return typer.Option(default, "--out", "-o", callback=check, help=help)
+
+
+def existing_or(option: str, *names: str) -> Callable[[Optional[str]], Optional[str]]:
+    """An option callback: the value is one of `names` or a path that exists (else bad usage, exit 2)."""
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in names and not Path(value).expanduser().exists():
+            raise BadInput(f"{option} {value}: no such file or folder (nor {' or '.join(names)})")
+        return value
+
+    return check
 
 
 class RateColumn(ProgressColumn):

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit, out_option
+from facegen_cli.cli.common import console, device_option, emit, existing_or, out_option
 
 
 def train(
@@ -15,32 +15,34 @@ def train(
     out: Path = out_option(Path("runs"), "Folder that receives the run folders."),
     model: str = typer.Option("stylegan2", "--model", help="stylegan2, dcgan, cgan, acgan, vae or wgan-gp."),
     cfg: str = typer.Option("small", "--cfg", help="Preset: small (32-128 px), paper256, stylegan2 (1024 px)."),
-    res: Optional[int] = typer.Option(None, "--res", help="Resolution (default: the data's)."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Total batch size over all processes."),
-    batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu", help="Samples per pass; smaller accumulates gradients."),
+    res: Optional[int] = typer.Option(None, "--res", min=4, help="Resolution (default: the data's)."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Total batch size over all processes."),
+    batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu", min=1,
+                                            help="Samples per pass; smaller accumulates gradients."),
     kimg: float = typer.Option(25000, "--kimg", help="Train for this many thousand real images (fractions allowed)."),
-    glr: Optional[float] = typer.Option(None, "--glr", help="Generator learning rate."),
-    dlr: Optional[float] = typer.Option(None, "--dlr", help="Discriminator learning rate."),
-    gamma: Optional[float] = typer.Option(None, "--gamma", help="R1 weight (default: 0.0002 * res^2 / batch); "
+    glr: Optional[float] = typer.Option(None, "--glr", min=0.0, help="Generator learning rate."),
+    dlr: Optional[float] = typer.Option(None, "--dlr", min=0.0, help="Discriminator learning rate."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", min=0.0, help="R1 weight (default: 0.0002 * res^2 / batch); "
                                           "wgan-gp: gradient-penalty weight (default 10)."),
-    map_layers: Optional[int] = typer.Option(None, "--map", help="Mapping network depth."),
-    cbase: Optional[int] = typer.Option(None, "--cbase", help="Channel base."),
-    cmax: Optional[int] = typer.Option(None, "--cmax", help="Channel maximum."),
+    map_layers: Optional[int] = typer.Option(None, "--map", min=1, help="Mapping network depth."),
+    cbase: Optional[int] = typer.Option(None, "--cbase", min=1, help="Channel base."),
+    cmax: Optional[int] = typer.Option(None, "--cmax", min=1, help="Channel maximum."),
     mirror: bool = typer.Option(False, "--mirror", help="Add x-flipped copies of the data."),
     cond: bool = typer.Option(False, "--cond", help="Train on the dataset.json labels."),
     aug: Optional[str] = typer.Option(None, "--aug", help="ada or noaug (default: ada for stylegan2)."),
-    target: float = typer.Option(0.6, "--target", help="ADA target for E[sign(D(real))]."),
+    target: float = typer.Option(0.6, "--target", min=0.0, max=1.0, help="ADA target for E[sign(D(real))]."),
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Checkpoint, run folder, or 'latest'."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2 ** 32 - 1, help="Random seed."),
+    resume: Optional[str] = typer.Option(None, "--resume", callback=existing_or("--resume", "latest"),
+                                         help="Checkpoint, run folder, or 'latest'."),
     fp16: bool = typer.Option(False, "--fp16", help="Mixed precision in the 4 highest resolutions (CUDA)."),
-    workers: int = typer.Option(2, "--workers", help="Data loading processes."),
-    latent: Optional[int] = typer.Option(None, "--latent", help="Latent size (classic: 128)."),
-    width: Optional[int] = typer.Option(None, "--width", help="Classic: feature maps next to the image (64)."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Data loading processes."),
+    latent: Optional[int] = typer.Option(None, "--latent", min=1, help="Latent size (classic: 128)."),
+    width: Optional[int] = typer.Option(None, "--width", min=1, help="Classic: feature maps next to the image (64)."),
     spectral_norm: bool = typer.Option(False, "--spectral-norm", help="dcgan/cgan/acgan/wgan-gp: spectral norm in D."),
     pixel_norm: bool = typer.Option(False, "--pixel-norm", help="Classic: pixel norm after each G block."),
     mbstd: bool = typer.Option(False, "--mbstd", help="dcgan/cgan/acgan/wgan-gp: minibatch stddev layer in D."),
-    beta: Optional[float] = typer.Option(None, "--beta", help="vae: weight of the KL term (1)."),
+    beta: Optional[float] = typer.Option(None, "--beta", min=0.0, help="vae: weight of the KL term (1)."),
     recon: Optional[str] = typer.Option(None, "--recon", help="vae: reconstruction loss, bce or mse (bce)."),
     device: str = device_option,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),

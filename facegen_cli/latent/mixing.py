@@ -36,6 +36,8 @@ def parse_weights(spec: str | None, count: int) -> np.ndarray:
         raise BadInput(f"--weights {spec!r}: give comma-separated numbers like 0.3,0.7") from None
     if len(weights) != count:
         raise BadInput(f"--weights has {len(weights)} values for {count} latents")
+    if not np.isfinite(weights).all():
+        raise BadInput(f"--weights {spec!r}: give finite numbers")
     if abs(weights.sum()) < 1e-12:
         raise BadInput("--weights sum to zero")
     return weights / weights.sum()

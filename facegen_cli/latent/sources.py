@@ -41,7 +41,10 @@ def expand_sources(specs: list[str], limit: int = MAX_SOURCES) -> list[str]:
     out: list[str] = []
     for spec in specs:
         if spec == "-":
-            out.extend(expand_sources(sys.stdin.read().split(), limit - len(out)))
+            tokens = sys.stdin.read().split()
+            if not tokens:
+                raise BadInput("'-': stdin holds no latents (seed:N or .npy paths)")
+            out.extend(expand_sources(tokens, limit - len(out)))
         elif spec.startswith(SEED_PREFIX):
             seeds = spec[len(SEED_PREFIX):]
             if len(out) + count_seeds(seeds) > limit:
