@@ -262,14 +262,15 @@ def test_errors_are_one_json_line(studio):
     assert status == 400 and json.loads(body) == {"error": "the request body is not JSON"}
 
 
-def test_cli_without_the_extra_says_how_to_get_it(tmp_path):
-    blocker = tmp_path / "sitecustomize.py"
-    blocker.write_text("import sys\nsys.modules['uvicorn'] = None\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    done = subprocess.run([*FACEGEN, "studio"], capture_output=True, text=True,
-                          env=env, timeout=120)
-    assert done.returncode == 1
-    assert done.stderr.strip() == "facegen: error: facegen studio needs its web extra: pip install 'facegen-cli[studio]'"
+def test_cli_without_the_extra_says_how_to_get_it(monkeypatch):
+    from typer.testing import CliRunner
+
+    from facegen_cli.cli.main import app
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the extra were not installed
+    result = CliRunner().invoke(app, ["studio"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "facegen: error: facegen studio needs its web extra: pip install 'facegen-cli[studio]'"
 
 
 def test_ctrl_c_stops_the_server_cleanly(tmp_path):

@@ -102,8 +102,8 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector, allowed_h
 
     @api
     async def info(request: Request) -> Response:
-        return JSONResponse({**studio.info(), "quiz": bool(quiz.names), "real_images": len(quiz.names)},
-                            headers=HEADERS)
+        return JSONResponse({**studio.info(), "quiz": bool(quiz.names), "real_images": len(quiz.names),
+                             "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT}}, headers=HEADERS)
 
     @api
     async def explore(request: Request) -> Response:
@@ -127,7 +127,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector, allowed_h
                                            field(p, "noise", str, "const"), p.get("label") or None,
                                            p.get("attrs") or None)
             return JSONResponse(face.summary(tab.id), headers=HEADERS)
-        return JSONResponse({"faces": [f.summary(tab.id) for f in tab.faces.values()]}, headers=HEADERS)
+        return JSONResponse({"faces": [f.summary(tab.id) for f in tab.face_list()]}, headers=HEADERS)
 
     @api
     async def upload(request: Request) -> Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import shutil
 import threading
@@ -32,6 +33,8 @@ from facegen_cli.studio.uploads import latent_kind
 
 log = logging.getLogger("facegen.studio")
 T = TypeVar("T")
+KINDS = {int: "a whole number", float: "a finite number", str: "a string", list: "a list", dict: "an object",
+         bool: "true or false"}
 MAX_PAGE = 24
 MAX_SEED = 2**32 - 1
 MAX_FRAMES = 240
@@ -56,7 +59,7 @@ def field(payload: dict, name: str, kind: type[T], default: Any = ...) -> T:
         return value  # type: ignore[return-value]
     if kind in (str, list, dict, bool) and isinstance(value, kind):
         return value  # type: ignore[return-value]
-    raise BadInput(f"{name!r} must be a {kind.__name__}, got {value!r}"[:200])
+    raise BadInput(f"{name!r} must be {KINDS[kind]}, got {json.dumps(value)[:80]}")
 
 
 def display_name(name: str) -> str:

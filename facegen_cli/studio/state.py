@@ -71,6 +71,10 @@ class Tab:
                 self.faces.popitem(last=False)
         return face
 
+    def face_list(self) -> list[Face]:
+        with self.lock:
+            return list(self.faces.values())
+
     def face(self, face_id: str) -> Face:
         try:
             return self.faces[face_id]

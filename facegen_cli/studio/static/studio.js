@@ -118,12 +118,18 @@ function selectFace(id) {
   if (currentPage() === "edit") requestEdit();
 }
 
+// The server refuses (and, past 64 MiB, cuts off) larger uploads; say so before sending them.
+function checkSize(file, limit) {
+  if (file.size > limit) throw new Error(`${file.name}: ${(file.size / 2 ** 20).toFixed(1)} MiB is over the ${limit / 2 ** 20} MiB limit`);
+}
+
 function faceById(id) { return state.faces.find((f) => f.id === id); }
 
 $("upload-latent").onchange = (event) => guard(async () => {
   const file = event.target.files[0];
   event.target.value = "";
   if (!file) return;
+  checkSize(file, state.info.limits.latent);
   const face = await api(`faces/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
   clearMessage();
   state.current = face.id;
@@ -334,6 +340,7 @@ $("morph-make").onclick = () => guard(async () => {
 $("project-start").onclick = () => guard(async () => {
   const file = $("project-file").files[0];
   if (!file) throw new Error("choose a photo first");
+  checkSize(file, state.info.limits.photo);
   const query = new URLSearchParams({ name: file.name, steps: $("project-steps").value, align: $("project-align").value, wplus: $("project-wplus").checked, perceptual: $("project-perceptual").checked });
   $("project-done").hidden = true;
   let job = await api(`project?${query}`, { method: "POST", body: file });
