@@ -14,7 +14,7 @@ from facegen_cli.generate import generate_samples
 from facegen_cli.metrics.equivariance import generator_eqt, random_shifts, shift_image, translation_psnr
 from facegen_cli.models.registry import get_architecture
 from facegen_cli.models.stylegan3 import (CONFIG_R_CHANGES, Generator, SynthesisNetwork, config_name,
-                                          design_lowpass_filter, layer_schedule)
+                                          design_lowpass_filter, kwargs_from_nvidia, layer_schedule)
 from facegen_cli.ops.bias_act import bias_act
 from facegen_cli.ops.conv2d_resample import modulated_conv2d
 from facegen_cli.ops.upfirdn2d import setup_filter, upsample2d
@@ -126,6 +126,21 @@ def test_state_dict_layout():
     R = tiny_G("R")
     assert all(getattr(R.synthesis, n).weight.shape[2:] == (1, 1) for n in R.synthesis.layer_names)
     assert config_name({"use_radial_filters": True}) == "R" and config_name({}) == "T"
+
+
+def test_kwargs_from_nvidia_init_kwargs():
+    """The init kwargs NVIDIA's train.py gives a --cfg stylegan3-r generator, as its pickles keep them."""
+    nvidia = {"z_dim": 512, "w_dim": 512, "mapping_kwargs": {"num_layers": 2}, "channel_base": 65536,
+              "channel_max": 1024, "magnitude_ema_beta": 0.5 ** (32 / 20000), "conv_kernel": 1,
+              "use_radial_filters": True, "c_dim": 0, "img_resolution": 256, "img_channels": 3}
+    kwargs = kwargs_from_nvidia(nvidia)
+    assert kwargs["mapping_layers"] == 2 and "mapping_kwargs" not in kwargs
+    assert config_name(kwargs) == "R" and kwargs["conv_kernel"] == 1
+    small = kwargs_from_nvidia({**TINY, "mapping_kwargs": {"num_layers": 3, "lr_multiplier": 0.1}})
+    G = Generator(**small)
+    assert G.mapping.num_layers == 3 and G.mapping.fc0.weight_gain == pytest.approx(0.1 / 4)
+    with pytest.raises(ValueError, match="mapping_kwargs.depth, architecture"):
+        kwargs_from_nvidia({**nvidia, "architecture": "x", "mapping_kwargs": {"depth": 1}})
 
 
 def test_demodulation_cancels_weight_and_style_scale_and_input_gain_normalises():

@@ -11,6 +11,7 @@ StyleGAN3 has no noise inputs; `noise_mode` is accepted and ignored, as NVIDIA d
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -25,6 +26,23 @@ from facegen_cli.ops.filtered_lrelu import filtered_lrelu
 
 # What NVIDIA's train.py changes for --cfg stylegan3-r over stylegan3-t (whose values are the defaults).
 CONFIG_R_CHANGES = {"conv_kernel": 1, "use_radial_filters": True, "channel_base": 65536, "channel_max": 1024}
+
+
+# NVIDIA's mapping_kwargs -> our flat Generator kwargs.
+MAPPING_KWARGS = {"num_layers": "mapping_layers", "lr_multiplier": "mapping_lr_multiplier",
+                  "w_avg_beta": "mapping_w_avg_beta"}
+
+
+def kwargs_from_nvidia(init_kwargs: dict) -> dict:
+    """Our Generator kwargs for the init kwargs NVIDIA's networks_stylegan3.Generator was built with."""
+    kwargs = {k: v for k, v in init_kwargs.items() if k not in ("mapping_kwargs", "class_name")}
+    mapping = dict(init_kwargs.get("mapping_kwargs") or {})
+    unknown = [f"mapping_kwargs.{k}" for k in sorted(set(mapping) - set(MAPPING_KWARGS))]
+    unknown += sorted(set(kwargs) - set(inspect.signature(Generator).parameters))
+    if unknown:
+        raise ValueError(f"StyleGAN3 generator settings facegen does not know: {', '.join(unknown)}")
+    kwargs.update({MAPPING_KWARGS[k]: v for k, v in mapping.items()})
+    return kwargs
 
 
 def config_name(G_kwargs: dict) -> str:
