@@ -14,6 +14,7 @@ from facegen_cli.images import check_format, make_grid, save_image, to_uint8
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.seeds import seed_to_z
 from facegen_cli.models.stylegan2 import NOISE_MODES
+from facegen_cli.precision import Precision, in_precision, resolve_precision, synthesize
 
 PSI_RANGE = (-2.0, 2.0)
 MAX_GRID_SIDE = 16384  # pixels; a grid image is built whole in memory
@@ -106,8 +107,8 @@ def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 @torch.inference_mode()
 def generate_samples(net: Network, seeds: Sequence[int], psi: float = 1.0, cutoff: int | None = None,
                      noise_mode: str = "const", label: np.ndarray | None = None, batch: int = 8,
-                     fused_modconv: bool | None = None) -> Iterator[Sample]:
-    """Yield one Sample per seed, in order. Same inputs give the same pixels.
+                     fused_modconv: bool | None = None, precision: str | Precision = "fp32") -> Iterator[Sample]:
+    """Yield one Sample per seed, in order. Same inputs (and `precision`) give the same pixels.
 
     With `noise_mode="random"` each image's noise is drawn from a generator seeded by its own
     seed, so an image does not depend on which batch it falls in.
@@ -116,6 +117,7 @@ def generate_samples(net: Network, seeds: Sequence[int], psi: float = 1.0, cutof
     check_noise_mode(noise_mode)
     G = net.G_ema
     device = next(G.parameters()).device
+    precision = resolve_precision(precision, device)
     c = None
     if label is not None and label.size:
         c = torch.from_numpy(np.asarray(label, np.float32)).to(device)
@@ -127,20 +129,21 @@ def generate_samples(net: Network, seeds: Sequence[int], psi: float = 1.0, cutof
         generator = torch.Generator(device).manual_seed(chunk[0]) if noise_mode == "random" else None
         if net.architecture.has_wplus:
             ws = G.mapping(z, cc, truncation_psi=psi, truncation_cutoff=cutoff)
-            img = G.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, generator=generator)
+            img = synthesize(G, ws, precision, noise_mode=noise_mode, fused_modconv=fused_modconv,
+                             generator=generator)
             ws_np = ws.cpu().numpy()
         else:
-            img = G(z, cc, truncation_psi=psi)
+            img = in_precision(G, z, cc, truncation_psi=psi, precision=precision)
             ws_np = None
         for i, (seed, arr) in enumerate(zip(chunk, to_uint8(img))):
             yield Sample(seed, arr, ws_np[i] if ws_np is not None else None)
 
 
 def generate_images(net: Network, seeds: Sequence[int], psi: float = 1.0, batch: int = 8,
-                    label: np.ndarray | None = None) -> Iterator[np.ndarray]:
+                    label: np.ndarray | None = None, precision: str | Precision = "fp32") -> Iterator[np.ndarray]:
     """NHWC uint8 batches for `seeds` (for metrics and other bulk consumers)."""
     pending: list[np.ndarray] = []
-    for sample in generate_samples(net, seeds, psi=psi, batch=batch, label=label):
+    for sample in generate_samples(net, seeds, psi=psi, batch=batch, label=label, precision=precision):
         pending.append(sample.image)
         if len(pending) == batch:
             yield np.stack(pending)
@@ -152,7 +155,8 @@ def generate_images(net: Network, seeds: Sequence[int], psi: float = 1.0, batch:
 def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.0, cutoff: int | None = None,
                   noise_mode: str = "const", label: str | None = None, attrs: str | None = None, batch: int = 8,
                   grid: tuple[int, int] | None = None, save_latents: bool = False, fmt: str = "png",
-                  on_image: Callable[[], None] | None = None, attr_default: str | None = None) -> Iterator[dict]:
+                  on_image: Callable[[], None] | None = None, attr_default: str | None = None,
+                  precision: str | Precision = "fp32") -> Iterator[dict]:
     """Generate and save `seeds` under `out` (one file per seed, or one grid); yield a record per file.
 
     Every option is checked here, before the first image is drawn or the caller iterates.
@@ -171,14 +175,17 @@ def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.
     if Path(out).exists() and not Path(out).is_dir():
         raise BadInput(f"--out {out}: exists and is not a folder")
     c = label_vector(net, label, attrs, attr_default)
-    return _save_samples(net, seeds, Path(out), psi, cutoff, noise_mode, c, batch, grid, save_latents, fmt, on_image)
+    precision = resolve_precision(precision, next(net.G_ema.parameters()).device)
+    return _save_samples(net, seeds, Path(out), psi, cutoff, noise_mode, c, batch, grid, save_latents, fmt, on_image,
+                         precision)
 
 
 def _save_samples(net: Network, seeds: Sequence[int], out: Path, psi: float, cutoff: int | None, noise_mode: str,
                   c: np.ndarray, batch: int, grid: tuple[int, int] | None, save_latents: bool, fmt: str,
-                  on_image: Callable[[], None] | None) -> Iterator[dict]:
+                  on_image: Callable[[], None] | None, precision: Precision) -> Iterator[dict]:
     cells = []
-    for sample in generate_samples(net, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=c, batch=batch):
+    for sample in generate_samples(net, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=c, batch=batch,
+                                   precision=precision):
         record = {"seed": sample.seed, "psi": psi, "noise_mode": noise_mode}
         if save_latents:
             record["latent"] = str(save_latent(out / f"seed{sample.seed:04d}.npy", sample.ws))

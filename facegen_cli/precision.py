@@ -1,10 +1,13 @@
 """`--precision fp32|bf16|auto`: which arithmetic a network runs in, and the parts that stay fp32.
 
-- `fp32`: everything in float32; the reference, and what reproduces NVIDIA's pixels.
+- `fp32`: float32 arithmetic, as NVIDIA's code computes: the reference, and what reproduces
+  NVIDIA's pixels. On CUDA a network's own fp16 blocks (NVIDIA's `num_fp16_res`) still run in
+  fp16 there, exactly as NVIDIA's code runs them; on a CPU they are fp32.
 - `bf16`: convolutions and the activations between them in bfloat16 under `torch.autocast`;
-  the parts named in `FP32_PARTS` stay float32, as do parameters, optimizers and losses.
-- `auto`: bf16 on a CPU with native bf16 instructions (AVX-512 BF16 or AMX), the network's own
-  fp16 blocks on CUDA (NVIDIA's `num_fp16_res`, as NVIDIA's code runs them), fp32 elsewhere.
+  the parts named in `FP32_PARTS` stay float32, as do parameters, optimizers and losses, and
+  NVIDIA's fp16 blocks are not used.
+- `auto`: bf16 on a CPU with native bf16 instructions (AVX-512 BF16 or AMX); fp32 elsewhere,
+  which on CUDA means NVIDIA's fp16 blocks where the network has them.
 
 Measured choices: benchmarks/RESULTS.md, "precision".
 """
@@ -44,22 +47,23 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16, AMX or Arm BF16)."""
     flags = cpu_flags() if flags is None else flags
-    if any(flag in flags for flag in NATIVE_BF16_FLAGS):
-        return True
-    return "AMX" in torch.backends.cpu.get_cpu_capability()
+    if flags:
+        return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # where there is no /proc/cpuinfo
+    return bool(probe is not None and probe())
 
 
 @dataclass(frozen=True)
 class Precision:
-    """A resolved precision: `fp32`, `bf16`, or `fp16` (the network's fp16 blocks on CUDA)."""
+    """A resolved precision, `fp32` or `bf16`, for one device type."""
 
     name: str
     device_type: str = "cpu"
 
     @property
     def force_fp32(self) -> bool:
-        """What to pass as the networks' `force_fp32`: their fp16 blocks run only in `fp16`."""
-        return self.name != "fp16"
+        """What to pass as the networks' `force_fp32`: NVIDIA's fp16 blocks never mix with bf16."""
+        return self.name == "bf16"
 
     def autocast(self) -> ContextManager:
         """The context the networks run in: bf16 autocast on this device, or nothing."""
@@ -71,22 +75,24 @@ class Precision:
 FP32 = Precision("fp32")
 
 
+def check_precision(spec: str) -> str:
+    """`spec` lower-cased when it is one of PRECISIONS, else a BadInput naming the option."""
+    name = (spec or "").strip().lower()
+    if name not in PRECISIONS:
+        raise BadInput(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec!r}")
+    return name
+
+
 def resolve_precision(spec: str | Precision, device: torch.device | str = "cpu",
                       native_bf16: bool | None = None) -> Precision:
     """`fp32|bf16|auto` for `device`; `native_bf16` overrides the CPU detection (tests)."""
     if isinstance(spec, Precision):
         return spec
     device_type = torch.device(device).type
-    name = (spec or "").strip().lower()
-    if name not in PRECISIONS:
-        raise BadInput(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec!r}")
+    name = check_precision(spec)
     if name == "auto":
-        if device_type == "cuda":
-            name = "fp16"
-        elif device_type == "cpu" and (cpu_has_native_bf16() if native_bf16 is None else native_bf16):
-            name = "bf16"
-        else:
-            name = "fp32"
+        native = device_type == "cpu" and (cpu_has_native_bf16() if native_bf16 is None else native_bf16)
+        name = "bf16" if native else "fp32"
     return Precision(name, device_type)
 
 
@@ -110,3 +116,15 @@ def block_dtype(fp16: bool, x: torch.Tensor | None = None) -> torch.dtype:
 def widen(x: torch.Tensor) -> torch.Tensor:
     """bf16 -> fp32 on entering an fp32 part; other dtypes (fp16 blocks, fp32) stay as they are."""
     return x.float() if x.dtype == torch.bfloat16 else x
+
+
+def synthesize(G: torch.nn.Module, ws: torch.Tensor, precision: Precision = FP32, **kwargs) -> torch.Tensor:
+    """`G.synthesis(ws, **kwargs)` in `precision` (the image comes back in fp32)."""
+    with precision.autocast():
+        return G.synthesis(ws, force_fp32=precision.force_fp32, **kwargs).float()
+
+
+def in_precision(fn, *args, precision: Precision = FP32, **kwargs):
+    """`fn(*args, **kwargs)` in `precision`'s autocast, for networks without W+ (the classic families)."""
+    with precision.autocast():
+        return fn(*args, **kwargs)

@@ -33,6 +33,17 @@ def _noise_mode(value: str) -> str:
 noise_mode_option = typer.Option("const", "--noise-mode", callback=_noise_mode, help="const, random or none.")
 
 
+def _precision(value: str) -> str:
+    from facegen_cli.precision import check_precision
+
+    return check_precision(value)
+
+
+PRECISION_HELP = ("fp32 (the reference: NVIDIA's pixels), bf16 (faster on CPUs with native bf16; images within a "
+                  "few 1/255 of fp32) or auto (bf16 where the CPU has it, else fp32).")
+precision_option = typer.Option("fp32", "--precision", callback=_precision, help=PRECISION_HELP)
+
+
 def _writable_folder(value: Optional[Path]) -> Optional[Path]:
     return None if value is None else check_writable(value, folder=True)
 

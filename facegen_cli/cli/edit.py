@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import device_option, emit, network_option, noise_mode_option, out_option
+from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
+                                    precision_option)
 
 
 def edit(
@@ -25,6 +26,7 @@ def edit(
     psi: float = typer.Option(1.0, "--psi", help="Truncation psi for a seed:N input."),
     noise_mode: str = noise_mode_option,
     device: str = device_option,
+    precision: str = precision_option,
     out: Path = out_option(Path("out/edit"), "Output folder."),
 ) -> None:
     """Change one attribute of a face by moving its latent along a direction."""
@@ -35,5 +37,6 @@ def edit(
     net = load_network(network, resolve_device(device))
     others = [c.strip() for c in conditional.split(",") if c.strip()] if conditional else None
     for path in run_edit(net, latent, direction, out, strength=strength, span=span, steps=steps, layers=layers,
-                         conditional=others, save_latents=save_latents, psi=psi, noise_mode=noise_mode):
+                         conditional=others, save_latents=save_latents, psi=psi, noise_mode=noise_mode,
+                         precision=precision):
         emit(path)

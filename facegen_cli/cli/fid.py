@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit, progress
+from facegen_cli.cli.common import console, device_option, emit, precision_option, progress
 from facegen_cli.latent.seeds import MAX_SEEDS
 
 
@@ -22,6 +22,7 @@ def fid(
     batch: int = typer.Option(32, "--batch", min=1, help="Images per Inception (and generator) forward pass."),
     workers: int = typer.Option(2, "--workers", min=0, help="Processes decoding image files."),
     device: str = device_option,
+    precision: str = precision_option,
     inception: Optional[Path] = typer.Option(None, "--inception", envvar="FACEGEN_INCEPTION", exists=True,
                                              dir_okay=False,
                                              help="Inception TorchScript file (inception-2015-12-05.pt)."),
@@ -43,7 +44,7 @@ def fid(
 
         result = compute_fid(a, b, mode=mode, kid=kid, num=num, seeds=seed_list, psi=psi, batch=batch,
                              workers=workers, device=resolve_device(device), inception=inception,
-                             progress=track, use_cache=not no_cache)
+                             progress=track, use_cache=not no_cache, precision=precision)
     for name in result.cached:
         console.print(f"features of {name} read from the cache")
     if as_json:

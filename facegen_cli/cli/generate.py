@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
-                                    progress, read_stdin_tokens)
+                                    precision_option, progress, read_stdin_tokens)
 
 
 def generate(
@@ -22,6 +22,7 @@ def generate(
                                                help="Attributes --attr leaves unnamed: mean (data frequency) or N."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per forward pass."),
     device: str = device_option,
+    precision: str = precision_option,
     out: Path = out_option(Path("out"), "Output folder."),
     grid: Optional[str] = typer.Option(None, "--grid", help="ROWSxCOLS: write one grid image instead of one per seed."),
     save_latents: bool = typer.Option(False, "--save-latents", help="Write each image's W+ as seedNNNN.npy."),
@@ -49,7 +50,7 @@ def generate(
     # write_samples checks every option before returning; the progress bar starts only after that.
     records = write_samples(net, seed_list, out, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=label,
                             attrs=attr, batch=batch, grid=shape, save_latents=save_latents, fmt=fmt,
-                            on_image=lambda: bar.advance(task), attr_default=attr_default)
+                            on_image=lambda: bar.advance(task), attr_default=attr_default, precision=precision)
     with bar:
         for record in records:
             emit(record if as_json else record["path"], as_json)

@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from facegen_cli.cli.common import device_option, emit, network_option, noise_mode_option, out_option
+from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
+                                    precision_option)
 
 MAX_FRAMES = 10_000  # all frames are held in memory before they are written
 
@@ -24,6 +25,7 @@ def interpolate(
     label: Optional[str] = typer.Option(None, "--label", help="Class index or label vector (conditional networks)."),
     attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1 (conditional networks)."),
     device: str = device_option,
+    precision: str = precision_option,
     out: Path = out_option(Path("out/interpolation.gif"), "A .gif, an .mp4, a .png strip, or a folder for numbered "
                                                            "frames.", kind="either"),
 ) -> None:
@@ -34,5 +36,5 @@ def interpolate(
 
     net = load_network(network, resolve_device(device))
     for path in run_interpolate(net, sources, out, frames=frames, space=space, loop=loop, fps=fps, psi=psi,
-                                noise_mode=noise_mode, label=label, attrs=attr):
+                                noise_mode=noise_mode, label=label, attrs=attr, precision=precision):
         emit(path)

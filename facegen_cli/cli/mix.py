@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from facegen_cli.cli.common import device_option, emit, network_option, noise_mode_option, out_option
+from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
+                                    precision_option)
 
 
 def mix(
@@ -23,6 +24,7 @@ def mix(
     label: Optional[str] = typer.Option(None, "--label", help="Class index or label vector (conditional networks)."),
     attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1 (conditional networks)."),
     device: str = device_option,
+    precision: str = precision_option,
     out: Path = out_option(Path("out/mix"), "Output folder."),
 ) -> None:
     """Mix styles of A and B (layers from B, the rest from A), or average latents with --average."""
@@ -32,5 +34,6 @@ def mix(
 
     net = load_network(network, resolve_device(device))
     for path in run_mix(net, sources, out, layers=layers, average=average, weights=weights, grid=grid,
-                        save_latents=save_latents, psi=psi, noise_mode=noise_mode, label=label, attrs=attr):
+                        save_latents=save_latents, psi=psi, noise_mode=noise_mode, label=label, attrs=attr,
+                        precision=precision):
         emit(path)

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
+from facegen_cli.cli.common import (console, device_option, emit, network_option, out_option, precision_option,
+                                    progress)
 
 
 def project(
@@ -25,6 +26,7 @@ def project(
     video: bool = typer.Option(False, "--video", help="Also write a progress video (target | projection)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise maps."),
     device: str = device_option,
+    precision: str = precision_option,
     out: Path = out_option(Path("out/project"), "Output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (distances, PSNR, steps, paths) on "
                                                        "stdout instead of the paths."),
@@ -36,7 +38,7 @@ def project(
 
     net = load_network(network, resolve_device(device))
     opts = ProjectOptions(steps=steps, wplus=wplus, lr=lr, perceptual_weight=perceptual_weight,
-                          pixel_weight=pixel_weight, noise_weight=noise_weight, seed=seed)
+                          pixel_weight=pixel_weight, noise_weight=noise_weight, seed=seed, precision=precision)
     with progress("step") as bar:
         task = bar.add_task("project", total=steps)
         paths, stats = run_project(net, photo, out, opts, how=align, video=video,

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit, existing_or, out_option
+from facegen_cli.cli.common import console, device_option, emit, existing_or, out_option, precision_option
 
 
 def train(
@@ -45,6 +45,7 @@ def train(
     beta: Optional[float] = typer.Option(None, "--beta", min=0.0, help="vae: weight of the KL term (1)."),
     recon: Optional[str] = typer.Option(None, "--recon", help="vae: reconstruction loss, bce or mse (bce)."),
     device: str = device_option,
+    precision: str = precision_option,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),
 ) -> None:
     """Train StyleGAN2 (or another family) with snapshots, stats and exact resume."""
@@ -61,7 +62,7 @@ def train(
     opts = TrainOptions(data=str(data), out=str(out), model=model, cfg=cfg, res=res, batch=batch, batch_gpu=batch_gpu,
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
-                        device=device, z_dim=latent, model_kwargs=model_kwargs)
+                        device=device, precision=precision, z_dim=latent, model_kwargs=model_kwargs)
     trainer = Trainer(opts, resume=resume, dry_run=dry_run, log=lambda msg: console.print(msg, markup=False))
     if dry_run:
         emit(trainer.opts.to_json())

@@ -151,7 +151,7 @@ def parse_range(spec: str, steps: int) -> np.ndarray:
 def run_edit(net: Network, latent: str, direction: str, out: str | Path, strength: float | None = None,
              span: str | None = None, steps: int = 7, layers: str | None = None,
              conditional: list[str] | None = None, save_latents: bool = False, psi: float = 1.0,
-             noise_mode: str = "const") -> Iterator[Path]:
+             noise_mode: str = "const", precision: str = "fp32") -> Iterator[Path]:
     """Move `latent` along `direction` by one strength (an image) or a range (a strip); yield paths."""
     require_wplus(net, "edit")
     if (strength is None) == (span is None):
@@ -165,7 +165,7 @@ def run_edit(net: Network, latent: str, direction: str, out: str | Path, strengt
     ws = read_latent(net, specs[0], psi)
     strengths = np.array([strength]) if strength is not None else parse_range(span, steps)
     edited = np.stack([move(ws, vector, s, rows) for s in strengths])
-    images = render(net, edited, noise_mode=noise_mode)
+    images = render(net, edited, noise_mode=noise_mode, precision=precision)
     stem = f"{source_name(specs[0])}-{d.name}"
     if strength is not None:
         yield save_image(images[0], Path(out) / f"{stem}_{strength:+g}.png")

@@ -61,7 +61,7 @@ def _map_z(net: Network, zs: np.ndarray, psi: float, c: np.ndarray) -> np.ndarra
 
 def run_interpolate(net: Network, sources: list[str], out: str | Path, frames: int = 60, space: str | None = None,
                     loop: bool = False, fps: float = 24.0, psi: float = 1.0, noise_mode: str = "const",
-                    label: str | None = None, attrs: str | None = None) -> list[Path]:
+                    label: str | None = None, attrs: str | None = None, precision: str = "fp32") -> list[Path]:
     """Render the path through `sources` and write it to `out` (format from its suffix)."""
     out = Path(out)
     output_kind(out)
@@ -75,7 +75,7 @@ def run_interpolate(net: Network, sources: list[str], out: str | Path, frames: i
     check_keyframes(len(specs), frames, loop)
     c = label_vector(net, label, attrs)
     keys = np.stack([read_latent(net, s, psi, c, space) for s in specs])
-    return write_frames(morph_frames(net, keys, frames, loop, space, c, psi, noise_mode), out, fps)
+    return write_frames(morph_frames(net, keys, frames, loop, space, c, psi, noise_mode, precision), out, fps)
 
 
 def check_keyframes(keys: int, frames: int, loop: bool) -> None:
@@ -87,10 +87,10 @@ def check_keyframes(keys: int, frames: int, loop: bool) -> None:
 
 
 def morph_frames(net: Network, keys: np.ndarray, frames: int, loop: bool, space: str, c: np.ndarray,
-                 psi: float = 1.0, noise_mode: str = "const") -> np.ndarray:
+                 psi: float = 1.0, noise_mode: str = "const", precision: str = "fp32") -> np.ndarray:
     """NHWC uint8 frames along the keyframe latents `keys` (W+ in space w, z in space z)."""
     check_keyframes(len(keys), frames, loop)
     latents = path_latents(keys, frames, loop, space)
     if space == "z" and has_wplus(net):
         latents = _map_z(net, latents, psi, c)
-    return render(net, latents, c, psi, noise_mode)
+    return render(net, latents, c, psi, noise_mode, precision=precision)

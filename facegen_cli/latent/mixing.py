@@ -13,6 +13,7 @@ from facegen_cli.images import make_grid, save_image
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.sources import (expand_sources, parse_layers, read_latent, render, require_wplus,
                                         source_name)
+from facegen_cli.precision import resolve_precision
 
 DEFAULT_LAYERS = "coarse"
 
@@ -60,9 +61,11 @@ def mixing_figure(row_images: np.ndarray, col_images: np.ndarray, cells: np.ndar
 
 def run_mix(net: Network, sources: list[str], out: str | Path, layers: str | None = None, average: bool = False,
             weights: str | None = None, grid: bool = False, save_latents: bool = False, psi: float = 1.0,
-            noise_mode: str = "const", label: str | None = None, attrs: str | None = None) -> Iterator[Path]:
+            noise_mode: str = "const", label: str | None = None, attrs: str | None = None,
+            precision: str = "fp32") -> Iterator[Path]:
     """Mix or average the latents `sources` names and write the results under `out`; yield each path."""
     out = Path(out)
+    precision = resolve_precision(precision, next(net.G_ema.parameters()).device)
     c = label_vector(net, label, attrs)
     if average:
         if layers is not None or grid:
@@ -72,7 +75,7 @@ def run_mix(net: Network, sources: list[str], out: str | Path, layers: str | Non
             raise BadInput("--average needs at least two latents")
         latents = np.stack([read_latent(net, s, psi, c) for s in specs])
         mean = weighted_average(latents, parse_weights(weights, len(specs)))
-        yield save_image(render(net, mean[None], c, psi, noise_mode)[0], out / "average.png")
+        yield save_image(render(net, mean[None], c, psi, noise_mode, precision=precision)[0], out / "average.png")
         if save_latents:
             yield save_latent(out / "average.npy", mean)
         return
@@ -86,11 +89,11 @@ def run_mix(net: Network, sources: list[str], out: str | Path, layers: str | Non
     ws_rows = np.stack([read_latent(net, s, psi, c) for s in rows])
     ws_cols = np.stack([read_latent(net, s, psi, c) for s in cols])
     mixed = np.stack([style_mix(a, b, chosen) for a in ws_rows for b in ws_cols])
-    images = render(net, mixed, noise_mode=noise_mode)
+    images = render(net, mixed, noise_mode=noise_mode, precision=precision)
     names = [f"mix-{source_name(a)}-{source_name(b)}" for a in rows for b in cols]
     if grid:
-        figure = mixing_figure(render(net, ws_rows, noise_mode=noise_mode), render(net, ws_cols, noise_mode=noise_mode),
-                               images)
+        figure = mixing_figure(render(net, ws_rows, noise_mode=noise_mode, precision=precision),
+                               render(net, ws_cols, noise_mode=noise_mode, precision=precision), images)
         yield save_image(figure, out / "mix-grid.png")
     else:
         for name, image in zip(names, images):

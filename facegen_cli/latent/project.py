@@ -23,6 +23,7 @@ from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.perceptual import Perceptual
 from facegen_cli.latent.sources import require_wplus
+from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import Skip, detect_faces, pick_faces, read_photo
 from facegen_cli.prepare.landmarks import face_points
@@ -45,6 +46,7 @@ class ProjectOptions:
     lr_rampdown: float = 0.25
     lr_rampup: float = 0.05
     seed: int = 0
+    precision: str = "fp32"  # of the generator's synthesis; see facegen_cli.precision
 
 
 def align_photo(path: str | Path, size: int, how: str = "ffhq") -> np.ndarray:
@@ -108,6 +110,7 @@ def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOpti
     if G.c_dim:
         raise BadInput("projection into conditional networks is not supported")
     device = next(G.parameters()).device
+    precision = resolve_precision(opts.precision, device)
     torch.manual_seed(opts.seed)
     goal = torch.from_numpy(target).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
     if G.img_channels == 1:
@@ -127,7 +130,7 @@ def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOpti
             group["lr"] = learning_rate(opts, t)
         w_scale = w_std * opts.w_noise * max(0.0, 1.0 - t / opts.noise_ramp) ** 2
         ws = (w_opt + torch.randn_like(w_opt) * w_scale).expand(1, G.num_ws, -1)
-        image = G.synthesis(ws, noise_mode="const")
+        image = synthesize(G, ws, precision, noise_mode="const")
         pixel = (image - goal).square().mean()
         dist = perceptual(image, goal_features).sum() if perceptual else pixel.new_zeros([])
         loss = opts.perceptual_weight * dist + opts.pixel_weight * pixel + opts.noise_weight * noise_penalty(maps)
@@ -143,8 +146,8 @@ def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOpti
             on_step(step, frame, {"pixel_mse": pixel.item(), "perceptual": dist.item()})
     with torch.no_grad():
         ws = w_opt.detach().expand(1, G.num_ws, -1)
-        image = G.synthesis(ws, noise_mode="const")
-        own_noise = net.G_ema.synthesis(ws, noise_mode="const")
+        image = synthesize(G, ws, precision, noise_mode="const")
+        own_noise = synthesize(net.G_ema, ws, precision, noise_mode="const")
         stats = {"pixel_mse": float((image - goal).square().mean()), "psnr_db": psnr(image, goal),
                  "psnr_db_network_noise": psnr(own_noise, goal)}
         if perceptual:

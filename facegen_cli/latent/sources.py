@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegen_cli import precision as precisions
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.generate import check_psi
@@ -130,21 +131,24 @@ def _label(c: np.ndarray | None, n: int, device: torch.device) -> torch.Tensor |
 
 
 def synthesize(net: Network, latents: torch.Tensor, c: np.ndarray | None = None, psi: float = 1.0,
-               noise_mode: str = "const") -> torch.Tensor:
+               noise_mode: str = "const", precision: str | precisions.Precision = "fp32") -> torch.Tensor:
     """NCHW images in [-1, 1] from W+ `[N, num_ws, w_dim]` or z `[N, z_dim]` (differentiable)."""
     G = net.G_ema
+    precision = precisions.resolve_precision(precision, latents.device)
     if has_wplus(net):
-        return G.synthesis(latents, noise_mode=noise_mode)
-    return G(latents, _label(c, latents.shape[0], latents.device), truncation_psi=psi)
+        return precisions.synthesize(G, latents, precision, noise_mode=noise_mode)
+    return precisions.in_precision(G, latents, _label(c, latents.shape[0], latents.device), truncation_psi=psi,
+                                   precision=precision)
 
 
 @torch.inference_mode()
 def render(net: Network, latents: np.ndarray, c: np.ndarray | None = None, psi: float = 1.0,
-           noise_mode: str = "const", batch: int = 8) -> np.ndarray:
+           noise_mode: str = "const", batch: int = 8, precision: str | precisions.Precision = "fp32") -> np.ndarray:
     """NHWC uint8 images for a stack of latents (W+ or z, see `read_latent`)."""
     device = next(net.G_ema.parameters()).device
+    precision = precisions.resolve_precision(precision, device)
     out = []
     for start in range(0, len(latents), batch):
         chunk = torch.from_numpy(np.asarray(latents[start:start + batch], np.float32)).to(device)
-        out.append(to_uint8(synthesize(net, chunk, c, psi, noise_mode)))
+        out.append(to_uint8(synthesize(net, chunk, c, psi, noise_mode, precision)))
     return np.concatenate(out)

@@ -141,25 +141,26 @@ def cached_features(stream: ImageStream, extractor: InceptionFeatures, batch: in
 
 
 def open_stream(spec: str, seeds: Sequence[int] | None, num: int, psi: float, batch: int, workers: int,
-                device: torch.device | str) -> ImageStream:
+                device: torch.device | str, precision: str = "fp32") -> ImageStream:
     """An image set for a folder / zip, else the samples of the network `spec` names."""
     if is_image_set(spec):
         return dataset_stream(spec, batch=batch, workers=workers)
     return network_stream(spec, list(seeds) if seeds is not None else random_seeds(num), psi=psi, batch=batch,
-                          device=device)
+                          device=device, precision=precision)
 
 
 def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean", kid: bool = False,
                 num: int = 50_000, seeds: Sequence[int] | None = None, psi: float = 1.0, batch: int = 32,
                 workers: int = 2, device: torch.device | str = "cpu", inception: str | os.PathLike | None = None,
                 progress: Progress | None = None, use_cache: bool = True,
-                extractor: InceptionFeatures | None = None) -> FidResult:
-    """FID (and optionally KID) between two image sets or networks; `extractor` reuses a loaded Inception."""
+                extractor: InceptionFeatures | None = None, precision: str = "fp32") -> FidResult:
+    """FID (and optionally KID) between two image sets or networks; `extractor` reuses a loaded Inception;
+    `precision` is the generators' (the Inception network always runs in fp32)."""
     if extractor is None or extractor.mode != mode:
         extractor = InceptionFeatures(mode, device=device, weights=inception)
     sides = []
     for spec in (a, b):
-        stream = open_stream(str(spec), seeds, num, psi, batch, workers, device)
+        stream = open_stream(str(spec), seeds, num, psi, batch, workers, device, precision)
         if stream.count < 2:
             raise BadInput(f"{stream.name}: FID needs at least 2 images, found {stream.count}")
         feats, hit = cached_features(stream, extractor, batch, progress, use_cache)

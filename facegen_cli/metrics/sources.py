@@ -78,8 +78,8 @@ def random_seeds(num: int) -> list[int]:
 
 
 def network_stream(spec: str, seeds: Sequence[int], psi: float = 1.0, batch: int = 32,
-                   device: torch.device | str = "cpu") -> ImageStream:
-    """Images a network draws for `seeds` at truncation `psi`."""
+                   device: torch.device | str = "cpu", precision: str = "fp32") -> ImageStream:
+    """Images a network draws for `seeds` at truncation `psi`, in `precision` (see facegen_cli.precision)."""
     from facegen_cli.generate import check_psi, generate_images
     from facegen_cli.networks import load_network
 
@@ -87,4 +87,5 @@ def network_stream(spec: str, seeds: Sequence[int], psi: float = 1.0, batch: int
     net = load_network(spec, device)
     if int(net.G_kwargs.get("c_dim", 0) or 0):
         raise BadInput(f"{spec}: a conditional network; facegen fid measures unconditional networks only")
-    return ImageStream(str(spec), len(seeds), lambda: generate_images(net, list(seeds), psi=psi, batch=batch))
+    return ImageStream(str(spec), len(seeds), lambda: generate_images(net, list(seeds), psi=psi, batch=batch,
+                                                                      precision=precision))

@@ -77,7 +77,7 @@ class StyleGAN2Family:
                 + lazy_phases("D", D, opts.dlr, (0.0, 0.99), self.D_reg_interval))
 
     def loss(self, G: nn.Module, D: nn.Module, augment: AugmentPipe | None, opts: TrainOptions) -> StyleGAN2Loss:
-        return StyleGAN2Loss(G, D, augment=augment, r1_gamma=opts.gamma)
+        return StyleGAN2Loss(G, D, augment=augment, r1_gamma=opts.gamma, precision=opts.precision)
 
 
 WGAN_N_CRITIC = 5

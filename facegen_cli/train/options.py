@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from facegen_cli.errors import BadInput
+from facegen_cli.precision import check_precision
 
 PRESETS: dict[str, dict] = {
     # 32-128 px on small data: narrow, shallow mapping, quick on a CPU or one GPU.
@@ -49,6 +50,7 @@ class TrainOptions:
     snap: float = 50
     seed: int = 0
     fp16: bool = False
+    precision: str = "fp32"  # fp32, bf16 or auto (facegen_cli.precision); stylegan2 only
     workers: int = 2
     device: str = "auto"
     model_kwargs: dict = field(default_factory=dict)
@@ -62,6 +64,10 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
     """Fill automatic values from the model family, the preset and the data, and check the combination."""
     if opts.cfg not in PRESETS:
         raise BadInput(f"unknown --cfg {opts.cfg!r}; use one of {', '.join(PRESETS)}")
+    opts = replace(opts, precision=check_precision(opts.precision))
+    if opts.precision == "bf16" and (opts.model != "stylegan2" or opts.fp16):
+        raise BadInput("--precision bf16 trains stylegan2 without --fp16 (NVIDIA's fp16 blocks); "
+                       + ("drop --fp16" if opts.fp16 else f"--model {opts.model} trains in fp32"))
     if opts.aug not in (None, "ada", "noaug"):
         raise BadInput(f"--aug must be ada or noaug, got {opts.aug!r}")
     if opts.kimg <= 0 or opts.snap <= 0:

@@ -1,5 +1,10 @@
 """StyleGAN2's training objective: non-saturating logistic loss, lazy R1, path-length
-regularisation and style-mixing regularisation, split into phases the loop schedules."""
+regularisation and style-mixing regularisation, split into phases the loop schedules.
+
+Under `precision="bf16"` the synthesis and discriminator passes run in bf16 autocast (with the
+parts listed in `facegen_cli.precision.FP32_PARTS` in fp32); the mapping network, the images
+handed between G and D, the logits, losses and penalties are fp32, and so are the parameters
+and optimizers the gradients reach."""
 from __future__ import annotations
 
 import math
@@ -8,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen_cli.precision import Precision, resolve_precision, synthesize
+
 
 class StyleGAN2Loss:
     """Accumulates the gradients of one phase (`Gmain`, `Greg`, `Dmain`, `Dreg`, `*both`)."""
 
     def __init__(self, G: nn.Module, D: nn.Module, augment: nn.Module | None = None, r1_gamma: float = 10.0,
                  style_mixing_prob: float = 0.9, pl_weight: float = 2.0, pl_batch_shrink: int = 2,
-                 pl_decay: float = 0.01):
+                 pl_decay: float = 0.01, precision: str | Precision = "fp32"):
         self.G = G
         self.D = D
         self.augment = augment
@@ -24,6 +31,7 @@ class StyleGAN2Loss:
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.pl_mean = torch.zeros([])
+        self.precision = resolve_precision(precision, next(G.parameters()).device)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor, update_w_avg: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         ws = self.G.mapping(z, c, update_w_avg=update_w_avg)
@@ -35,12 +43,13 @@ class StyleGAN2Loss:
             mixed = self.G.mapping(torch.randn_like(z), c, update_w_avg=False)
             layer = torch.arange(num_ws, device=ws.device)[None, :, None]
             ws = torch.where(layer < cutoff, ws, mixed)
-        return self.G.synthesis(ws), ws
+        return synthesize(self.G, ws, self.precision), ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if self.augment is not None:
             img = self.augment(img)
-        return self.D(img, c)
+        with self.precision.autocast():
+            return self.D(img, c, force_fp32=self.precision.force_fp32).float()
 
     def accumulate(self, phase: str, real: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
                    gen_c: torch.Tensor, gain: float) -> dict[str, torch.Tensor]:
