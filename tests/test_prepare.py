@@ -303,6 +303,8 @@ def test_cli_writes_the_dataset_and_exits_by_whether_a_face_was_written(tmp_path
     assert result.exit_code == 1 and "facegen: error:" in result.stderr and "no face written" in result.stderr
     result = CliRunner().invoke(app, ["prepare", str(empty), str(tmp_path / "x"), "--size", "100"])
     assert result.exit_code == 2 and "--size must be one of" in result.stderr
+    result = CliRunner().invoke(app, ["prepare", str(empty), str(tmp_path / "x"), "--upsample", "-1"])
+    assert result.exit_code == 2 and "--upsample must be auto or a whole number" in result.stderr
 
 
 def _skips(report: dict) -> dict[str, str]:
