@@ -52,7 +52,7 @@ def main() -> None:
         browser.open_studio(driver, url)
         driver.find_element("css selector", "#explore-grid img[data-seed='0']").click()
         browser.wait_for(driver, "return studio.state.faces.length === 1")
-        driver.find_element("css selector", "#nav a[data-page=edit]").click()
+        browser.goto(driver, "edit")
         browser.wait_for(driver, "return studio.shown === 1")
         slider = driver.find_element("css selector", "#edit-sliders input[data-direction='sefa-00']")
         for warm in (0.5, 0.0):

@@ -44,22 +44,6 @@ def shown(driver, element_id: str) -> np.ndarray:
     return pixels(browser.image_bytes(driver, driver.find_element("id", element_id)))
 
 
-def goto(driver, page: str) -> None:
-    driver.find_element("css selector", f"#nav a[data-page={page}]").click()
-    browser.wait_for(driver, f"return !document.getElementById('page-{page}').hidden")
-
-
-def open_seed(driver, seed: int) -> None:
-    """Open `seed` from Explore and wait for its face panel."""
-    goto(driver, "explore")
-    count = driver.execute_script("return studio.state.faces.length")
-    seed_box = driver.find_element("id", "explore-seed")
-    seed_box.clear()
-    seed_box.send_keys(str(seed))
-    driver.find_element("id", "explore-go").click()
-    browser.wait_for(driver, "return studio.state.faces.length > arguments[0]", 60, count)
-
-
 def wait_download(folder, name: str, timeout: float = 30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,7 +56,7 @@ def wait_download(folder, name: str, timeout: float = 30):
 
 def test_explore_grid_pages_psi_and_downloads(site):
     url, net, driver, downloads = site
-    goto(driver, "explore")
+    browser.goto(driver, "explore")
     grid = driver.find_elements("css selector", "#explore-grid img")
     assert [int(img.get_attribute("data-seed")) for img in grid] == list(range(12))
     first = pixels(browser.image_bytes(driver, grid[0]))
@@ -98,9 +82,9 @@ def test_explore_grid_pages_psi_and_downloads(site):
 
 def test_edit_sliders_change_the_face(site):
     url, net, driver, _ = site
-    open_seed(driver, 5)
-    goto(driver, "edit")
-    browser.wait_for(driver, "return studio.shown > 0")
+    browser.open_seed(driver, 5)
+    browser.goto(driver, "edit")
+    browser.settled(driver, "edit-img")
     ws = read_latent(net, "seed:5", 0.7)
     np.testing.assert_array_equal(shown(driver, "edit-img"), render(net, ws[None])[0])
     slider = driver.find_element("css selector", "#edit-sliders input[data-direction='sefa-01']")
@@ -110,19 +94,17 @@ def test_edit_sliders_change_the_face(site):
     browser.wait_for(driver, "return studio.shown > arguments[0]", 60, before)
     direction = {d.name: d for d in sefa_directions(net, 8)}["sefa-01"]
     expected = render(net, move(ws, direction.vector, 3.0)[None])[0]
-    browser.wait_for(driver, "return document.getElementById('edit-latency').textContent.endsWith('ms')")
-    deadline = time.monotonic() + 30
-    while not np.array_equal(shown(driver, "edit-img"), expected):  # the last position wins
-        assert time.monotonic() < deadline, "the face never showed the slider's last position"
-        time.sleep(0.1)
+    browser.settled(driver, "edit-img")
+    np.testing.assert_array_equal(shown(driver, "edit-img"), expected)  # the last position wins
+    assert driver.find_element("id", "edit-latency").text.endswith(" ms")
     assert driver.execute_script("return studio.shown") - before < 30  # superseded positions were never drawn
 
 
 def test_mix_layers_live(site):
     url, net, driver, _ = site
-    open_seed(driver, 1)
-    open_seed(driver, 2)
-    goto(driver, "mix")
+    browser.open_seed(driver, 1)
+    browser.open_seed(driver, 2)
+    browser.goto(driver, "mix")
     faces = driver.execute_script("return studio.state.faces.map((f) => f.id)")
     driver.execute_script("""
         document.getElementById('mix-a').value = arguments[0];
@@ -131,18 +113,15 @@ def test_mix_layers_live(site):
     wa, wb = read_latent(net, "seed:1", 0.7), read_latent(net, "seed:2", 0.7)
     for preset, layers in (("middle", [4, 5, 6, 7]), ("all", list(range(8))), ("none", [])):
         driver.find_element("css selector", f"[data-preset={preset}]").click()
-        expected = render(net, style_mix(wa, wb, layers)[None])[0]
-        deadline = time.monotonic() + 30
-        while not np.array_equal(shown(driver, "mix-img"), expected):
-            assert time.monotonic() < deadline, f"mix with {preset} layers never shown"
-            time.sleep(0.1)
+        browser.settled(driver, "mix-img")
+        np.testing.assert_array_equal(shown(driver, "mix-img"), render(net, style_mix(wa, wb, layers)[None])[0])
 
 
 def test_morph_plays_h264_in_the_page(site):
     url, net, driver, _ = site
-    open_seed(driver, 3)
-    open_seed(driver, 4)
-    goto(driver, "morph")
+    browser.open_seed(driver, 3)
+    browser.open_seed(driver, 4)
+    browser.goto(driver, "morph")
     rows = driver.find_elements("css selector", "#morph-list label")
     for row in rows[-2:]:
         row.find_element("css selector", "input").click()
@@ -159,7 +138,7 @@ def test_morph_plays_h264_in_the_page(site):
 
 def test_quiz_scores_a_known_answer_sheet(site):
     url, net, driver, _ = site
-    goto(driver, "quiz")
+    browser.goto(driver, "quiz")
     rounds = driver.find_element("id", "quiz-rounds")
     rounds.clear()
     rounds.send_keys("4")
@@ -180,7 +159,7 @@ def test_project_a_photo_then_edit_it(site, tmp_path):
     url, net, driver, _ = site
     photo = tmp_path / "me.png"
     Image.new("RGB", (40, 40), (150, 110, 90)).save(photo)
-    goto(driver, "project")
+    browser.goto(driver, "project")
     driver.find_element("id", "project-file").send_keys(str(photo))
     for field, value in (("project-steps", "3"),):
         box = driver.find_element("id", field)
@@ -216,7 +195,7 @@ def test_two_tabs_keep_their_own_faces(site):
     try:
         browser.open_studio(driver, url)
         assert driver.execute_script("return studio.state.faces.length") == 0
-        open_seed(driver, 7)
+        browser.open_seed(driver, 7)
         theirs = driver.execute_script("return studio.state.faces.map((f) => f.id)")
         assert len(theirs) == 1 and theirs[0] not in mine
     finally:

@@ -28,27 +28,6 @@ def save(driver, out: Path, name: str) -> None:
     print(path)
 
 
-def go(driver, page: str) -> None:
-    driver.find_element("css selector", f"#nav a[data-page={page}]").click()
-    browser.wait_for(driver, f"return !document.getElementById('page-{page}').hidden")
-
-
-def open_seed(driver, seed: int) -> str:
-    go(driver, "explore")
-    count = driver.execute_script("return studio.state.faces.length")
-    box = driver.find_element("id", "explore-seed")
-    box.clear()
-    box.send_keys(str(seed))
-    driver.find_element("id", "explore-go").click()
-    browser.wait_for(driver, "return studio.state.faces.length > arguments[0]", 120, count)
-    return driver.execute_script("return studio.state.current")
-
-
-def settled(driver, image_id: str) -> None:
-    browser.wait_for(driver, "const i = document.getElementById(arguments[0]);"
-                             "return i.dataset.want && i.dataset.seq === i.dataset.want", 120, image_id)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
@@ -66,29 +45,29 @@ def main() -> None:
         driver = browser.chromium(width=1280, height=800)
         try:
             browser.open_studio(driver, running.url)
-            faces = [open_seed(driver, seed) for seed in (6, 1, 3)]
+            faces = [browser.open_seed(driver, seed) for seed in (6, 1, 3)]
             save(driver, args.out, "explore")
 
-            go(driver, "mix")
+            browser.goto(driver, "mix")
             driver.execute_script("document.getElementById('mix-a').value = arguments[0];"
                                   "document.getElementById('mix-b').value = arguments[1];", faces[2], faces[0])
             driver.find_element("css selector", "[data-preset=middle]").click()
-            settled(driver, "mix-img")
+            browser.settled(driver, "mix-img")
             for row in driver.find_elements("css selector", "#avg-list label")[:3]:
                 row.find_element("css selector", "input").click()
-            settled(driver, "avg-img")
+            browser.settled(driver, "avg-img")
             save(driver, args.out, "mix")
 
-            go(driver, "edit")
+            browser.goto(driver, "edit")
             driver.execute_script("const s = document.getElementById('edit-face'); s.value = arguments[0];"
                                   "s.dispatchEvent(new Event('change'));", faces[2])
             for name, value in (("sefa-00", 2.5), ("sefa-02", -2.0)):
                 browser.set_slider(driver, driver.find_element(
                     "css selector", f"#edit-sliders input[data-direction='{name}']"), value)
-            settled(driver, "edit-img")
+            browser.settled(driver, "edit-img")
             save(driver, args.out, "edit")
 
-            go(driver, "morph")
+            browser.goto(driver, "morph")
             for row in driver.find_elements("css selector", "#morph-list label")[:3]:
                 row.find_element("css selector", "input").click()
             driver.find_element("id", "morph-loop").click()
@@ -97,7 +76,7 @@ def main() -> None:
             driver.execute_script("const v = document.getElementById('morph-video'); v.pause(); v.currentTime = 0.8;")
             save(driver, args.out, "morph")
 
-            go(driver, "project")
+            browser.goto(driver, "project")
             driver.find_element("id", "project-file").send_keys(str(photo))
             steps = driver.find_element("id", "project-steps")
             steps.clear()
@@ -107,7 +86,7 @@ def main() -> None:
             browser.wait_for(driver, "return !document.getElementById('project-done').hidden", 900)
             save(driver, args.out, "project")
 
-            go(driver, "quiz")
+            browser.goto(driver, "quiz")
             rounds = driver.find_element("id", "quiz-rounds")
             rounds.clear()
             rounds.send_keys("8")

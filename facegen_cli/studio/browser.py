@@ -87,3 +87,27 @@ def set_slider(driver: Any, element: Any, value: float) -> None:
     """Move a range input the way a drag does: set the value, fire `input`."""
     driver.execute_script("arguments[0].value = arguments[1];"
                           "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", element, value)
+
+
+def goto(driver: Any, page: str) -> None:
+    """Click a page's tab in the navigation and wait until that page shows."""
+    driver.find_element("css selector", f"#nav a[data-page={page}]").click()
+    wait_for(driver, f"return !document.getElementById('page-{page}').hidden")
+
+
+def open_seed(driver: Any, seed: int) -> str:
+    """Open `seed` from Explore's seed box; returns the new face's id once it is in the tray."""
+    goto(driver, "explore")
+    count = driver.execute_script("return studio.state.faces.length")
+    box = driver.find_element("id", "explore-seed")
+    box.clear()
+    box.send_keys(str(seed))
+    driver.find_element("id", "explore-go").click()
+    wait_for(driver, "return studio.state.faces.length > arguments[0]", 120, count)
+    return driver.execute_script("return studio.state.current")
+
+
+def settled(driver: Any, image_id: str, timeout: float = 120.0) -> None:
+    """Wait until a live image shows the answer to its newest request."""
+    wait_for(driver, "const i = document.getElementById(arguments[0]);"
+                     "return i.dataset.want && i.dataset.seq === i.dataset.want", timeout, image_id)

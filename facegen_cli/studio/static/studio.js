@@ -86,8 +86,10 @@ function liveImage(channel, img, onShown) {
     }
   }
   return function request(payload, startedAt = performance.now()) {
-    if (busy) pending = { payload, startedAt };
-    else send(payload, startedAt);
+    if (busy) {
+      pending = { payload, startedAt };
+      img.dataset.want = "next";  // a newer request waits to be sent
+    } else send(payload, startedAt);
   };
 }
 
