@@ -107,7 +107,8 @@ CASES = {
     "interpolate-fps-nan": (["interpolate", *NET, "seed:0", "seed:1", "--fps", "nan", "-o", "{out}/a.gif"],
                             2, "--fps"),
     "generate-all-seeds": (["generate", *NET, "-s", "0-4294967295", "-o", "{out}"], 2, "4294967296 seeds"),
-    "generate-seeds-over-grid": (["generate", *NET, "-s", "0-99", "--grid", "2x2", "-o", "{out}"], 2, "100 seeds do not fit"),
+    "generate-seeds-over-grid": (["generate", *NET, "-s", "0-99", "--grid", "2x2", "-o", "{out}"],
+                                 2, "100 seeds do not fit"),
     "mix-weights-nan": (["mix", *NET, "seed:0", "seed:1", "--average", "--weights", "nan,1", "-o", "{out}"],
                         2, "--weights"),
     "mix-all-seeds": (["mix", *NET, "seed:0-4294967295", "seed:1", "-o", "{out}"], 2, "'seed:0-4294967295'"),
@@ -192,6 +193,21 @@ def test_fid_checks_files_before_its_workers(fx):
     with pytest.raises(FacegenError, match=r"fakepng/b\.png: cannot decode image"):
         next(dataset_stream(fx / "fakepng", batch=2, workers=2).batches())
     assert check_images(ImageSource(fx / "ds")) == {f"img{i}.png": (32, 32) for i in range(3)}
+
+
+def test_truncated_jpeg_is_found_before_training(tmp_path):
+    """verify() reads no JPEG scan data; a JPEG cut short is found by its missing end-of-image marker."""
+    for i in range(2):
+        buf = io.BytesIO()
+        pixels = np.random.default_rng(i).integers(0, 255, (64, 64, 3), np.uint8)
+        Image.fromarray(pixels).save(buf, "JPEG", quality=95)
+        data = buf.getvalue()
+        (tmp_path / f"img{i}.jpg").write_bytes(data[:len(data) // 2] if i else data)
+    with pytest.raises(FacegenError, match=r"img1\.jpg: cannot decode image \(truncated JPEG"):
+        check_images(ImageSource(tmp_path))
+    result = run(["train", tmp_path, "-o", tmp_path / "runs", "--kimg", "0.001"])
+    one_error_line(result, 1, "img1.jpg")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_worker_errors_keep_their_own_message():

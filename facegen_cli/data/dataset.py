@@ -73,8 +73,12 @@ def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
             width, height = img.size
             if img.getexif().get(EXIF_ORIENTATION) in TURNED:
                 width, height = height, width
+            jpeg = img.format == "JPEG"
     except Exception as e:  # PIL raises many types for bad files
         raise FacegenError(f"{name}: cannot decode image ({e})") from None
+    # verify() does not read a JPEG's scan data; its end-of-image marker must follow the last scan's start
+    if jpeg and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        raise FacegenError(f"{name}: cannot decode image (truncated JPEG: no end-of-image marker)")
     return width, height
 
 
