@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -346,3 +347,22 @@ def test_stylegan3_explores_mixes_and_morphs(tmp_path_factory):
         np.testing.assert_array_equal(pixels(png), render(net, style_mix(wa, wb, [0, 1, 2, 3])[None])[0])
         made = ok_json(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"], b["id"]], "frames": 3})
         assert Image.open(io.BytesIO(call(url + made["gif"])[2])).n_frames == 3
+
+
+def test_bind_refuses_a_busy_port_and_a_foreign_address():
+    from facegen_cli.errors import BadInput, FacegenError
+    from facegen_cli.studio.server import bind
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        with pytest.raises(FacegenError, match=r"Address already in use\); try another --port"):
+            bind("127.0.0.1", busy.getsockname()[1])
+    finally:
+        busy.close()
+    with pytest.raises(BadInput, match="--port 70000 is outside 0-65535"):
+        bind("127.0.0.1", 70000)
+    sock, url = bind("127.0.0.1", 0)
+    sock.close()
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/")

@@ -2,6 +2,7 @@
 it cleanly) or in a thread (tests, benchmarks, screenshots)."""
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -55,7 +56,8 @@ def bind(host: str, port: int) -> tuple[socket.socket, str]:
     except socket.gaierror:
         raise BadInput(f"--host {host}: not an address of this machine") from None
     except OSError as e:
-        raise FacegenError(f"cannot listen on {host}:{port} ({e.strerror or e}); try another --port") from None
+        hint = "; try another --port" if e.errno == errno.EADDRINUSE else ""
+        raise FacegenError(f"cannot listen on {host}:{port} ({e.strerror or e}){hint}") from None
     sock.listen(128)
     shown = f"[{host}]" if ":" in host else host
     return sock, f"http://{shown}:{sock.getsockname()[1]}/"
