@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -79,5 +80,6 @@ def check_writable(path: str | os.PathLike, folder: bool, what: str = "--out") -
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise BadInput(f"{what} {path}: cannot write in {base} ({e.strerror or e})") from None
+        reason = "it takes no new files" if e.errno == errno.ENOENT else e.strerror or e  # /proc says ENOENT
+        raise BadInput(f"{what} {path}: cannot write in {base} ({reason})") from None
     return path

@@ -98,8 +98,8 @@ def command(name: str, fn: Callable, group: typer.Typer | None = None) -> None:
         try:
             check_finite(fn, kwargs)
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
-            raise
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt, BrokenPipeError):
+            raise  # Typer's own handling (a closed pipe ends quietly, as `| head` expects)
         except BaseException as error:  # noqa: BLE001 - every failure ends in one line
             report(error)
 
