@@ -82,14 +82,13 @@ def main() -> None:
         after = driver.execute_async_script(
             "fetch(`/api/t/${arguments[0]}/stats`).then((r) => r.json()).then(arguments[1])", tab)
         drawn = driver.execute_script("return studio.shown") - shown
+        renders, dropped = after["renders"] - before["renders"], after["dropped"] - before["dropped"]
         result = {
             "network": args.network, "load_before": load_before, "load_after": load_average(),
             "single_changes": {"browser": percentiles(single[0]), "server": percentiles(single[1])},
             "drag": {"changes": args.drag, "seconds": round(drag_s, 2), "faces_shown": drawn,
                      "last_face_after_s": round(settle_s, 3),
-                     "server_renders": after["renders"] - before["renders"],
-                     "server_dropped": after["dropped"] - before["dropped"],
-                     "never_sent": args.drag - (after["renders"] - before["renders"]) - (after["dropped"] - before["dropped"])},
+                     "server_renders": renders, "server_dropped": dropped, "never_sent": args.drag - renders - dropped},
         }
         print(json.dumps(result, indent=1))
     finally:

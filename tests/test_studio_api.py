@@ -271,7 +271,8 @@ def test_cli_without_the_extra_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the extra were not installed
     result = CliRunner().invoke(app, ["studio"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == "facegen: error: facegen studio needs its web extra: pip install 'facegen-cli[studio]'"
+    assert result.stderr.strip() == \
+        "facegen: error: facegen studio needs its web extra: pip install 'facegen-cli[studio]'"
 
 
 def test_ctrl_c_stops_the_server_cleanly(tmp_path):

@@ -132,7 +132,8 @@ def test_morph_plays_h264_in_the_page(site):
     # readyState 2+ with a decoded width: Chromium decoded the H.264 stream itself
     browser.wait_for(driver, "const v = document.getElementById('morph-video');"
                              "return v.readyState >= 2 && v.videoWidth === 32 && v.duration > 0")
-    browser.wait_for(driver, "const g = document.getElementById('morph-gif'); return g.complete && g.naturalWidth === 32")
+    browser.wait_for(driver, "const g = document.getElementById('morph-gif');"
+                             "return g.complete && g.naturalWidth === 32")
     assert driver.find_element("id", "morph-status").text == "8 frames"
 
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.studio.projection import Projector
 from facegen_cli.studio.quiz import QuizMaster
-from facegen_cli.studio.service import Studio, field
+from facegen_cli.studio.service import KINDS, Studio, field
 from facegen_cli.studio.state import NotFound, Tab
 from facegen_cli.studio.uploads import LATENT_LIMIT, PHOTO_LIMIT, TooLarge, read_limited
 
@@ -53,10 +53,12 @@ def error_response(error: Exception) -> JSONResponse:
 
 
 def download(data: bytes, media: str, name: str) -> Response:
-    return Response(data, media_type=media, headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
+    disposition = f'attachment; filename="{name}"'
+    return Response(data, media_type=media, headers={**HEADERS, "Content-Disposition": disposition})
 
 
-def create_app(studio: Studio, quiz: QuizMaster, projector: Projector, allowed_hosts: list[str] | None = None) -> Starlette:
+def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
+               allowed_hosts: list[str] | None = None) -> Starlette:
     """The ASGI app; `allowed_hosts` guards a loopback server against DNS rebinding."""
     static = static_files()
 
@@ -88,7 +90,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector, allowed_h
         try:
             return kind(value) if kind is not bool else value in ("1", "true", "on")
         except ValueError:
-            raise BadInput(f"{name}={value!r} is not a {kind.__name__}") from None
+            raise BadInput(f"{name}={value!r} is not {KINDS[kind]}") from None
 
     async def page(request: Request) -> Response:
         content, media = static["index.html"]
@@ -110,9 +112,9 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector, allowed_h
         tab, seq = tab_of(request), query(request, "seq", int, None)
         if seq is not None:
             tab.claim("explore", seq)
-        args = (tab, seq, query(request, "start", int, 0), query(request, "count", int, 12), query(request, "psi", float, 1.0),
-                query(request, "noise", str, "const"), request.query_params.get("label") or None,
-                request.query_params.get("attrs") or None)
+        args = (tab, seq, query(request, "start", int, 0), query(request, "count", int, 12),
+                query(request, "psi", float, 1.0), query(request, "noise", str, "const"),
+                request.query_params.get("label") or None, request.query_params.get("attrs") or None)
         page = await run_in_threadpool(studio.explore, *args)
         if page is None:
             return Response(status_code=204, headers={**HEADERS, "X-Stale": "1"})

@@ -91,7 +91,8 @@ class Studio:
             for direction in sefa_directions(self.net, k):
                 found.setdefault(direction.name, direction)
         else:
-            log.warning("no SeFa sliders: the engine's SeFa reads StyleGAN2 synthesis blocks, %s has none", self.net.arch)
+            log.warning("no SeFa sliders: the engine's SeFa reads StyleGAN2 synthesis blocks; %s has none",
+                        self.net.arch)
         return found
 
     def close(self) -> None:
@@ -109,7 +110,8 @@ class Studio:
             except BadInput:
                 groups[name] = []
         return {
-            "network": self.net.path.name if self.net.path else self.net.arch, "architecture": self.net.arch, "wplus": wplus,
+            "network": self.net.path.name if self.net.path else self.net.arch, "architecture": self.net.arch,
+            "wplus": wplus,
             "resolution": G.img_resolution, "num_ws": getattr(G, "num_ws", 0) if wplus else 0,
             "layers": [layer_resolution(i) for i in range(G.num_ws)] if wplus else [], "groups": groups,
             "c_dim": int(self.net.G_kwargs.get("c_dim", 0)), "label_names": self.net.provenance.get("label_names"),
