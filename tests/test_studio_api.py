@@ -172,6 +172,14 @@ def test_uploads_are_sniffed_limited_and_read_like_the_cli(studio):
     assert status == 422 and json.loads(body)["error"].startswith("small.npy: latent of shape (3, 5) does not fit")
     status, _, body = call(f"{url}/api/t/{TAB}/faces/upload?name=big.npy", method="POST", body=b"\x93NUMPY" * 800_000)
     assert status == 413 and "limit" in json.loads(body)["error"]
+    npz = io.BytesIO()
+    np.savez(npz, w=ws[None])  # NVIDIA's projector writes W this way
+    face = ok_json(f"{url}/api/t/{TAB}/faces/upload?name=projected.npz", method="POST", body=npz.getvalue())
+    np.testing.assert_array_equal(np.load(io.BytesIO(call(url + face["image"].replace(".png", ".npy"))[2])), ws)
+    bomb = io.BytesIO()
+    np.savez_compressed(bomb, w=np.zeros(5_000_000, np.float32))  # a few KiB that unpack to 20 MB
+    status, _, body = call(f"{url}/api/t/{TAB}/faces/upload?name=bomb.npz", method="POST", body=bomb.getvalue())
+    assert status == 413 and json.loads(body)["error"] == "bomb.npz: unpacks to 19.1 MiB, over the 16 MiB limit"
     assert not list((root / "tmp").glob("*/*/upload-*"))  # uploads are not kept
 
 

@@ -94,6 +94,7 @@ def test_edit_sliders_change_the_face(site):
     browser.wait_for(driver, "return studio.shown > arguments[0]", 60, before)
     direction = {d.name: d for d in sefa_directions(net, 8)}["sefa-01"]
     expected = render(net, move(ws, direction.vector, 3.0)[None])[0]
+    assert np.abs(expected.astype(int) - render(net, ws[None])[0]).mean() > 1  # the slider changes the face
     browser.settled(driver, "edit-img")
     np.testing.assert_array_equal(shown(driver, "edit-img"), expected)  # the last position wins
     assert driver.find_element("id", "edit-latency").text.endswith(" ms")

@@ -20,7 +20,7 @@ class TooLarge(BadInput):
 
 
 def mib(n: int) -> str:
-    return f"{n / (1 << 20):g} MiB"
+    return f"{n / (1 << 20):.1f}".rstrip("0").rstrip(".") + " MiB"
 
 
 async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int, name: str) -> bytes:
