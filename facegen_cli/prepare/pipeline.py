@@ -260,11 +260,13 @@ def _prepare(raw: Path, out: Path, writer: DatasetWriter, options: PrepareOption
         for rel in photos:
             label = table.lookup(rel) if table else None
             if table and label is None:
-                records.append(_append(journal, {"file": rel, "samples": [], "skip": f"no label ({settings['labels']})"}))
+                no_label = {"file": rel, "samples": [], "skip": f"no label ({settings['labels']})"}
+                records.append(_append(journal, no_label))
                 advance(0)
             else:
                 todo.append((raw / rel, rel, label))
-        with contextlib.closing(_run([path for path, _, _ in todo], options, workers or os.cpu_count() or 1)) as results:
+        pool = _run([path for path, _, _ in todo], options, workers or os.cpu_count() or 1)
+        with contextlib.closing(pool) as results:  # ends the pool now if this loop is stopped
             for (_, rel, label), result in zip(todo, results):
                 samples = []
                 for png, box in result.samples:
