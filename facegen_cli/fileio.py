@@ -1,9 +1,10 @@
-"""Atomic file writes: write to a temporary name beside the target, then rename."""
+"""Atomic file writes (a temporary name beside the target, then rename), output checks, and stdin for `-`."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -83,3 +84,10 @@ def check_writable(path: str | os.PathLike, folder: bool, what: str = "--out") -
         reason = "it takes no new files" if e.errno == errno.ENOENT else e.strerror or e  # /proc says ENOENT
         raise BadInput(f"{what} {path}: cannot write in {base} ({reason})") from None
     return path
+
+
+def read_stdin(what: str) -> str:
+    """All of stdin for a `-` argument; refused when stdin is a terminal, where reading would wait forever."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise BadInput(f"{what} '-' reads stdin, which is a terminal here; pipe the values in")
+    return sys.stdin.read()

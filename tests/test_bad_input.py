@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.data.dataset import ImageSource, check_images
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.fileio import read_stdin
 from facegen_cli.metrics.sources import dataset_stream
 from tiny_nets import tiny_checkpoint
 
@@ -76,8 +77,8 @@ def one_error_line(result, code: int, *fragments: str) -> str:
     """The single stderr line of a failed command, after checking its exit code and content."""
     assert "Traceback" not in result.output and "Traceback" not in result.stderr
     assert not isinstance(result.exception, (AssertionError, TypeError, AttributeError)), result.exception
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr  # not even a blank line or a progress bar before it
     assert lines[0].startswith("facegen: error: "), lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
@@ -208,6 +209,24 @@ def test_truncated_jpeg_is_found_before_training(tmp_path):
     result = run(["train", tmp_path, "-o", tmp_path / "runs", "--kimg", "0.001"])
     one_error_line(result, 1, "img1.jpg")
     assert not (tmp_path / "runs").exists()
+
+
+def test_stdin_on_a_terminal_is_refused_not_waited_on(fx, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    with pytest.raises(BadInput, match="--seeds '-' reads stdin, which is a terminal"):
+        read_stdin("--seeds")
+
+
+def test_non_utf8_output_names_are_printed_as_their_bytes(fx, tmp_path):
+    """A folder name that is not UTF-8 (kept by Python as surrogates) comes out on stdout as its own bytes."""
+    out = tmp_path / "out\udcff"
+    result = run(["generate", "-n", fx / "net.safetensors", "-s", "0", "-o", out])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes == str(out / "seed0000.png").encode("utf-8", "surrogateescape") + b"\n"
 
 
 def test_worker_errors_keep_their_own_message():

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from facegen_cli.errors import BadInput
-from facegen_cli.fileio import check_writable
+from facegen_cli.fileio import check_writable, read_stdin
 
 console = Console(stderr=True, soft_wrap=True)  # log lines stay whole in files and pipes
 
@@ -99,6 +99,10 @@ class LazyProgress(Progress):
             self.start()
         super().advance(*args, **kwargs)
 
+    def stop(self) -> None:
+        if self.live.is_started:  # Rich ends even a bar never shown with a blank line
+            super().stop()
+
 
 def progress(unit: str = "img") -> Progress:
     """A Rich progress bar on stderr showing count, rate and elapsed time, from its first update on."""
@@ -107,10 +111,16 @@ def progress(unit: str = "img") -> Progress:
 
 
 def emit(value: Any, as_json: bool = False) -> None:
-    """One result on stdout: a path per line, or one JSON object per line."""
-    print(json.dumps(value) if as_json else value, flush=True)
+    """One result on stdout: a path per line, or one JSON object per line (a file name that is not valid
+    UTF-8 goes out as its own bytes)."""
+    line = json.dumps(value) if as_json else str(value)
+    try:
+        print(line, flush=True)
+    except UnicodeEncodeError:
+        sys.stdout.buffer.write(line.encode("utf-8", "surrogateescape") + b"\n")
+        sys.stdout.buffer.flush()
 
 
 def read_stdin_tokens() -> str:
     """Whitespace/comma separated tokens from stdin joined by commas (for `--seeds -`)."""
-    return ",".join(tok for tok in sys.stdin.read().replace(",", " ").split())
+    return ",".join(tok for tok in read_stdin("--seeds").replace(",", " ").split())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facegen_cli.errors import BadInput, FacegenError
 
@@ -63,6 +63,11 @@ class ImageSource:
         return {**self.__dict__, "_zip": None}
 
 
+def _reason(error: Exception) -> str:
+    """PIL's complaint about a file, without the in-memory buffer it names."""
+    return "not an image in a format Pillow reads" if isinstance(error, UnidentifiedImageError) else str(error)
+
+
 def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
     """(width, height) of an encoded image as `decode_image` will return it (EXIF orientation applied), read
     from its header; the file's structure is verified too (chunk checksums of a PNG), without decoding pixels."""
@@ -75,7 +80,7 @@ def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
                 width, height = height, width
             jpeg = img.format == "JPEG"
     except Exception as e:  # PIL raises many types for bad files
-        raise FacegenError(f"{name}: cannot decode image ({e})") from None
+        raise FacegenError(f"{name}: cannot decode image ({_reason(e)})") from None
     # verify() does not read a JPEG's scan data; its end-of-image marker must follow the last scan's start
     if jpeg and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
         raise FacegenError(f"{name}: cannot decode image (truncated JPEG: no end-of-image marker)")
@@ -93,7 +98,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         img = Image.open(io.BytesIO(data))
         img = ImageOps.exif_transpose(img).convert("RGB")
     except Exception as e:  # PIL raises many types for bad files
-        raise FacegenError(f"{name}: cannot decode image ({e})") from None
+        raise FacegenError(f"{name}: cannot decode image ({_reason(e)})") from None
     return np.asarray(img)
 
 

@@ -5,7 +5,6 @@ A W+ model (StyleGAN2) works with W+ arrays `[num_ws, w_dim]`; the classic famil
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 from facegen_cli import precision as precisions
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.fileio import read_stdin
 from facegen_cli.generate import check_psi
 from facegen_cli.images import to_uint8
 from facegen_cli.latent.io import load_latent, read_array
@@ -42,7 +42,7 @@ def expand_sources(specs: list[str], limit: int = MAX_SOURCES) -> list[str]:
     out: list[str] = []
     for spec in specs:
         if spec == "-":
-            tokens = sys.stdin.read().split()
+            tokens = read_stdin("latent").split()
             if not tokens:
                 raise BadInput("'-': stdin holds no latents (seed:N or .npy paths)")
             out.extend(expand_sources(tokens, limit - len(out)))
