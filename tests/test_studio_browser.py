@@ -99,6 +99,11 @@ def test_edit_sliders_change_the_face(site):
     np.testing.assert_array_equal(shown(driver, "edit-img"), expected)  # the last position wins
     assert driver.find_element("id", "edit-latency").text.endswith(" ms")
     assert driver.execute_script("return studio.shown") - before < 30  # superseded positions were never drawn
+    driver.find_element("id", "edit-keep").click()  # the edit becomes a face of its own, edited from zero
+    browser.wait_for(driver, "return studio.state.faces.at(-1).name === 'seed 5 (psi 0.7), sefa-01 +3'")
+    browser.wait_for(driver, "return document.querySelector('#edit-sliders output').textContent === '0'")
+    browser.settled(driver, "edit-img")
+    np.testing.assert_array_equal(shown(driver, "edit-img"), expected)
 
 
 def test_mix_layers_live(site):

@@ -110,6 +110,10 @@ async function refreshFaces() {
     if (state.faces.some((f) => f.id === keep)) select.value = keep;
   }
   if (state.current) $("edit-face").value = state.current;
+  if (state.faces.length >= 2 && $("mix-a").value === $("mix-b").value) {  // start with two different faces
+    $("mix-a").value = state.faces[state.faces.length - 2].id;
+    $("mix-b").value = state.faces[state.faces.length - 1].id;
+  }
   renderChecklists();
 }
 
@@ -125,6 +129,8 @@ function checkSize(file, limit) {
   if (file.size > limit) throw new Error(`${file.name}: ${(file.size / 2 ** 20).toFixed(1)} MiB is over the ${limit / 2 ** 20} MiB limit`);
 }
 
+$("tray-open").onclick = () => openSeed(Math.max(0, Number($("tray-seed").value) || 0));
+
 function faceById(id) { return state.faces.find((f) => f.id === id); }
 
 $("upload-latent").onchange = (event) => guard(async () => {
@@ -136,6 +142,7 @@ $("upload-latent").onchange = (event) => guard(async () => {
   clearMessage();
   state.current = face.id;
   await refreshFaces();
+  redraw();
 });
 
 // ---- Explore ----
@@ -180,6 +187,7 @@ async function openSeed(seed) {
     $("explore-face-name").textContent = face.name;
     $("explore-face-png").href = face.image;
     $("explore-face-npy").href = face.image.replace(/\.png$/, ".npy");
+    redraw();
   });
 }
 
@@ -233,11 +241,12 @@ function buildSliders() {
 }
 $("edit-face").onchange = () => selectFace($("edit-face").value);
 $("edit-layers").onchange = () => requestEdit();
-$("edit-reset").onclick = () => {
+function resetSliders() {
   for (const input of $("edit-sliders").querySelectorAll("input[type=range]")) { input.value = 0; input.nextSibling.textContent = "0"; }
-  requestEdit();
-};
-$("edit-keep").onclick = () => keep(editPayload());
+}
+$("edit-reset").onclick = () => { resetSliders(); requestEdit(); };
+// The kept face becomes the one being edited, from zero: the picture stays the same.
+$("edit-keep").onclick = async () => { await keep(editPayload()); resetSliders(); requestEdit(); };
 
 async function keep(payload) {
   await guard(async () => {
@@ -416,8 +425,12 @@ function showPage() {
   for (const section of document.querySelectorAll(".page")) section.hidden = section.id !== `page-${page}`;
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.dataset.page === page);
   clearMessage();
-  if (page === "edit") requestEdit();
-  if (page === "mix") { requestMix(); requestAverage(); }
+  redraw();
+}
+// Ask again for the live images of the page in view (after a page or face change).
+function redraw() {
+  if (currentPage() === "edit") requestEdit();
+  if (currentPage() === "mix") { requestMix(); requestAverage(); }
 }
 window.addEventListener("hashchange", showPage);
 
