@@ -1,0 +1,75 @@
+"""The studio's bounded state and clean stop, without a server: tab eviction, a projection cancelled
+by a stop, a quiz without real faces."""
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("starlette")
+
+from facegen_cli.errors import BadInput  # noqa: E402
+from facegen_cli.networks import load_network  # noqa: E402
+from facegen_cli.studio.projection import Projector  # noqa: E402
+from facegen_cli.studio.quiz import QuizMaster  # noqa: E402
+from facegen_cli.studio.service import Studio  # noqa: E402
+from facegen_cli.studio.state import MAX_FACES, Face, Tab, Tabs  # noqa: E402
+from tiny_nets import tiny_checkpoint  # noqa: E402
+
+
+@pytest.fixture
+def studio(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    made = Studio(load_network(tiny_checkpoint(tmp_path / "tiny.safetensors")), tmp_path / "work")
+    yield made
+    made.close()
+    torch.set_num_threads(threads)
+
+
+def test_oldest_tab_goes_with_its_files(tmp_path):
+    tabs = Tabs(tmp_path, limit=2)
+    first = tabs.get("a" * 16)
+    first.path("morph-x.gif").write_bytes(b"GIF89a")
+    tabs.get("b" * 16)
+    tabs.get("a" * 16)  # used again: now the newest
+    tabs.get("c" * 16)
+    assert [t.id for t in tabs.all()] == ["a" * 16, "c" * 16]
+    assert (tmp_path / ("a" * 16)).is_dir() and not (tmp_path / ("b" * 16)).exists()
+    with pytest.raises(BadInput, match="bad tab id"):
+        tabs.get("../../etc")
+
+
+def test_a_tab_keeps_its_newest_faces(tmp_path):
+    tab = Tab("d" * 16, tmp_path)
+    for i in range(MAX_FACES + 5):
+        tab.add_face(Face(f"f{i}", f"seed {i}", np.zeros(3, np.float32), np.zeros(0, np.float32)))
+    assert len(tab.faces) == MAX_FACES and next(iter(tab.faces)) == "f5"
+
+
+def test_stopping_cancels_a_running_projection(studio):
+    tab = studio.tabs.get("e" * 16)
+    projector = Projector(studio)
+    photo = io.BytesIO()
+    Image.new("RGB", (32, 32), (100, 50, 20)).save(photo, "PNG")
+    job = projector.start(tab, photo.getvalue(), "face.png", 2000, "none", False, False)
+    while job.step < 2 and not job.done:
+        time.sleep(0.02)
+    started = time.monotonic()
+    studio.close()  # what the server's shutdown calls
+    assert job.done and job.error == "cancelled" and time.monotonic() - started < 10
+    assert not [t for t in threading.enumerate() if t.name == f"project-{job.id}"]
+    assert not studio.workdir.exists()
+    assert projector.busy.acquire(blocking=False)  # free for the next projection
+
+
+def test_quiz_without_real_faces_says_how(studio):
+    quiz = QuizMaster(studio.net, None, studio.lock)
+    with pytest.raises(BadInput, match="start the studio with --data"):
+        quiz.start(studio.tabs.get("f" * 16), 4, 0.7)
