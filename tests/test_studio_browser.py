@@ -12,7 +12,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from facegen_cli.generate import generate_samples  # noqa: E402
-from facegen_cli.latent.directions import move, sefa_directions  # noqa: E402
+from facegen_cli.latent.directions import conditioned, move, sefa_directions  # noqa: E402
 from facegen_cli.latent.mixing import style_mix  # noqa: E402
 from facegen_cli.latent.sources import read_latent, render  # noqa: E402
 from facegen_cli.studio import browser  # noqa: E402
@@ -93,7 +93,7 @@ def test_edit_sliders_change_the_face(site):
         browser.set_slider(driver, slider, round(float(value), 1))
     browser.wait_for(driver, "return studio.shown > arguments[0]", 60, before)
     direction = {d.name: d for d in sefa_directions(net, 8)}["sefa-01"]
-    expected = render(net, move(ws, direction.vector, 3.0)[None])[0]
+    expected = render(net, move(ws, conditioned(direction.vector, []), 3.0)[None])[0]  # as `facegen edit` moves
     assert np.abs(expected.astype(int) - render(net, ws[None])[0]).mean() > 1  # the slider changes the face
     browser.settled(driver, "edit-img")
     np.testing.assert_array_equal(shown(driver, "edit-img"), expected)  # the last position wins
