@@ -102,8 +102,8 @@ CASES = {
                           2, "--strength nan"),
     "edit-strength-inf": (["edit", *NET, "seed:0", "-d", "{fx}/unit.npy", "--strength", "-inf", "-o", "{out}"],
                           2, "--strength -inf"),
-    "edit-range-nan": (["edit", *NET, "seed:0", "-d", "{fx}/unit.npy", "--range", "nan:3", "-o", "{out}"],
-                       2, "--range 'nan:3'"),
+    "edit-range-nan": (["edit", *NET, "seed:0", "-d", "{fx}/nothere.npy", "--range", "nan:3", "-o", "{out}"],
+                       2, "--range 'nan:3'"),  # checked while parsing, before the direction is looked for
     "generate-psi-inf": (["generate", *NET, "-s", "0", "--psi", "inf", "-o", "{out}"], 2, "--psi inf"),
     "interpolate-fps-nan": (["interpolate", *NET, "seed:0", "seed:1", "--fps", "nan", "-o", "{out}/a.gif"],
                             2, "--fps"),

@@ -10,12 +10,21 @@ from facegen_cli.cli.common import (device_option, emit, network_option, noise_m
                                     precision_option)
 
 
+def _check_range(value: Optional[str]) -> Optional[str]:
+    """--range is checked while parsing, before the network loads."""
+    from facegen_cli.latent.directions import parse_range
+
+    if value is not None:
+        parse_range(value, 2)
+    return value
+
+
 def edit(
     latent: str = typer.Argument(..., help="A W+ .npy file or seed:N."),
     direction: str = typer.Option(..., "--direction", "-d", help="A direction name (from `facegen directions`) "
                                                                   "or a .npy file."),
     strength: Optional[float] = typer.Option(None, "--strength", help="How far to move (one image)."),
-    span: Optional[str] = typer.Option(None, "--range", help="LOW:HIGH for a strip, e.g. -3:3."),
+    span: Optional[str] = typer.Option(None, "--range", callback=_check_range, help="LOW:HIGH for a strip, e.g. -3:3."),
     steps: int = typer.Option(7, "--steps", min=2, max=1000, help="Images in a --range strip."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Only these W+ layers: coarse, middle, fine or "
                                                                  "ranges like 0-3,8-."),
