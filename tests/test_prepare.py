@@ -394,6 +394,8 @@ def test_an_output_inside_raw_is_never_read_as_photos(tmp_path):
     assert _skips(report) == {"faces/": "output of facegen prepare, not read as photos"}
     report = prepare(raw, raw / "set.zip", BOX, workers=1)
     assert report["photos"] == 1 and set(_skips(report)) == {"faces/", "again/", "link-to-out/"}
+    with pytest.raises(pipeline.BadInput, match="is the photo folder itself"):
+        prepare(raw, raw / "faces" / "..", BOX, workers=1, resume=True)
 
 
 def test_pillows_decompression_bomb_warning_does_not_reject_a_photo_under_our_limit(monkeypatch):

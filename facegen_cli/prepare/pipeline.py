@@ -228,6 +228,8 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     options.check()
     if not raw.is_dir():
         raise BadInput(f"{raw}: not a folder of photos")
+    if out.resolve() == raw.resolve():
+        raise BadInput(f"{out}: is the photo folder itself; name a new folder or .zip for the dataset")
     table: Labels | None = load_labels(labels, attrs) if labels else None
     settings = {**asdict(options), "labels": labels, "attrs": table.names if table else None}
     writer = DatasetWriter(out, resume=resume, work_file=JOURNAL_FILE)
