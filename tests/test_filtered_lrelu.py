@@ -51,6 +51,8 @@ CASES = [
     ("none", "random", 1, 2, (2, 2, 3, 1), None),
     ("random2d", "random2d", 4, 2, (6, 5, 4, 7), 1.5),
     ("none", "none", 1, 1, (-1, 0, 1, -2), None),
+    ("random7", "random7", 3, 3, (4, -1, 0, 6), None),
+    ("random", "none", 1, 1, (-3, 5, 2, -1), None),
 ]
 
 
@@ -59,8 +61,8 @@ def _filter(kind: str, taps: int, rng: np.random.Generator) -> np.ndarray | None
         return None
     if kind == "kaiser":
         return _kaiser_lowpass(taps, cutoff=4, fs=16)
-    if kind == "random":
-        return rng.standard_normal(taps)
+    if kind.startswith("random") and kind != "random2d":
+        return rng.standard_normal(int(kind[6:] or taps))
     return rng.standard_normal([taps, taps - 1])
 
 
@@ -78,6 +80,13 @@ def test_matches_direct_formula(fu_kind, fd_kind, up, down, padding, clamp, flip
         got = fn(t(x), t(fu), t(fd), t(b), up=up, down=down, padding=padding, clamp=clamp, flip_filter=flip)
         assert tuple(got.shape[2:]) == expect.shape[2:] == output_size((9, 8), t(fu), t(fd), up, down, padding)
         np.testing.assert_allclose(got.numpy(), expect, atol=1e-10, rtol=1e-10)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="up=0"):
+        filtered_lrelu(torch.zeros([1, 1, 4, 4]), up=0)
+    with pytest.raises(ValueError, match="NCHW"):
+        filtered_lrelu_ref(torch.zeros([4, 4]))
 
 
 def test_gain_and_slope():
@@ -106,6 +115,7 @@ def test_first_and_second_derivatives(clamp):
     assert min((pre - k).abs().min().item() for k in kinks) > 1e-4
     if clamp:
         assert (pre * math.sqrt(2) > clamp).any()  # the clamp is active somewhere
-    fn = lambda x, b: filtered_lrelu_ref(x, b=b, **kw)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x, b))
-    assert torch.autograd.gradgradcheck(fn, (x, b))
+    for op in (filtered_lrelu_ref, filtered_lrelu):
+        fn = lambda x, b: op(x, b=b, **kw)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x, b))
+        assert torch.autograd.gradgradcheck(fn, (x, b))
