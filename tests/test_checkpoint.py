@@ -12,8 +12,6 @@ from facegen_cli.checkpoint import load_checkpoint, pack_state, read_header, sav
 from facegen_cli.errors import FacegenError
 from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
 
-torch.set_num_threads(2)
-
 
 def _training_state() -> dict:
     gen = torch.Generator().manual_seed(3)

@@ -16,7 +16,6 @@ from facegen_cli.train.classic_losses import gradient_penalty, kl_divergence
 from facegen_cli.train.families import FAMILIES, WGAN_N_CRITIC
 from facegen_cli.train.options import TrainOptions, resolve
 
-torch.set_num_threads(2)
 CLASSIC = ("dcgan", "cgan", "acgan", "vae", "wgan-gp")
 
 

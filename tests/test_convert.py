@@ -32,8 +32,6 @@ from facegen_cli.networks import load_network
 from facegen_cli.ops.upfirdn2d import setup_filter
 from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
 
-torch.set_num_threads(2)
-
 NON_DEFAULT = dict(mapping_lr_multiplier=0.05, num_fp16_res=2, conv_clamp=256.0)
 # The globals NVIDIA's own code writes into a snapshot, in order (read from real pickles made
 # by stylegan2-ada-pytorch and stylegan3 with torch 2.x and numpy 2).

@@ -19,8 +19,6 @@ from facegen_cli.images import to_uint8
 from facegen_cli.latent.seeds import parse_seeds, seed_to_z
 from tiny_nets import tiny_checkpoint
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):

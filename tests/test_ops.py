@@ -14,8 +14,6 @@ from facegen_cli.ops.conv2d_resample import (conv2d_resample, conv2d_resample_re
                                              demodulation_coefficients_ref, modulated_conv2d)
 from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upfirdn2d_ref, upsample2d
 
-torch.set_num_threads(2)
-
 
 def numpy_upfirdn2d(x: np.ndarray, f: np.ndarray, up: tuple[int, int], down: tuple[int, int],
                     pad: tuple[int, int, int, int], flip_filter: bool, gain: float) -> np.ndarray:

@@ -10,8 +10,6 @@ from facegen_cli.models.layers import MappingNetwork, MinibatchStdLayer
 from facegen_cli.models.stylegan2 import Discriminator, Generator, prefer_fused_modconv
 from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
 
-torch.set_num_threads(2)
-
 
 def _z(n: int, seed: int = 0, dim: int = 64) -> torch.Tensor:
     return torch.randn([n, dim], generator=torch.Generator().manual_seed(seed))
