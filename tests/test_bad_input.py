@@ -147,6 +147,7 @@ CASES = {
     "train-negative-batch": (["train", "{fx}/ds", "-o", "{out}", "--dry-run", "--batch", "-4"], 2, "--batch"),
     "classifier-missing-data": (["classifier", "train", "{fx}/nothere", "-o", "{out}/c.safetensors"], 2, "nothere"),
     "fid-missing-side": (["fid", "{fx}/nothere", "{fx}/ds"], 2, "nothere"),
+    "fid-text-png-second": (["fid", "{fx}/ds", "{fx}/fakepng", "--workers", "2"], 1, "fakepng/b.png", "not an image"),
     "directions-missing-classifier": (["directions", "fit", *NET, "--attr", "Smiling", "-c", "{fx}/nothere.st"],
                                       2, "nothere.st"),
     # data sets: bad files are found before any DataLoader worker starts, and no run folder is made

@@ -157,4 +157,4 @@ def test_cli_prints_the_engine_numbers(sets):
     bad = runner.invoke(app, ["fid", str(sets.half1), str(sets.half2), "--mode", "tf"])
     assert bad.exit_code == 2 and "legacy_tensorflow" in bad.output
     missing = runner.invoke(app, ["fid", str(sets.half1), str(sets.root / "nowhere")])
-    assert missing.exit_code == 1 and "nowhere" in missing.output
+    assert missing.exit_code == 2 and "nowhere" in missing.output  # a missing input is bad usage

@@ -156,15 +156,13 @@ def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean",
                 extractor: InceptionFeatures | None = None, precision: str = "fp32") -> FidResult:
     """FID (and optionally KID) between two image sets or networks; `extractor` reuses a loaded Inception;
     `precision` is the generators' (the Inception network always runs in fp32)."""
-    if extractor is None or extractor.mode != mode:
-        extractor = InceptionFeatures(mode, device=device, weights=inception)
-    sides = []
-    for spec in (a, b):
-        stream = open_stream(str(spec), seeds, num, psi, batch, workers, device, precision)
+    streams = [open_stream(str(spec), seeds, num, psi, batch, workers, device, precision) for spec in (a, b)]
+    for stream in streams:  # both sides checked before either is measured
         if stream.count < 2:
             raise BadInput(f"{stream.name}: FID needs at least 2 images, found {stream.count}")
-        feats, hit = cached_features(stream, extractor, batch, progress, use_cache)
-        sides.append((stream, feats, hit))
+    if extractor is None or extractor.mode != mode:
+        extractor = InceptionFeatures(mode, device=device, weights=inception)
+    sides = [(stream, *cached_features(stream, extractor, batch, progress, use_cache)) for stream in streams]
     (_, fa, _), (_, fb, _) = sides
     return FidResult(fid=fid_from_features(fa, fb), mode=mode, count_a=len(fa), count_b=len(fb),
                      kid=kernel_distance(fa, fb) if kid else None,

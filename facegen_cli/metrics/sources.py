@@ -61,9 +61,9 @@ def dataset_stream(path: str | os.PathLike, batch: int = 32, workers: int = 2) -
     source = ImageSource(Path(path).expanduser())
     if not source.names:
         raise FacegenError(f"{source.path}: contains no PNG/JPEG/WebP/BMP images")
+    check_images(source)  # a bad file stops here, before any worker starts (or the other side is measured)
 
     def batches() -> Batches:
-        check_images(source)  # a bad file stops here, not inside a worker
         yield from torch.utils.data.DataLoader(_DecodedImages(source), batch_size=batch, num_workers=workers,
                                                collate_fn=list)
 
