@@ -60,6 +60,7 @@ def _one(raw: str, out: str, options: dict, workers: int, auto_side: int | None 
     if warm:
         import numpy as np
 
+        import facegen_cli.data.dataset  # noqa: F401 - the writer reads its file names (and torch comes along)
         from facegen_cli.prepare.landmarks import face_points
 
         detect.detect_faces(np.zeros((64, 64, 3), np.uint8), options.get("detector", "dlib"), 0)
