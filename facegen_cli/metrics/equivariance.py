@@ -71,7 +71,8 @@ def generator_eqt(G: nn.Module, num_samples: int = 16, num_shifts: int = 4, tran
     z = torch.randn([num_samples, G.z_dim], generator=rng).to(device)
     c = None
     if G.c_dim:
-        c = torch.nn.functional.one_hot(torch.randint(G.c_dim, [num_samples], generator=rng), G.c_dim).float().to(device)
+        classes = torch.randint(G.c_dim, [num_samples], generator=rng)
+        c = torch.nn.functional.one_hot(classes, G.c_dim).float().to(device)
     ws = G.mapping(z, c, truncation_psi=psi)
     saved = transform.clone()
 

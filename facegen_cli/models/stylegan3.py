@@ -27,7 +27,6 @@ from facegen_cli.ops.filtered_lrelu import filtered_lrelu
 # What NVIDIA's train.py changes for --cfg stylegan3-r over stylegan3-t (whose values are the defaults).
 CONFIG_R_CHANGES = {"conv_kernel": 1, "use_radial_filters": True, "channel_base": 65536, "channel_max": 1024}
 
-
 # NVIDIA's mapping_kwargs -> our flat Generator kwargs.
 MAPPING_KWARGS = {"num_layers": "mapping_layers", "lr_multiplier": "mapping_lr_multiplier",
                   "w_avg_beta": "mapping_w_avg_beta"}
@@ -60,10 +59,6 @@ def _kaiser_beta(numtaps: int, width: float, fs: float) -> float:
     return 0.0
 
 
-def _kaiser_window(numtaps: int, beta: float) -> torch.Tensor:
-    return torch.kaiser_window(numtaps, periodic=False, beta=beta, dtype=torch.float64)
-
-
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
                           radial: bool = False) -> torch.Tensor | None:
     """Kaiser-windowed low-pass FIR with unit DC gain: 1-D separable sinc, or 2-D jinc when `radial`.
@@ -74,7 +69,7 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
         raise ValueError(f"numtaps must be >= 1, got {numtaps}")
     if numtaps == 1:
         return None
-    window = _kaiser_window(numtaps, _kaiser_beta(numtaps, width, fs))
+    window = torch.kaiser_window(numtaps, periodic=False, beta=_kaiser_beta(numtaps, width, fs), dtype=torch.float64)
     pos = (torch.arange(numtaps, dtype=torch.float64) - (numtaps - 1) / 2) / fs  # tap positions in time
     if not radial:
         f = torch.sinc(2 * cutoff * pos) * window
@@ -158,7 +153,8 @@ class SynthesisInput(nn.Module):
         freqs = self.freqs.unsqueeze(0) @ m[:, :2, :2]
         # Fade frequencies a transform pushed beyond the band toward the Nyquist rate.
         amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
-        coords = (torch.arange(self.size, device=w.device, dtype=torch.float32) + 0.5 - self.size / 2) / self.sampling_rate
+        pixels = torch.arange(self.size, device=w.device, dtype=torch.float32)
+        coords = (pixels + 0.5 - self.size / 2) / self.sampling_rate  # pixel centres; the image spans [-.5, .5]
         grid = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1)  # [H, W, (x, y)]
         x = torch.einsum("hwk,bck->bhwc", grid, freqs) + phases[:, None, None, :]
         x = torch.sin(x * (2 * math.pi)) * amplitudes[:, None, None, :]
@@ -199,8 +195,9 @@ class SynthesisLayer(nn.Module):
         up_taps = filter_size * self.up_factor if self.up_factor > 1 and not is_torgb else 1
         down_taps = filter_size * self.down_factor if self.down_factor > 1 and not is_torgb else 1
         self.register_buffer("up_filter", design_lowpass_filter(up_taps, inp.cutoff, inp.half_width * 2, tmp_rate))
-        self.register_buffer("down_filter", design_lowpass_filter(
-            down_taps, out.cutoff, out.half_width * 2, tmp_rate, radial=use_radial_filters and not is_critically_sampled))
+        radial = use_radial_filters and not is_critically_sampled
+        self.register_buffer("down_filter", design_lowpass_filter(down_taps, out.cutoff, out.half_width * 2, tmp_rate,
+                                                                  radial=radial))
         # Pad so the output has out.size pixels, centred as in the paper's symmetric interpretation.
         total = ((out.size - 1) * self.down_factor + 1 - (inp.size + self.conv_kernel - 1) * self.up_factor
                  + up_taps + down_taps - 2)
@@ -265,7 +262,8 @@ class SynthesisNetwork(nn.Module):
                                     specs[0].cutoff)
         self.layer_names = []
         for idx, spec in enumerate(specs):
-            layer = SynthesisLayer(w_dim, is_torgb=idx == num_layers, is_critically_sampled=idx >= num_layers - num_critical,
+            layer = SynthesisLayer(w_dim, is_torgb=idx == num_layers,
+                                   is_critically_sampled=idx >= num_layers - num_critical,
                                    use_fp16=spec.sampling_rate * 2 ** num_fp16_res > img_resolution,
                                    inp=specs[max(idx - 1, 0)], out=spec, **layer_kwargs)
             name = f"L{idx}_{spec.size}_{spec.channels}"
