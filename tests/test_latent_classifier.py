@@ -38,6 +38,8 @@ def synthetic_dataset(folder: Path, n: int = 120) -> Path:
 def test_classifier_learns_binary_and_numeric_labels(tmp_path):
     data = synthetic_dataset(tmp_path / "data")
     report = train_classifier(data, tmp_path / "clf.safetensors", size=16, epochs=6, batch=16, holdout=0.2)
+    # Training seeds 0-5 on 1 and 2 threads: accuracy 1.0 every time, mean error 2.6-5.5; the untrained
+    # net (lr 0): accuracy 0.21-0.58, mean error 19.7-20.0.
     assert report["holdout"]["Bright"]["accuracy"] >= 0.9
     assert report["holdout"]["Level"]["mean_abs_error"] < 10
     clf = load_classifier(tmp_path / "clf.safetensors")

@@ -75,12 +75,16 @@ def test_fit_boundary_recovers_a_linear_rule():
     w = rng.randn(800, 8) * [1, 2, 1, 1, 1, 1, 1, 1]
     truth = np.array([0, 1, 0, 0, 0, 0, 0, 1]) / np.sqrt(2)
     normal, accuracy = fit_boundary(w, w @ truth + 0.05 * rng.randn(800))
+    # data seeds 0-9, 1 and 2 threads: accuracy 1.0, cosine 0.990-0.997; fitted to noise, accuracy 0.41-0.60
     assert accuracy > 0.95 and normal @ truth > 0.9
 
 
 def test_a_fitted_direction_changes_the_attribute_on_new_samples(smooth_net, tmp_path):
+    # Measured on 3 initialisations x 2 sample windows (seeds from 0 and from 5000) x 1 and 2 threads:
+    # held-out accuracy 0.85-0.975 (a fit to noise: 0.41-0.60); the 16 edited samples brightened in 16 of
+    # 16 every time, where a random direction of the same length brightens 5-10 of them.
     direction, accuracy = fit_direction(smooth_net, "bright", brightness, samples=400, ratio=0.25)
-    assert accuracy > 0.8
+    assert accuracy > 0.75
     path = save_direction(direction, tmp_path)
     assert load_direction(str(path), smooth_net).info["holdout_accuracy"] == accuracy
     fresh = np.stack([read_latent(smooth_net, f"seed:{s}") for s in range(1000, 1016)])  # seeds not sampled

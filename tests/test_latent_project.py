@@ -33,6 +33,9 @@ def test_projecting_a_generated_image_recovers_it(smooth_net, tmp_path):
     assert [p.name for p in paths] == ["face-target.png", "face-projected.png", "face-projected.npy",
                                        "face-progress.mp4"]
     projected = np.asarray(Image.open(paths[1]))
+    # On this fixture net, targets seeds 5, 7, 9 x optimiser seeds 0-1 x 1 and 2 threads: 23.2-24.9 dB
+    # (its starting image, the mean W: 11-16 dB; another face: 8-12 dB). Specific to this net: another
+    # initialisation reaches only 18.6-19.5 dB in 80 steps.
     assert psnr(projected, target) > 20 > psnr(other, target) + 10
     ws = np.load(paths[2])
     assert ws.shape == (8, 64)

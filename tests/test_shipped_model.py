@@ -46,10 +46,13 @@ def test_default_network_is_the_shipped_stylegan2():
 def test_shipped_model_draws_faces_a_detector_finds():
     net = load_network(None)
     faces = [s.image for s in generate_samples(net, range(32), psi=0.65)]
-    assert face_rate(faces) >= 0.75  # measured 32 of 32 at 94 kimg, 31 at 34 (Haar: 3 at 9 kimg)
+    # Measured on the 94 kimg model: 32 of 32 in each of the ten windows of seeds 0-319, with 1 and
+    # with 2 torch threads (worst 1.0); the floor leaves 8 misses in 32. Untrained networks of the same
+    # architecture (init seeds 0-4, 1 and 2 threads): 0 of 32 every time; the ceiling allows 3.
+    assert face_rate(faces) >= 0.75
     torch.manual_seed(0)
     net.G_ema = Generator(**net.G_kwargs).eval()  # same architecture, untrained
-    assert face_rate([s.image for s in generate_samples(net, range(32), psi=0.65)]) == 0
+    assert face_rate([s.image for s in generate_samples(net, range(32), psi=0.65)]) <= 0.1
 
 
 @pytest.mark.slow
