@@ -1,6 +1,8 @@
 """Draw images from a network for a list of seeds: seed -> z -> (W+) -> image."""
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -33,6 +35,42 @@ def check_psi(psi: float) -> float:
     if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:  # also refuses NaN
         raise BadInput(f"--psi {psi} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]")
     return psi
+
+
+def parse_translate(spec: str | None) -> tuple[float, float] | None:
+    """`--translate X,Y` (fractions of the image size) as two numbers."""
+    if spec is None:
+        return None
+    try:
+        x, y = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise BadInput(f"--translate {spec!r} is not X,Y (two numbers, fractions of the image size)") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise BadInput(f"--translate {spec!r} is not finite")
+    return x, y
+
+
+def check_transform(net: Network, translate: tuple[float, float] | None, rotate: float | None) -> None:
+    """--translate/--rotate move the input of StyleGAN3 networks only."""
+    if (translate is not None or rotate is not None) and not hasattr(getattr(net.G_ema, "synthesis", None), "set_transform"):
+        raise BadInput(f"--translate and --rotate need a StyleGAN3 network; {net.arch} has no input transform")
+    if rotate is not None and not math.isfinite(rotate):
+        raise BadInput(f"--rotate {rotate} is not finite")
+
+
+@contextlib.contextmanager
+def input_transform(G: torch.nn.Module, translate: tuple[float, float] | None, rotate: float | None) -> Iterator[None]:
+    """StyleGAN3's input shifted by `translate` and turned by `rotate` degrees, as NVIDIA's gen_images.py
+    does it, for the duration; then the transform the network had."""
+    if translate is None and rotate is None:
+        yield
+        return
+    saved = G.synthesis.input.transform.clone()
+    G.synthesis.set_transform(translate or (0.0, 0.0), rotate or 0.0)
+    try:
+        yield
+    finally:
+        G.synthesis.input.transform.copy_(saved)
 
 
 def check_noise_mode(noise_mode: str) -> str:
@@ -107,15 +145,25 @@ def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 @torch.inference_mode()
 def generate_samples(net: Network, seeds: Sequence[int], psi: float = 1.0, cutoff: int | None = None,
                      noise_mode: str = "const", label: np.ndarray | None = None, batch: int = 8,
-                     fused_modconv: bool | None = None, precision: str | Precision = "fp32") -> Iterator[Sample]:
+                     fused_modconv: bool | None = None, precision: str | Precision = "fp32",
+                     translate: tuple[float, float] | None = None, rotate: float | None = None) -> Iterator[Sample]:
     """Yield one Sample per seed, in order. Same inputs (and `precision`) give the same pixels.
 
     With `noise_mode="random"` each image's noise is drawn from a generator seeded by its own
-    seed, so an image does not depend on which batch it falls in.
+    seed, so an image does not depend on which batch it falls in. `translate` (fractions of the
+    image size) and `rotate` (degrees) move a StyleGAN3 network's input.
     """
     check_psi(psi)
     check_noise_mode(noise_mode)
+    check_transform(net, translate, rotate)
     G = net.G_ema
+    with input_transform(G, translate, rotate):
+        yield from _draw(net, G, seeds, psi, cutoff, noise_mode, label, batch, fused_modconv, precision)
+
+
+def _draw(net: Network, G: torch.nn.Module, seeds: Sequence[int], psi: float, cutoff: int | None, noise_mode: str,
+          label: np.ndarray | None, batch: int, fused_modconv: bool | None,
+          precision: str | Precision) -> Iterator[Sample]:
     device = next(G.parameters()).device
     precision = resolve_precision(precision, device)
     c = None
@@ -156,7 +204,8 @@ def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.
                   noise_mode: str = "const", label: str | None = None, attrs: str | None = None, batch: int = 8,
                   grid: tuple[int, int] | None = None, save_latents: bool = False, fmt: str = "png",
                   on_image: Callable[[], None] | None = None, attr_default: str | None = None,
-                  precision: str | Precision = "fp32") -> Iterator[dict]:
+                  precision: str | Precision = "fp32", translate: tuple[float, float] | None = None,
+                  rotate: float | None = None) -> Iterator[dict]:
     """Generate and save `seeds` under `out` (one file per seed, or one grid); yield a record per file.
 
     Every option is checked here, before the first image is drawn or the caller iterates.
@@ -171,22 +220,25 @@ def write_samples(net: Network, seeds: Sequence[int], out: Path, psi: float = 1.
         raise BadInput(f"--save-latents needs a W+ model; {net.arch} has none")
     check_psi(psi)
     check_noise_mode(noise_mode)
+    check_transform(net, translate, rotate)
     check_format(fmt)
     if Path(out).exists() and not Path(out).is_dir():
         raise BadInput(f"--out {out}: exists and is not a folder")
     c = label_vector(net, label, attrs, attr_default)
     precision = resolve_precision(precision, next(net.G_ema.parameters()).device)
     return _save_samples(net, seeds, Path(out), psi, cutoff, noise_mode, c, batch, grid, save_latents, fmt, on_image,
-                         precision)
+                         precision, translate, rotate)
 
 
 def _save_samples(net: Network, seeds: Sequence[int], out: Path, psi: float, cutoff: int | None, noise_mode: str,
                   c: np.ndarray, batch: int, grid: tuple[int, int] | None, save_latents: bool, fmt: str,
-                  on_image: Callable[[], None] | None, precision: Precision) -> Iterator[dict]:
+                  on_image: Callable[[], None] | None, precision: Precision, translate: tuple[float, float] | None,
+                  rotate: float | None) -> Iterator[dict]:
     cells = []
+    moved = {k: v for k, v in (("translate", translate), ("rotate", rotate)) if v is not None}
     for sample in generate_samples(net, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=c, batch=batch,
-                                   precision=precision):
-        record = {"seed": sample.seed, "psi": psi, "noise_mode": noise_mode}
+                                   precision=precision, translate=translate, rotate=rotate):
+        record = {"seed": sample.seed, "psi": psi, "noise_mode": noise_mode, **moved}
         if save_latents:
             record["latent"] = str(save_latent(out / f"seed{sample.seed:04d}.npy", sample.ws))
         if grid:

@@ -8,9 +8,13 @@ import pytest
 import scipy.signal
 import scipy.special
 import torch
+from PIL import Image
+from typer.testing import CliRunner
 
 from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
-from facegen_cli.generate import generate_samples
+from facegen_cli.cli.main import app
+from facegen_cli.errors import BadInput
+from facegen_cli.generate import generate_samples, parse_translate, write_samples
 from facegen_cli.metrics.equivariance import generator_eqt, random_shifts, shift_image, translation_psnr
 from facegen_cli.models.registry import get_architecture
 from facegen_cli.models.stylegan3 import (CONFIG_R_CHANGES, Generator, SynthesisNetwork, config_name,
@@ -18,6 +22,7 @@ from facegen_cli.models.stylegan3 import (CONFIG_R_CHANGES, Generator, Synthesis
 from facegen_cli.ops.bias_act import bias_act
 from facegen_cli.ops.conv2d_resample import modulated_conv2d
 from facegen_cli.ops.upfirdn2d import setup_filter, upsample2d
+from tiny_nets import tiny_checkpoint
 
 TINY = dict(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, channel_base=256, channel_max=32, num_layers=6)
 
@@ -267,3 +272,27 @@ def test_checkpoint_round_trip_and_generate(tmp_path):
         assert got.std() > 1
         random_mode = list(generate_samples(net, [7], psi=0.7, noise_mode="random"))
         assert np.array_equal(random_mode[0].image, samples[1].image)  # no noise inputs in StyleGAN3
+
+
+def test_generate_translate_and_rotate(tmp_path):
+    G = tiny_G("T", seed=4)
+    path = save_checkpoint(tmp_path / "sg3.safetensors", "stylegan3", TINY, G)
+    result = CliRunner().invoke(app, ["generate", "--network", str(path), "--seeds", "5", "--psi", "0.8", "--out",
+                                      str(tmp_path / "out"), "--translate", "0.25,-0.1", "--rotate", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    record = [line for line in result.stdout.splitlines() if line.startswith("{")][0]
+    assert '"translate": [0.25, -0.1]' in record and '"rotate": 20.0' in record
+    z = torch.from_numpy(np.random.RandomState(5).randn(1, 16)).float()
+    with torch.no_grad():
+        G.synthesis.set_transform((0.25, -0.1), 20)
+        expect = ((G(z, None, truncation_psi=0.8) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0]
+                  .permute(1, 2, 0).numpy())
+    got = np.asarray(Image.open(tmp_path / "out" / "seed0005.png"))
+    assert np.abs(got.astype(int) - expect.astype(int)).max() <= 1
+    net = load_checkpoint(path)
+    list(write_samples(net, [5], tmp_path / "again", translate=(0.1, 0.0)))
+    assert torch.equal(net.G_ema.synthesis.input.transform, torch.eye(3))  # restored afterwards
+    with pytest.raises(BadInput, match="--translate"):
+        parse_translate("0.1")
+    with pytest.raises(BadInput, match="StyleGAN3"):
+        write_samples(load_checkpoint(tiny_checkpoint(tmp_path / "sg2.safetensors")), [0], tmp_path / "x", rotate=5)

@@ -28,11 +28,14 @@ def generate(
     save_latents: bool = typer.Option(False, "--save-latents", help="Write each image's W+ as seedNNNN.npy."),
     fmt: str = typer.Option("png", "--format", help="png or jpg."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per image instead of paths."),
+    translate: Optional[str] = typer.Option(None, "--translate",
+                                            help="X,Y: shift a StyleGAN3 image by fractions of its size."),
+    rotate: Optional[float] = typer.Option(None, "--rotate", help="Turn a StyleGAN3 image by DEG degrees."),
 ) -> None:
     """Generate faces for a list of seeds (seed -> z exactly as NVIDIA's tools draw it)."""
     from facegen_cli.devices import resolve_device
     from facegen_cli.errors import BadInput
-    from facegen_cli.generate import check_psi, write_samples
+    from facegen_cli.generate import check_psi, parse_translate, write_samples
     from facegen_cli.images import check_format, parse_grid
     from facegen_cli.latent.seeds import count_seeds, parse_seeds
     from facegen_cli.networks import load_network
@@ -44,13 +47,15 @@ def generate(
     seed_list = parse_seeds(spec)
     check_psi(psi)
     check_format(fmt)
+    shift = parse_translate(translate)
     net = load_network(network, resolve_device(device))
     bar = progress()
     task = bar.add_task("generate", total=len(seed_list))
     # write_samples checks every option before returning; the progress bar starts only after that.
     records = write_samples(net, seed_list, out, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=label,
                             attrs=attr, batch=batch, grid=shape, save_latents=save_latents, fmt=fmt,
-                            on_image=lambda: bar.advance(task), attr_default=attr_default, precision=precision)
+                            on_image=lambda: bar.advance(task), attr_default=attr_default, precision=precision,
+                            translate=shift, rotate=rotate)
     with bar:
         for record in records:
             emit(record if as_json else record["path"], as_json)
