@@ -90,4 +90,7 @@ def read_stdin(what: str) -> str:
     """All of stdin for a `-` argument; refused when stdin is a terminal, where reading would wait forever."""
     if sys.stdin is None or sys.stdin.isatty():
         raise BadInput(f"{what} '-' reads stdin, which is a terminal here; pipe the values in")
-    return sys.stdin.read()
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise BadInput(f"{what} '-': stdin is not text") from None

@@ -212,6 +212,20 @@ def test_truncated_jpeg_is_found_before_training(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("args, stdin, fragment", [
+    (["generate", "-s", "-"], "0-2 seven", "'seven'"),
+    (["generate", "-s", "-"], "", "empty"),
+    (["mix", "-", "-"], "seed:0", "stdin holds no latents"),
+    (["mix", "-", "seed:1"], b"\xff\xfe\x00 garbage", "stdin is not text"),
+    (["interpolate", "-", "--frames", "3"], "seed:0 seed:0-4294967295", "4294967296 latents"),
+])
+def test_stdin_garbage_is_one_line(fx, tmp_path, args, stdin, fragment):
+    out = tmp_path / ("out.gif" if args[0] == "interpolate" else "out")
+    result = CliRunner().invoke(app, [*args, "-n", str(fx / "net.safetensors"), "-o", str(out)], input=stdin)
+    one_error_line(result, 2, fragment)
+    assert not out.exists()
+
+
 def test_stdin_on_a_terminal_is_refused_not_waited_on(fx, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
