@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli.checkpoint import load_checkpoint
-from facegen_cli.cli.main import app
+from facegen_cli.cli.main import app, report
 from facegen_cli.data.dataset import ImageSource, check_images
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import read_stdin
@@ -242,6 +242,23 @@ def test_non_utf8_output_names_are_printed_as_their_bytes(fx, tmp_path):
     result = run(["generate", "-n", fx / "net.safetensors", "-s", "0", "-o", out])
     assert result.exit_code == 0, result.stderr
     assert result.stdout_bytes == str(out / "seed0000.png").encode("utf-8", "surrogateescape") + b"\n"
+
+
+@pytest.mark.parametrize("error, line", [
+    (MemoryError(), "facegen: error: out of memory (MemoryError); ask for fewer or smaller images"),
+    (PermissionError(13, "Permission denied", "/data/x.png"), "facegen: error: /data/x.png: Permission denied"),
+    (ValueError("bad\nthing"), "facegen: error: internal error ValueError: bad thing (set FACEGEN_DEBUG=1 for the "
+                               "traceback)"),
+])
+def test_unexpected_errors_are_one_line_too(error, line, capsys, monkeypatch):
+    """The last resort for what no check foresaw: one line, exit 1, the traceback only on request."""
+    monkeypatch.delenv("FACEGEN_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        report(error)
+    assert stop.value.code == 1 and capsys.readouterr().err == line + "\n"
+    monkeypatch.setenv("FACEGEN_DEBUG", "1")
+    with pytest.raises(type(error)):
+        report(error)
 
 
 def test_worker_errors_keep_their_own_message():

@@ -13,7 +13,6 @@ import os
 import sys
 from typing import Any, Callable, NoReturn
 
-import torch
 import typer
 from typer.core import TyperGroup
 
@@ -36,7 +35,8 @@ def report(error: BaseException) -> NoReturn:
         fail(str(error), error.exit_code)
     if os.environ.get(DEBUG_ENV):
         raise error
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+    torch = sys.modules.get("torch")  # not imported here: `facegen --help` stays quick
+    if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
         fail(f"out of memory ({type(error).__name__}); ask for fewer or smaller images", 1)
     if isinstance(error, OSError) and error.filename is not None:
         fail(f"{error.filename}: {error.strerror or error}", 1)
