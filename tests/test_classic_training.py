@@ -1,5 +1,11 @@
 """Proof on real faces: each classic family learns in a short run through the shared loop, and its
-checkpoint generates, interpolates and averages through the same commands as StyleGAN2."""
+checkpoint generates, interpolates and averages through the same commands as StyleGAN2.
+
+Every learning threshold was measured: each scenario trained with seeds 0-4 on one torch thread and with
+several seeds on two (a GAN's path is chaotic, so another thread count or CPU is another draw), against
+the same seed's untrained network (a distance ratio of 1, an AUC of 0.5). The comments give the measured
+ranges; each threshold sits clear of the worst run and far from what no learning gives.
+"""
 from __future__ import annotations
 
 import json
@@ -18,8 +24,6 @@ from facegen_cli.data.writer import DatasetWriter, encode_png
 from facegen_cli.prepare.labels import load_labels
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
-
-torch.set_num_threads(2)
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 CELEBA = DATA / "celeba10k"
@@ -61,32 +65,39 @@ def real_images(data: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(imgs).float() / 127.5 - 1, torch.stack(labels)
 
 
-def mean_face_gap(G: torch.nn.Module, reals: torch.Tensor, labels: torch.Tensor) -> float:
-    """Squared distance between G's average image and the data's: a statistic any learning G lowers."""
+def distances_to_data(G: torch.nn.Module, reals: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """How far G's images are from the data, by two statistics any learning G lowers.
+
+    `mean_face`: squared distance between G's average image and the data's (the face's layout);
+    `colour`: L1 distance between the per-channel means and standard deviations.
+    """
     gen = torch.Generator().manual_seed(0)
     z = torch.randn([len(reals), G.z_dim], generator=gen)
     with torch.no_grad():
         fakes = G(z, labels if G.c_dim else None)
-    return float((fakes.mean(0) - reals.mean(0)).square().mean())
+    colour = (fakes.mean([0, 2, 3]) - reals.mean([0, 2, 3])).abs().sum() + \
+        (fakes.std([0, 2, 3]) - reals.std([0, 2, 3])).abs().sum()
+    return {"mean_face": float((fakes.mean(0) - reals.mean(0)).square().mean()), "colour": float(colour)}
 
 
-def train(data: Path, out: Path, model: str, kimg: float, **kwargs) -> tuple[Trainer, float, float, list[dict]]:
-    """A short run: (trainer, mean-face gap before, after, stats.jsonl rows)."""
+def train(data: Path, out: Path, model: str, kimg: float, **kwargs) -> tuple[Trainer, dict[str, float], list[dict]]:
+    """A short run: (trainer, each distance to the data after it divided by the untrained one's, stats rows)."""
     opts = TrainOptions(data=str(data), out=str(out), model=model, kimg=kimg, snap=kimg / 4,
                         **{**TINY, **kwargs})
     trainer = Trainer(opts, log=lambda msg: None)
     reals, labels = real_images(data)
-    before = mean_face_gap(trainer.G_ema, reals, labels)
+    before = distances_to_data(trainer.G_ema, reals, labels)
     trainer.run()
-    after = mean_face_gap(trainer.G_ema, reals, labels)
+    after = distances_to_data(trainer.G_ema, reals, labels)
     rows = [json.loads(line) for line in (trainer.run_dir / "stats.jsonl").read_text().splitlines()]
-    return trainer, before, after, rows
+    return trainer, {key: after[key] / before[key] for key in before}, rows
 
 
 def test_dcgan_with_all_options_learns_faces(faces: Path, tmp_path: Path) -> None:
-    trainer, before, after, rows = train(faces, tmp_path, "dcgan", 6.4, model_kwargs=dict(
+    trainer, progress, rows = train(faces, tmp_path, "dcgan", 6.4, model_kwargs=dict(
         width=16, spectral_norm=True, pixel_norm=True, mbstd=True))
-    assert after < before / 3, (before, after)
+    # seeds 0-4 on 1 thread, 0-1 on 2: 0.14-0.22 of the untrained gap
+    assert progress["mean_face"] < 0.4, progress
     assert len(rows) == 4 and {"loss_G", "loss_D_real", "loss_D_fake", "sec_per_kimg"} <= set(rows[-1])
     assert len(list(trainer.run_dir.glob("fakes*.png"))) == 4
     net = load_checkpoint(trainer.run_dir / rows[-1]["snapshot"])
@@ -94,24 +105,27 @@ def test_dcgan_with_all_options_learns_faces(faces: Path, tmp_path: Path) -> Non
 
 
 def test_wgan_gp_critic_separates_and_generator_learns(faces: Path, tmp_path: Path) -> None:
-    _, before, after, rows = train(faces, tmp_path, "wgan-gp", 9.6)
-    assert after < before, (before, after)  # 60 G steps at 1e-4: measured 0.081 -> 0.074
-    assert rows[-1]["wasserstein"] > 0 and "gp_penalty" in rows[-1]
+    _, progress, rows = train(faces, tmp_path, "wgan-gp", 9.6)
+    # 60 G steps at 1e-4 barely move the average face (0.87-0.92 of the untrained gap), so the proof is
+    # the colour statistics: 0.61-0.68 (seeds 0-4 on 1 thread, 0-1 on 2).
+    assert progress["colour"] < 0.8, progress
+    # measured 11.9-38.5 in the same runs; an untrained critic's estimate is within 0.002 of 0
+    assert rows[-1]["wasserstein"] > 1 and "gp_penalty" in rows[-1], rows[-1]
 
 
 def test_vae_reconstruction_improves(faces: Path, tmp_path: Path) -> None:
-    trainer, _, _, rows = train(faces, tmp_path, "vae", 3.2, model_kwargs=dict(width=16, beta=1.0, recon="mse"))
-    assert rows[-1]["loss_recon"] < 0.7 * rows[0]["loss_recon"], rows
-    reals, _ = real_images(faces)
-    with torch.no_grad():  # the prior decodes to face-like averages: closer to the data than grey
-        fakes = trainer.G_ema(torch.randn(len(reals), trainer.G.z_dim))
-    assert (fakes.mean(0) - reals.mean(0)).square().mean() < reals.mean(0).square().mean() / 3
+    _, progress, rows = train(faces, tmp_path, "vae", 3.2, model_kwargs=dict(width=16, beta=1.0, recon="mse"))
+    # last over first logged reconstruction loss: 0.339-0.365 (seeds 0-4 on 1 thread, 0-1 on 2)
+    assert rows[-1]["loss_recon"] < 0.6 * rows[0]["loss_recon"], rows
+    # the prior decodes to face-like averages: measured 0.28-0.37 of the untrained decoder's gap, same runs
+    assert progress["mean_face"] < 0.6, progress
 
 
 def test_cgan_learns_and_generates_with_attributes(faces: Path, tmp_path: Path) -> None:
-    trainer, before, after, rows = train(faces, tmp_path, "cgan", 6.4)
+    trainer, progress, rows = train(faces, tmp_path, "cgan", 6.4)
     assert trainer.G.c_dim == 40 and trainer.opts.cond
-    assert after < before / 3, (before, after)
+    # seeds 0-4 on 1 thread, 0-2 on 2: 0.18-0.28 of the untrained gap
+    assert progress["mean_face"] < 0.45, progress
     snapshot = str(trainer.run_dir / rows[-1]["snapshot"])
     runner = CliRunner()
     args = ["generate", "--network", snapshot, "--seeds", "0-1", "--device", "cpu", "--out"]
@@ -134,9 +148,11 @@ def auc(scores: np.ndarray, truth: np.ndarray) -> float:
 
 
 def test_acgan_classifier_beats_chance_on_held_out_faces(faces: Path, held_out: Path, tmp_path: Path) -> None:
-    trainer, before, after, rows = train(faces, tmp_path, "acgan", 6.4)
-    assert after < before / 3, (before, after)
-    assert rows[-1]["loss_D_aux"] < rows[0]["loss_D_aux"]
+    trainer, progress, rows = train(faces, tmp_path, "acgan", 6.4)
+    # Seeds 0-4 on 1 thread and on 2. The average face wanders in this family (0.28-0.79 of the untrained
+    # gap: the old `/ 3` rule failed 6 runs in 10), so G is held to its colours: 0.28-0.52.
+    assert progress["colour"] < 0.7, progress
+    assert rows[-1]["loss_D_aux"] < rows[0]["loss_D_aux"] - 0.05, rows  # the same runs: drops of 0.107-0.115
     reals, labels = real_images(held_out)
     D = trainer.D.eval()
     with torch.no_grad():
@@ -144,12 +160,13 @@ def test_acgan_classifier_beats_chance_on_held_out_faces(faces: Path, held_out: 
     truth = labels.numpy() > 0.5
     both = [i for i in range(truth.shape[1]) if 5 <= truth[:, i].sum() <= len(truth) - 5]
     aucs = {trainer.dataset.label_names[i]: auc(probs[:, i], truth[:, i]) for i in both}
-    assert np.mean(list(aucs.values())) > 0.6, aucs
-    assert aucs["Male"] > 0.7, aucs
+    # The same runs: mean AUC 0.638-0.687, Male 0.754-0.825; the untrained D: 0.48-0.52 and 0.46-0.50.
+    assert np.mean(list(aucs.values())) > 0.58, aucs
+    assert aucs["Male"] > 0.68, aucs
 
 
 def test_interpolate_and_average_work_and_style_mixing_is_refused(faces: Path, tmp_path: Path) -> None:
-    trainer, _, _, rows = train(faces, tmp_path, "dcgan", 0.064)
+    trainer, _, rows = train(faces, tmp_path, "dcgan", 0.064)
     snapshot = str(trainer.run_dir / rows[-1]["snapshot"])
     runner = CliRunner()
     net = ["--network", snapshot, "--device", "cpu"]
