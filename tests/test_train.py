@@ -27,8 +27,6 @@ from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir
 from facegen_cli.train.snapshots import ScalarLog, latest_snapshot
 
-torch.set_num_threads(2)
-
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 CELEBA = DATA / "celeba10k" / "images"
 FACE_BOX = (12, 22, 76, 86)  # the classic 64x64 CelebA face crop at half resolution: [22:86, 12:76]
@@ -312,5 +310,7 @@ def test_a_tiny_stylegan2_learns_from_256_real_faces(faces, tmp_path):
     sep0, dist0 = _separation_and_distance(trainer, reals, data_mean, data_std)
     trainer.run()
     sep1, dist1 = _separation_and_distance(trainer, reals, data_mean, data_std)
-    assert sep1 > sep0 + 0.5, (sep0, sep1)
-    assert dist1 < 0.7 * dist0, (dist0, dist1)
+    # fp32 and bf16, seeds 0-4 on 1 thread and seed 1 on 2: D's separation grew by 4.0-6.0 (from -0.64..1.61)
+    # and the colour distance fell to 0.03-0.21 of its start; an untrained pair changes neither.
+    assert sep1 > sep0 + 2, (sep0, sep1)
+    assert dist1 < 0.5 * dist0, (dist0, dist1)
