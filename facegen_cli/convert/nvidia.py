@@ -3,9 +3,9 @@
 A PyTorch snapshot (stylegan2-ada-pytorch or stylegan3 `training_loop.py`) is a dict with
 `G`, `D`, `G_ema`, `augment_pipe` and `training_set_kwargs`; each network is a persistent
 record with a bare class name. The network family is recognised from the generator's
-own contents (its synthesis layers, then the module source as text), and each family has
-an importer; a family without one is refused in one line. A TensorFlow pickle is a tuple
-`(G, D, Gs)` of `dnnlib.tflib.network.Network` states.
+own contents (its synthesis layers, then the module source as text), and each family
+(StyleGAN2, StyleGAN3) has an importer; a generator of neither is refused in one line.
+A TensorFlow pickle is a tuple `(G, D, Gs)` of `dnnlib.tflib.network.Network` states.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from facegen_cli.convert import nvidia_stylegan2, tf_stylegan2
+from facegen_cli.convert import nvidia_stylegan2, nvidia_stylegan3, tf_stylegan2
 from facegen_cli.convert.safe_pickle import PersistentRecord, TFNetworkRecord, load_restricted
 from facegen_cli.errors import FacegenError
 
@@ -35,8 +35,9 @@ class FamilyImporter:
 
 FAMILIES: dict[str, FamilyImporter] = {
     "stylegan2": FamilyImporter("stylegan2", nvidia_stylegan2.import_generator, nvidia_stylegan2.import_discriminator),
+    # StyleGAN3 snapshots pair the alias-free generator with networks_stylegan2's discriminator.
+    "stylegan3": FamilyImporter("stylegan3", nvidia_stylegan3.import_generator, nvidia_stylegan2.import_discriminator),
 }
-NOT_SUPPORTED = {"stylegan3": "StyleGAN3 (alias-free) networks are not supported yet"}
 TF_IMPORTER = FamilyImporter("stylegan2", tf_stylegan2.import_tf_generator, tf_stylegan2.import_tf_discriminator)
 # StyleGAN3 synthesis layers are named L<index>_<size>_<channels>, beside an `input` layer.
 _SG3_LAYER = re.compile(r"L\d+_\d+_\d+")
@@ -109,8 +110,7 @@ def import_nvidia_pickle(path: Path, modules: tuple[str, ...] = ALL_MODULES) -> 
     family = network_family(g_rec)
     importer = FAMILIES.get(family or "")
     if importer is None:
-        reason = NOT_SUPPORTED.get(family or "", f"generator class {g_rec.class_name!r} is not a StyleGAN2 network")
-        raise FacegenError(f"{path}: {reason}")
+        raise FacegenError(f"{path}: generator class {g_rec.class_name!r} is not a StyleGAN2 or StyleGAN3 network")
     out = _import_networks(path, importer, g_rec, nets["G"], nets["D"], modules)
     training_set = data.get("training_set_kwargs") or {}
     out["provenance"] = {"source": "nvidia-pickle", "source_file": path.name, "source_class": g_rec.class_name,

@@ -29,7 +29,7 @@ def channel_settings(channels: dict[int, int]) -> tuple[int, int]:
 
 
 def load_exact(module: nn.Module, state: Mapping[str, Any], what: str,
-               scale: Mapping[str, float] | None = None) -> nn.Module:
+               scale: Mapping[str, float] | None = None, layout: str = "StyleGAN2") -> nn.Module:
     """Copy `state` (tensors, TensorRefs or arrays) into `module`, requiring the same names and shapes.
 
     Buffers the source does not store (the fixed resampling filters) keep our values; `scale`
@@ -39,7 +39,7 @@ def load_exact(module: nn.Module, state: Mapping[str, Any], what: str,
     missing = sorted(k for k in set(own) - set(state) if not k.endswith("resample_filter"))
     extra = sorted(set(state) - set(own))
     if missing or extra:
-        raise FacegenError(f"{what} does not match a StyleGAN2 layout (missing {missing[:3]}, unexpected {extra[:3]})")
+        raise FacegenError(f"{what} does not match a {layout} layout (missing {missing[:3]}, unexpected {extra[:3]})")
     for name, t in state.items():
         if tuple(np.shape(t) if isinstance(t, np.generic) else t.shape) != tuple(own[name].shape):
             raise FacegenError(f"{what}: {name} has shape {tuple(t.shape)}, expected {tuple(own[name].shape)}")
