@@ -66,3 +66,20 @@ def test_existing_output_needs_resume_and_finish_drops_stray_images(tmp_path):
     writer.finish(["img00000000.png"], {"labels": None}, {})
     assert sorted(p.name for p in out.glob("*.png")) == ["img00000000.png"]
     assert not ImageDataset(out).has_labels
+
+
+@pytest.mark.parametrize("out_name", ["set", "set.zip"])
+def test_work_file_is_dropped_and_a_finished_output_reads_as_complete(tmp_path, out_name):
+    out = tmp_path / out_name
+    writer = DatasetWriter(out, work_file=".journal")
+    (writer.folder / ".journal").write_text("{}\n")
+    names = [writer.write_png(0, encode_png(_images(1)[0]))]
+    assert not DatasetWriter(out, resume=True, work_file=".journal").complete  # still being written
+    writer.finish(names, {"labels": None}, {"extra.json": {"ok": True}})
+    assert not (writer.folder / ".journal").exists()
+    if out.suffix == ".zip":
+        assert ".journal" not in zipfile.ZipFile(out).namelist()
+    again = DatasetWriter(out, resume=True, work_file=".journal")
+    assert again.complete and again.read_json("extra.json") == {"ok": True}
+    with pytest.raises(FacegenError, match="cannot read missing.json"):
+        again.read_json("missing.json")
