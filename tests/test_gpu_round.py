@@ -153,14 +153,29 @@ def test_a_packed_network_unpacks_to_fp32_with_only_the_weights_rounded(tmp_path
 
 def test_a_stage_past_its_limit_is_killed_with_its_children(tmp_path):
     round_ = tool("gpu_round").Round(tmp_path / "out", budget_s=60)
-    sleeper = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
-              "print('started', flush=True); time.sleep(60)"
+    sleeper = ("import subprocess, sys, time; "
+               "grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+               "print('started', grandchild.pid, flush=True); time.sleep(60)")
     began = time.monotonic()
     rc, seconds = round_.call([sys.executable, "-c", sleeper], timeout=2)
     assert rc is None and time.monotonic() - began < 12
     log = (tmp_path / "out" / "round.log").read_text()
-    assert "started" in log and "killed at its limit" in log
+    assert "killed at its limit" in log
+    grandchild = int(log.split("started ")[1].split()[0])
+    deadline = time.monotonic() + 5
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(grandchild)
     assert round_.left() < 60
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie waiting to be reaped counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def test_export_writes_g_d_and_g_ema_in_fp16_from_the_last_snapshot(faces, tiny_file, tmp_path):
@@ -184,6 +199,40 @@ def test_export_writes_g_d_and_g_ema_in_fp16_from_the_last_snapshot(faces, tiny_
     assert summary["stages"]["export"]["status"] == "ok" and summary["failures"] == []
 
 
+# --- tools/gpu_round.py: the FID stage, and its CPU-side half ------------------------------------------
+
+class PooledFeatures(torch.nn.Module):
+    """A stand-in for Inception (any TorchScript file serves `InceptionFeatures`): images -> 2048 features."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 16, 13, stride=8)
+        self.fc = torch.nn.Linear(16 * 4, 2048)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(torch.nn.functional.adaptive_avg_pool2d(self.conv(x), 2).flatten(1)))
+
+
+def test_the_fid_stage_measures_as_facegen_fid_and_its_statistics_give_the_same_fid_here(
+        faces, tiny_file, tmp_path, monkeypatch):
+    from facegen_cli.metrics.fid import compute_fid
+
+    torch.manual_seed(0)
+    weights = tmp_path / "features.pt"
+    torch.jit.save(torch.jit.script(PooledFeatures().eval()), str(weights))
+    monkeypatch.setenv("FACEGEN_INCEPTION", str(weights))
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    gpu_round = tool("gpu_round")
+    result = gpu_round.measure(str(tiny_file), str(faces), 12, "cpu", str(weights), 8, 0, tmp_path / "stats.npz")
+    expected = compute_fid(tiny_file, faces, kid=True, seeds=range(12), psi=1.0, batch=8, workers=0,
+                           inception=weights, use_cache=False)
+    assert (result["fid"], result["kid"], result["count_a"], result["count_b"]) == \
+        (expected.fid, expected.kid, 12, 16) and result["fid"] > 0
+    here = gpu_round.fid_against(str(faces), tmp_path / "stats.npz", workers=0)
+    assert here["fid"] == pytest.approx(result["fid"], rel=1e-4) and not here["data_features_cached"]
+    assert gpu_round.fid_against(str(faces), tmp_path / "stats.npz", workers=0)["data_features_cached"]
+
+
 # --- the whole round on CPU ---------------------------------------------------------------------------
 
 def dry_run(faces: Path, net: Path, out: Path, tmp: Path, minutes: float, *extra: str) -> tuple[float, dict]:
@@ -197,9 +246,9 @@ def dry_run(faces: Path, net: Path, out: Path, tmp: Path, minutes: float, *extra
     return seconds, json.loads((out / "summary.json").read_text())
 
 
-def check_outputs(out: Path, summary: dict, budget_s: float) -> None:
-    assert sorted(p.name for p in out.iterdir()) == ["fakes.png", "fid.json", "network-fp16.safetensors",
-                                                     "round.log", "stats.jsonl", "summary.json"]
+def check_outputs(out: Path, summary: dict, budget_s: float, measured: bool) -> None:
+    names = ["fakes.png", "fid.json", "network-fp16.safetensors", "round.log", "stats.jsonl", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["fakes-inception.npz"] * measured)
     assert summary["elapsed_s"] <= budget_s
     assert summary["stages"]["kernels"] == {"status": "skipped", "detail": "no CUDA device (--device cpu)"}
     train = summary["stages"]["train"]
@@ -214,7 +263,7 @@ def check_outputs(out: Path, summary: dict, budget_s: float) -> None:
 def test_a_one_minute_dry_run_without_inception_keeps_its_budget(faces, tiny_file, tmp_path):
     seconds, summary = dry_run(faces, tiny_file, tmp_path / "out", tmp_path, 1, "--inception", "none")
     assert seconds < 60 + 15  # the budget, and the interpreter's start before the clock
-    check_outputs(tmp_path / "out", summary, 60)
+    check_outputs(tmp_path / "out", summary, 60, measured=False)
     fid = json.loads((tmp_path / "out" / "fid.json").read_text())
     assert fid["fid"] is None and fid["skipped"] == "--inception none" and summary["failures"] == []
 
@@ -227,7 +276,7 @@ def test_a_one_minute_dry_run_measures_fid_with_the_packed_inception(faces, tiny
     seconds, summary = dry_run(faces, tiny_file, tmp_path / "out", tmp_path, 1.5, "--inception",
                                str(tmp_path / "inception-fp16.pt"), "--fid-images", "8", "--fid-minutes", "0.6")
     assert seconds < 90 + 15
-    check_outputs(tmp_path / "out", summary, 90)
+    check_outputs(tmp_path / "out", summary, 90, measured=True)
     fid = json.loads((tmp_path / "out" / "fid.json").read_text())
     assert math.isfinite(fid["fid"]) and fid["fid"] > 0 and fid["count_a"] == 8 and fid["count_b"] == 16
     assert fid["kid"] is not None and summary["fid"] == fid["fid"] and summary["failures"] == []

@@ -4,10 +4,14 @@
    (skipped without CUDA; on a failure training runs the reference ops);
 2. train: `facegen train DATA --resume-from NETWORK --minutes M` for what the budget leaves after the
    FID's share, snapshotting every --snap kimg, stopped cleanly by the clock;
-3. fid: `facegen fid SNAPSHOT DATA --seeds 0-9999 --psi 1 --kid --json` when Inception weights are at
-   hand (else skipped, and the CPU side measures the returned checkpoint);
+3. fid: what `facegen fid SNAPSHOT DATA --seeds 0-9999 --psi 1 --kid` measures (the same engine
+   calls, clean mode), when Inception weights are at hand; else skipped, and the CPU side measures the
+   returned checkpoint. The fakes' feature mean and covariance come back too, so that here
+   `python3 tools/gpu_round.py --fid-against faces64.zip fakes-inception.npz` gives the FID against the
+   original PNG faces (whose features facegen caches) without generating or running Inception again;
 4. --out receives network-fp16.safetensors (G, D, G_ema in fp16), fakes.png, stats.jsonl, fid.json,
-   summary.json (kimg, sec/kimg, stage timings, failures; rewritten after every stage) and round.log.
+   fakes-inception.npz, summary.json (kimg, sec/kimg, stage timings, failures; rewritten after every
+   stage) and round.log.
 
 Every stage is a child process in its own process group, killed when its share of the time is up.
 
@@ -41,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
-from facegen_cli.fileio import write_text_atomic  # noqa: E402
+from facegen_cli.fileio import atomic_path, write_text_atomic  # noqa: E402
 
 FACEGEN = "from facegen_cli.cli.main import main; main()"
 NO_TOOLKIT = "/nonexistent/facegen-reference-ops"  # as CUDA_HOME: the ops find no toolkit and run their references
@@ -138,7 +142,8 @@ def kernels(r: Round, limit: float, device: str) -> bool:
                                                   f"{last_line(r.log_path)}"
     else:
         ok = False
-        detail = "build " + ("timed out" if rc is None else "failed or fell back") + f": {paths or last_line(r.log_path)}"
+        how = "timed out" if rc is None else "failed or fell back"
+        detail = f"build {how}: {paths or last_line(r.log_path)}"
     r.stage("kernels", status="ok" if ok else ("timeout" if rc is None else "failed"), detail=detail, ops=paths,
             seconds=round(time.monotonic() - began, 1))
     return ok
@@ -146,10 +151,12 @@ def kernels(r: Round, limit: float, device: str) -> bool:
 
 def ops_paths(log: Path) -> dict[str, str]:
     """The `op<TAB>path` lines that `python -m facegen_cli.ops.build` printed into the log."""
+    from facegen_cli.ops.build import OPS
+
     found = {}
     for line in log.read_text(errors="replace").splitlines():
         name, tab, reason = line.partition("\t")
-        if tab and name in ("bias_act", "upfirdn2d"):
+        if tab and name in OPS:
             found[name] = reason
     return found
 
@@ -181,7 +188,10 @@ def train(r: Round, a: argparse.Namespace, window: float, use_kernels: bool, wor
             statistics.median(rates[1:] or rates), 3), sec_per_kimg_first_tick=round(rates[0], 3),
             final_snapshot=rows[-1]["snapshot"], augment_p=rows[-1].get("augment_p"))
     status = "ok" if rc == 0 and rows else ("timeout" if rc is None else "failed")
-    r.stage("train", status=status, detail=None if status == "ok" else last_line(r.log_path), **info)
+    detail = None if status == "ok" else last_line(r.log_path)
+    if rc is None:
+        detail = f"killed at its {window:.0f} s limit; " + (f"{rows[-1]['snapshot']} stands" if rows else "no snapshot")
+    r.stage("train", status=status, detail=detail, **info)
     return run if rows else None
 
 
@@ -230,6 +240,45 @@ def inception_for_fid(r: Round, spec: str | None, work: Path) -> tuple[str | Non
     return str(path), ""
 
 
+def measure(network: str, data: str, count: int, device: str, weights: str, batch: int, workers: int,
+            stats_path: Path) -> dict:
+    """FID and KID of `count` samples (seeds 0..count-1, psi 1) of `network` against `data`, as `facegen fid`
+    computes them; the samples' feature mean and covariance (upper triangle, fp32) go to `stats_path`."""
+    import numpy as np
+
+    from facegen_cli.metrics.fid import (FidResult, extract_features, feature_stats, fid_from_features,
+                                         kernel_distance, open_stream)
+    from facegen_cli.metrics.inception import InceptionFeatures
+
+    extractor = InceptionFeatures("clean", device=device, weights=weights)
+    fakes, reals = (extract_features(open_stream(spec, range(count), count, 1.0, batch, workers, device), extractor,
+                                     batch) for spec in (network, data))
+    mu, sigma = feature_stats(fakes)
+    with atomic_path(stats_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=mu, sigma_triu=sigma[np.triu_indices(len(mu))].astype(np.float32), count=len(fakes))
+    return FidResult(fid=fid_from_features(fakes, reals), mode="clean", count_a=len(fakes), count_b=len(reals),
+                     kid=kernel_distance(fakes, reals), inception=str(extractor.path)).as_dict()
+
+
+def fid_against(data: str, stats_path: str | Path, workers: int = 2) -> dict:
+    """FID of the samples summarised in `stats_path` (from `measure`) against `data`, whose features are read
+    from facegen's cache or extracted (on CPU) and cached; the CPU-side half of a round's FID."""
+    import numpy as np
+
+    from facegen_cli.metrics.fid import cached_features, feature_stats, frechet_distance
+    from facegen_cli.metrics.inception import InceptionFeatures
+    from facegen_cli.metrics.sources import dataset_stream
+
+    saved = np.load(stats_path)
+    dim = len(saved["mu"])
+    sigma = np.zeros([dim, dim])
+    sigma[np.triu_indices(dim)] = saved["sigma_triu"]
+    sigma = sigma + np.triu(sigma, 1).T
+    reals, cached = cached_features(dataset_stream(data, workers=workers), InceptionFeatures("clean"))
+    return {"fid": frechet_distance(saved["mu"], sigma, *feature_stats(reals)), "count_a": int(saved["count"]),
+            "count_b": len(reals), "data": data, "data_features_cached": cached}
+
+
 def fid(r: Round, a: argparse.Namespace, snapshot: Path, limit: float, work: Path) -> None:
     """Stage 3: FID and KID of `a.fid_images` samples of `snapshot` against the training faces."""
     began = time.monotonic()
@@ -241,9 +290,9 @@ def fid(r: Round, a: argparse.Namespace, snapshot: Path, limit: float, work: Pat
         write_text_atomic(r.out / "fid.json", json.dumps(skipped, indent=2) + "\n")
         r.stage("fid", status="skipped", detail=why)
         return
-    args = [sys.executable, "-c", FACEGEN, "fid", str(snapshot), a.data, "--seeds", f"0-{a.fid_images - 1}",
-            "--psi", "1", "--kid", "--json", "--device", a.device, "--batch", str(a.fid_batch), "--workers",
-            str(a.workers), "--no-cache", "--inception", weights]
+    args = [sys.executable, __file__, "--measure-into", str(r.out / "fakes-inception.npz"), "--network", str(snapshot),
+            "--data", a.data, "--fid-images", str(a.fid_images), "--device", a.device, "--inception", weights,
+            "--fid-batch", str(a.fid_batch), "--workers", str(a.workers)]
     raw = work / "fid-stdout.json"
     rc, seconds = r.call(args, limit - (time.monotonic() - began), python_env(), stdout=raw)
     result = json.loads(raw.read_text()) if rc == 0 and raw.is_file() else None
@@ -265,8 +314,12 @@ def device_name(device: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="training faces (folder or zip), also FID's reference")
-    p.add_argument("--out", required=True, type=Path, help="folder that receives the results ($OUT)")
+    p.add_argument("--fid-against", nargs=2, metavar=("DATA", "STATS"), help="(here, after a round) the FID of a "
+                   "round's fakes-inception.npz against DATA, e.g. the PNG faces; prints JSON and exits")
+    p.add_argument("--measure-into", type=Path, help="(stage 3's child) measure --network against --data, "
+                   "write the fakes' statistics to this file, print the result as JSON")
+    p.add_argument("--data", help="training faces (folder or zip), also FID's reference")
+    p.add_argument("--out", type=Path, help="folder that receives the results ($OUT)")
     p.add_argument("--minutes", type=float, default=8.5, help="wall-clock budget of the whole round (8.5)")
     p.add_argument("--network", default="default", help="what training starts from (--resume-from; default)")
     p.add_argument("--device", default="cuda")
@@ -284,6 +337,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--inception", default=None, help="Inception file (fp16 copies are cast back), or 'none'")
     p.add_argument("--work", type=Path, default=None, help="scratch folder for runs (default: a temporary one)")
     a = p.parse_args(argv)
+    if not a.fid_against and (a.data is None or (a.out is None and a.measure_into is None)):
+        p.error("--data and --out are required")
     if a.minutes <= 0 or a.fid_images < 2:
         p.error("--minutes must be positive and --fid-images at least 2")
     return a
@@ -291,6 +346,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.fid_against:
+        print(json.dumps(fid_against(*a.fid_against, workers=a.workers)))
+        return 0
+    if a.measure_into:
+        print(json.dumps(measure(a.network, a.data, a.fid_images, a.device, a.inception, a.fid_batch, a.workers,
+                                 a.measure_into)))
+        return 0
     r = Round(a.out, a.minutes * 60)
     work = a.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"facegen-gpu-round-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,224 @@
+"""Refit the shipped attribute classifiers and edit directions of `weights/default.safetensors`.
+
+One command, from the shipped model and the shared face data:
+
+    .venv/bin/python tools/fit_shipped_directions.py                # all: prepare, classifiers, directions, figure
+    .venv/bin/python tools/fit_shipped_directions.py --refit-only   # the model changed: keep the classifiers
+
+Steps (each printed as the facegen command it runs):
+1. `facegen prepare` the first 6,000 CelebA photos (40 attributes) and a seeded subset of UTKFace (age), dlib HOG,
+   FFHQ-aligned 64 px like the model's training faces, into --work (skipped when already there).
+2. `facegen classifier train` on each; the files are halved to fp16 into weights/classifiers/.
+3. Sample --samples faces of the default model once (seeds 0.., psi 1), score them with both
+   classifiers and fit each attribute's boundary exactly as `facegen directions fit --attr A
+   --samples N` does for the same seeds (same scores, same fit), saved to
+   weights/directions/<network id>/ where `facegen edit --direction NAME` finds them.
+   CelebA's No_Beard is shipped negated as `Beard`; UTKFace's age as `Age` (+ = older).
+4. `facegen edit seed:7 --direction NAME --range -3:3` for each, stacked into weights/edits.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from facegen_cli.fileio import atomic_path  # noqa: E402
+from facegen_cli.latent.boundary import fit_boundary, sample_scores  # noqa: E402
+from facegen_cli.latent.classifier import load_classifier, read_labelled  # noqa: E402
+from facegen_cli.latent.directions import Direction, save_direction, shipped_dir  # noqa: E402
+from facegen_cli.networks import load_network  # noqa: E402
+
+FACEGEN = str(Path(sys.executable).with_name("facegen"))
+WEIGHTS = REPO / "weights"
+CLASSIFIERS = WEIGHTS / "classifiers"
+CELEBA_CLF = CLASSIFIERS / "celeba-attributes.safetensors"
+AGE_CLF = CLASSIFIERS / "utkface-age.safetensors"
+# shipped name -> (classifier file, its attribute, sign): + moves towards the shipped name
+DIRECTIONS: dict[str, tuple[Path, str, int]] = {
+    "Smiling": (CELEBA_CLF, "Smiling", 1),
+    "Male": (CELEBA_CLF, "Male", 1),
+    "Young": (CELEBA_CLF, "Young", 1),
+    "Age": (AGE_CLF, "age", 1),
+    "Eyeglasses": (CELEBA_CLF, "Eyeglasses", 1),
+    "Black_Hair": (CELEBA_CLF, "Black_Hair", 1),
+    "Blond_Hair": (CELEBA_CLF, "Blond_Hair", 1),
+    "Brown_Hair": (CELEBA_CLF, "Brown_Hair", 1),
+    "Gray_Hair": (CELEBA_CLF, "Gray_Hair", 1),
+    "Bald": (CELEBA_CLF, "Bald", 1),
+    "Beard": (CELEBA_CLF, "No_Beard", -1),
+    "Mouth_Slightly_Open": (CELEBA_CLF, "Mouth_Slightly_Open", 1),
+}
+
+
+def facegen(*args: str) -> None:
+    """Run one facegen command, echoed so the log holds the exact steps."""
+    print("$ facegen " + " ".join(args), flush=True)
+    subprocess.run([FACEGEN, *args], check=True, cwd=REPO)
+
+
+def link_folder(source: Path, names: list[str], folder: Path) -> Path:
+    """A fresh folder of links to `names` in `source` (what `prepare` reads)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).symlink_to(source / name)
+    return folder
+
+
+def celeba_subset(data: Path, folder: Path, count: int) -> Path:
+    """The first `count` CelebA photos (000001.jpg on), the same ones the default model saw first."""
+    images = data / "celeba10k" / "images"
+    return link_folder(images, sorted(p.name for p in images.iterdir())[:count], folder)
+
+
+def utk_subset(data: Path, folder: Path, count: int, seed: int = 0) -> Path:
+    """`count` UTKFace photos with parseable names, drawn with a fixed seed."""
+    images = data / "utkface" / "images"
+    names = sorted(p.name for p in images.iterdir() if p.name.count("_") == 3)
+    return link_folder(images, random.Random(seed).sample(names, min(count, len(names))), folder)
+
+
+def prepare(raw: Path, out: Path, labels: str) -> Path:
+    """FFHQ-aligned 64 px labelled faces, like the model's training set (kept if already there)."""
+    if not (out / "dataset.json").exists():
+        facegen("prepare", str(raw), str(out), "--detector", "dlib", "--align", "ffhq", "--size", "64",
+                "--upsample", "1", "--labels", labels, "-j", "2")
+    return out
+
+
+def halve(src: Path, dest: Path) -> None:
+    """Copy a classifier with its float tensors in fp16 (the loader casts them back)."""
+    with safe_open(str(src), "pt") as f:
+        meta = f.metadata()
+    tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(src)).items()}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def train_classifiers(args: argparse.Namespace) -> None:
+    celeba = prepare(celeba_subset(args.data, args.work / "celeba_raw", args.celeba_count), args.work / "celeba64",
+                     str(args.data / "celeba10k" / "list_attr_celeba.txt"))
+    utk = prepare(utk_subset(args.data, args.work / "utk_raw", args.utk_count), args.work / "utk64", "utkface")
+    for dataset, extra, dest in ((celeba, [], CELEBA_CLF), (utk, ["--attrs", "age"], AGE_CLF)):
+        full = args.work / dest.name
+        facegen("classifier", "train", str(dataset), *extra, "--epochs", str(args.epochs), "--out", str(full))
+        halve(full, dest)
+
+
+def age_holdout(dataset: Path, path: Path, holdout: float = 0.1, seed: int = 0) -> dict[str, float]:
+    """The age classifier on its own held-out split (as `classifier train` draws it): error, correlation, baseline."""
+    clf = load_classifier(path)
+    images, labels, _ = read_labelled(dataset, ["age"], clf.size)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    val = order[:max(1, int(len(images) * holdout))]
+    truth = labels[val.numpy(), 0]
+    pred = clf.predict(images[val].float() / 127.5 - 1)[:, 0]
+    train_mean = np.delete(labels[:, 0], val.numpy()).mean()
+    return {"images": len(val), "mean_abs_error": float(np.abs(pred - truth).mean()),
+            "pearson_r": float(np.corrcoef(pred, truth)[0, 1]),
+            "mean_abs_error_of_the_mean": float(np.abs(train_mean - truth).mean())}
+
+
+@torch.inference_mode()
+def sample_faces(net, samples: int, work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """W and images of seeds 0..samples-1 at psi 1, as `directions fit` draws them (cached in `work`)."""
+    cache = work / f"samples-{net.network_id}-{samples}.npz"
+    if cache.exists():
+        with np.load(cache) as f:
+            return f["w"], f["images"]
+    images: list[np.ndarray] = []
+
+    def keep(batch: torch.Tensor) -> np.ndarray:
+        images.append(batch.cpu().numpy())
+        return np.zeros(len(batch))
+
+    w, _ = sample_scores(net, keep, samples)
+    with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+        np.savez(f, w=w, images=np.concatenate(images))
+    return sample_faces(net, samples, work)
+
+
+@torch.inference_mode()
+def fit_all(samples: int, ratio: float, work: Path) -> dict[str, float]:
+    """Score the sampled faces with every shipped classifier, fit and save each direction; held-out accuracies."""
+    net = load_network(None, "cpu")
+    w, images = sample_faces(net, samples, work)
+    scores = {path: np.concatenate([load_classifier(path).predict(torch.from_numpy(chunk))
+                                    for chunk in np.array_split(images, max(1, len(images) // 256))])
+              for path in {p for p, _, _ in DIRECTIONS.values()}}
+    folder = shipped_dir(net)
+    for stale in folder.parent.glob("*"):
+        if stale.is_dir() and stale != folder:
+            shutil.rmtree(stale)
+    accuracies = {}
+    for name, (path, attr, sign) in DIRECTIONS.items():
+        normal, accuracy = fit_boundary(w, scores[path][:, load_classifier(path).index(attr)], ratio)
+        info = {"method": "interfacegan", "samples": samples, "ratio": ratio, "seed_start": 0, "psi": 1.0,
+                "holdout_accuracy": accuracy, "attr": attr, "classifier": str(path.relative_to(REPO)),
+                **({"negated": True} if sign < 0 else {})}
+        save_direction(Direction(name, sign * normal, net.network_id, None, info), folder)
+        accuracies[name] = accuracy
+        print(f"{name} ({'-' if sign < 0 else ''}{attr}): held-out accuracy of the boundary {accuracy:.1%}", flush=True)
+    return accuracies
+
+
+def figure(work: Path, seed: int, out: Path) -> None:
+    """One `facegen edit --range -3:3` strip per direction, labelled, stacked into one PNG."""
+    strips = []
+    for name in DIRECTIONS:
+        facegen("edit", f"seed:{seed}", "--direction", name, "--range", "-3:3", "--steps", "7",
+                "--out", str(work / "edits"))
+        strips.append((name, Image.open(work / "edits" / f"seed{seed:04d}-{name}-strip.png").convert("RGB")))
+    label_w = 120
+    width, height = strips[0][1].size
+    sheet = Image.new("RGB", (label_w + width, height * len(strips)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, strip) in enumerate(strips):
+        sheet.paste(strip, (label_w, i * height))
+        draw.text((4, i * height + height // 2 - 5), name, fill="black")
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared face data")
+    parser.add_argument("--work", type=Path, default=REPO.parent / "scratch" / "h9", help="prepared sets, logs")
+    parser.add_argument("--celeba-count", type=int, default=6000, help="CelebA photos to prepare (of 10,000)")
+    parser.add_argument("--utk-count", type=int, default=1500, help="UTKFace photos to prepare for age")
+    parser.add_argument("--epochs", type=int, default=5, help="classifier training epochs")
+    parser.add_argument("--samples", type=int, default=1200, help="faces sampled to fit the directions")
+    parser.add_argument("--ratio", type=float, default=0.25, help="as `directions fit --ratio`")
+    parser.add_argument("--seed", type=int, default=7, help="the face of the edit figure")
+    parser.add_argument("--refit-only", action="store_true", help="keep the shipped classifiers")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    os.environ["FACEGEN_CACHE"] = str(args.work / "cache")  # the figure shows the shipped directions, not a user's
+    if not args.refit_only:
+        train_classifiers(args)
+    for path in (CELEBA_CLF, AGE_CLF):
+        print(f"{path.name}: held-out {json.dumps(load_classifier(path).info['holdout'])}", flush=True)
+    if (args.work / "utk64" / "dataset.json").exists():
+        print(f"age on its held-out faces: {json.dumps(age_holdout(args.work / 'utk64', AGE_CLF))}", flush=True)
+    fit_all(args.samples, args.ratio, args.work)
+    figure(args.work, args.seed, WEIGHTS / "edits.png")
+
+
+if __name__ == "__main__":
+    main()
