@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from facegen_cli.checkpoint import SUFFIX, Network, load_checkpoint
+from facegen_cli.checkpoint import SUFFIX, Network
+from facegen_cli.convert.foreign import read_network_file
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.paths import cache_dir, weights_dir
 
@@ -27,8 +28,6 @@ PUBLISHED: dict[str, str] = {
 }
 DEFAULT_NETWORK = "default"
 DOWNLOAD_TIMEOUT_S = 15
-# torch.save's pre-1.6 (non-zip) format opens with this pickled magic number, not a network pickle.
-TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 
 
 def shipped_networks() -> dict[str, Path]:
@@ -76,48 +75,13 @@ def resolve_network(spec: str | None) -> Path:
     raise BadInput(f"{spec}: no such network file or name (names: {', '.join(names)})")
 
 
-def sniff_format(path: Path) -> str:
-    """'facegen', 'nvidia-pickle' or 'rosinality' from the file's first bytes."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "facegen"
-    if head[:2] == b"PK" or head.startswith(TORCH_LEGACY_MAGIC):
-        return "rosinality"
-    if head[:1] == b"\x80":
-        return "nvidia-pickle"
-    raise FacegenError(f"{path}: not a network file facegen can read (facegen .safetensors, NVIDIA .pkl, "
-                       f"rosinality .pt)")
-
-
-def import_foreign(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> Network:
-    """Load an NVIDIA pickle or rosinality checkpoint as a Network (weights only, no code run).
-
-    Only the networks named in `modules` are built (G_ema always is).
-    """
-    fmt = sniff_format(path)
-    if fmt == "facegen":
-        raise FacegenError(f"{path}: already a facegen checkpoint")
-    if fmt == "nvidia-pickle":
-        from facegen_cli.convert.nvidia import import_nvidia_pickle
-        data = import_nvidia_pickle(path, modules)
-    else:
-        from facegen_cli.convert.rosinality import import_rosinality
-        data = import_rosinality(path, modules)
-    return Network(arch=data.get("arch", "stylegan2"), G_kwargs=data["G_kwargs"], D_kwargs=data["D_kwargs"],
-                   G_ema=data["G_ema"], G=data["G"], D=data["D"], provenance=data["provenance"], path=path)
-
-
 def load_network(spec: str | None, device: torch.device | str = "cpu", modules: tuple[str, ...] = ("G_ema",)) -> Network:
     """Load whatever `spec` names onto `device`, ready for inference."""
-    path = resolve_network(spec)
-    if sniff_format(path) == "facegen":
-        return load_checkpoint(path, device=device, modules=modules)
-    net = import_foreign(path, modules)
-    for name in ("G_ema", "G", "D"):
+    net = read_network_file(resolve_network(spec), modules)
+    for name in modules:
         module = getattr(net, name)
         if module is not None:
-            setattr(net, name, module.to(device) if name in modules else None)
+            setattr(net, name, module.to(device))
     return net
 
 
@@ -138,4 +102,10 @@ def describe_network(spec: str | None) -> dict:
         "settings": net.G_kwargs,
         "provenance": net.provenance,
     }
+    if net.arch == "stylegan3":
+        from facegen_cli.models.stylegan3 import config_name
+
+        synthesis = G.synthesis
+        details["config"] = config_name(net.G_kwargs)
+        details["layers"] = {name: getattr(synthesis, name).out_channels for name in synthesis.layer_names}
     return details

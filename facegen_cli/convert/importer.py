@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facegen_cli.checkpoint import SUFFIX, load_checkpoint, save_checkpoint
-from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.networks import import_foreign, sniff_format
+from facegen_cli.checkpoint import SUFFIX, save_checkpoint
+from facegen_cli.convert.foreign import read_network_file
+from facegen_cli.errors import BadInput
 
 
 def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = False) -> Path:
@@ -19,10 +19,7 @@ def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = 
     if dest.suffix != SUFFIX:
         raise BadInput(f"{dest}: facegen checkpoints end in {SUFFIX}")
     modules = ("G_ema",) if ema_only else ("G_ema", "G", "D")
-    if sniff_format(source) == "facegen":
-        net = load_checkpoint(source, modules=modules)
-    else:
-        net = import_foreign(source, modules)
+    net = read_network_file(source, modules)
     G, D, D_kwargs = (None, None, {}) if ema_only else (net.G, net.D, net.D_kwargs)
     return save_checkpoint(dest, net.arch, net.G_kwargs, net.G_ema, G=G, D=D, D_kwargs=D_kwargs,
                            provenance=net.provenance, half=half)

@@ -1,0 +1,41 @@
+"""Read any network file facegen knows — its own checkpoints, NVIDIA pickles, rosinality
+checkpoints — as a Network, telling the formats apart by their first bytes (once)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from facegen_cli.checkpoint import Network, load_checkpoint
+from facegen_cli.errors import FacegenError
+
+# torch.save's pre-1.6 (non-zip) format opens with this pickled magic number, not a network pickle.
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+def sniff_format(path: Path) -> str:
+    """'facegen', 'nvidia-pickle' or 'rosinality' from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "facegen"
+    if head[:2] == b"PK" or head.startswith(TORCH_LEGACY_MAGIC):
+        return "rosinality"
+    if head[:1] == b"\x80":
+        return "nvidia-pickle"
+    raise FacegenError(f"{path}: not a network file facegen can read (facegen .safetensors, NVIDIA .pkl, "
+                       f"rosinality .pt)")
+
+
+def read_network_file(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> Network:
+    """The networks named in `modules` (G_ema always) from `path`, on the CPU; foreign files are
+    imported as weights only, without running any code from them."""
+    fmt = sniff_format(path)
+    if fmt == "facegen":
+        return load_checkpoint(path, modules=modules)
+    if fmt == "nvidia-pickle":
+        from facegen_cli.convert.nvidia import import_nvidia_pickle
+        data = import_nvidia_pickle(path, modules)
+    else:
+        from facegen_cli.convert.rosinality import import_rosinality
+        data = import_rosinality(path, modules)
+    return Network(arch=data.get("arch", "stylegan2"), G_kwargs=data["G_kwargs"], D_kwargs=data["D_kwargs"],
+                   G_ema=data["G_ema"], G=data["G"], D=data["D"], provenance=data["provenance"], path=path)
