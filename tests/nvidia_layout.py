@@ -18,6 +18,7 @@ builds them and computes what their arrays mean.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import pickle
 import sys
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 import tiny_nets
+from facegen_cli.models import stylegan3 as sg3
 
 PERSISTENCE_VERSION = 6
 # The defining module's source travels in every record; these stand in for NVIDIA's text.
@@ -37,6 +39,7 @@ ADA_SRC = '"""stand-in for stylegan2-ada-pytorch training/networks.py"""\nclass 
 SG3_SG2_SRC = '"""stand-in for stylegan3 training/networks_stylegan2.py"""\nclass SynthesisBlock: pass\n'
 SG3_SRC = '"""stand-in for stylegan3 training/networks_stylegan3.py"""\nclass SynthesisInput: pass\n'
 AUGMENT_SRC = '"""stand-in for training/augment.py"""\nclass AugmentPipe: pass\n'
+ALIAS_FREE = "sg3-alias-free"  # flavour of networks_stylegan3's generator records
 FAKE_MODULES = ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util", "dnnlib.tflib",
                 "dnnlib.tflib.network")
 
@@ -150,17 +153,29 @@ def persistent_record(module: nn.Module, reconstruct, flavour: str, module_src: 
     """
     state = {k: v for k, v in vars(module).items() if k.startswith("_") or k == "training"}
     state["training"] = False
-    state["_modules"] = {name: None if child is None else
-                         persistent_record(child, reconstruct, flavour, module_src, ctx)
-                         for name, child in module._modules.items()}
-    own = nvidia_attrs(module, flavour, ctx) if attrs is None else attrs
+    base = ctx.get("path", "")
+    state["_modules"] = {}
+    for name, child in module._modules.items():
+        ctx["path"] = f"{base}.{name}" if base else name
+        state["_modules"][name] = None if child is None else persistent_record(child, reconstruct, flavour,
+                                                                               module_src, ctx)
+    ctx["path"] = base
+    own_init = None
+    if attrs is not None:
+        own = attrs
+    elif flavour == ALIAS_FREE:
+        own, own_init = stylegan3_attrs(module, ctx)
+    else:
+        own = nvidia_attrs(module, flavour, ctx)
     if type(module).__name__ == "DiscriminatorEpilogue" and module.mbstd is None:
         own = {**own, "mbstd": None}
         state["_modules"].pop("mbstd", None)
     state.update(own)
     state["_init_args"] = ()
-    state["_init_kwargs"] = dict(init_kwargs) if init_kwargs is not None else {
-        k: v for k, v in own.items() if not isinstance(v, np.floating)}
+    if init_kwargs is None:
+        init_kwargs = own_init if own_init is not None else {
+            k: v for k, v in own.items() if not isinstance(v, np.floating)}
+    state["_init_kwargs"] = dict(init_kwargs)
     meta = dict(type="class", version=PERSISTENCE_VERSION, module_src=module_src,
                 class_name=class_name or type(module).__name__, state=state)
     return Persistent(reconstruct, meta)
@@ -212,7 +227,8 @@ def snapshot_pickle(path: Path, G_ema: nn.Module, G_kwargs: dict, G: nn.Module |
     `G_kwargs` / `D_kwargs` are the facegen kwargs the modules were built with, from which the
     top-level `init_kwargs` are written (D_kwargs defaults to the tiny test discriminator's).
     flavour 'ada' is stylegan2-ada-pytorch (`training/networks.py`), 'sg3' is the stylegan3
-    repository's StyleGAN2 (`training/networks_stylegan2.py`); `records` replaces entries
+    repository's StyleGAN2 (`training/networks_stylegan2.py`); a StyleGAN3 generator is written as
+    `training/networks_stylegan3.py` records it (pass flavour 'sg3' for its D); `records` replaces entries
     with prebuilt (name -> callable(reconstruct, EasyDict) -> Persistent) records.
     """
     src = module_src if module_src is not None else (SG3_SG2_SRC if flavour == "sg3" else ADA_SRC)
@@ -220,6 +236,10 @@ def snapshot_pickle(path: Path, G_ema: nn.Module, G_kwargs: dict, G: nn.Module |
         def record(net, kwargs):
             if net is None:
                 return None
+            if isinstance(net, sg3.Generator):  # networks_stylegan3.Generator
+                init = stylegan3_init_kwargs(net, kwargs, EasyDict)
+                return persistent_record(net, reconstruct, ALIAS_FREE, SG3_SRC, _stylegan3_context(net, init),
+                                         init_kwargs=init)
             ctx = dict(w_dim=getattr(net, "w_dim", None), img_channels=net.img_channels,
                        img_resolution=net.img_resolution)
             return persistent_record(net, reconstruct, flavour, src, ctx,
@@ -248,43 +268,110 @@ def numpy_legacy_names(data: bytes) -> bytes:
     return out
 
 
-def stylegan3_generator_record(reconstruct, EasyDict, resolution: int = 32, channels: int = 16,
-                               w_dim: int = 16) -> Persistent:
-    """An alias-free (StyleGAN3-T) generator record: `input` plus L<i>_<size>_<channels> layers."""
-    torch.manual_seed(0)
+# --- StyleGAN3 (training/networks_stylegan3.py) -------------------------------------------------------
 
-    def layer(cin: int, cout: int, size: int) -> nn.Module:
-        m = nn.Module()
-        m.affine = nn.Linear(w_dim, cin)
-        m.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
-        m.bias = nn.Parameter(torch.zeros(cout))
-        m.register_buffer("magnitude_ema", torch.ones([]))
-        m.register_buffer("up_filter", torch.randn(12))
-        m.register_buffer("down_filter", torch.randn(12))
-        m.size = size
-        return m
+def stylegan3_settings(kwargs: dict) -> dict:
+    """All of our StyleGAN3 Generator's settings: its defaults updated with `kwargs`."""
+    defaults = {k: p.default for k, p in inspect.signature(sg3.Generator).parameters.items()}
+    return {**defaults, **kwargs}
 
-    synthesis, G = nn.Module(), nn.Module()
-    synthesis.input = nn.Module()
-    synthesis.input.register_buffer("freqs", torch.randn(channels, 2))
-    synthesis.input.weight = nn.Parameter(torch.randn(channels, channels))
-    synthesis.L0_36_16 = layer(channels, channels, 36)
-    synthesis.L1_32_3 = layer(channels, 3, resolution)
-    G.synthesis, G.mapping = synthesis, nn.Module()
-    G.mapping.fc0 = nn.Linear(w_dim, w_dim)
-    G.mapping.register_buffer("w_avg", torch.zeros(w_dim))
-    names = {id(G): "Generator", id(synthesis): "SynthesisNetwork", id(synthesis.input): "SynthesisInput",
-             id(G.mapping): "MappingNetwork", id(G.mapping.fc0): "FullyConnectedLayer"}
 
-    def rec(m: nn.Module, attrs: dict) -> Persistent:
-        state = {k: v for k, v in vars(m).items() if k.startswith("_")}
-        state.update(training=False, **attrs, _init_args=(), _init_kwargs=dict(attrs))
-        state["_modules"] = {n: rec(c, {"size": getattr(c, "size", None)}) for n, c in m._modules.items()}
-        name = names.get(id(m), "SynthesisLayer")
-        return Persistent(reconstruct, dict(type="class", version=PERSISTENCE_VERSION, module_src=SG3_SRC,
-                                            class_name=name, state=state))
+def stylegan3_init_kwargs(net: nn.Module, kwargs: dict, EasyDict) -> dict:
+    """`_init_kwargs` of a networks_stylegan3.Generator as stylegan3's train.py + training_loop.py build it:
+    z_dim, w_dim, mapping_kwargs, channel_base/max, magnitude_ema_beta, the --cfg stylegan3-r changes, any
+    other non-default setting, then the dataset's c_dim, img_resolution, img_channels."""
+    full, defaults = stylegan3_settings(kwargs), stylegan3_settings({})
+    mapping = EasyDict(num_layers=full["mapping_layers"])
+    for theirs, ours in sg3.MAPPING_KWARGS.items():
+        if theirs != "num_layers" and full[ours] != defaults[ours]:
+            mapping[theirs] = full[ours]
+    out = dict(z_dim=net.z_dim, w_dim=net.w_dim, mapping_kwargs=mapping, channel_base=full["channel_base"],
+               channel_max=full["channel_max"], magnitude_ema_beta=full["magnitude_ema_beta"])
+    if full["use_radial_filters"]:
+        out.update(conv_kernel=full["conv_kernel"], use_radial_filters=True)
+    skip = set(out) | set(sg3.MAPPING_KWARGS.values()) | {"c_dim", "img_resolution", "img_channels"}
+    out.update({k: _clamp(v) if k == "conv_clamp" else v for k, v in full.items()
+                if k not in skip and v != defaults[k]})
+    return {**out, "c_dim": net.c_dim, "img_resolution": net.img_resolution, "img_channels": net.img_channels}
 
-    return rec(G, dict(z_dim=w_dim, c_dim=0, w_dim=w_dim, img_resolution=resolution, img_channels=3, num_ws=3))
+
+def _stylegan3_context(G: nn.Module, init_kwargs: dict) -> dict:
+    """What the records of a StyleGAN3 generator's parts need: layer specs and the kwargs passed down."""
+    full = stylegan3_settings(kwargs_from_init(init_kwargs))
+    names = inspect.signature(sg3.layer_schedule).parameters
+    specs = sg3.layer_schedule(**{k: full[k] for k in names})
+    own = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs"}
+    synthesis = dict(w_dim=G.w_dim, img_resolution=G.img_resolution, img_channels=G.img_channels,
+                     **{k: v for k, v in init_kwargs.items() if k not in own})
+    consumed = set(inspect.signature(sg3.SynthesisNetwork).parameters) - {"layer_kwargs"}
+    return dict(specs=specs, synthesis_kwargs=synthesis, mapping_kwargs=dict(init_kwargs["mapping_kwargs"]),
+                layer_kwargs={k: v for k, v in synthesis.items() if k not in consumed},
+                use_radial_filters=full["use_radial_filters"], w_dim=G.w_dim)
+
+
+def kwargs_from_init(init_kwargs: dict) -> dict:
+    """Our kwargs for the settings of `init_kwargs` that our Generator has (a test may add others)."""
+    known = set(inspect.signature(sg3.Generator).parameters) | {"mapping_kwargs"}
+    return sg3.kwargs_from_nvidia({k: dict(v) if isinstance(v, dict) else v for k, v in init_kwargs.items()
+                                   if k in known})
+
+
+def _taps(f: torch.Tensor | None) -> int:
+    return 1 if f is None else int(f.shape[0])
+
+
+def stylegan3_attrs(module: nn.Module, ctx: dict) -> tuple[dict, dict]:
+    """(attributes, init kwargs) NVIDIA's networks_stylegan3 class of the same name stores, in its order."""
+    kind, m, path = type(module).__name__, module, ctx.get("path", "")
+    f64 = np.float64
+    if kind == "Generator":
+        return dict(z_dim=m.z_dim, c_dim=m.c_dim, w_dim=m.w_dim, img_resolution=m.img_resolution,
+                    img_channels=m.img_channels, num_ws=m.num_ws), {}
+    if kind == "SynthesisNetwork":
+        full = stylegan3_settings(kwargs_from_init(ctx["synthesis_kwargs"]))
+        return dict(w_dim=m.w_dim, num_ws=m.num_ws, img_resolution=m.img_resolution, img_channels=m.img_channels,
+                    num_layers=full["num_layers"], num_critical=full["num_critical"],
+                    margin_size=full["margin_size"], output_scale=full["output_scale"],
+                    num_fp16_res=full["num_fp16_res"], layer_names=list(m.layer_names)), ctx["synthesis_kwargs"]
+    if kind == "SynthesisInput":
+        spec = ctx["specs"][0]
+        init = dict(w_dim=ctx["w_dim"], channels=m.channels, size=spec.size, sampling_rate=f64(spec.sampling_rate),
+                    bandwidth=f64(spec.cutoff))
+        return {**init, "size": np.array([spec.size, spec.size])}, init
+    if kind == "SynthesisLayer":
+        idx = int(path.rsplit(".", 1)[-1].split("_")[0][1:])
+        inp, out = ctx["specs"][max(idx - 1, 0)], ctx["specs"][idx]
+        head = dict(w_dim=ctx["w_dim"], is_torgb=m.is_torgb, is_critically_sampled=m.is_critically_sampled,
+                    use_fp16=np.bool_(m.use_fp16), in_channels=m.in_channels, out_channels=m.out_channels)
+        rates = dict(in_sampling_rate=inp.sampling_rate, out_sampling_rate=out.sampling_rate)
+        bands = dict(in_cutoff=f64(inp.cutoff), out_cutoff=f64(out.cutoff), in_half_width=f64(inp.half_width),
+                     out_half_width=f64(out.half_width))
+        tmp_rate = inp.sampling_rate * m.up_factor
+        attrs = dict(**head, in_size=np.array([inp.size] * 2), out_size=np.array([out.size] * 2), **rates,
+                     tmp_sampling_rate=tmp_rate, **bands, conv_kernel=m.conv_kernel,
+                     conv_clamp=_clamp(m.conv_clamp), magnitude_ema_beta=m.magnitude_ema_beta,
+                     up_factor=m.up_factor, up_taps=_taps(m.up_filter), down_factor=m.down_factor,
+                     down_taps=_taps(m.down_filter),
+                     down_radial=bool(ctx["use_radial_filters"] and not m.is_critically_sampled),
+                     padding=[int(p) for p in m.padding])
+        init = dict(**head, in_size=inp.size, out_size=out.size, **rates, **bands, **ctx["layer_kwargs"])
+        return attrs, init
+    if kind == "FullyConnectedLayer":
+        attrs = dict(in_features=m.in_features, out_features=m.out_features, activation=m.activation,
+                     weight_gain=f64(m.weight_gain), bias_gain=1 if m.bias_gain == 1 else float(m.bias_gain))
+        if path.endswith("input.affine"):
+            return attrs, {"weight_init": 0, "bias_init": [1, 0, 0, 0]}
+        if path.endswith(".affine"):
+            return attrs, {"bias_init": 1}
+        if path.endswith(".embed"):
+            return attrs, {}
+        return attrs, {"activation": m.activation, "lr_multiplier": attrs["bias_gain"]}
+    if kind == "MappingNetwork":
+        attrs = dict(z_dim=m.z_dim, c_dim=m.c_dim, w_dim=m.w_dim, num_ws=m.num_ws, num_layers=m.num_layers,
+                     w_avg_beta=m.w_avg_beta)
+        return ({**attrs, "embed": None} if not m.c_dim else attrs,
+                dict(z_dim=m.z_dim, c_dim=m.c_dim, w_dim=m.w_dim, num_ws=m.num_ws, **ctx["mapping_kwargs"]))
+    raise TypeError(f"no networks_stylegan3 counterpart for {kind}")
 
 
 # --- TensorFlow-era pickles -------------------------------------------------------------------------

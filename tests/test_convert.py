@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 import nvidia_layout as nl
@@ -25,12 +26,12 @@ from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.convert.importer import convert_file
 from facegen_cli.convert.nvidia import FAMILIES, FamilyImporter, network_family
-from facegen_cli.convert.safe_pickle import PersistentRecord
+from facegen_cli.convert.safe_pickle import PersistentRecord, load_restricted
 from facegen_cli.errors import FacegenError
 from facegen_cli.latent.seeds import seed_to_z
 from facegen_cli.networks import load_network
 from facegen_cli.ops.upfirdn2d import setup_filter
-from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
+from tiny_nets import D_KWARGS, G_KWARGS, SG3_KWARGS, SG3_R, tiny_D, tiny_G, tiny_sg3
 
 NON_DEFAULT = dict(mapping_lr_multiplier=0.05, num_fp16_res=2, conv_clamp=256.0)
 # The globals NVIDIA's own code writes into a snapshot, in order (read from real pickles made
@@ -40,6 +41,9 @@ NVIDIA_SNAPSHOT_GLOBALS = [
     "torch._utils._rebuild_parameter", "torch._utils._rebuild_tensor_v2", "torch.storage._load_from_bytes",
     "numpy._core.multiarray.scalar", "numpy.dtype", "dnnlib.util.EasyDict",
 ]
+# A stylegan3 snapshot adds numpy arrays (the layers' sizes), read from real ones made by stylegan3's code.
+NVIDIA_SG3_SNAPSHOT_GLOBALS = NVIDIA_SNAPSHOT_GLOBALS[:-1] + [
+    "numpy._core.multiarray._reconstruct", "numpy.ndarray", "dnnlib.util.EasyDict"]
 
 
 def snapshot(path: Path, G_ema, G=None, D=None, g_kwargs=None, d_kwargs=None, **kw) -> Path:
@@ -178,23 +182,88 @@ def test_discriminator_label_mapping_with_another_learning_rate(tmp_path):
     assert torch.allclose(net.D(img, c), D(img, c), rtol=1e-5, atol=1e-6)
 
 
-def stylegan3_snapshot(path: Path) -> Path:
-    def sg3(reconstruct, EasyDict):
-        return nl.stylegan3_generator_record(reconstruct, EasyDict)
-    return snapshot(path, tiny_G(), D=tiny_D(), records={"G": sg3, "G_ema": sg3})
+SG3_CONFIGS = {"T": {}, "R": SG3_R, "T-cond": dict(c_dim=3), "R-cond": dict(SG3_R, c_dim=3, conv_clamp=None)}
 
 
-@pytest.mark.parametrize("command", ["convert", "info", "generate"])
-def test_stylegan3_is_refused_in_one_line(tmp_path, command):
-    src = stylegan3_snapshot(tmp_path / "stylegan3-t.pkl")
-    dest = tmp_path / "out.safetensors"
-    args = {"convert": ["convert", src, dest], "info": ["info", src],
-            "generate": ["generate", "--network", src, "--seeds", "0", "--out", tmp_path / "imgs"]}[command]
-    result = run_cli(*args)
+def stylegan3_snapshot(path: Path, cfg: str = "T") -> tuple[Path, torch.nn.Module, dict]:
+    """A stylegan3 snapshot: networks_stylegan3 G and G_ema, networks_stylegan2 D (16 px)."""
+    kwargs = {**SG3_KWARGS, **SG3_CONFIGS[cfg]}
+    G_ema, c_dim = tiny_sg3(0, **SG3_CONFIGS[cfg]), kwargs["c_dim"]
+    d_kwargs = dict(D_KWARGS, img_resolution=16, c_dim=c_dim)
+    nl.snapshot_pickle(path, G_ema, kwargs, tiny_sg3(1, **SG3_CONFIGS[cfg]), tiny_D(2, **d_kwargs), d_kwargs,
+                       flavour="sg3")
+    return path, G_ema, kwargs
+
+
+def sg3_labels(G) -> torch.Tensor | None:
+    return torch.eye(G.c_dim)[[0, G.c_dim - 1]] if G.c_dim else None
+
+
+def test_stylegan3_writer_matches_nvidias_pickle_structure(tmp_path):
+    """Same globals in the same order as a real stylegan3 snapshot; the generator's records carry
+    NVIDIA's attributes (numpy-typed where NVIDIA's are) and the init kwargs train.py builds."""
+    src, G, _ = stylegan3_snapshot(tmp_path / "s.pkl", "R")
+    data = src.read_bytes()
+    assert pickle_globals(data) == NVIDIA_SG3_SNAPSHOT_GLOBALS and b"training.networks" not in data
+    rec = load_restricted(src)["G_ema"]
+    assert rec.attr("_init_kwargs") == dict(z_dim=16, w_dim=16, mapping_kwargs={"num_layers": 2}, channel_base=512,
+                                            channel_max=64, magnitude_ema_beta=0.999, conv_kernel=1,
+                                            use_radial_filters=True, num_layers=6, c_dim=0, img_resolution=16,
+                                            img_channels=3)
+    synthesis = rec.children["synthesis"]
+    assert synthesis.attr("layer_names") == G.synthesis.layer_names
+    first = synthesis.children[G.synthesis.layer_names[0]]
+    assert isinstance(first.attr("in_cutoff"), np.float64) and first.attr("in_size").tolist() == [36, 36]
+    assert first.attr("down_radial") is True and first.attr("_init_kwargs")["use_radial_filters"] is True
+    assert "embed" in rec.children["mapping"].state and rec.children["mapping"].attr("embed") is None
+
+
+@pytest.mark.parametrize("cfg", sorted(SG3_CONFIGS))
+def test_stylegan3_snapshot_imports_to_the_same_network(tmp_path, cfg):
+    src, G, kwargs = stylegan3_snapshot(tmp_path / f"sg3-{cfg}.pkl", cfg)
+    net = load_network(str(src), modules=("G_ema", "G", "D"))
+    assert net.arch == "stylegan3" and nl.stylegan3_settings(net.G_kwargs) == nl.stylegan3_settings(kwargs)
+    assert net.provenance["source_family"] == "stylegan3" and net.D is not None and net.G is not None
+    z, c = torch.from_numpy(np.stack([seed_to_z(s, 16) for s in (0, 5)])).float(), sg3_labels(G)
+    ws = G.mapping(z, c, truncation_psi=0.7)
+    assert torch.equal(net.G_ema.mapping(z, c, truncation_psi=0.7), ws)
+    img = G.synthesis(ws)
+    assert torch.allclose(net.G_ema.synthesis(ws), img, atol=1e-6) and img.std() > 0.05
+    dest = convert_file(src, tmp_path / "sg3.safetensors")
+    back = load_checkpoint(dest, modules=("G_ema", "G", "D"))
+    assert back.arch == "stylegan3" and torch.allclose(back.G_ema.synthesis(ws), img, atol=1e-6)
+
+
+@pytest.mark.parametrize("cfg", ["T", "R-cond"])
+def test_stylegan3_snapshot_generates_and_shows_in_info(tmp_path, cfg):
+    src, G, kwargs = stylegan3_snapshot(tmp_path / "sg3.pkl", cfg)
+    label = ["--label", "2"] if G.c_dim else []
+    result = run_cli("generate", "--network", src, "--seeds", "3", "--psi", "0.6", "--out", tmp_path / "imgs", *label)
+    assert result.exit_code == 0, result.output
+    z = torch.from_numpy(seed_to_z(3, 16)).float()[None]
+    c = torch.eye(3)[[2]] if G.c_dim else None
+    expect = (G(z, c, truncation_psi=0.6) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    got = np.asarray(Image.open(tmp_path / "imgs" / "seed0003.png"))
+    assert np.abs(got.astype(int) - expect.astype(int)).max() <= 1 and got.std() > 1
+    info = run_cli("info", src)
+    assert info.exit_code == 0, info.output
+    lines = info.stdout.splitlines()
+    assert f"config: {cfg[0]}" in lines and "resolution: 16" in lines and "num_ws: 8" in lines
+    channels = [(name, getattr(G.synthesis, name).out_channels) for name in G.synthesis.layer_names]
+    assert [f"layers.{n}: {ch}" for n, ch in channels] == [line for line in lines if line.startswith("layers.")]
+    assert channels[-1][1] == 3 and channels[0][0] == ("L0_36_64" if cfg[0] == "R" else "L0_36_32")
+
+
+def test_stylegan3_unknown_setting_is_one_line(tmp_path, monkeypatch):
+    """A generator built with a setting facegen does not know is refused, naming the file."""
+    write_init = nl.stylegan3_init_kwargs
+    monkeypatch.setattr(nl, "stylegan3_init_kwargs", lambda *a: {**write_init(*a), "shiny_new_option": 1})
+    src, _, _ = stylegan3_snapshot(tmp_path / "new.pkl")
+    result = run_cli("convert", src, tmp_path / "out.safetensors")
     assert result.exit_code == 1
     line = one_error_line(result)
-    assert str(src) in line and "StyleGAN3 (alias-free) networks are not supported yet" in line
-    assert list(tmp_path.iterdir()) == [src]
+    assert str(src) in line and "shiny_new_option" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.pkl"]
 
 
 def test_family_from_module_source_when_layers_say_nothing():

@@ -43,3 +43,22 @@ def tiny_checkpoint(path: Path, seed: int = 0, **overrides) -> Path:
     """A facegen checkpoint holding a tiny G_ema (and nothing else)."""
     G = tiny_G(seed, **overrides)
     return save_checkpoint(path, "stylegan2", {**G_KWARGS, **overrides}, G, provenance={"dataset": "tiny-test"})
+
+
+# Tiny StyleGAN3 (T unless R settings are passed): 16x16, 6 alias-free layers, num_ws 8.
+SG3_KWARGS = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=256, channel_max=32,
+                  num_layers=6)
+SG3_R = dict(conv_kernel=1, use_radial_filters=True, channel_base=512, channel_max=64)
+
+
+def tiny_sg3(seed: int = 0, **overrides) -> torch.nn.Module:
+    """A perturbed tiny StyleGAN3 generator whose layers' input magnitudes are tracked (not 1)."""
+    from facegen_cli.models.stylegan3 import Generator as StyleGAN3
+
+    torch.manual_seed(seed)
+    G = perturb(StyleGAN3(**{**SG3_KWARGS, **overrides}), seed + 3000)
+    with torch.no_grad():
+        for name, buf in G.named_buffers():
+            if name.endswith("magnitude_ema"):
+                buf.fill_(0.5 + (sum(map(ord, name)) % 7) / 7)
+    return G
