@@ -9,6 +9,11 @@ regulariser) gives images/s without the lazy terms.
 
     python benchmarks/train.py                              # small@64 and paper256@256 on CPU
     python benchmarks/train.py --device cuda --cases small:64:32 paper256:256:64
+    # issue 15's row (NVIDIA's 64 px "small" net), fp32 and bf16 side by side, each a fresh process:
+    python benchmarks/train.py --cases paper256:64:16 --map 2 --cbase 4096 --cmax 256 --gamma 0.0512 \
+        --aug noaug --precision fp32 bf16
+
+Each row also gives the process's peak RSS (CPU) or peak CUDA memory.
 
 The output is a Markdown table (stdout) for benchmarks/RESULTS.md; progress goes to stderr.
 """
@@ -18,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,7 +54,8 @@ def noise_dataset(folder: Path, resolution: int, count: int = DATA_IMAGES) -> Pa
     return folder
 
 
-def run_case(cfg: str, resolution: int, batch: int, device: str, steps: int) -> dict:
+def run_case(cfg: str, resolution: int, batch: int, device: str, steps: int, precision: str = "fp32",
+             overrides: dict | None = None) -> dict:
     """Train `steps` + 1 steps of one config; seconds per step, and which steps ran regularisers."""
     import torch
 
@@ -58,7 +65,8 @@ def run_case(cfg: str, resolution: int, batch: int, device: str, steps: int) -> 
     with tempfile.TemporaryDirectory() as tmp:
         data = noise_dataset(Path(tmp) / f"noise{resolution}", resolution)
         opts = TrainOptions(data=str(data), out=str(Path(tmp) / "runs"), cfg=cfg, batch=batch, device=device,
-                            kimg=batch * (steps + 1) / 1000, snap=1e6, workers=1, aug="ada")
+                            kimg=batch * (steps + 1) / 1000, snap=1e6, workers=1,
+                            **{"aug": "ada", **(overrides or {})}, precision=precision)
         trainer = Trainer(opts, log=lambda msg: None)
         sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
         stamps: list[float] = []
@@ -73,11 +81,12 @@ def run_case(cfg: str, resolution: int, batch: int, device: str, steps: int) -> 
         times = [b - a for a, b in zip([start] + stamps, stamps)]
         intervals = {p.name: p.interval for p in trainer.phases}
         params = sum(p.numel() for p in trainer.G.parameters())
-        memory = torch.cuda.max_memory_allocated() / 2 ** 20 if trainer.device.type == "cuda" else None
+        memory = (torch.cuda.max_memory_allocated() if trainer.device.type == "cuda"
+                  else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2 ** 20
     reg_steps = [i for i in range(len(times)) if any(i % n == 0 for n in intervals.values() if n > 1)]
     return {"cfg": cfg, "resolution": resolution, "batch": batch, "device": str(trainer.device), "times": times,
             "reg_steps": reg_steps, "params_G": params, "memory_mb": memory, "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "precision": trainer.loss.precision.name, "aug": opts.aug}
 
 
 def summarise(result: dict) -> dict:
@@ -88,11 +97,13 @@ def summarise(result: dict) -> dict:
             "plain_img_s": batch / statistics.median(plain), "warmup_s": result["times"][0]}
 
 
-def spawn_case(case: str, device: str, steps: int) -> dict:
+def spawn_case(case: str, device: str, steps: int, precision: str = "fp32", overrides: dict | None = None,
+               threads: int | None = None) -> dict:
     """Run one `preset:res:batch[:steps]` case in a fresh process and return its JSON result."""
     cfg, res, batch, *case_steps = case.split(":")
     cmd = [sys.executable, os.path.abspath(__file__), "--case", cfg, res, batch, "--device", device,
-           "--steps", case_steps[0] if case_steps else str(steps)]
+           "--steps", case_steps[0] if case_steps else str(steps), "--precision", precision,
+           "--overrides", json.dumps(overrides or {})] + (["--threads", str(threads)] if threads else [])
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -103,13 +114,26 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", help="preset:resolution:batch[:steps] (default: by device)")
     parser.add_argument("--steps", type=int, default=TIMED_STEPS, help="timed steps after the warm-up step, "
                         "where a case does not say")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
+                        help="each one a fresh process per case, run back to back")
+    for flag, kind in (("--map", int), ("--cbase", int), ("--cmax", int), ("--gamma", float), ("--aug", str)):
+        parser.add_argument(flag, type=kind, default=None, help="override the preset, as `facegen train` does")
     parser.add_argument("--case", nargs=3, metavar=("CFG", "RES", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in each case (default: torch's)")
     args = parser.parse_args()
 
     if args.case:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         cfg, res, batch = args.case
-        print(json.dumps(run_case(cfg, int(res), int(batch), args.device, args.steps)))
+        print(json.dumps(run_case(cfg, int(res), int(batch), args.device, args.steps, args.precision[0],
+                                  json.loads(args.overrides))))
         return
+    overrides = {key: getattr(args, key) for key in ("map", "cbase", "cmax", "gamma", "aug")
+                 if getattr(args, key) is not None}
 
     import torch
 
@@ -117,28 +141,29 @@ def main() -> None:
     load_before = os.getloadavg()
     rows = []
     for case in cases:
-        start = time.perf_counter()
-        result = spawn_case(case, args.device, args.steps)
-        rows.append((result, summarise(result)))
-        print(f"{case}: {rows[-1][1]['sec_per_kimg']:.0f} sec/kimg ({time.perf_counter() - start:.0f} s)",
-              file=sys.stderr, flush=True)
+        for precision in args.precision:
+            start = time.perf_counter()
+            result = spawn_case(case, args.device, args.steps, precision, overrides, args.threads)
+            rows.append((result, summarise(result)))
+            print(f"{case} {result['precision']}: {rows[-1][1]['sec_per_kimg']:.0f} sec/kimg "
+                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
     device = rows[0][0]["device"] if rows else args.device
     where = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
         f"{cpu_name()}, {os.cpu_count()} cores ({rows[0][0]['threads'] if rows else '?'} torch threads), " \
         f"{memory_gib():.0f} GiB"
-    print(f"Device: {where}; torch {torch.__version__}, Python {platform.python_version()}; fp32, ADA on, "
-          f"1 warm-up step, then the timed steps. Load average {load_before[0]:.1f} before, "
-          f"{load_after[0]:.1f} after.")
+    print(f"Device: {where}; torch {torch.__version__}, Python {platform.python_version()}; overrides "
+          f"{json.dumps(overrides) if overrides else 'none'}; 1 warm-up step, then the timed steps. Load average "
+          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after.")
     print()
-    print("| config | res | params (G) | batch | timed steps | sec/kimg | img/s | img/s, steps without "
-          "regularisers | warm-up step s | GPU memory |")
-    print("|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| config | res | params (G) | batch | aug | precision | timed steps | sec/kimg | img/s | img/s, steps "
+          "without regularisers | warm-up step s | peak memory |")
+    print("|:---|---:|---:|---:|:---|:---|---:|---:|---:|---:|---:|---:|")
     for r, s in rows:
-        memory = f"{r['memory_mb']:.0f} MiB" if r["memory_mb"] is not None else "-"
-        print(f"| {r['cfg']} | {r['resolution']} | {r['params_G'] / 1e6:.1f} M | {r['batch']} | "
-              f"{len(r['times']) - 1} | {s['sec_per_kimg']:.0f} | {s['img_s']:.2f} | {s['plain_img_s']:.2f} | {s['warmup_s']:.1f} | {memory} |")
-
+        where = "RSS" if r["device"] == "cpu" else "CUDA"
+        print(f"| {r['cfg']} | {r['resolution']} | {r['params_G'] / 1e6:.1f} M | {r['batch']} | {r['aug']} | "
+              f"{r['precision']} | {len(r['times']) - 1} | {s['sec_per_kimg']:.0f} | {s['img_s']:.2f} | "
+              f"{s['plain_img_s']:.2f} | {s['warmup_s']:.1f} | {r['memory_mb']:.0f} MiB {where} |")
 
 if __name__ == "__main__":
     main()
