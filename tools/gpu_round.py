@@ -202,22 +202,21 @@ def read_stats(path: Path) -> list[dict]:
 
 
 def export(r: Round, run: Path) -> Path:
-    """Stage 4 (before the FID, so a later kill keeps it): the final snapshot small, its grid and stats."""
+    """Stage 4 (before the FID, so a later kill keeps it): the snapshot of the last line of stats.jsonl (a kill
+    may leave a newer one without its line) small, its grid and the stats."""
     from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
-    from facegen_cli.train.snapshots import latest_snapshot
 
-    snapshot = latest_snapshot(run)
+    last = read_stats(run / "stats.jsonl")[-1]
+    snapshot, grid = run / last["snapshot"], run / f"fakes{last['kimg']:010.3f}.png"
     net = load_checkpoint(snapshot, modules=("G_ema", "G", "D"))
     provenance = {k: v for k, v in net.provenance.items() if k != "date"}
     small = save_checkpoint(r.out / "network-fp16.safetensors", net.arch, net.G_kwargs, net.G_ema, G=net.G, D=net.D,
                             D_kwargs=net.D_kwargs, provenance={**provenance, "snapshot": snapshot.name}, half=True)
-    grids = sorted(run.glob("fakes*.png"))
-    if grids:
-        shutil.copyfile(grids[-1], r.out / "fakes.png")
+    shutil.copyfile(grid, r.out / "fakes.png")
     shutil.copyfile(run / "stats.jsonl", r.out / "stats.jsonl")
     size = small.stat().st_size
-    r.stage("export", status="ok" if size <= MAX_FILE else "failed", network_bytes=size, fakes=grids[-1].name
-            if grids else None, detail=None if size <= MAX_FILE else f"{small.name} is {size} bytes, over 16 MiB")
+    r.stage("export", status="ok" if size <= MAX_FILE else "failed", snapshot=snapshot.name, network_bytes=size,
+            fakes=grid.name, detail=None if size <= MAX_FILE else f"{small.name} is {size} bytes, over 16 MiB")
     return snapshot
 
 
@@ -300,8 +299,9 @@ def fid(r: Round, a: argparse.Namespace, snapshot: Path, limit: float, work: Pat
               "inception": a.inception or weights, "seconds": seconds}
     write_text_atomic(r.out / "fid.json", json.dumps(record, indent=2) + "\n")
     status = "ok" if result else ("timeout" if rc is None else "failed")
+    detail = None if result else (f"killed at its limit after {seconds} s" if rc is None else last_line(r.log_path))
     r.stage("fid", status=status, seconds=round(time.monotonic() - began, 1), fid=record["fid"],
-            kid=record.get("kid"), detail=None if result else last_line(r.log_path))
+            kid=record.get("kid"), detail=detail)
 
 
 def device_name(device: str) -> str:
