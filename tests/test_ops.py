@@ -12,7 +12,7 @@ from scipy import signal
 from facegen_cli.ops.bias_act import ACTIVATIONS, bias_act, bias_act_ref
 from facegen_cli.ops.conv2d_resample import (conv2d_resample, conv2d_resample_ref, demodulation_coefficients,
                                              demodulation_coefficients_ref, modulated_conv2d)
-from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upfirdn2d_ref, upsample2d
+from facegen_cli.ops.upfirdn2d import downfir2d_strided, downsample2d, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d
 
 
 def numpy_upfirdn2d(x: np.ndarray, f: np.ndarray, up: tuple[int, int], down: tuple[int, int],
@@ -69,6 +69,24 @@ def test_upfirdn2d_asymmetric_filter_orientation():
     corr = upfirdn2d_ref(x, f, padding=1, flip_filter=True)
     assert torch.equal(conv[0, 0, 1:4, 1:4], f)
     assert torch.equal(corr[0, 0, 1:4, 1:4], f.flip([0, 1]))
+
+
+@pytest.mark.parametrize("down,pad,taps,separable,flip_filter,gain", [
+    ((2, 2), (1, 1, 1, 1), [1, 3, 3, 1], False, False, 1.0),  # downsample2d's case
+    ((2, 2), (2, 1, 2, 1), [1, 3, 3, 1], False, True, 2.0),
+    ((1, 2), (-1, 2, 3, -2), [1, 2, 5, 1, 3], False, False, 1.0),
+    ((3, 3), (3, 4, 3, 4), [1, 2, 3, 4, 5, 4, 3, 2, 1], True, True, 0.5),
+    ((2, 3), (0, 0, 1, 0), None, False, False, 1.0),
+])
+def test_strided_downsampling_equals_the_reference(down, pad, taps, separable, flip_filter, gain):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn([2, 3, 10, 11], generator=gen, dtype=torch.float64)
+    f = setup_filter(taps, separable=separable).to(torch.float64) if taps else None
+    want = upfirdn2d_ref(x, f, down=down, padding=list(pad), flip_filter=flip_filter, gain=gain)
+    got = downfir2d_strided(x, f, down=down, padding=list(pad), flip_filter=flip_filter, gain=gain)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.equal(upfirdn2d(x, f, down=down, padding=list(pad), flip_filter=flip_filter, gain=gain), got)
 
 
 def test_setup_filter_normalises_and_separates():

@@ -57,6 +57,26 @@ def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
     return int(f.shape[-1]), int(f.shape[0])
 
 
+def _filter(x: torch.Tensor, f: torch.Tensor | None, padding: Pair, flip_filter: bool, gain: float,
+            stride: tuple[int, int] = (1, 1)) -> torch.Tensor:
+    """Pad (negative pads crop), then convolve each channel with `f`, stepping by `stride` (x, y)."""
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    px0, px1, py0, py1 = _pad4(padding)
+    c = x.shape[1]
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+
+    f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    sx, sy = stride
+    if f.ndim == 2:
+        return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, stride=(sy, sx))
+    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c, stride=(1, sx))
+    return F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c, stride=(sy, 1))
+
+
 def upfirdn2d_ref(
     x: torch.Tensor,
     f: torch.Tensor | None,
@@ -67,29 +87,21 @@ def upfirdn2d_ref(
     gain: float = 1.0,
 ) -> torch.Tensor:
     """Zero-insert by `up`, pad (negative pads crop), convolve with `f`, keep every `down`-th pixel."""
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     upx, upy = _pair(up)
     downx, downy = _pair(down)
-    px0, px1, py0, py1 = _pad4(padding)
     n, c, h, w = x.shape
 
     x = x.reshape(n, c, h, 1, w, 1)
     x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
     x = x.reshape(n, c, h * upy, w * upx)
+    return _filter(x, f, padding, flip_filter, gain)[:, :, ::downy, ::downx]
 
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
 
-    f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
-    if not flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
-    else:
-        x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c)
-        x = F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c)
-    return x[:, :, ::downy, ::downx]
+def downfir2d_strided(x: torch.Tensor, f: torch.Tensor | None, down: Pair = 1, padding: Pair = 0,
+                      flip_filter: bool = False, gain: float = 1.0) -> torch.Tensor:
+    """`upfirdn2d_ref` without upsampling, filtering only the pixels it keeps (a strided convolution)
+    instead of filtering every pixel and dropping all but one in `down` x `down`."""
+    return _filter(x, f, padding, flip_filter, gain, stride=_pair(down))
 
 
 def upfirdn2d(
@@ -104,7 +116,8 @@ def upfirdn2d(
     """upfirdn2d, dispatched to the fastest implementation available for `x`.
 
     CUDA tensors run the compiled kernel once it has built (see `facegen_cli.ops.build`);
-    everything else, and every input the kernel does not cover, runs `upfirdn2d_ref`.
+    everything else, and every input the kernel does not cover, runs `upfirdn2d_ref`, or
+    `downfir2d_strided` where it only downsamples.
     """
     if x.is_cuda:
         from facegen_cli.ops.upfirdn2d_cuda import kernel_for, upfirdn2d_cuda
@@ -112,6 +125,8 @@ def upfirdn2d(
         ext = kernel_for(x, f)
         if ext is not None:
             return upfirdn2d_cuda(ext, x, f, _pair(up), _pair(down), _pad4(padding), flip_filter, gain)
+    if _pair(up) == (1, 1) and _pair(down) != (1, 1):
+        return downfir2d_strided(x, f, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
     return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
 
