@@ -14,7 +14,7 @@ Steps (each printed as the facegen command it runs):
    --samples N` does for the same seeds (same scores, same fit), saved to
    weights/directions/<network id>/ where `facegen edit --direction NAME` finds them.
    CelebA's No_Beard is shipped negated as `Beard`; UTKFace's age as `Age` (+ = older).
-4. `facegen edit seed:7 --direction NAME --range -3:3` for each, stacked into weights/edits.png.
+4. `facegen edit seed:7 --direction NAME --range -3:3` for each (in this process), stacked into weights/edits.png.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from facegen_cli.fileio import atomic_path  # noqa: E402
 from facegen_cli.latent.boundary import fit_boundary, sample_scores  # noqa: E402
 from facegen_cli.latent.classifier import load_classifier, read_labelled  # noqa: E402
-from facegen_cli.latent.directions import Direction, save_direction, shipped_dir  # noqa: E402
+from facegen_cli.latent.directions import Direction, run_edit, save_direction, shipped_dir  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
 
 FACEGEN = str(Path(sys.executable).with_name("facegen"))
@@ -179,12 +179,15 @@ def fit_all(samples: int, ratio: float, work: Path) -> dict[str, float]:
 
 
 def figure(work: Path, seed: int, out: Path) -> None:
-    """One `facegen edit --range -3:3` strip per direction, labelled, stacked into one PNG."""
+    """`facegen edit seed:SEED --direction NAME --range -3:3` for each direction (its engine, in this
+    process), labelled and stacked into one PNG."""
+    net = load_network(None, "cpu")
     strips = []
     for name in DIRECTIONS:
-        facegen("edit", f"seed:{seed}", "--direction", name, "--range", "-3:3", "--steps", "7",
-                "--out", str(work / "edits"))
-        strips.append((name, Image.open(work / "edits" / f"seed{seed:04d}-{name}-strip.png").convert("RGB")))
+        print(f"$ facegen edit seed:{seed} --direction {name} --range -3:3 --steps 7 --out {work / 'edits'}",
+              flush=True)
+        (path,) = run_edit(net, f"seed:{seed}", name, work / "edits", span="-3:3", steps=7)
+        strips.append((name, Image.open(path).convert("RGB")))
     label_w = 120
     width, height = strips[0][1].size
     sheet = Image.new("RGB", (label_w + width, height * len(strips)), "white")

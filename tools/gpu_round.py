@@ -201,7 +201,19 @@ def read_stats(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
-def export(r: Round, run: Path) -> Path:
+def start_kimg(network: str) -> float | None:
+    """The kimg recorded in a facegen network (the shipped one: 94), None for a foreign file."""
+    from facegen_cli.checkpoint import read_header
+    from facegen_cli.errors import FacegenError
+    from facegen_cli.networks import resolve_network
+
+    try:
+        return read_header(resolve_network(network))["provenance"].get("kimg")
+    except (FacegenError, KeyError, OSError):
+        return None
+
+
+def export(r: Round, run: Path, lineage: dict) -> Path:
     """Stage 4 (before the FID, so a later kill keeps it): the snapshot of the last line of stats.jsonl (a kill
     may leave a newer one without its line) small, its grid and the stats."""
     from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
@@ -210,8 +222,10 @@ def export(r: Round, run: Path) -> Path:
     snapshot, grid = run / last["snapshot"], run / f"fakes{last['kimg']:010.3f}.png"
     net = load_checkpoint(snapshot, modules=("G_ema", "G", "D"))
     provenance = {k: v for k, v in net.provenance.items() if k != "date"}
+    total = lineage["start_kimg"] + last["kimg"] if lineage["start_kimg"] is not None else None
     small = save_checkpoint(r.out / "network-fp16.safetensors", net.arch, net.G_kwargs, net.G_ema, G=net.G, D=net.D,
-                            D_kwargs=net.D_kwargs, provenance={**provenance, "snapshot": snapshot.name}, half=True)
+                            D_kwargs=net.D_kwargs, half=True,
+                            provenance={**provenance, "snapshot": snapshot.name, **lineage, "kimg_total": total})
     shutil.copyfile(grid, r.out / "fakes.png")
     shutil.copyfile(run / "stats.jsonl", r.out / "stats.jsonl")
     size = small.stat().st_size
@@ -359,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     total = r.budget_s
     finish = min(15.0, 0.1 * total)  # the summary, and slack for the children's exits
     fid_share = min(a.fid_minutes * 60, 0.25 * total)
+    lineage = {"resumed_from": a.network, "start_kimg": start_kimg(a.network)}
     r.summary.update(started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), device=device_name(a.device),
                      python=platform.python_version(), torch=__import__("torch").__version__,
                      options={k: str(v) for k, v in vars(a).items()})
@@ -369,10 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         r.stage("fid", status="skipped", detail="no snapshot to measure")
         write_text_atomic(r.out / "fid.json", json.dumps({"fid": None, "skipped": "no snapshot"}) + "\n")
     else:
-        snapshot = export(r, run)
+        snapshot = export(r, run, lineage)
         fid(r, a, snapshot, r.left() - finish, work)
     stats = r.summary["stages"].get("train", {})
-    r.summary.update(kimg=stats.get("kimg"), sec_per_kimg=stats.get("sec_per_kimg_median"),
+    total = lineage["start_kimg"] + stats["kimg"] if lineage["start_kimg"] is not None and "kimg" in stats else None
+    r.summary.update(kimg=stats.get("kimg"), **lineage, kimg_total=total, sec_per_kimg=stats.get("sec_per_kimg_median"),
                      fid=r.summary["stages"].get("fid", {}).get("fid"))
     r.save()
     r.note(f"done: {json.dumps({k: r.summary.get(k) for k in ('kimg', 'sec_per_kimg', 'fid', 'failures')})}")
