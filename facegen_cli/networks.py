@@ -1,5 +1,5 @@
 """Find and load a network by path or name: our checkpoints, NVIDIA pickles, rosinality files,
-NVIDIA's published StyleGAN2 networks (downloaded once into the cache) and the shipped models."""
+NVIDIA's published StyleGAN2 and StyleGAN3 networks (downloaded once into the cache) and the shipped models."""
 from __future__ import annotations
 
 import os
@@ -26,6 +26,14 @@ PUBLISHED: dict[str, str] = {
     "afhq-wild": NGC + "stylegan2-afhqwild-512x512.pkl",
     "celebahq-256": NGC + "stylegan2-celebahq-256x256.pkl",
 }
+NGC_SG3 = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
+# StyleGAN3 (configs T and R): sg3-<cfg>-<dataset>-<resolution>, e.g. sg3-t-ffhq-1024.
+PUBLISHED.update({
+    f"sg3-{cfg}-{data}-{res}": f"{NGC_SG3}stylegan3-{cfg}-{data}-{res}x{res}.pkl"
+    for cfg in "tr"
+    for data, res in (("ffhq", 1024), ("ffhqu", 256), ("ffhqu", 1024), ("metfaces", 1024), ("metfacesu", 1024),
+                      ("afhqv2", 512))
+})
 DEFAULT_NETWORK = "default"
 DOWNLOAD_TIMEOUT_S = 15
 

@@ -85,7 +85,7 @@ def run_mix(net: Network, sources: list[str], out: str | Path, layers: str | Non
     if len(sources) != 2:
         raise BadInput(f"style mixing takes two inputs, A and B (seed lists or files); got {len(sources)}")
     rows, cols = expand_sources([sources[0]]), expand_sources([sources[1]])
-    chosen = parse_layers(layers or DEFAULT_LAYERS, net.G_ema.num_ws)
+    chosen = parse_layers(layers or DEFAULT_LAYERS, net.G_ema)
     ws_rows = np.stack([read_latent(net, s, psi, c) for s in rows])
     ws_cols = np.stack([read_latent(net, s, psi, c) for s in cols])
     mixed = np.stack([style_mix(a, b, chosen) for a in ws_rows for b in ws_cols])

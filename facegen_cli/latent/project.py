@@ -77,8 +77,9 @@ def learning_rate(opts: ProjectOptions, t: float) -> float:
 
 
 def noise_penalty(maps: list[torch.Tensor]) -> torch.Tensor:
-    """Squared autocorrelation of each noise map at one-pixel shifts, over a pyramid down to 8x8."""
-    reg = maps[0].new_zeros([])
+    """Squared autocorrelation of each noise map at one-pixel shifts, over a pyramid down to 8x8
+    (zero without maps: StyleGAN3 has no noise inputs)."""
+    reg = maps[0].new_zeros([]) if maps else torch.zeros([])
     for noise in maps:
         x = noise[None, None]
         while True:

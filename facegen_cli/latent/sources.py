@@ -1,10 +1,11 @@
 """Latent inputs for mix / interpolate / edit: `seed:N` or `.npy` files, rendered to images.
 
-A W+ model (StyleGAN2) works with W+ arrays `[num_ws, w_dim]`; the classic families
+A W+ model (StyleGAN2, StyleGAN3) works with W+ arrays `[num_ws, w_dim]`; the classic families
 (DCGAN, VAE, cGAN) have no W, so their latents are z vectors `[z_dim]`.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -96,20 +97,40 @@ def read_latent(net: Network, spec: str, psi: float = 1.0, c: np.ndarray | None 
 
 
 def layer_resolution(index: int) -> int:
-    """The resolution a W+ entry styles, counted the way the StyleGAN paper does (two per resolution)."""
+    """The resolution a StyleGAN2 W+ entry styles, counted the way the StyleGAN paper does (two per resolution)."""
     return 4 * 2 ** (index // 2)
 
 
-def parse_layers(spec: str, num_ws: int) -> list[int]:
-    """`coarse|middle|fine` or index ranges like `0-3,8-` -> sorted W+ indices."""
+def w_resolutions(G: torch.nn.Module | int) -> list[int]:
+    """The resolution each W+ entry of generator G styles, which names the coarse / middle / fine groups.
+
+    StyleGAN2 (or a bare W+ length): two entries per resolution. StyleGAN3's layers all sample above their content, so
+    an entry counts at the finest power of two its layer's band reaches (2 x its cutoff): entry 0
+    (the Fourier input) and entry k (layer k-1) rise geometrically from 4 to the image size, the
+    critically sampled layers and ToRGB at the image size."""
+    if isinstance(G, int):
+        return [layer_resolution(i) for i in range(G)]
+    synthesis = G.synthesis
+    if not hasattr(synthesis, "layer_names"):
+        return [layer_resolution(i) for i in range(G.num_ws)]
+    layers = [getattr(synthesis, name) for name in synthesis.layer_names]
+    rising = sum(not layer.is_critically_sampled for layer in layers)
+    first, last = float(synthesis.input.bandwidth), G.img_resolution / 2
+    cutoffs = [first * (last / first) ** min(max(k - 1, 0) / rising, 1) for k in range(G.num_ws)]
+    return [2 ** int(math.floor(math.log2(2 * c) + 1e-6)) for c in cutoffs]
+
+
+def parse_layers(spec: str, G: torch.nn.Module | int) -> list[int]:
+    """`coarse|middle|fine` or index ranges like `0-3,8-` -> sorted W+ indices of generator G."""
+    resolutions = w_resolutions(G)
+    num_ws = len(resolutions)
     chosen: set[int] = set()
     for part in (p.strip() for p in spec.split(",")):
         if part in LAYER_GROUPS:
             lo, hi = LAYER_GROUPS[part]
-            found = {i for i in range(num_ws) if lo <= layer_resolution(i) <= hi}
+            found = {i for i in range(num_ws) if lo <= resolutions[i] <= hi}
             if not found:
-                raise BadInput(f"this model ({num_ws} layers, up to {layer_resolution(num_ws - 1)}px) has no "
-                               f"{part} layers")
+                raise BadInput(f"this model ({num_ws} layers, up to {resolutions[-1]}px) has no {part} layers")
             chosen |= found
             continue
         lo, sep, hi = part.partition("-")

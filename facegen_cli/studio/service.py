@@ -25,8 +25,8 @@ from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.interpolate import morph_frames
 from facegen_cli.latent.io import load_latent
 from facegen_cli.latent.mixing import parse_weights, style_mix, weighted_average
-from facegen_cli.latent.sources import (LAYER_GROUPS, has_wplus, layer_resolution, load_z, parse_layers, read_latent,
-                                        render, require_wplus)
+from facegen_cli.latent.sources import (LAYER_GROUPS, has_wplus, load_z, parse_layers, read_latent,
+                                        render, require_wplus, w_resolutions)
 from facegen_cli.models.stylegan2 import NOISE_MODES
 from facegen_cli.studio.state import Face, Tab, Tabs, new_id
 from facegen_cli.studio.uploads import latent_kind
@@ -106,14 +106,14 @@ class Studio:
         groups = {}
         for name in LAYER_GROUPS if wplus else ():
             try:
-                groups[name] = parse_layers(name, G.num_ws)
+                groups[name] = parse_layers(name, G)
             except BadInput:
                 groups[name] = []
         return {
             "network": self.net.path.name if self.net.path else self.net.arch, "architecture": self.net.arch,
             "wplus": wplus,
             "resolution": G.img_resolution, "num_ws": getattr(G, "num_ws", 0) if wplus else 0,
-            "layers": [layer_resolution(i) for i in range(G.num_ws)] if wplus else [], "groups": groups,
+            "layers": w_resolutions(G) if wplus else [], "groups": groups,
             "c_dim": int(self.net.G_kwargs.get("c_dim", 0)), "label_names": self.net.provenance.get("label_names"),
             "noise_modes": list(NOISE_MODES), "psi_range": list(PSI_RANGE),
             "directions": [{"name": d.name, "method": d.info.get("method", "")} for d in self.directions.values()],
@@ -173,7 +173,7 @@ class Studio:
         sliders = field(payload, "sliders", dict, {})
         fixed = [self.direction(name).vector for name in field(payload, "fixed", list, [])]
         layers = field(payload, "layers", str, "all")
-        rows = None if layers == "all" else parse_layers(layers, self.net.G_ema.num_ws)
+        rows = None if layers == "all" else parse_layers(layers, self.net.G_ema)
         ws, moved = face.latent, []
         for name, strength in sliders.items():
             strength = field(sliders, name, float)
@@ -188,7 +188,7 @@ class Studio:
         require_wplus(self.net, "style mixing")
         a, b = tab.face(field(payload, "a", str)), tab.face(field(payload, "b", str))
         layers = field(payload, "layers", str)
-        chosen = parse_layers(layers, self.net.G_ema.num_ws) if layers else []
+        chosen = parse_layers(layers, self.net.G_ema) if layers else []
         return a, style_mix(a.latent, b.latent, chosen), f"mix of {a.name} with {b.name} at {layers or 'no layers'}"
 
     def _average(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
