@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from torch import nn
 
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
@@ -96,22 +97,35 @@ def move(ws: np.ndarray, vector: np.ndarray, strength: float, layers: list[int] 
     return edited
 
 
-def modulation_layers(G) -> list:
-    """The synthesis convolutions in W+ order: convolution k reads W+ entry k."""
+def modulation_layers(G) -> dict[int, nn.Module]:
+    """W+ index -> the synthesis convolution whose style affine reads it. StyleGAN2: convolution k
+    reads entry k; StyleGAN3: layer L{k-1} reads entry k, entry 0 placing the Fourier input. ToRGB
+    (the last entry) is left out."""
+    synthesis = G.synthesis
+    if hasattr(synthesis, "layer_names"):
+        return {k + 1: getattr(synthesis, name) for k, name in enumerate(synthesis.layer_names[:-1])}
     layers = []
-    for res in G.synthesis.block_resolutions:
-        block = getattr(G.synthesis, f"b{res}")
+    for res in synthesis.block_resolutions:
+        block = getattr(synthesis, f"b{res}")
         layers += [getattr(block, name) for name in ("conv0", "conv1") if hasattr(block, name)]
-    return layers
+    return dict(enumerate(layers))
+
+
+def style_entries(G, layers: list[int] | None) -> list[int]:
+    """The W+ entries among `layers` (all when None) that style a convolution, which SeFa factorises."""
+    convs = modulation_layers(G)
+    chosen = sorted(convs) if layers is None else [i for i in layers if i in convs]
+    if not chosen:
+        raise BadInput(f"SeFa layers must include one of {min(convs)}-{max(convs)} (the W+ entries that style a "
+                       f"convolution; ToRGB's and StyleGAN3's input transform are left out)")
+    return chosen
 
 
 def sefa(net: Network, k: int = 10, layers: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form factorisation: top-k eigenvectors of AᵀA over the chosen layers' style weights A."""
     require_wplus(net, "SeFa")
     convs = modulation_layers(net.G_ema)
-    chosen = layers if layers is not None else list(range(len(convs)))
-    if any(i >= len(convs) for i in chosen):
-        raise BadInput(f"SeFa layers must lie in 0-{len(convs) - 1} (the last W+ entry only feeds ToRGB)")
+    chosen = style_entries(net.G_ema, layers)
     weight = np.concatenate([(convs[i].affine.weight * convs[i].affine.weight_gain).detach().cpu().double().numpy()
                              for i in chosen])
     weight /= np.linalg.norm(weight, axis=1, keepdims=True)
@@ -122,7 +136,7 @@ def sefa(net: Network, k: int = 10, layers: list[int] | None = None) -> tuple[np
 
 def run_sefa(net: Network, out: str | Path | None = None, k: int = 10, layers: str | None = None) -> list[Path]:
     """Save the top-k SeFa directions as `sefa-NN.npy` (to the network's store unless `out`)."""
-    chosen = parse_layers(layers, net.G_ema.num_ws) if layers else None
+    chosen = parse_layers(layers, net.G_ema) if layers else None
     folder = Path(out) if out else store_dir(net)
     return [save_direction(d, folder) for d in sefa_directions(net, k, chosen)]
 
@@ -131,6 +145,7 @@ def sefa_directions(net: Network, k: int = 10, layers: list[int] | None = None) 
     """The top-k SeFa directions as `sefa-NN` Directions of this network (not saved)."""
     require_wplus(net, "SeFa")
     vectors, values = sefa(net, k, layers)
+    layers = None if layers is None else style_entries(net.G_ema, layers)
     return [Direction(f"sefa-{i:02d}", v, net.network_id, layers, {"method": "sefa", "rank": i, "eigenvalue": float(e)})
             for i, (v, e) in enumerate(zip(vectors, values))]
 
@@ -161,7 +176,7 @@ def run_edit(net: Network, latent: str, direction: str, out: str | Path, strengt
         raise BadInput(f"edit takes one latent; {latent!r} names {len(specs)}")
     d = load_direction(direction, net)
     vector = conditioned(d.vector, [load_direction(c, net).vector for c in conditional or []])
-    rows = parse_layers(layers, net.G_ema.num_ws) if layers else d.layers
+    rows = parse_layers(layers, net.G_ema) if layers else d.layers
     ws = read_latent(net, specs[0], psi)
     strengths = np.array([strength]) if strength is not None else parse_range(span, steps)
     edited = np.stack([move(ws, vector, s, rows) for s in strengths])
