@@ -20,6 +20,8 @@ def train(
     batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu", min=1,
                                             help="Samples per pass; smaller accumulates gradients."),
     kimg: float = typer.Option(25000, "--kimg", help="Train for this many thousand real images (fractions allowed)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Also stop after this many minutes of "
+                                            "training, with a snapshot (a time limit beside --kimg)."),
     glr: Optional[float] = typer.Option(None, "--glr", min=0.0, help="Generator learning rate."),
     dlr: Optional[float] = typer.Option(None, "--dlr", min=0.0, help="Discriminator learning rate."),
     gamma: Optional[float] = typer.Option(None, "--gamma", min=0.0, help="R1 weight (default: 0.0002 * res^2 / batch); "
@@ -34,7 +36,10 @@ def train(
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
     seed: int = typer.Option(0, "--seed", min=0, max=2 ** 32 - 1, help="Random seed."),
     resume: Optional[str] = typer.Option(None, "--resume", callback=existing_or("--resume", "latest"),
-                                         help="Checkpoint, run folder, or 'latest'."),
+                                         help="Continue a run: checkpoint, run folder, or 'latest'."),
+    resume_from: Optional[str] = typer.Option(None, "--resume-from", help="Start a new run from a network's weights "
+                                              "(file, published name or 'default'): fine-tuning."),
+    freezed: int = typer.Option(0, "--freezed", help="With --resume-from: freeze D's first N layers (from the image)."),
     fp16: bool = typer.Option(False, "--fp16", help="Mixed precision in the 4 highest resolutions (CUDA)."),
     workers: int = typer.Option(2, "--workers", min=0, help="Data loading processes."),
     latent: Optional[int] = typer.Option(None, "--latent", min=1, help="Latent size (classic: 128)."),
@@ -56,13 +61,17 @@ def train(
     extras = dict(width=width, spectral_norm=spectral_norm or None, pixel_norm=pixel_norm or None,
                   mbstd=mbstd or None, beta=beta, recon=recon)
     model_kwargs = {k: v for k, v in extras.items() if v is not None}
+    if resume and resume_from:
+        raise BadInput("--resume continues a run, --resume-from starts a new one from a network: pass one of them")
     if model == "stylegan2" and model_kwargs:
         flags = ", ".join("--" + k.replace("_", "-") for k in model_kwargs)
         raise BadInput(f"{flags}: options of the classic families (--model dcgan, cgan, acgan, vae, wgan-gp)")
     opts = TrainOptions(data=str(data), out=str(out), model=model, cfg=cfg, res=res, batch=batch, batch_gpu=batch_gpu,
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
-                        device=device, precision=precision, z_dim=latent, model_kwargs=model_kwargs)
+                        device=device, precision=precision, z_dim=latent, resume_from=resume_from, freezed=freezed,
+                        minutes=minutes,
+                        model_kwargs=model_kwargs)
     trainer = Trainer(opts, resume=resume, dry_run=dry_run, log=lambda msg: console.print(msg, markup=False))
     if dry_run:
         emit(trainer.opts.to_json())

@@ -17,13 +17,19 @@ from facegen_cli.train.stylegan2_loss import StyleGAN2Loss
 
 @dataclass
 class Phase:
-    """One optimiser step of the schedule: run `name` every `interval` steps with `gain`."""
+    """One optimiser step of the schedule: run `name` every `interval` steps with `gain`;
+    parameters named in `frozen` never get gradients, so the optimiser leaves them as they are."""
 
     name: str
     module: nn.Module
     opt: torch.optim.Optimizer
     interval: int = 1
     gain: float = 1.0
+    frozen: frozenset[str] = frozenset()
+
+    def set_trainable(self, on: bool) -> None:
+        for name, p in self.module.named_parameters():
+            p.requires_grad_(on and name not in self.frozen)
 
 
 class Family(Protocol):
@@ -35,6 +41,9 @@ class Family(Protocol):
     def build(self, opts: TrainOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
         """(G_kwargs, D_kwargs) for this run."""
 
+    def network_options(self, G_kwargs: dict) -> dict:
+        """The option values that rebuild a network with `G_kwargs` (for `--resume-from`)."""
+
     def phases(self, G: nn.Module, D: nn.Module, opts: TrainOptions) -> list[Phase]:
         """The optimiser steps of one training step, with their intervals."""
 
@@ -44,13 +53,25 @@ class Family(Protocol):
 
 
 def lazy_phases(name: str, module: nn.Module, lr: float, betas: tuple[float, float], reg_interval: int | None,
-                make_opt: Callable = torch.optim.Adam) -> list[Phase]:
+                make_opt: Callable = torch.optim.Adam, frozen: frozenset[str] = frozenset()) -> list[Phase]:
     """Main + lazily regularised phases, with Adam's lr and betas corrected for the lazy interval."""
     if not reg_interval:
-        return [Phase(f"{name}both", module, make_opt(module.parameters(), lr=lr, betas=betas))]
+        return [Phase(f"{name}both", module, make_opt(module.parameters(), lr=lr, betas=betas), frozen=frozen)]
     ratio = reg_interval / (reg_interval + 1)
     opt = make_opt(module.parameters(), lr=lr * ratio, betas=tuple(b ** ratio for b in betas))
-    return [Phase(f"{name}main", module, opt), Phase(f"{name}reg", module, opt, reg_interval, float(reg_interval))]
+    return [Phase(f"{name}main", module, opt, frozen=frozen),
+            Phase(f"{name}reg", module, opt, reg_interval, float(reg_interval), frozen=frozen)]
+
+
+def frozen_discriminator_layers(D: nn.Module, count: int) -> frozenset[str]:
+    """Parameter names of D's first `count` layers, counted from the image as NVIDIA's `--freezed`
+    counts them: each block's fromrgb, conv0, conv1 and skip, highest resolution first."""
+    layers = [f"b{res}.{layer}" for res in getattr(D, "block_resolutions", [])
+              for layer in ("fromrgb", "conv0", "conv1", "skip") if hasattr(getattr(D, f"b{res}"), layer)]
+    if not 0 <= count <= len(layers):
+        raise BadInput(f"--freezed {count}: D has {len(layers)} layers that can be frozen")
+    chosen = tuple(f"{layer}." for layer in layers[:count])
+    return frozenset(name for name, _ in D.named_parameters() if name.startswith(chosen))
 
 
 class StyleGAN2Family:
@@ -72,9 +93,14 @@ class StyleGAN2Family:
                         channel_max=opts.cmax, mbstd_group_size=min(opts.batch_gpu, 4), **fp16)
         return G_kwargs, D_kwargs
 
+    def network_options(self, G_kwargs: dict) -> dict:
+        return dict(z_dim=G_kwargs["z_dim"], w_dim=G_kwargs["w_dim"], map=G_kwargs.get("mapping_layers", 8),
+                    cbase=G_kwargs.get("channel_base", 32768), cmax=G_kwargs.get("channel_max", 512))
+
     def phases(self, G: nn.Module, D: nn.Module, opts: TrainOptions) -> list[Phase]:
         return (lazy_phases("G", G, opts.glr, (0.0, 0.99), self.G_reg_interval)
-                + lazy_phases("D", D, opts.dlr, (0.0, 0.99), self.D_reg_interval))
+                + lazy_phases("D", D, opts.dlr, (0.0, 0.99), self.D_reg_interval,
+                              frozen=frozen_discriminator_layers(D, opts.freezed)))
 
     def loss(self, G: nn.Module, D: nn.Module, augment: AugmentPipe | None, opts: TrainOptions) -> StyleGAN2Loss:
         return StyleGAN2Loss(G, D, augment=augment, r1_gamma=opts.gamma, precision=opts.precision)
@@ -124,7 +150,13 @@ class ClassicFamily:
                         batch_norm=self.objective != "wgan")
         return G_kwargs, D_kwargs
 
+    def network_options(self, G_kwargs: dict) -> dict:
+        kw = {key: G_kwargs[key] for key in ("width", "pixel_norm") if key in G_kwargs}
+        return dict(z_dim=G_kwargs["z_dim"], model_kwargs=kw)
+
     def phases(self, G: nn.Module, D: nn.Module, opts: TrainOptions) -> list[Phase]:
+        if opts.freezed:
+            raise BadInput("--freezed freezes StyleGAN2 discriminator layers; the classic families take none")
         if self.objective == "vae":
             both = nn.ModuleList([G, D])
             return [Phase("VAE", both, torch.optim.Adam(both.parameters(), lr=opts.glr))]

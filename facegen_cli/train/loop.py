@@ -13,11 +13,12 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
+from facegen_cli.checkpoint import Network, load_checkpoint, save_checkpoint
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import resolve_device
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.models.registry import get_architecture
+from facegen_cli.networks import load_network
 from facegen_cli.train import snapshots
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.distributed import (DistEnv, all_gather_objects, average_buffers, average_gradients,
@@ -73,6 +74,14 @@ def update_ema(G_ema: nn.Module, G: nn.Module, batch: int, cur_nimg: int, ema_ki
             b_ema.copy_(b)
 
 
+def past_deadline(stop_at: float, env: DistEnv, device: torch.device) -> bool:
+    """Whether the clock has passed `stop_at` (--minutes); with several processes, any one's clock stops all."""
+    late = time.time() >= stop_at
+    if env.world_size == 1 or math.isinf(stop_at):
+        return late
+    return float(reduce_mean(torch.tensor(float(late), device=device), env)) > 0
+
+
 def memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
@@ -96,7 +105,9 @@ class Trainer:
             state = ckpt.training_state
             if state is not None:  # continue the same run; the command line may extend kimg or move it
                 opts = TrainOptions(**{**state["options"], "kimg": opts.kimg, "out": opts.out,
-                                       "device": opts.device, "workers": opts.workers})
+                                       "device": opts.device, "workers": opts.workers, "minutes": opts.minutes})
+            else:  # weights only (e.g. a converted network): fine-tune from it in a new run
+                opts, resume_path = replace(opts, resume_from=str(resume_path)), None
         self.family = get_family(opts.model)
         if self.family.conditional:
             opts = replace(opts, cond=True)
@@ -107,10 +118,17 @@ class Trainer:
             raise BadInput(f"--cond: {opts.data} has no labels in dataset.json")
         if opts.cond:
             self.dataset = ImageDataset(opts.data, use_labels=True, mirror=opts.mirror)
+        source = None
+        if opts.resume_from and state is None:
+            source = load_network(opts.resume_from, modules=("G_ema", "G", "D"))
+            opts = self._adopt_network(opts, source)
         self.opts = resolve(opts, self.dataset.resolution, self.env.world_size,
                             self.family.defaults)
         c_dim = self.dataset.label_dim
         self.G_kwargs, self.D_kwargs = self.family.build(self.opts, self.dataset.resolution, self.dataset.channels, c_dim)
+        if source is not None:
+            self.G_kwargs = dict(source.G_kwargs)
+            self.D_kwargs = dict(source.D_kwargs) if source.D is not None else self.D_kwargs
         if dry_run:
             return
         torch.manual_seed(self.opts.seed + self.env.rank)
@@ -127,21 +145,53 @@ class Trainer:
         self.run_dir: Path | None = None
         if resume_path is not None:
             self._restore(ckpt, state, resume_path)
+        if source is not None:
+            self._start_from(source)
         for module in (self.G, self.D, self.G_ema):
             broadcast_module(module, self.env)
+
+    def _adopt_network(self, opts: TrainOptions, source: Network) -> TrainOptions:
+        """Options that rebuild `source`'s architecture; one line for anything that cannot fit the data."""
+        where = f"--resume-from {opts.resume_from}"
+        if source.arch != self.family.arch:
+            raise BadInput(f"{where}: a {source.arch} network; train it with --model {source.arch}")
+        kw, data = source.G_kwargs, self.dataset
+        wanted = {"resolution": (kw["img_resolution"], data.resolution), "channels": (kw["img_channels"], data.channels),
+                  "labels": (kw.get("c_dim", 0), data.label_dim if opts.cond else 0)}
+        for what, (net_value, data_value) in wanted.items():
+            if net_value != data_value:
+                raise BadInput(f"{where}: the network has {what} {net_value}, {opts.data} has {data_value}")
+        values = asdict(opts)
+        for key, value in self.family.network_options(source.G_kwargs).items():
+            if key == "model_kwargs":
+                values[key] = {**values[key], **value}
+            elif values[key] is not None and values[key] != value:
+                raise BadInput(f"{where}: the network has {key} {value}; leave the option out or match it")
+            else:
+                values[key] = value
+        return TrainOptions(**values)
+
+    def _start_from(self, source: Network) -> None:
+        """Copy `source`'s weights into a new run; what it lacks starts fresh, said once."""
+        self.G_ema.load_state_dict(source.G_ema.state_dict())
+        self.G.load_state_dict((source.G or source.G_ema).state_dict())
+        if source.D is not None:
+            self.D.load_state_dict(source.D.state_dict())
+        missing = [text for text, absent in (("G (copied from G_ema)", source.G is None),
+                                             ("D (fresh)", source.D is None)) if absent]
+        note = f"; it holds no {' and no '.join(missing)}" if missing else ""
+        self.log(f"fine-tuning from {source.path}{note}; optimizers start fresh"
+                 + (f", D's first {self.opts.freezed} layers frozen" if self.opts.freezed else ""))
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {p.name[0]: p.opt for p in self.phases}
 
-    def _restore(self, ckpt, state: dict | None, path: Path) -> None:
+    def _restore(self, ckpt: Network, state: dict, path: Path) -> None:
         for name in ("G", "D", "G_ema"):
             source = getattr(ckpt, name)
             if source is None:
                 raise FacegenError(f"{path}: holds no {name} to resume from")
             getattr(self, name).load_state_dict(source.state_dict())
-        if state is None:  # weights only (e.g. a converted network): fine-tune in a new run
-            self.log(f"starting from the weights in {path} (no training state inside)")
-            return
         for key, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][key])
         self.cur_nimg, self.step = int(state["cur_nimg"]), int(state["step"])
@@ -214,13 +264,15 @@ class Trainer:
         batches = infinite_batches(self.dataset, per_rank, opts.seed, env, opts.workers,
                                    start=self.cur_nimg // env.world_size)
         total = round(opts.kimg * 1000)
+        stop_at = time.time() + opts.minutes * 60 if opts.minutes else math.inf  # --minutes
+        out_of_time = False
         snap_nimg = max(round(opts.snap * 1000), 1)
         next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
         running: dict[str, list[float]] = {}
         tick_start, tick_nimg = time.time(), self.cur_nimg
         last = None
         try:
-            while self.cur_nimg < total:
+            while self.cur_nimg < total and not out_of_time:
                 real, real_c = next(batches)
                 real = real.to(device, torch.float32) / 127.5 - 1
                 real_c = real_c.to(device)
@@ -230,14 +282,14 @@ class Trainer:
                     if self.step % phase.interval:
                         continue
                     phase.opt.zero_grad(set_to_none=True)
-                    phase.module.requires_grad_(True)
+                    phase.set_trainable(True)
                     for r, rc, gz, gc in zip(real.split(opts.batch_gpu), real_c.split(opts.batch_gpu),
                                              gen_z.split(opts.batch_gpu), gen_c.split(opts.batch_gpu)):
                         stats = self._record(self.loss.accumulate(phase.name, r, rc, gz, gc, gain=phase.gain / rounds),
                                              running, phase.name)
                         if self.ada is not None and "D_real_sign" in stats:
                             self.ada.observe(stats["D_real_sign"])
-                    phase.module.requires_grad_(False)
+                    phase.set_trainable(False)
                     average_gradients(phase.module, env)
                     phase.opt.step()
                 average_buffers(self.G, env)  # running averages (w_avg) saw each rank's own latents
@@ -250,7 +302,8 @@ class Trainer:
                     rate = (time.time() - tick_start) / max((self.cur_nimg - tick_nimg) / 1000, 1e-9)
                     on_step({"kimg": self.cur_nimg / 1000, "sec_per_kimg": rate,
                              **{k: v[-1] for k, v in running.items()}})
-                if self.cur_nimg >= next_snap or self.cur_nimg >= total:
+                out_of_time = past_deadline(stop_at, env, device)
+                if self.cur_nimg >= next_snap or self.cur_nimg >= total or out_of_time:
                     now = time.time()
                     elapsed = now - tick_start
                     stats = {k: sum(v) / len(v) for k, v in running.items()}
@@ -265,6 +318,8 @@ class Trainer:
                     running.clear()
                     tick_start, tick_nimg = time.time(), self.cur_nimg
                     next_snap += snap_nimg
+            if out_of_time:
+                self.log(f"stopped by --minutes {opts.minutes:g} at {self.cur_nimg / 1000:.3f} kimg")
         finally:
             if env.is_main:
                 self.scalars.close()

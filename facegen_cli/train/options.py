@@ -53,6 +53,9 @@ class TrainOptions:
     precision: str = "fp32"  # fp32, bf16 or auto (facegen_cli.precision); stylegan2 only
     workers: int = 2
     device: str = "auto"
+    resume_from: str | None = None  # network whose weights start a new run (fine-tuning)
+    freezed: int = 0  # D layers nearest the image that stay as they are (fine-tuning)
+    minutes: float | None = None  # stop after this much training time, with a snapshot (beside kimg)
     model_kwargs: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -72,6 +75,8 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
         raise BadInput(f"--aug must be ada or noaug, got {opts.aug!r}")
     if opts.kimg <= 0 or opts.snap <= 0:
         raise BadInput("--kimg and --snap must be positive")
+    if opts.minutes is not None and opts.minutes <= 0:
+        raise BadInput(f"--minutes {opts.minutes:g}: must be positive")
     values = asdict(opts)
     for key, default in {**PRESETS[opts.cfg], "aug": "ada", **(family_defaults or {})}.items():
         if values.get(key) is None:
