@@ -154,21 +154,21 @@ def sample_faces(net, samples: int, work: Path) -> tuple[np.ndarray, np.ndarray]
     return sample_faces(net, samples, work)
 
 
-@torch.inference_mode()
 def fit_all(samples: int, ratio: float, work: Path) -> dict[str, float]:
     """Score the sampled faces with every shipped classifier, fit and save each direction; held-out accuracies."""
     net = load_network(None, "cpu")
     w, images = sample_faces(net, samples, work)
-    scores = {path: np.concatenate([load_classifier(path).predict(torch.from_numpy(chunk))
+    clfs = {path: load_classifier(path) for path in {p for p, _, _ in DIRECTIONS.values()}}
+    scores = {path: np.concatenate([clf.predict(torch.from_numpy(chunk))
                                     for chunk in np.array_split(images, max(1, len(images) // 256))])
-              for path in {p for p, _, _ in DIRECTIONS.values()}}
+              for path, clf in clfs.items()}
     folder = shipped_dir(net)
     for stale in folder.parent.glob("*"):
         if stale.is_dir() and stale != folder:
             shutil.rmtree(stale)
     accuracies = {}
     for name, (path, attr, sign) in DIRECTIONS.items():
-        normal, accuracy = fit_boundary(w, scores[path][:, load_classifier(path).index(attr)], ratio)
+        normal, accuracy = fit_boundary(w, scores[path][:, clfs[path].index(attr)], ratio)
         info = {"method": "interfacegan", "samples": samples, "ratio": ratio, "seed_start": 0, "psi": 1.0,
                 "holdout_accuracy": accuracy, "attr": attr, "classifier": str(path.relative_to(REPO)),
                 **({"negated": True} if sign < 0 else {})}

@@ -1,7 +1,8 @@
 """Latent directions: stored per network, found by SeFa, applied as edits (optionally conditional).
 
 A direction is a unit vector in W saved as `NAME.npy`, with `NAME.json` beside it holding the
-network id it belongs to, the W+ layers it was found for, and how it was made.
+network id it belongs to, the W+ layers it was found for, and how it was made. `edit` looks in the
+user's store (the cache) and then in the shipped `weights/directions/<network id>/`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from facegen_cli.fileio import write_text_atomic
 from facegen_cli.images import make_grid, save_image
 from facegen_cli.latent.io import read_array, save_latent
 from facegen_cli.latent.sources import expand_sources, parse_layers, read_latent, render, require_wplus, source_name
-from facegen_cli.paths import cache_dir
+from facegen_cli.paths import cache_dir, weights_dir
 
 
 @dataclass
@@ -38,6 +39,18 @@ def store_dir(net: Network) -> Path:
     return cache_dir("directions", net.network_id)
 
 
+def shipped_dir(net: Network) -> Path:
+    """Directions shipped with the package for this network (found but never written by default)."""
+    return weights_dir() / "directions" / net.network_id
+
+
+def known_directions(net: Network) -> dict[str, Path]:
+    """Name -> `.npy` of every direction `edit --direction NAME` finds; the user's store wins a name."""
+    found = {p.stem: p for p in sorted(shipped_dir(net).glob("*.npy"))}
+    found.update({p.stem: p for p in sorted(store_dir(net).glob("*.npy"))})
+    return found
+
+
 def save_direction(direction: Direction, folder: str | Path) -> Path:
     """Write `NAME.npy` and its `NAME.json` under `folder`; returns the `.npy` path."""
     path = Path(folder) / f"{direction.name}.npy"
@@ -48,14 +61,14 @@ def save_direction(direction: Direction, folder: str | Path) -> Path:
 
 
 def load_direction(spec: str, net: Network) -> Direction:
-    """A direction by file path or by name in the network's store; it must belong to `net`."""
+    """A direction by file path or by name (user's store, then shipped); it must belong to `net`."""
     path = Path(spec)
     if not path.exists():
-        path = store_dir(net) / f"{spec}.npy"
-        if not path.exists():
-            known = sorted(p.stem for p in store_dir(net).glob("*.npy"))
+        known = known_directions(net)
+        if spec not in known:
             raise BadInput(f"no direction {spec!r}: not a file, and not among this network's directions "
-                               f"({', '.join(known) or 'none yet; run `facegen directions sefa` or `fit`'})")
+                               f"({', '.join(sorted(known)) or 'none yet; run `facegen directions sefa` or `fit`'})")
+        path = known[spec]
     try:
         meta = json.loads(path.with_suffix(".json").read_text())
         vector = read_array(path, npz_key=None)
