@@ -115,9 +115,10 @@ def train_classifiers(args: argparse.Namespace) -> None:
     celeba = prepare(celeba_subset(args.data, args.work / "celeba_raw", args.celeba_count), args.work / "celeba64",
                      str(args.data / "celeba10k" / "list_attr_celeba.txt"))
     utk = prepare(utk_subset(args.data, args.work / "utk_raw", args.utk_count), args.work / "utk64", "utkface")
-    for dataset, extra, dest in ((celeba, [], CELEBA_CLF), (utk, ["--attrs", "age"], AGE_CLF)):
+    for dataset, extra, epochs, dest in ((celeba, [], args.epochs, CELEBA_CLF),
+                                         (utk, ["--attrs", "age"], args.age_epochs, AGE_CLF)):
         full = args.work / dest.name
-        facegen("classifier", "train", str(dataset), *extra, "--epochs", str(args.epochs), "--out", str(full))
+        facegen("classifier", "train", str(dataset), *extra, "--epochs", str(epochs), "--out", str(full))
         halve(full, dest)
 
 
@@ -205,7 +206,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO.parent / "scratch" / "h9", help="prepared sets, logs")
     parser.add_argument("--celeba-count", type=int, default=6000, help="CelebA photos to prepare (of 10,000)")
     parser.add_argument("--utk-count", type=int, default=1500, help="UTKFace photos to prepare for age")
-    parser.add_argument("--epochs", type=int, default=5, help="classifier training epochs")
+    parser.add_argument("--epochs", type=int, default=5, help="CelebA classifier training epochs")
+    parser.add_argument("--age-epochs", type=int, default=5, help="age classifier training epochs")
     parser.add_argument("--samples", type=int, default=1200, help="faces sampled to fit the directions")
     parser.add_argument("--ratio", type=float, default=0.25, help="as `directions fit --ratio`")
     parser.add_argument("--seed", type=int, default=7, help="the face of the edit figure")
