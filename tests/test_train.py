@@ -302,8 +302,10 @@ def _separation_and_distance(trainer: Trainer, reals: torch.Tensor, data_mean: t
     return separation, float((mean - data_mean).abs().sum() + (std - data_std).abs().sum())
 
 
-def test_a_tiny_stylegan2_learns_from_256_real_faces(faces, tmp_path):
-    trainer = Trainer(options(faces, tmp_path, kimg=0.48, snap=1, batch=8, aug="noaug", seed=1), log=quiet)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_tiny_stylegan2_learns_from_256_real_faces(faces, tmp_path, precision):
+    trainer = Trainer(options(faces, tmp_path, kimg=0.48, snap=1, batch=8, aug="noaug", seed=1, precision=precision),
+                      log=quiet)
     data = torch.stack([trainer.dataset[i][0] for i in range(len(trainer.dataset))]).float() / 127.5 - 1
     data_mean, data_std = data.mean([0, 2, 3]), data.std([0, 2, 3])
     reals = data[torch.randperm(len(data), generator=torch.Generator().manual_seed(5))[:64]]
