@@ -20,7 +20,8 @@ from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.generate import PSI_RANGE, attribute_defaults, check_noise_mode, check_psi, generate_samples, \
     label_vector
 from facegen_cli.images import encode, to_pil
-from facegen_cli.latent.directions import Direction, conditioned, load_direction, move, sefa_directions, store_dir
+from facegen_cli.latent.directions import (Direction, conditioned, known_directions, load_direction, move,
+                                          sefa_directions)
 from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.interpolate import morph_frames
 from facegen_cli.latent.io import load_latent
@@ -80,19 +81,15 @@ class Studio:
         self.extras: list[Callable[[], None]] = []  # close hooks (quiz, projection)
 
     def _directions(self, k: int) -> dict[str, Direction]:
-        """The network's stored directions (from `facegen directions`) and its top-k SeFa directions."""
+        """The network's directions `edit --direction` finds (shipped and stored) and its top-k SeFa directions."""
         found: dict[str, Direction] = {}
-        for path in sorted(store_dir(self.net).glob("*.npy")):
+        for name, path in known_directions(self.net).items():
             try:
-                found[path.stem] = load_direction(str(path), self.net)
+                found[name] = load_direction(str(path), self.net)
             except FacegenError as error:
                 log.warning("skipping direction %s", error)
-        if hasattr(self.net.G_ema.synthesis, "block_resolutions"):  # SeFa reads StyleGAN2's synthesis blocks
-            for direction in sefa_directions(self.net, k):
-                found.setdefault(direction.name, direction)
-        else:
-            log.warning("no SeFa sliders: the engine's SeFa reads StyleGAN2 synthesis blocks; %s has none",
-                        self.net.arch)
+        for direction in sefa_directions(self.net, k):
+            found.setdefault(direction.name, direction)
         return found
 
     def close(self) -> None:
