@@ -1,5 +1,5 @@
-"""The shipped default model: found without --network, light, a StyleGAN2, and it draws faces
-that a face detector finds (where a random network's images have none)."""
+"""The shipped default model: found without --network, light, a StyleGAN2 holding what a fine-tune
+needs, and it draws faces that a face detector finds (where a random network's images have none)."""
 from __future__ import annotations
 
 import subprocess
@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 
 from facegen_cli.checkpoint import read_header
@@ -19,10 +20,13 @@ from facegen_cli.models.stylegan2 import Generator
 from facegen_cli.networks import load_network, resolve_network
 from facegen_cli.paths import weights_dir
 from facegen_cli.prepare.detect import detect_faces
+from facegen_cli.train.loop import Trainer
+from facegen_cli.train.options import TrainOptions
 
 REPO = Path(__file__).parents[1]
 SHIPPED = REPO / "weights" / "default.safetensors"
-MAX_BYTES = 10 * 2 ** 20
+MAX_BYTES = 12 * 2 ** 20
+CELEBA = REPO.parent / "shared" / "data" / "celeba10k" / "images"
 
 
 def face_rate(images: list[np.ndarray]) -> float:
@@ -36,7 +40,8 @@ def test_default_network_is_the_shipped_stylegan2():
     assert SHIPPED.stat().st_size < MAX_BYTES
     header = read_header(SHIPPED)
     assert header["arch"] == "stylegan2" and header["G_kwargs"]["img_resolution"] >= 64
-    assert header["modules"] == ["G_ema"] and header["training_state"] is None  # slimmed for shipping
+    # What a fine-tune needs (G, D, G_ema, fp16), without optimizer or training state.
+    assert header["modules"] == ["G_ema", "G", "D"] and header["training_state"] is None
     with safe_open(SHIPPED, "pt") as f:
         assert {f.get_tensor(key).dtype for key in f.keys()} == {torch.float16}
     net = load_network(None)
@@ -53,6 +58,24 @@ def test_shipped_model_draws_faces_a_detector_finds():
     torch.manual_seed(0)
     net.G_ema = Generator(**net.G_kwargs).eval()  # same architecture, untrained
     assert face_rate([s.image for s in generate_samples(net, range(32), psi=0.65)]) <= 0.1
+
+
+def test_resume_from_default_continues_the_shipped_G_D_and_G_ema(tmp_path):
+    if not CELEBA.is_dir():
+        pytest.skip(f"real faces not found: {CELEBA} (the shared data folder beside the repository)")
+    data = tmp_path / "faces"
+    data.mkdir()
+    for i in range(8):
+        with Image.open(CELEBA / f"{i + 1:06d}.jpg") as im:
+            im.convert("RGB").crop((12, 22, 76, 86)).save(data / f"img{i:08d}.png")
+    said: list[str] = []
+    trainer = Trainer(TrainOptions(data=str(data), out=str(tmp_path / "runs"), resume_from="default", batch=4,
+                                   workers=0, device="cpu"), log=said.append)
+    shipped = load_network(None, modules=("G_ema", "G", "D"))
+    for name in ("G_ema", "G", "D"):
+        mine, theirs = getattr(trainer, name).state_dict(), getattr(shipped, name).state_dict()
+        assert all(torch.equal(mine[k], theirs[k].float()) for k in theirs), name
+    assert said and "holds no" not in said[0]  # nothing started fresh but the optimizers
 
 
 @pytest.mark.slow
