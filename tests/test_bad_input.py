@@ -20,7 +20,6 @@ from facegen_cli.fileio import read_stdin
 from facegen_cli.metrics.sources import dataset_stream
 from tiny_nets import tiny_checkpoint
 
-torch.set_num_threads(2)
 
 NUM_WS, W_DIM = 8, 64  # the tiny network's W+
 

@@ -23,7 +23,6 @@ from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
 from tiny_nets import tiny_checkpoint, tiny_D, tiny_G
 
-torch.set_num_threads(2)
 
 # bf16 against fp32 on the tiny nets, measured over seeds 0-2: mean abs difference 0.5-0.7 % of the
 # images' spread, max 4-6 %; D's logits within 2 %. The bounds leave about 2x room.
