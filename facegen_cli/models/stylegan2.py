@@ -189,7 +189,22 @@ class SynthesisNetwork(nn.Module):
 
 
 class Generator(nn.Module):
-    """z (+ label) -> image: MappingNetwork followed by SynthesisNetwork."""
+    """z (+ label) -> image: MappingNetwork followed by SynthesisNetwork.
+
+    The keyword arguments are stored in checkpoint headers (`G_kwargs`), so they are part of the
+    file format; NVIDIA's names where NVIDIA has one:
+    z_dim: length of the input latent z.
+    c_dim: length of the label vector (0: unconditional).
+    w_dim: length of the intermediate latent w (one per synthesis layer in W+).
+    img_resolution: output size in pixels, a power of two from 4.
+    img_channels: 3 for RGB, 1 for grayscale.
+    mapping_layers: dense layers in the mapping network (NVIDIA's mapping_kwargs.num_layers).
+    mapping_lr_multiplier: learning-rate multiplier of the mapping layers (equalised lr).
+    channel_base: feature maps at a resolution are min(channel_base / resolution, channel_max).
+    channel_max: the most feature maps of any layer.
+    num_fp16_res: how many of the highest resolutions run in fp16 on CUDA (0: none).
+    conv_clamp: clamp of activations after each convolution (None: no clamp; 256 with fp16).
+    """
 
     def __init__(self, z_dim: int = 512, c_dim: int = 0, w_dim: int = 512, img_resolution: int = 256,
                  img_channels: int = 3, mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01,
@@ -276,7 +291,16 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Residual StyleGAN2 discriminator; image (+ label) -> one logit per sample."""
+    """Residual StyleGAN2 discriminator; image (+ label) -> one logit per sample.
+
+    The keyword arguments are stored in checkpoint headers (`D_kwargs`), so they are part of the
+    file format: c_dim, img_resolution, img_channels, channel_base, channel_max, num_fp16_res and
+    conv_clamp mean what they mean for the Generator;
+    cmap_dim: length of the label embedding the output is projected on (None: the 4x4 channels).
+    mbstd_group_size: samples per minibatch-stddev group (at most the per-pass batch).
+    mbstd_num_channels: feature maps the minibatch-stddev layer adds (0: no such layer).
+    mapping_layers: dense layers of the label mapping network (conditional D only).
+    """
 
     def __init__(self, c_dim: int = 0, img_resolution: int = 256, img_channels: int = 3, channel_base: int = 32768,
                  channel_max: int = 512, num_fp16_res: int = 0, conv_clamp: float | None = None,
