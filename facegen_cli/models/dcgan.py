@@ -51,7 +51,13 @@ class PixelNorm(nn.Module):
 
 
 class Generator(nn.Module):
-    """z (+ label) -> 4x4 by a transposed conv, then one stride-2 transposed conv per doubling, tanh."""
+    """z (+ label) -> 4x4 by a transposed conv, then one stride-2 transposed conv per doubling, tanh.
+
+    Keyword arguments (stored in checkpoint headers as `G_kwargs`, so part of the file format):
+    z_dim: length of z. c_dim: length of the label concatenated to z (0: unconditional; cGAN/ACGAN).
+    img_resolution: 32, 64 or 128. img_channels: 3 (RGB) or 1. width: feature maps next to the image
+    (doubling at each halving). pixel_norm: ProGAN's pixel norm after each block.
+    """
 
     def __init__(self, z_dim: int = 128, c_dim: int = 0, img_resolution: int = 64, img_channels: int = 3,
                  width: int = 64, pixel_norm: bool = False):
@@ -81,7 +87,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Image (+ label maps) -> stride-2 convs down to 4x4 -> [minibatch stddev] -> a 4x4 conv to `out_dim`."""
+    """Image (+ label maps) -> stride-2 convs down to 4x4 -> [minibatch stddev] -> a 4x4 conv to `out_dim`.
+
+    Keyword arguments (checkpoint `D_kwargs`, part of the file format): c_dim: label maps stacked on
+    the image (cGAN). img_resolution, img_channels, width: as for the Generator. spectral_norm:
+    spectral normalisation of every conv. mbstd: a minibatch-stddev feature map before the last conv.
+    batch_norm: batch norm after the inner convs (off for the WGAN-GP critic). out_dim: outputs per
+    image (1 logit; subclasses ask for more).
+    """
 
     def __init__(self, c_dim: int = 0, img_resolution: int = 64, img_channels: int = 3, width: int = 64,
                  spectral_norm: bool = False, mbstd: bool = False, batch_norm: bool = True, out_dim: int = 1):
