@@ -14,7 +14,7 @@ def convert(
     ema_only: bool = typer.Option(False, "--ema-only", help="Keep only G_ema (what generate uses)."),
     half: bool = typer.Option(False, "--half", help="Store tensors as fp16 (half the size)."),
 ) -> None:
-    """Import a foreign StyleGAN2 network without running any code from it, or slim a checkpoint."""
+    """Import a foreign StyleGAN2 or StyleGAN3 network without running any code from it, or slim a checkpoint."""
     from facegen_cli.convert.importer import convert_file
 
     emit(str(convert_file(source, dest, ema_only=ema_only, half=half)))
