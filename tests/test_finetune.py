@@ -13,10 +13,8 @@ from facegen_cli.errors import BadInput
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
 from facegen_cli.train.snapshots import latest_snapshot
+from real_faces import celeba_faces
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-CELEBA = DATA / "celeba10k" / "images"
-FACE_BOX = (12, 22, 76, 86)  # the classic 64x64 CelebA face crop at half resolution
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu", aug="noaug")
 
 
@@ -27,13 +25,10 @@ def quiet(msg: str) -> None:
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory) -> Path:
     """64 real CelebA faces at 32x32."""
-    if not CELEBA.is_dir():
-        pytest.skip(f"real faces not found: {CELEBA} (the shared data folder beside the repository)")
     dest = tmp_path_factory.mktemp("data") / "faces"
     dest.mkdir()
-    for i in range(64):
-        with Image.open(CELEBA / f"{i + 1:06d}.jpg") as im:
-            im.convert("RGB").crop(FACE_BOX).resize((32, 32), Image.LANCZOS).save(dest / f"img{i:08d}.png")
+    for i, face in enumerate(celeba_faces(64)):
+        face.save(dest / f"img{i:08d}.png")
     return dest
 
 

@@ -15,10 +15,10 @@ from facegen_cli.images import save_image
 from facegen_cli.latent.classifier import load_classifier, train_classifier
 from facegen_cli.latent.directions import load_direction, move
 from facegen_cli.latent.sources import read_latent, render
+from real_faces import CELEBA
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
-CELEBA = Path("/work/shared/data/celeba10k")
 runner = CliRunner()
 
 

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -26,10 +25,8 @@ from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir
 from facegen_cli.train.snapshots import ScalarLog, latest_snapshot
+from real_faces import celeba_faces
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-CELEBA = DATA / "celeba10k" / "images"
-FACE_BOX = (12, 22, 76, 86)  # the classic 64x64 CelebA face crop at half resolution: [22:86, 12:76]
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu")
 CLI_TINY = ["--cbase", "512", "--cmax", "64", "--map", "2", "--batch", "4", "--workers", "0", "--device", "cpu"]
 STATS_KEYS = {"kimg", "loss_G", "loss_D_real", "loss_D_fake", "augment_p", "sec_per_kimg", "memory_mb", "snapshot"}
@@ -37,14 +34,11 @@ STATS_KEYS = {"kimg", "loss_G", "loss_D_real", "loss_D_fake", "augment_p", "sec_
 
 def write_faces(dest: Path, count: int, labels: bool = False) -> Path:
     """`count` CelebA faces, cropped and resized to 32x32 PNGs; with labels, dataset.json too."""
-    if not CELEBA.is_dir():
-        pytest.skip(f"real faces not found: {CELEBA} (the shared data folder beside the repository)")
     dest.mkdir(parents=True)
     names = []
-    for i in range(count):
+    for i, face in enumerate(celeba_faces(count)):
         name = f"img{i:08d}.png"
-        with Image.open(CELEBA / f"{i + 1:06d}.jpg") as im:
-            im.convert("RGB").crop(FACE_BOX).resize((32, 32), Image.LANCZOS).save(dest / name)
+        face.save(dest / name)
         names.append(name)
     if labels:
         (dest / "dataset.json").write_text(json.dumps({"labels": [[n, i % 2] for i, n in enumerate(names)]}))
