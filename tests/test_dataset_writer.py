@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.data.writer import DatasetWriter, encode_png
@@ -83,3 +84,17 @@ def test_work_file_is_dropped_and_a_finished_output_reads_as_complete(tmp_path, 
     assert again.complete and again.read_json("extra.json") == {"ok": True}
     with pytest.raises(FacegenError, match="cannot read missing.json"):
         again.read_json("missing.json")
+
+
+def test_forked_loader_workers_read_a_zip_their_parent_already_opened(tmp_path):
+    """Resume reads from the zip before the loader forks; each worker must still get its own handle."""
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(96)]
+    out = tmp_path / "set.zip"
+    _write(out, images, [[0.0, 1.0]] * len(images))
+    data = ImageDataset(out)
+    assert np.array_equal(data[0][0].numpy().transpose(1, 2, 0), images[0])  # the parent's handle is open now
+    loader = torch.utils.data.DataLoader(data, batch_size=1, num_workers=2,
+                                         multiprocessing_context="fork", sampler=list(range(96)) * 8)
+    for i, (pixels, _) in enumerate(loader):
+        assert np.array_equal(pixels[0].numpy().transpose(1, 2, 0), images[i % 96])

@@ -35,6 +35,7 @@ class ImageSource:
         if self.is_zip and not zipfile.is_zipfile(self.path):
             raise FacegenError(f"{self.path}: not a folder or a zip archive of images")
         self._zip: zipfile.ZipFile | None = None
+        self._zip_pid = 0
 
     @cached_property
     def names(self) -> list[str]:
@@ -49,8 +50,11 @@ class ImageSource:
     def read(self, name: str) -> bytes:
         if not self.is_zip:
             return (self.path / name).read_bytes()
-        if self._zip is None:  # opened lazily so the object pickles into loader workers
+        if self._zip is None or self._zip_pid != os.getpid():
+            # One handle per process: a forked loader worker that kept its parent's handle would share
+            # the file offset with it, and their interleaved reads fail the CRC check.
             self._zip = zipfile.ZipFile(self.path)
+            self._zip_pid = os.getpid()
         return self._zip.read(name)
 
     def has(self, name: str) -> bool:
