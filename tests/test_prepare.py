@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facegen_cli import fileio
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.prepare import align, detect, pipeline
 from facegen_cli.prepare.detect import detect_faces, pick_faces, read_photo
@@ -439,6 +441,24 @@ def test_a_killed_run_prints_one_line_and_no_worker_traceback(tmp_path, signum):
     assert not list(out.glob(".*.tmp")) and not (out / "dataset.json").exists()
     done = journal.read_text().count("\n") - 1
     assert done >= 2 and len(list(out.glob("img*.png"))) >= done - 1  # photos without a face write none
+
+
+def test_a_stop_between_a_temporary_file_and_its_cleanup_leaves_no_temporary(tmp_path, monkeypatch):
+    """The signal can land after mkstemp made the file and before the write's cleanup is armed."""
+    made = tempfile.mkstemp
+
+    def make_then_stop(*args, **kwargs):
+        made(*args, **kwargs)
+        raise pipeline.Stopped(signal.SIGINT)
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", make_then_stop)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jpg").symlink_to(TWO_PEOPLE)
+    out = tmp_path / "out"
+    with pytest.raises(pipeline.Stopped):
+        prepare(raw, out, BOX, workers=1)
+    assert not list(out.glob(".*.tmp")) and list(out.iterdir()) == [out / pipeline.JOURNAL_FILE]
 
 
 def _faces_42px(photo: Path) -> np.ndarray:

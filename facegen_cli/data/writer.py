@@ -52,7 +52,11 @@ class DatasetWriter:
         if self.complete:  # there is nothing to resume
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.tmp"):  # temporaries of a run killed mid-write
+        self.drop_temporaries()  # of a run killed mid-write
+
+    def drop_temporaries(self) -> None:
+        """Remove half-written files; a signal can land between a temporary's creation and its cleanup."""
+        for stale in self.folder.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
 
     def _finished(self) -> bool:

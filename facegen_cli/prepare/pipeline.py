@@ -238,7 +238,11 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
         _same_options(report.get("options") if isinstance(report, dict) else None, settings, out)
         return report
     with _stop_on_signals():
-        return _prepare(raw, out, writer, options, settings, table, workers, resume, console)
+        try:
+            return _prepare(raw, out, writer, options, settings, table, workers, resume, console)
+        except Stopped:
+            writer.drop_temporaries()
+            raise
 
 
 def _prepare(raw: Path, out: Path, writer: DatasetWriter, options: PrepareOptions, settings: dict[str, Any],
