@@ -264,12 +264,31 @@ def test_a_killed_run_resumes_without_redoing_finished_photos(tmp_path, monkeypa
     assert len(list(out.glob("img*.png"))) == 2  # angry.jpg and obama-240p.jpg, one face each
     seen.clear()
     monkeypatch.setattr(pipeline, "process_photo", lambda path, opts: seen.append(path.name) or real(path, opts))
-    resumed = prepare(raw, out, BOX, workers=1, resume=True)
+    progress = []
+    resumed = prepare(raw, out, BOX, workers=1, resume=True, on_progress=lambda *counts: progress.append(counts))
     assert seen == ["sad.jpg", "two_people.jpg"]
+    assert progress[0] == (2, 4, 2) and progress[-1] == (4, 4, resumed["faces"])  # resumed photos counted
     assert _dataset(out) == _dataset(tmp_path / "full")
     assert resumed["faces"] == full["faces"] and resumed["photos"] == full["photos"]
     for name, _ in _dataset(out)["sources"]:
         assert (out / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def test_progress_reaches_a_python_caller_through_the_callback(tmp_path):
+    raw = _raw_with(tmp_path, TWO_PEOPLE, SMALL_FACE, WILD / "face_api_js" / "white.png")
+    progress = []
+    report = prepare(raw, tmp_path / "out", BOX, workers=1, on_progress=lambda *counts: progress.append(counts))
+    assert [(done, total) for done, total, _ in progress] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    faces = [f for _, _, f in progress]
+    assert faces[0] == 0 and faces == sorted(faces) and faces[-1] == report["faces"] == 3
+    assert progress[-1][0] == report["photos"]
+
+
+def test_the_engine_imports_no_rich():
+    """Drawing is the CLI's: prepare reports through its callback, so the engine runs without rich loaded."""
+    code = "import sys, facegen_cli.prepare.pipeline; assert 'rich' not in sys.modules, sorted(sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_resume_refuses_other_options_and_a_finished_zip_is_left_alone(tmp_path):

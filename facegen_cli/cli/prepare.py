@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from facegen_cli.cli.common import console, emit
+from facegen_cli.cli.common import LazyProgress, console, emit
 from facegen_cli.errors import BadInput, FacegenError
 
 
@@ -35,7 +38,7 @@ def prepare(
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run into the same OUT."),
 ) -> None:
     """Detect, align and crop every face in RAW into the dataset OUT (prints OUT)."""
-    from facegen_cli.prepare.pipeline import PrepareOptions, REPORT_FILE, Stopped, summary_table
+    from facegen_cli.prepare.pipeline import PrepareOptions, REPORT_FILE, Stopped
     from facegen_cli.prepare.pipeline import prepare as run_prepare
 
     options = PrepareOptions(detector=detector, upsample=_upsample(upsample), min_face=min_face,
@@ -43,14 +46,15 @@ def prepare(
                              quality=quality, margin=margin, detect_size=detect_size)
     attr_list = [a.strip() for a in attrs.split(",") if a.strip()] if attrs else None
     try:
-        report = run_prepare(raw, out, options, labels=labels, attrs=attr_list, workers=workers, resume=resume,
-                             console=console)
+        with _PhotoProgress() as bar:
+            report = run_prepare(raw, out, options, labels=labels, attrs=attr_list, workers=workers, resume=resume,
+                                 on_progress=bar.show)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line, no traceback
         signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
         typer.echo(f"facegen: error: prepare stopped ({signal.Signals(signum).name}); finished "
                    f"photos are kept in {out}, continue with --resume and the same options", err=True)
         raise typer.Exit(128 + signum) from None
-    console.print(summary_table(report))
+    console.print(_summary_table(report))
     if not report["faces"]:
         raise FacegenError(f"{raw}: no face written from {report['photos']} files (see {out}/{REPORT_FILE})")
     emit(str(out))
@@ -63,3 +67,38 @@ def _upsample(value: str) -> int | None:
     if not value.isdigit():
         raise BadInput(f"--upsample must be auto or a whole number of 0 or more, got {value}")
     return int(value)
+
+
+class _PhotoProgress(LazyProgress):
+    """The bar on stderr: photos done of all, photos/s of this run, faces written, elapsed; shown from the
+    first call."""
+
+    def __init__(self) -> None:
+        super().__init__(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("photos"), TextColumn("{task.fields[rate]:.1f} photos/s"),
+                         TextColumn("{task.fields[faces]} faces"), TimeElapsedColumn(), console=console)
+        self.task: TaskID | None = None
+        self.first = 0
+        self.began = 0.0
+
+    def show(self, done: int, total: int, faces: int) -> None:
+        """prepare's on_progress: the counts so far, resumed photos included (the rate counts this run's)."""
+        if self.task is None:
+            self.task = self.add_task("prepare", total=total, completed=done, rate=0.0, faces=faces)
+            self.first, self.began = done, time.perf_counter()
+        rate = (done - self.first) / max(time.perf_counter() - self.began, 1e-9)
+        self.update(self.task, total=total, completed=done, rate=rate, faces=faces)
+
+
+def _summary_table(report: dict[str, Any]) -> Table:
+    """The end-of-run summary: photos, faces, and what was skipped or converted and why."""
+    table = Table(title="facegen prepare", show_header=False)
+    table.add_row("photos", str(report["photos"]))
+    table.add_row("photos with faces", str(report["photos_used"]))
+    table.add_row("faces written", str(report["faces"]))
+    for reason, count in report["skipped"].items():
+        table.add_row(f"skipped: {reason}", str(count))
+    for mode, count in report["converted"].items():
+        table.add_row(f"converted from {mode}", str(count))
+    table.add_row("photos/s", str(report["photos_per_second"]))
+    return table

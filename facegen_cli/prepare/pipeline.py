@@ -12,13 +12,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from facegen_cli.data.writer import DatasetWriter, encode_png
 from facegen_cli.errors import BadInput, FacegenError
@@ -28,7 +25,10 @@ from facegen_cli.prepare.labels import Labels, load_labels
 from facegen_cli.prepare.landmarks import PREDICTORS, face_points, plausible_face
 from facegen_cli.prepare.listing import JOURNAL_FILE, REPORT_FILE, find_photos, public_name
 
-__all__ = ["REPORT_FILE", "PrepareOptions", "Stopped", "prepare", "process_photo", "summary_table"]
+__all__ = ["REPORT_FILE", "OnProgress", "PrepareOptions", "Stopped", "prepare", "process_photo"]
+
+OnProgress = Callable[[int, int, int], None]
+"""Called as on_progress(photos done, photos in all, faces written), resumed ones included."""
 
 
 class Stopped(KeyboardInterrupt):
@@ -222,8 +222,10 @@ def _dataset(records: list[dict[str, Any]], label_names: list[str] | None) -> tu
 
 def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions = PrepareOptions(),
             labels: str | None = None, attrs: list[str] | None = None, workers: int | None = None,
-            resume: bool = False, console: Console | None = None) -> dict[str, Any]:
-    """Detect, align and write every face under `raw` to the dataset `out`; returns the report."""
+            resume: bool = False, on_progress: OnProgress | None = None) -> dict[str, Any]:
+    """Detect, align and write every face under `raw` to the dataset `out`; returns the report.
+
+    `on_progress` is called once before the first photo and again after each one."""
     raw, out = Path(raw), Path(out)
     options.check()
     if not raw.is_dir():
@@ -239,14 +241,15 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
         return report
     with _stop_on_signals():
         try:
-            return _prepare(raw, out, writer, options, settings, table, workers, resume, console)
+            return _prepare(raw, out, writer, options, settings, table, workers, resume, on_progress)
         except Stopped:
             writer.drop_temporaries()
             raise
 
 
 def _prepare(raw: Path, out: Path, writer: DatasetWriter, options: PrepareOptions, settings: dict[str, Any],
-             table: Labels | None, workers: int | None, resume: bool, console: Console | None) -> dict[str, Any]:
+             table: Labels | None, workers: int | None, resume: bool,
+             on_progress: OnProgress | None) -> dict[str, Any]:
     """The run itself: list, journal, process in the pool, write samples, finish the dataset."""
     journal_path = writer.folder / JOURNAL_FILE
     records = _read_journal(journal_path, settings) if resume else []
@@ -255,20 +258,26 @@ def _prepare(raw: Path, out: Path, writer: DatasetWriter, options: PrepareOption
     photos = [p for p in listing.files if p not in done]
     passed_over = [(rel, why) for rel, why in listing.skipped if rel not in done]
     start, index = time.perf_counter(), sum(len(r["samples"]) for r in records)
-    with open(journal_path, "a" if records else "w", encoding="utf-8") as journal, \
-            _Progress(console, len(done) + len(photos) + len(passed_over), len(done)) as advance:
+    total = len(done) + len(photos) + len(passed_over)
+
+    def advance() -> None:
+        if on_progress:
+            on_progress(len(records), total, index)
+
+    advance()
+    with open(journal_path, "a" if records else "w", encoding="utf-8") as journal:
         if not records:
             _append(journal, {"options": settings})
         todo = []
         for rel, why in passed_over:
             records.append(_append(journal, {"file": rel, "samples": [], "skip": why}))
-            advance(0)
+            advance()
         for rel in photos:
             label = table.lookup(rel) if table else None
             if table and label is None:
                 no_label = {"file": rel, "samples": [], "skip": f"no label ({settings['labels']})"}
                 records.append(_append(journal, no_label))
-                advance(0)
+                advance()
             else:
                 todo.append((raw / rel, rel, label))
         pool = _run([path for path, _, _ in todo], options, workers or os.cpu_count() or 1)
@@ -280,7 +289,7 @@ def _prepare(raw: Path, out: Path, writer: DatasetWriter, options: PrepareOption
                     index += 1
                 records.append(_append(journal, {"file": rel, "samples": samples, "skip": result.skip,
                                                  "converted": result.converted, "rejected": result.rejected}))
-                advance(len(samples))
+                advance()
     report = _report(records, raw, out, settings, len(photos), time.perf_counter() - start)
     names, dataset = _dataset(records, table.names if table else None)
     writer.finish(names, dataset, {REPORT_FILE: report})
@@ -292,45 +301,3 @@ def _append(journal, record: dict[str, Any]) -> dict[str, Any]:
     journal.write(json.dumps(record) + "\n")
     journal.flush()
     return record
-
-
-class _Progress:
-    """Rich progress on stderr with photos/s and faces found; yields `advance(faces)`."""
-
-    def __init__(self, console: Console | None, total: int, done: int):
-        self.console, self.total, self.done, self.faces = console, total, done, 0
-        self.start = time.perf_counter()
-
-    def __enter__(self):
-        if self.console is None:
-            return lambda faces: None
-        self.bar = Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TextColumn("photos"),
-                            TextColumn("{task.fields[rate]:.1f} photos/s"), TextColumn("{task.fields[faces]} faces"),
-                            TimeElapsedColumn(), console=self.console, transient=False)
-        self.bar.start()
-        self.task = self.bar.add_task("prepare", total=self.total, completed=self.done, rate=0.0, faces=0)
-        return self.advance
-
-    def advance(self, faces: int) -> None:
-        self.faces += faces
-        count = self.bar.tasks[0].completed + 1 - self.done
-        rate = count / max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(self.task, advance=1, rate=rate, faces=self.faces)
-
-    def __exit__(self, *exc) -> None:
-        if self.console is not None:
-            self.bar.stop()
-
-
-def summary_table(report: dict[str, Any]) -> Table:
-    """The end-of-run summary: photos, faces, and what was skipped or converted and why."""
-    table = Table(title="facegen prepare", show_header=False)
-    table.add_row("photos", str(report["photos"]))
-    table.add_row("photos with faces", str(report["photos_used"]))
-    table.add_row("faces written", str(report["faces"]))
-    for reason, count in report["skipped"].items():
-        table.add_row(f"skipped: {reason}", str(count))
-    for mode, count in report["converted"].items():
-        table.add_row(f"converted from {mode}", str(count))
-    table.add_row("photos/s", str(report["photos_per_second"]))
-    return table
