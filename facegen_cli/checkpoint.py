@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -142,6 +142,40 @@ def read_header(path: str | os.PathLike) -> dict:
     return header
 
 
+def _first(items: list[str], shown: int = 3) -> str:
+    """The first `shown` items, and how many more there are."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def load_strict(module: nn.Module, state: Mapping[str, Any], what: str, layout: str,
+                keep_own: tuple[str, ...] = (), to_tensor: Callable[[Any], torch.Tensor] = torch.as_tensor,
+                scale: Mapping[str, float] | None = None) -> nn.Module:
+    """Copy `state` into `module`, requiring exactly its names and shapes; returns it in eval mode, frozen.
+
+    A refusal is one FacegenError naming `what`, `layout` and the first offending names. Values are
+    anything with a `.shape` that `to_tensor` makes a tensor (checked before any is read); entries
+    whose names end with one of `keep_own` may be left out and keep the module's values; `scale`
+    multiplies named entries.
+    """
+    own = module.state_dict()
+    missing = sorted(k for k in own.keys() - state.keys() if not k.endswith(keep_own))
+    unexpected = sorted(state.keys() - own.keys())
+    reshaped = [f"{k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}" for k, v in state.items()
+                if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    reasons = [f"missing {_first(missing)}"] if missing else []
+    reasons += [f"unexpected {_first(unexpected)}"] if unexpected else []
+    reasons += [_first(reshaped, shown=1)] if reshaped else []
+    if reasons:
+        raise FacegenError(f"{what} weights do not fit {layout} ({'; '.join(reasons)})")
+    loaded = dict(own)
+    for name, value in state.items():
+        t = to_tensor(value).to(own[name].dtype)
+        loaded[name] = t * scale[name] if scale and name in scale else t
+    module.load_state_dict(loaded)
+    return module.eval().requires_grad_(False)
+
+
 def _build(arch_name: str, kwargs: dict, which: str, tensors: dict[str, torch.Tensor], path: Path) -> nn.Module:
     arch = get_architecture(arch_name)
     make = arch.make_G if which != "D" else arch.make_D
@@ -151,15 +185,7 @@ def _build(arch_name: str, kwargs: dict, which: str, tensors: dict[str, torch.Te
         raise FacegenError(f"{path}: cannot build {arch_name} {which} from its stored settings ({e})") from None
     prefix = f"{which}."
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    own = module.state_dict()
-    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise FacegenError(f"{path}: {which} weights do not fit the stored architecture "
-                           f"({first[1].strip() if len(first) > 1 else first[0]})") from None
-    return module.eval().requires_grad_(False)
+    return load_strict(module, state, f"{path}: {which}", "the stored architecture")
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", modules: tuple[str, ...] = ("G_ema",),

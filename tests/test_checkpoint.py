@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from facegen_cli.checkpoint import load_checkpoint, pack_state, read_header, save_checkpoint, unpack_state
+from facegen_cli.checkpoint import load_checkpoint, load_strict, pack_state, read_header, save_checkpoint, unpack_state
 from facegen_cli.errors import FacegenError
 from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
 
@@ -158,6 +158,28 @@ def test_weights_that_do_not_fit_the_stored_kwargs_are_an_error(tmp_path):
     path = save_checkpoint(tmp_path / "wrong.safetensors", "stylegan2", wrong, tiny_G())
     with pytest.raises(FacegenError, match="wrong.safetensors.*do not fit"):
         load_checkpoint(path)
+
+
+def test_strict_loading_names_the_first_offending_entries():
+    """The one strict loader (checkpoints and every importer): missing, unexpected and reshaped entries."""
+    source = tiny_G(1).state_dict()
+    names = list(source)
+    cases = {
+        "missing": ({k: v for k, v in source.items() if k not in names[:5]},
+                    f"missing {', '.join(sorted(names[:5])[:3])} and 2 more"),
+        "unexpected": ({**source, "extra.weight": torch.zeros(2)}, "unexpected extra.weight"),
+        "reshaped": ({**source, names[0]: source[names[0]][:1]},
+                     f"{names[0]} has shape {(1, *source[names[0]].shape[1:])}"),
+    }
+    for state, reason in cases.values():
+        with pytest.raises(FacegenError) as err:
+            load_strict(tiny_G(0), state, "net.pt: G", "the StyleGAN2 layout")
+        message = str(err.value)
+        assert message.startswith("net.pt: G weights do not fit the StyleGAN2 layout (") and reason in message
+    kept = load_strict(tiny_G(0), {k: v for k, v in source.items() if not k.endswith("w_avg")}, "G", "x",
+                       keep_own=("w_avg",))
+    assert torch.equal(kept.mapping.fc0.weight, source["mapping.fc0.weight"]) and not kept.training
+    assert torch.equal(kept.mapping.w_avg, tiny_G(0).mapping.w_avg)
 
 
 def test_newer_format_and_unknown_architecture_are_refused(tmp_path):

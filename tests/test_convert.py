@@ -560,3 +560,13 @@ def test_rosinality_file_without_generator_is_refused(tmp_path):
     torch.save({"d": rosinality_d(tiny_D())}, src)
     result = run_cli("convert", src, tmp_path / "x.safetensors")
     assert result.exit_code == 1 and "no g_ema" in result.stderr and "d_only.pt" in result.stderr
+
+
+def test_rosinality_weights_of_the_wrong_shape_are_refused_naming_them(tmp_path):
+    src = tmp_path / "odd.pt"
+    g = rosinality_g(tiny_G(3))
+    g["conv1.activate.bias"] = g["conv1.activate.bias"][:-1]
+    torch.save({"g_ema": g}, src)
+    line = one_error_line(run_cli("convert", src, tmp_path / "x.safetensors"))
+    assert "odd.pt: g_ema weights do not fit the StyleGAN2 layout" in line
+    assert "synthesis.b4.conv1.bias has shape" in line

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
-
 from torch import nn
 
+from facegen_cli.checkpoint import load_strict
 from facegen_cli.convert.safe_pickle import PersistentRecord, as_tensor, flatten_state_dict
 from facegen_cli.errors import FacegenError
 from facegen_cli.models.stylegan2 import Discriminator, Generator
 
 # Our discriminator's label-mapping layers use NVIDIA's default learning-rate multiplier.
 D_MAPPING_LR = 0.01
+# Buffers our modules fix at construction and NVIDIA's pickles (and rosinality's files) may leave out.
+FIXED_BUFFERS = ("resample_filter",)
 
 
 def channel_settings(channels: dict[int, int]) -> tuple[int, int]:
@@ -35,20 +36,8 @@ def load_exact(module: nn.Module, state: Mapping[str, Any], what: str,
     Buffers the source does not store (the fixed resampling filters) keep our values; `scale`
     multiplies named entries (a learning-rate multiplier folded into the stored weights).
     """
-    own = module.state_dict()
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith("resample_filter"))
-    extra = sorted(set(state) - set(own))
-    if missing or extra:
-        raise FacegenError(f"{what} does not match a {layout} layout (missing {missing[:3]}, unexpected {extra[:3]})")
-    for name, t in state.items():
-        if tuple(np.shape(t) if isinstance(t, np.generic) else t.shape) != tuple(own[name].shape):
-            raise FacegenError(f"{what}: {name} has shape {tuple(t.shape)}, expected {tuple(own[name].shape)}")
-    loaded = dict(own)
-    for name, value in state.items():
-        t = as_tensor(value).to(own[name].dtype)
-        loaded[name] = t * scale[name] if scale and name in scale else t
-    module.load_state_dict(loaded)
-    return module.eval().requires_grad_(False)
+    return load_strict(module, state, what, f"the {layout} layout", keep_own=FIXED_BUFFERS, to_tensor=as_tensor,
+                       scale=scale)
 
 
 def _blocks(record: PersistentRecord, skip: str = "") -> dict[int, PersistentRecord]:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from facegen_cli.convert.nvidia_stylegan2 import channel_settings
+from facegen_cli.convert.nvidia_stylegan2 import channel_settings, load_exact
 from facegen_cli.errors import FacegenError, torch_load_reason
 from facegen_cli.models.stylegan2 import Discriminator, Generator
 
@@ -95,18 +94,6 @@ def discriminator_state(d: dict[str, torch.Tensor], resolution: int) -> dict[str
     return out
 
 
-def _load(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> nn.Module:
-    own = module.state_dict()
-    for name, t in own.items():
-        if name.endswith("resample_filter"):
-            state[name] = t  # rosinality stores the same [1,3,3,1] blur as its own buffers
-    try:
-        module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
-    except (RuntimeError, KeyError) as e:
-        raise FacegenError(f"{what} does not match the StyleGAN2 layout ({str(e).splitlines()[0]})") from None
-    return module.eval().requires_grad_(False)
-
-
 def estimate_w_avg(G: Generator, samples: int = 10_000) -> torch.Tensor:
     """Mean of w over random z (fixed seed), for checkpoints saved without `latent_avg`."""
     z = torch.from_numpy(np.random.RandomState(123).randn(samples, G.z_dim)).float()
@@ -132,7 +119,7 @@ def import_rosinality(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")
     def build_G(key: str, w_avg: torch.Tensor) -> Generator:
         state = generator_state(ckpt[key], resolution)
         state["mapping.w_avg"] = w_avg
-        return _load(Generator(**G_kwargs), state, f"{path}: {key}")
+        return load_exact(Generator(**G_kwargs), state, f"{path}: {key}")
 
     latent_avg = ckpt.get("latent_avg")
     G_ema = build_G("g_ema", torch.zeros([w_dim]) if latent_avg is None else latent_avg.reshape(-1))
@@ -144,6 +131,6 @@ def import_rosinality(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")
     if "d" in ckpt and "D" in modules:
         out["D_kwargs"] = dict(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=channel_base,
                                channel_max=channel_max)
-        out["D"] = _load(Discriminator(**out["D_kwargs"]), discriminator_state(ckpt["d"], resolution),
-                         f"{path}: d")
+        out["D"] = load_exact(Discriminator(**out["D_kwargs"]), discriminator_state(ckpt["d"], resolution),
+                              f"{path}: d")
     return out
