@@ -311,3 +311,14 @@ def test_bias_act_clamp_stops_gradient():
     assert torch.equal(y.detach(), torch.tensor([[-1.0, -0.5, 0.5, 1.0]]))
     (g,) = torch.autograd.grad(y.sum(), [x])
     assert torch.equal(g, torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
+
+
+def test_kernel_builds_live_in_facegens_cache(monkeypatch, tmp_path):
+    """FACEGEN_CACHE moves the compiled kernels too (only the folder is asked for: nothing is compiled)."""
+    from facegen_cli.ops import build
+
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = build.build_dir("bias_act", "9.0")
+    assert folder.is_relative_to(tmp_path / "cache" / "torch_extensions") and folder.name == "bias_act"
+    assert not (tmp_path / "xdg").exists()

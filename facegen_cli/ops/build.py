@@ -2,9 +2,10 @@
 
 Each op `<name>` has `csrc/<name>.cpp` (Python binding, argument checks) and `csrc/<name>.cu`
 (kernel). On the first CUDA call of any op, every op is built with
-`torch.utils.cpp_extension` for the GPU present, into
-`$XDG_CACHE_HOME/facegen/torch_extensions` (default `~/.cache/...`), one folder per torch
-build and GPU architecture; later processes load the cached library. An op that cannot be
+`torch.utils.cpp_extension` for the GPU present, into `torch_extensions` of facegen's
+user cache (`paths.cache_dir`: $FACEGEN_CACHE, else $XDG_CACHE_HOME/facegen or
+~/.cache/facegen), one folder per torch build and GPU architecture; later processes load
+the cached library. An op that cannot be
 built (no CUDA toolkit, no ninja, a compile error) runs its plain-PyTorch reference, and the
 process says so in one `CudaOpsWarning`.
 
@@ -31,6 +32,8 @@ from typing import Iterator
 
 import torch
 
+from facegen_cli.paths import cache_dir
+
 OPS = ("bias_act", "upfirdn2d")
 CSRC_DIR = Path(__file__).with_name("csrc")
 
@@ -46,9 +49,8 @@ class ToolkitNotFound(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where built kernels are kept: $XDG_CACHE_HOME/facegen/torch_extensions."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "facegen" / "torch_extensions"
+    """Where built kernels are kept: `torch_extensions` in facegen's user cache (created if need be)."""
+    return cache_dir("torch_extensions")
 
 
 def _is_toolkit(home: str | Path) -> bool:
