@@ -5,9 +5,8 @@ Each op `<name>` has `csrc/<name>.cpp` (Python binding, argument checks) and `cs
 `torch.utils.cpp_extension` for the GPU present, into `torch_extensions` of facegen's
 user cache (`paths.cache_dir`: $FACEGEN_CACHE, else $XDG_CACHE_HOME/facegen or
 ~/.cache/facegen), one folder per torch build and GPU architecture; later processes load
-the cached library. An op that cannot be
-built (no CUDA toolkit, no ninja, a compile error) runs its plain-PyTorch reference, and the
-process says so in one `CudaOpsWarning`.
+the cached library. An op that cannot be built (no CUDA toolkit, no ninja, a compile
+error) runs its plain-PyTorch reference, and the process says so in one `CudaOpsWarning`.
 
 `python -m facegen_cli.ops.build --check` compiles every op for `TORCH_CUDA_ARCH_LIST`
 without needing a GPU (`make check-cuda`); without `--check` it prints `describe_ops()`.
