@@ -26,6 +26,20 @@ class BadInput(FacegenError):
     exit_code = 2
 
 
+class BadParameter(BadInput):
+    """A bad value of one parameter of an engine function, its message starting with the parameter's name
+    (`psi 3.0 is outside [-2, 2]`); the CLI names its own option in its place (`--psi 3.0 ...`)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def naming(self, option: str) -> str:
+        """The message with the parameter's name replaced by `option`."""
+        text = str(self)
+        return option + text[len(self.param):] if text.startswith(self.param) else f"{option}: {text}"
+
+
 def torch_load_reason(error: BaseException) -> str:
     """One line saying why `torch.load(weights_only=True)` refused a file, without torch's advice to
     turn `weights_only` off."""

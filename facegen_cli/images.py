@@ -61,14 +61,3 @@ def make_grid(arrays: np.ndarray, rows: int, cols: int, pad: int = 0) -> np.ndar
         r, q = divmod(i, cols)
         grid[r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = arrays[i]
     return grid
-
-
-def parse_grid(spec: str) -> tuple[int, int]:
-    """'4x4' -> (4, 4)."""
-    try:
-        rows, cols = (int(v) for v in spec.lower().split("x"))
-    except ValueError:
-        raise BadInput(f"grid must look like ROWSxCOLS (e.g. 4x4), got {spec!r}") from None
-    if rows < 1 or cols < 1:
-        raise BadInput(f"grid must have at least one row and one column, got {spec!r}")
-    return rows, cols

@@ -20,7 +20,7 @@ from typing import ContextManager
 
 import torch
 
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadParameter
 
 PRECISIONS = ("fp32", "bf16", "auto")
 # Parts of StyleGAN2 that run in float32 even under bf16: the mapping network (and w_avg), the
@@ -76,10 +76,10 @@ FP32 = Precision("fp32")
 
 
 def check_precision(spec: str) -> str:
-    """`spec` lower-cased when it is one of PRECISIONS, else a BadInput naming the option."""
+    """`spec` lower-cased when it is one of PRECISIONS."""
     name = (spec or "").strip().lower()
     if name not in PRECISIONS:
-        raise BadInput(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec!r}")
+        raise BadParameter("precision", f"precision must be one of {', '.join(PRECISIONS)}, got {spec!r}")
     return name
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.fileio import check_writable, read_stdin
 
 console = Console(stderr=True, soft_wrap=True)  # log lines stay whole in files and pipes
@@ -25,9 +25,12 @@ device_option = typer.Option("auto", "--device", help=DEVICE_HELP)
 
 
 def _noise_mode(value: str) -> str:
-    from facegen_cli.generate import check_noise_mode
+    from facegen_cli.sampler import check_noise_mode
 
-    return check_noise_mode(value)
+    try:
+        return check_noise_mode(value)
+    except BadParameter as error:  # raised while parsing, outside the command: name the option here
+        raise BadInput(error.naming("--noise-mode")) from None
 
 
 noise_mode_option = typer.Option("const", "--noise-mode", callback=_noise_mode, help="const, random or none.")
@@ -36,7 +39,10 @@ noise_mode_option = typer.Option("const", "--noise-mode", callback=_noise_mode, 
 def _precision(value: str) -> str:
     from facegen_cli.precision import check_precision
 
-    return check_precision(value)
+    try:
+        return check_precision(value)
+    except BadParameter as error:
+        raise BadInput(error.naming("--precision")) from None
 
 
 PRECISION_HELP = ("fp32 (the reference: NVIDIA's pixels), bf16 (faster on CPUs with native bf16; images within a "

@@ -8,7 +8,8 @@ import typer
 
 from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
 from facegen_cli.errors import BadInput
-from facegen_cli.latent.seeds import MAX_SEED
+from facegen_cli.cli.options import layer_indices, layers_help, psi_option
+from facegen_cli.specs import MAX_SEED
 
 MAX_SAMPLES = 1_000_000  # faces `directions fit` samples, labels and keeps in memory
 
@@ -29,8 +30,8 @@ def sefa(
     network_arg: Optional[str] = network_argument,
     network: Optional[str] = network_option,
     k: int = typer.Option(10, "--top", "-k", min=1, help="How many directions to keep."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Factorise only these layers' modulations: "
-                                                                "coarse, middle, fine or ranges like 0-3."),
+    layers: Optional[str] = typer.Option(None, "--layers", help=f"Factorise only these layers' modulations: "
+                                                                 f"{layers_help}."),
     device: str = device_option,
     out: Optional[Path] = out_folder,
 ) -> None:
@@ -38,9 +39,11 @@ def sefa(
     from facegen_cli.devices import resolve_device
     from facegen_cli.latent.directions import run_sefa
     from facegen_cli.networks import load_network
+    from facegen_cli.sampler import require_wplus
 
     net = load_network(_network(network_arg, network), resolve_device(device))
-    for path in run_sefa(net, out, k=k, layers=layers):
+    require_wplus(net, "SeFa")
+    for path in run_sefa(net, out, k=k, layers=layer_indices(net.G_ema, layers)):
         emit(path)
 
 
@@ -53,7 +56,7 @@ def fit(
     ratio: float = typer.Option(0.25, "--ratio", help="Fit on this fraction of highest and of lowest scored faces."),
     seed_start: int = typer.Option(0, "--seed-start", min=0, max=MAX_SEED - MAX_SAMPLES,
                                    help="First seed of the samples."),
-    psi: float = typer.Option(1.0, "--psi", help="Truncation psi of the samples."),
+    psi: float = psi_option,
     network: Optional[str] = network_option,
     device: str = device_option,
     out: Optional[Path] = out_folder,

@@ -8,14 +8,16 @@ import typer
 
 from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
                                     precision_option)
+from facegen_cli.cli.options import (attr_option, label_option, layer_indices, layers_help, make_sampler,
+                                     psi_option, read_sources)
 
 
 def _check_range(value: Optional[str]) -> Optional[str]:
     """--range is checked while parsing, before the network loads."""
-    from facegen_cli.latent.directions import parse_range
+    from facegen_cli.specs import parse_span
 
     if value is not None:
-        parse_range(value, 2)
+        parse_span(value)
     return value
 
 
@@ -26,26 +28,37 @@ def edit(
     strength: Optional[float] = typer.Option(None, "--strength", help="How far to move (one image)."),
     span: Optional[str] = typer.Option(None, "--range", callback=_check_range, help="LOW:HIGH for a strip, e.g. -3:3."),
     steps: int = typer.Option(7, "--steps", min=2, max=1000, help="Images in a --range strip."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Only these W+ layers: coarse, middle, fine or "
-                                                                 "ranges like 0-3,8-."),
+    layers: Optional[str] = typer.Option(None, "--layers", help=f"Only these W+ layers: {layers_help}."),
     conditional: Optional[str] = typer.Option(None, "--conditional", help="Directions to keep fixed, e.g. Male "
                                                                           "(projected out of the edit)."),
     save_latents: bool = typer.Option(False, "--save-latents", help="Also write the edited W+ as .npy."),
     network: Optional[str] = network_option,
-    psi: float = typer.Option(1.0, "--psi", help="Truncation psi for a seed:N input."),
+    psi: float = psi_option,
     noise_mode: str = noise_mode_option,
+    label: Optional[str] = label_option,
+    attr: Optional[str] = attr_option,
     device: str = device_option,
     precision: str = precision_option,
     out: Path = out_option(Path("out/edit"), "Output folder."),
 ) -> None:
     """Change one attribute of a face by moving its latent along a direction."""
     from facegen_cli.devices import resolve_device
+    from facegen_cli.errors import BadInput
     from facegen_cli.latent.directions import run_edit
     from facegen_cli.networks import load_network
+    from facegen_cli.sampler import require_wplus
+    from facegen_cli.specs import parse_span
 
+    if (strength is None) == (span is None):
+        raise BadInput("give either --strength S or --range LOW:HIGH")
     net = load_network(network, resolve_device(device))
+    require_wplus(net, "edit")
+    sampler = make_sampler(net, psi, noise_mode, label, attr, precision=precision)
+    specs = read_sources([latent])
+    if len(specs) != 1:
+        raise BadInput(f"edit takes one latent; {latent!r} names {len(specs)}")
     others = [c.strip() for c in conditional.split(",") if c.strip()] if conditional else None
-    for path in run_edit(net, latent, direction, out, strength=strength, span=span, steps=steps, layers=layers,
-                         conditional=others, save_latents=save_latents, psi=psi, noise_mode=noise_mode,
-                         precision=precision):
+    for path in run_edit(sampler, specs[0], direction, out, strength=strength,
+                         span=parse_span(span) if span is not None else None, steps=steps,
+                         layers=layer_indices(net.G_ema, layers), conditional=others, save_latents=save_latents):
         emit(path)

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, precision_option, progress
-from facegen_cli.latent.seeds import MAX_SEEDS
+from facegen_cli.cli.options import psi_option
+from facegen_cli.specs import MAX_SEEDS
 
 
 def fid(
@@ -18,7 +19,7 @@ def fid(
     num: int = typer.Option(50_000, "--num", min=2, max=MAX_SEEDS,
                             help="Images to draw from a network (random seeds)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", "-s", help="Seeds for networks, like 0-49999; overrides --num."),
-    psi: float = typer.Option(1.0, "--psi", help="Truncation psi for networks; 1 = none (use 1 for published FIDs)."),
+    psi: float = psi_option,
     batch: int = typer.Option(32, "--batch", min=1, help="Images per Inception (and generator) forward pass."),
     workers: int = typer.Option(2, "--workers", min=0, help="Processes decoding image files."),
     device: str = device_option,
@@ -31,7 +32,7 @@ def fid(
 ) -> None:
     """Frechet Inception Distance between A and B; data-set features are cached for the next run."""
     from facegen_cli.devices import resolve_device
-    from facegen_cli.latent.seeds import parse_seeds
+    from facegen_cli.specs import parse_seeds
     from facegen_cli.metrics.fid import compute_fid
     from facegen_cli.metrics.inception import check_mode
 

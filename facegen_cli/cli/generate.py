@@ -8,19 +8,20 @@ import typer
 
 from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
                                     precision_option, progress, read_stdin_tokens)
+from facegen_cli.cli.options import (attr_default_option, attr_option, batch_option, cutoff_option, label_option,
+                                     make_sampler, psi_option, rotate_option, translate_option)
 
 
 def generate(
     seeds: str = typer.Option("0-7", "--seeds", "-s", help="Seeds like 0-99,120,200-205; '-' reads them from stdin."),
     network: Optional[str] = network_option,
-    psi: float = typer.Option(1.0, "--psi", help="Truncation psi in [-2, 2]; 1 = none, 0.5-0.7 = cleaner faces."),
-    cutoff: Optional[int] = typer.Option(None, "--cutoff", min=0, help="Truncate only the first N layers of W+."),
+    psi: float = psi_option,
+    cutoff: Optional[int] = cutoff_option,
     noise_mode: str = noise_mode_option,
-    label: Optional[str] = typer.Option(None, "--label", help="Class index or comma-separated label vector."),
-    attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1,Smiling=1 (conditional networks)."),
-    attr_default: Optional[str] = typer.Option(None, "--attr-default",
-                                               help="Attributes --attr leaves unnamed: mean (data frequency) or N."),
-    batch: int = typer.Option(8, "--batch", min=1, help="Images per forward pass."),
+    label: Optional[str] = label_option,
+    attr: Optional[str] = attr_option,
+    attr_default: Optional[str] = attr_default_option,
+    batch: int = batch_option,
     device: str = device_option,
     precision: str = precision_option,
     out: Path = out_option(Path("out"), "Output folder."),
@@ -28,34 +29,35 @@ def generate(
     save_latents: bool = typer.Option(False, "--save-latents", help="Write each image's W+ as seedNNNN.npy."),
     fmt: str = typer.Option("png", "--format", help="png or jpg."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per image instead of paths."),
-    translate: Optional[str] = typer.Option(None, "--translate",
-                                            help="X,Y: shift a StyleGAN3 image by fractions of its size."),
-    rotate: Optional[float] = typer.Option(None, "--rotate", help="Turn a StyleGAN3 image by DEG degrees."),
+    translate: Optional[str] = translate_option,
+    rotate: Optional[float] = rotate_option,
 ) -> None:
     """Generate faces for a list of seeds (seed -> z exactly as NVIDIA's tools draw it)."""
     from facegen_cli.devices import resolve_device
     from facegen_cli.errors import BadInput
-    from facegen_cli.generate import check_psi, parse_translate, write_samples
-    from facegen_cli.images import check_format, parse_grid
-    from facegen_cli.latent.seeds import count_seeds, parse_seeds
+    from facegen_cli.generate import write_samples
+    from facegen_cli.images import check_format
     from facegen_cli.networks import load_network
+    from facegen_cli.sampler import check_psi
+    from facegen_cli.specs import count_seeds, parse_grid, parse_seeds, parse_translate
 
     shape = parse_grid(grid) if grid else None
     spec = read_stdin_tokens() if seeds == "-" else seeds
     if shape and count_seeds(spec) > shape[0] * shape[1]:  # before a long list is built
         raise BadInput(f"{count_seeds(spec)} seeds do not fit a {shape[0]}x{shape[1]} grid")
     seed_list = parse_seeds(spec)
-    check_psi(psi)
+    check_psi(psi)  # these three before the network loads
     check_format(fmt)
-    shift = parse_translate(translate)
+    if translate is not None:
+        parse_translate(translate)
     net = load_network(network, resolve_device(device))
+    sampler = make_sampler(net, psi, noise_mode, label, attr, attr_default, precision, batch, cutoff, translate,
+                           rotate)
     bar = progress()
     task = bar.add_task("generate", total=len(seed_list))
     # write_samples checks every option before returning; the progress bar starts only after that.
-    records = write_samples(net, seed_list, out, psi=psi, cutoff=cutoff, noise_mode=noise_mode, label=label,
-                            attrs=attr, batch=batch, grid=shape, save_latents=save_latents, fmt=fmt,
-                            on_image=lambda: bar.advance(task), attr_default=attr_default, precision=precision,
-                            translate=shift, rotate=rotate)
+    records = write_samples(sampler, seed_list, out, grid=shape, save_latents=save_latents, fmt=fmt,
+                            on_image=lambda: bar.advance(task))
     with bar:
         for record in records:
             emit(record if as_json else record["path"], as_json)

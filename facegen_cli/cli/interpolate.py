@@ -8,6 +8,7 @@ import typer
 
 from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
                                     precision_option)
+from facegen_cli.cli.options import attr_option, label_option, make_sampler, psi_option, read_sources
 
 MAX_FRAMES = 10_000  # all frames are held in memory before they are written
 
@@ -20,10 +21,10 @@ def interpolate(
                                                                "z for networks without W."),
     loop: bool = typer.Option(False, "--loop", help="Come back to the first keyframe."),
     fps: float = typer.Option(24.0, "--fps", min=1.0, help="Frames per second of a GIF or MP4."),
-    psi: float = typer.Option(1.0, "--psi", help="Truncation psi for seed:N inputs."),
+    psi: float = psi_option,
     noise_mode: str = noise_mode_option,
-    label: Optional[str] = typer.Option(None, "--label", help="Class index or label vector (conditional networks)."),
-    attr: Optional[str] = typer.Option(None, "--attr", help="Attributes like Male=1 (conditional networks)."),
+    label: Optional[str] = label_option,
+    attr: Optional[str] = attr_option,
     device: str = device_option,
     precision: str = precision_option,
     out: Path = out_option(Path("out/interpolation.gif"), "A .gif, an .mp4, a .png strip, or a folder for numbered "
@@ -35,6 +36,6 @@ def interpolate(
     from facegen_cli.networks import load_network
 
     net = load_network(network, resolve_device(device))
-    for path in run_interpolate(net, sources, out, frames=frames, space=space, loop=loop, fps=fps, psi=psi,
-                                noise_mode=noise_mode, label=label, attrs=attr, precision=precision):
+    sampler = make_sampler(net, psi, noise_mode, label, attr, precision=precision)
+    for path in run_interpolate(sampler, read_sources(sources), out, frames=frames, space=space, loop=loop, fps=fps):
         emit(path)

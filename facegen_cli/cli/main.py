@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from facegen_cli import __version__
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 
 DEBUG_ENV = "FACEGEN_DEBUG"
 
@@ -81,6 +81,12 @@ def option_name(param: inspect.Parameter) -> str:
     return decls[0] if decls else "--" + param.name.replace("_", "-")
 
 
+def flag_of(fn: Callable, param: str) -> str:
+    """The option of command `fn` that sets the engine parameter `param` (same name), else --param-name."""
+    found = inspect.signature(fn).parameters.get(param)
+    return option_name(found) if found is not None else "--" + param.replace("_", "-")
+
+
 def check_finite(fn: Callable, values: dict) -> None:
     """Refuse NaN and infinite values of any number option of `fn`."""
     for name, param in inspect.signature(fn).parameters.items():
@@ -100,6 +106,8 @@ def command(name: str, fn: Callable, group: typer.Typer | None = None) -> None:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt, BrokenPipeError):
             raise  # Typer's own handling (a closed pipe ends quietly, as `| head` expects)
+        except BadParameter as error:  # the engine names its parameter; the user knows the option
+            fail(error.naming(flag_of(fn, error.param)), error.exit_code)
         except BaseException as error:  # noqa: BLE001 - every failure ends in one line
             report(error)
 

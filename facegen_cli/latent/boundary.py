@@ -9,12 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from facegen_cli.checkpoint import Network
-from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.generate import check_psi
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.latent.classifier import load_classifier
 from facegen_cli.latent.directions import Direction, save_direction, store_dir
-from facegen_cli.latent.seeds import seed_to_z
-from facegen_cli.latent.sources import require_wplus
+from facegen_cli.sampler import Sampler, require_wplus
 
 Scorer = Callable[[torch.Tensor], np.ndarray]  # NCHW images in [-1, 1] -> one score per image
 
@@ -23,15 +21,14 @@ Scorer = Callable[[torch.Tensor], np.ndarray]  # NCHW images in [-1, 1] -> one s
 def sample_scores(net: Network, score: Scorer, samples: int, seed_start: int = 0, psi: float = 1.0,
                   batch: int = 16, on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """W of `samples` faces drawn from consecutive seeds, and the score of each face."""
-    G = net.G_ema
-    device = next(G.parameters()).device
+    sampler = Sampler(net, psi=psi, batch=batch)
     ws, scores = [], []
     for start in range(seed_start, seed_start + samples, batch):
         seeds = range(start, min(start + batch, seed_start + samples))
-        z = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in seeds])).to(device, torch.float32)
-        w = G.mapping(z, None, truncation_psi=check_psi(psi))
-        scores.append(np.asarray(score(G.synthesis(w, noise_mode="const")), np.float64).reshape(-1))
-        ws.append(w[:, 0].cpu().numpy())
+        w = sampler.map(sampler.zs(seeds))
+        scores.append(np.asarray(score(sampler.synthesize(torch.from_numpy(w).to(sampler.device))),
+                                 np.float64).reshape(-1))
+        ws.append(w[:, 0])
         if on_batch:
             on_batch(len(seeds))
     return np.concatenate(ws), np.concatenate(scores)
@@ -60,7 +57,7 @@ def fit_boundary(w: np.ndarray, scores: np.ndarray, ratio: float = 0.25, holdout
                  seed: int = 0) -> tuple[np.ndarray, float]:
     """Unit normal pointing to higher scores, fitted on the `ratio` highest and lowest scored; held-out accuracy."""
     if not 0 < ratio <= 0.5:
-        raise BadInput(f"--ratio must lie in (0, 0.5], got {ratio}")
+        raise BadParameter("ratio", f"ratio must lie in (0, 0.5], got {ratio}")
     order = np.argsort(scores, kind="stable")
     n = int(len(scores) * ratio)
     if n < 10:

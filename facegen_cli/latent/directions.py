@@ -15,12 +15,13 @@ import numpy as np
 from torch import nn
 
 from facegen_cli.checkpoint import Network
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.fileio import write_text_atomic
 from facegen_cli.images import make_grid, save_image
 from facegen_cli.latent.io import read_array, save_latent
-from facegen_cli.latent.sources import expand_sources, parse_layers, read_latent, render, require_wplus, source_name
+from facegen_cli.latent.sources import Source, read_latent, source_name
 from facegen_cli.paths import cache_dir, weights_dir
+from facegen_cli.sampler import Sampler, require_wplus
 
 
 @dataclass
@@ -98,7 +99,7 @@ def conditioned(vector: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
         vector = vector - np.dot(vector, b) * b
     norm = np.linalg.norm(vector)
     if norm < 1e-6:
-        raise BadInput("the direction lies in the span of the --conditional ones; nothing is left to edit")
+        raise BadInput("the direction lies in the span of the conditional directions; nothing is left to edit")
     return (vector / norm).astype(np.float32)
 
 
@@ -147,11 +148,10 @@ def sefa(net: Network, k: int = 10, layers: list[int] | None = None) -> tuple[np
     return vectors[:, order].T.astype(np.float32), values[order]
 
 
-def run_sefa(net: Network, out: str | Path | None = None, k: int = 10, layers: str | None = None) -> list[Path]:
+def run_sefa(net: Network, out: str | Path | None = None, k: int = 10, layers: list[int] | None = None) -> list[Path]:
     """Save the top-k SeFa directions as `sefa-NN.npy` (to the network's store unless `out`)."""
-    chosen = parse_layers(layers, net.G_ema) if layers else None
     folder = Path(out) if out else store_dir(net)
-    return [save_direction(d, folder) for d in sefa_directions(net, k, chosen)]
+    return [save_direction(d, folder) for d in sefa_directions(net, k, layers)]
 
 
 def sefa_directions(net: Network, k: int = 10, layers: list[int] | None = None) -> list[Direction]:
@@ -163,38 +163,32 @@ def sefa_directions(net: Network, k: int = 10, layers: list[int] | None = None) 
             for i, (v, e) in enumerate(zip(vectors, values))]
 
 
-def parse_range(spec: str, steps: int) -> np.ndarray:
-    """`-3:3` with 7 steps -> -3, -2, ..., 3."""
-    try:
-        lo, hi = (float(v) for v in spec.split(":"))
-    except ValueError:
-        raise BadInput(f"--range {spec!r}: write it as LOW:HIGH, e.g. -3:3") from None
-    if steps < 2:
-        raise BadInput("--steps must be at least 2")
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise BadInput(f"--range {spec!r}: give finite numbers")
-    return np.linspace(lo, hi, steps)
-
-
-def run_edit(net: Network, latent: str, direction: str, out: str | Path, strength: float | None = None,
-             span: str | None = None, steps: int = 7, layers: str | None = None,
-             conditional: list[str] | None = None, save_latents: bool = False, psi: float = 1.0,
-             noise_mode: str = "const", precision: str = "fp32") -> Iterator[Path]:
-    """Move `latent` along `direction` by one strength (an image) or a range (a strip); yield paths."""
-    require_wplus(net, "edit")
+def strengths_of(strength: float | None, span: tuple[float, float] | None, steps: int) -> np.ndarray:
+    """One `strength`, or `steps` evenly spaced strengths across `span` (LOW, HIGH)."""
     if (strength is None) == (span is None):
-        raise BadInput("give either --strength S or --range LOW:HIGH")
-    specs = expand_sources([latent])
-    if len(specs) != 1:
-        raise BadInput(f"edit takes one latent; {latent!r} names {len(specs)}")
+        raise BadParameter("strength", "strength: give either one strength or a span of strengths")
+    if strength is not None:
+        return np.array([strength])
+    if steps < 2:
+        raise BadParameter("steps", "steps must be at least 2")
+    return np.linspace(span[0], span[1], steps)
+
+
+def run_edit(sampler: Sampler, source: Source, direction: str, out: str | Path, strength: float | None = None,
+             span: tuple[float, float] | None = None, steps: int = 7, layers: list[int] | None = None,
+             conditional: list[str] | None = None, save_latents: bool = False) -> Iterator[Path]:
+    """Move the latent `source` along `direction` by one strength (an image) or across a span (a strip);
+    yield paths."""
+    net = sampler.net
+    require_wplus(net, "edit")
+    strengths = strengths_of(strength, span, steps)
     d = load_direction(direction, net)
     vector = conditioned(d.vector, [load_direction(c, net).vector for c in conditional or []])
-    rows = parse_layers(layers, net.G_ema) if layers else d.layers
-    ws = read_latent(net, specs[0], psi)
-    strengths = np.array([strength]) if strength is not None else parse_range(span, steps)
+    rows = layers if layers is not None else d.layers
+    ws = read_latent(sampler, source)
     edited = np.stack([move(ws, vector, s, rows) for s in strengths])
-    images = render(net, edited, noise_mode=noise_mode, precision=precision)
-    stem = f"{source_name(specs[0])}-{d.name}"
+    images = sampler.images(edited)
+    stem = f"{source_name(source)}-{d.name}"
     if strength is not None:
         yield save_image(images[0], Path(out) / f"{stem}_{strength:+g}.png")
     else:

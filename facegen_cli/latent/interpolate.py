@@ -4,13 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from facegen_cli.checkpoint import Network
-from facegen_cli.errors import BadInput
-from facegen_cli.generate import check_psi, label_vector
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.latent.frames import output_kind, write_frames
-from facegen_cli.latent.sources import expand_sources, has_wplus, read_latent, render
+from facegen_cli.latent.sources import Source, read_latent
+from facegen_cli.sampler import Sampler
 
 SPACES = ("w", "z")
 
@@ -49,33 +47,19 @@ def path_latents(keys: np.ndarray, frames: int, loop: bool, space: str) -> np.nd
     return np.stack(out)
 
 
-@torch.inference_mode()
-def _map_z(net: Network, zs: np.ndarray, psi: float, c: np.ndarray) -> np.ndarray:
-    """W+ for a stack of z on a W+ model."""
-    G = net.G_ema
-    device = next(G.parameters()).device
-    z = torch.from_numpy(zs).to(device)
-    cc = torch.from_numpy(c).to(device).unsqueeze(0).repeat(len(zs), 1) if c.size else None
-    return G.mapping(z, cc, truncation_psi=psi).cpu().numpy()
-
-
-def run_interpolate(net: Network, sources: list[str], out: str | Path, frames: int = 60, space: str | None = None,
-                    loop: bool = False, fps: float = 24.0, psi: float = 1.0, noise_mode: str = "const",
-                    label: str | None = None, attrs: str | None = None, precision: str = "fp32") -> list[Path]:
+def run_interpolate(sampler: Sampler, sources: list[Source], out: str | Path, frames: int = 60,
+                    space: str | None = None, loop: bool = False, fps: float = 24.0) -> list[Path]:
     """Render the path through `sources` and write it to `out` (format from its suffix)."""
     out = Path(out)
     output_kind(out)
-    check_psi(psi)
-    space = space or ("w" if has_wplus(net) else "z")
+    space = space or ("w" if sampler.has_wplus else "z")
     if space not in SPACES:
-        raise BadInput(f"--space must be w or z, got {space!r}")
-    if space == "w" and not has_wplus(net):
-        raise BadInput(f"{net.arch} has no W space; use --space z")
-    specs = expand_sources(sources)
-    check_keyframes(len(specs), frames, loop)
-    c = label_vector(net, label, attrs)
-    keys = np.stack([read_latent(net, s, psi, c, space) for s in specs])
-    return write_frames(morph_frames(net, keys, frames, loop, space, c, psi, noise_mode, precision), out, fps)
+        raise BadParameter("space", f"space must be w or z, got {space!r}")
+    if space == "w" and not sampler.has_wplus:
+        raise BadParameter("space", f"space: {sampler.net.arch} has no W space; use z")
+    check_keyframes(len(sources), frames, loop)
+    keys = np.stack([read_latent(sampler, s, space) for s in sources])
+    return write_frames(morph_frames(sampler, keys, frames, loop, space), out, fps)
 
 
 def check_keyframes(keys: int, frames: int, loop: bool) -> None:
@@ -83,14 +67,13 @@ def check_keyframes(keys: int, frames: int, loop: bool) -> None:
     if keys < 2:
         raise BadInput("interpolation needs at least two latents")
     if frames < keys - (0 if loop else 1) + 1:
-        raise BadInput(f"--frames {frames} is too few for {keys} keyframes")
+        raise BadParameter("frames", f"frames {frames} is too few for {keys} keyframes")
 
 
-def morph_frames(net: Network, keys: np.ndarray, frames: int, loop: bool, space: str, c: np.ndarray,
-                 psi: float = 1.0, noise_mode: str = "const", precision: str = "fp32") -> np.ndarray:
+def morph_frames(sampler: Sampler, keys: np.ndarray, frames: int, loop: bool, space: str) -> np.ndarray:
     """NHWC uint8 frames along the keyframe latents `keys` (W+ in space w, z in space z)."""
     check_keyframes(len(keys), frames, loop)
     latents = path_latents(keys, frames, loop, space)
-    if space == "z" and has_wplus(net):
-        latents = _map_z(net, latents, psi, c)
-    return render(net, latents, c, psi, noise_mode, precision=precision)
+    if space == "z" and sampler.has_wplus:
+        latents = sampler.map(latents)
+    return sampler.images(latents)

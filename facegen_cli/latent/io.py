@@ -52,15 +52,15 @@ def read_array(path: str | os.PathLike, npz_key: str | None = "w") -> np.ndarray
     return values
 
 
-def load_latent(path: str | os.PathLike, num_ws: int, w_dim: int) -> np.ndarray:
-    """Read `[num_ws, w_dim]`, `[w_dim]`, `[1, num_ws, w_dim]` `.npy` or a projector `.npz` (key `w`)."""
+def load_latent(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
+    """The latent in `path` as `shape`: W+ `(num_ws, w_dim)` or z `(z_dim,)`. Also read: a leading batch of
+    one (`[1, num_ws, w_dim]`, `[1, z_dim]`), one W for every layer (`[w_dim]`), a projector `.npz` (key `w`)."""
     data = read_array(path)
-    ws = data
-    if ws.shape == (w_dim,):
-        ws = np.repeat(ws[None], num_ws, axis=0)
-    elif ws.ndim == 3 and ws.shape[0] == 1:
-        ws = ws[0]
-    if ws.shape != (num_ws, w_dim):
+    latent = data[0] if data.ndim == len(shape) + 1 and data.shape[0] == 1 else data
+    if len(shape) == 2 and latent.shape == shape[1:]:
+        latent = np.repeat(latent[None], shape[0], axis=0)
+    if latent.shape != shape:
+        also = f" (or [{shape[1]}])" if len(shape) == 2 else ""
         raise FacegenError(f"{path}: latent of shape {tuple(data.shape)} does not fit this model, "
-                           f"which takes [{num_ws}, {w_dim}] (or [{w_dim}])")
-    return ws
+                           f"which takes [{', '.join(map(str, shape))}]{also}")
+    return latent

@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from facegen_cli.checkpoint import Network
-from facegen_cli.errors import BadInput
-from facegen_cli.generate import label_vector
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.images import make_grid, save_image
 from facegen_cli.latent.io import save_latent
-from facegen_cli.latent.sources import (expand_sources, parse_layers, read_latent, render, require_wplus,
-                                        source_name)
-from facegen_cli.precision import resolve_precision
+from facegen_cli.latent.layers import resolve_layers
+from facegen_cli.latent.sources import Source, read_latent, source_name
+from facegen_cli.sampler import Sampler, require_wplus
 
-DEFAULT_LAYERS = "coarse"
+DEFAULT_LAYERS = ["coarse"]
 
 
 def style_mix(ws_a: np.ndarray, ws_b: np.ndarray, layers: list[int]) -> np.ndarray:
@@ -27,21 +25,18 @@ def style_mix(ws_a: np.ndarray, ws_b: np.ndarray, layers: list[int]) -> np.ndarr
     return mixed
 
 
-def parse_weights(spec: str | None, count: int) -> np.ndarray:
-    """`0.3,0.7` -> weights normalised to sum to 1; None -> equal weights."""
-    if spec is None:
+def normalized_weights(weights: Sequence[float] | None, count: int) -> np.ndarray:
+    """`weights` scaled to sum to 1 (None: equal weights) for `count` latents."""
+    if weights is None:
         return np.full(count, 1 / count)
-    try:
-        weights = np.asarray([float(v) for v in spec.split(",")], np.float64)
-    except ValueError:
-        raise BadInput(f"--weights {spec!r}: give comma-separated numbers like 0.3,0.7") from None
-    if len(weights) != count:
-        raise BadInput(f"--weights has {len(weights)} values for {count} latents")
-    if not np.isfinite(weights).all():
-        raise BadInput(f"--weights {spec!r}: give finite numbers")
-    if abs(weights.sum()) < 1e-12:
-        raise BadInput("--weights sum to zero")
-    return weights / weights.sum()
+    values = np.asarray(weights, np.float64)
+    if len(values) != count:
+        raise BadParameter("weights", f"weights has {len(values)} values for {count} latents")
+    if not np.isfinite(values).all():
+        raise BadParameter("weights", f"weights {list(weights)}: give finite numbers")
+    if abs(values.sum()) < 1e-12:
+        raise BadParameter("weights", "weights sum to zero")
+    return values / values.sum()
 
 
 def weighted_average(latents: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -59,42 +54,33 @@ def mixing_figure(row_images: np.ndarray, col_images: np.ndarray, cells: np.ndar
     return make_grid(np.concatenate(tiles), rows + 1, cols + 1)
 
 
-def run_mix(net: Network, sources: list[str], out: str | Path, layers: str | None = None, average: bool = False,
-            weights: str | None = None, grid: bool = False, save_latents: bool = False, psi: float = 1.0,
-            noise_mode: str = "const", label: str | None = None, attrs: str | None = None,
-            precision: str = "fp32") -> Iterator[Path]:
-    """Mix or average the latents `sources` names and write the results under `out`; yield each path."""
+def run_average(sampler: Sampler, sources: list[Source], out: str | Path, weights: Sequence[float] | None = None,
+                save_latents: bool = False) -> Iterator[Path]:
+    """Write the weighted average of the latents `sources` (W+ or z) as `average.png`; yield each path."""
     out = Path(out)
-    precision = resolve_precision(precision, next(net.G_ema.parameters()).device)
-    c = label_vector(net, label, attrs)
-    if average:
-        if layers is not None or grid:
-            raise BadInput("--average takes neither --layers nor --grid")
-        specs = expand_sources(sources)
-        if len(specs) < 2:
-            raise BadInput("--average needs at least two latents")
-        latents = np.stack([read_latent(net, s, psi, c) for s in specs])
-        mean = weighted_average(latents, parse_weights(weights, len(specs)))
-        yield save_image(render(net, mean[None], c, psi, noise_mode, precision=precision)[0], out / "average.png")
-        if save_latents:
-            yield save_latent(out / "average.npy", mean)
-        return
-    require_wplus(net, "style mixing")
-    if weights is not None:
-        raise BadInput("--weights goes with --average")
-    if len(sources) != 2:
-        raise BadInput(f"style mixing takes two inputs, A and B (seed lists or files); got {len(sources)}")
-    rows, cols = expand_sources([sources[0]]), expand_sources([sources[1]])
-    chosen = parse_layers(layers or DEFAULT_LAYERS, net.G_ema)
-    ws_rows = np.stack([read_latent(net, s, psi, c) for s in rows])
-    ws_cols = np.stack([read_latent(net, s, psi, c) for s in cols])
+    if len(sources) < 2:
+        raise BadInput("an average needs at least two latents")
+    share = normalized_weights(weights, len(sources))
+    mean = weighted_average(np.stack([read_latent(sampler, s) for s in sources]), share)
+    yield save_image(sampler.images(mean[None])[0], out / "average.png")
+    if save_latents:
+        yield save_latent(out / "average.npy", mean)
+
+
+def run_mix(sampler: Sampler, rows: list[Source], cols: list[Source], out: str | Path,
+            layers: list[int] | None = None, grid: bool = False, save_latents: bool = False) -> Iterator[Path]:
+    """Mix every A in `rows` with every B in `cols` (the W+ `layers` from B, default the coarse ones) and write
+    the results under `out`, one image each or one figure; yield each path."""
+    out = Path(out)
+    require_wplus(sampler.net, "style mixing")
+    chosen = resolve_layers(sampler.G, DEFAULT_LAYERS) if layers is None else layers
+    ws_rows = np.stack([read_latent(sampler, s) for s in rows])
+    ws_cols = np.stack([read_latent(sampler, s) for s in cols])
     mixed = np.stack([style_mix(a, b, chosen) for a in ws_rows for b in ws_cols])
-    images = render(net, mixed, noise_mode=noise_mode, precision=precision)
+    images = sampler.images(mixed)
     names = [f"mix-{source_name(a)}-{source_name(b)}" for a in rows for b in cols]
     if grid:
-        figure = mixing_figure(render(net, ws_rows, noise_mode=noise_mode, precision=precision),
-                               render(net, ws_cols, noise_mode=noise_mode, precision=precision), images)
-        yield save_image(figure, out / "mix-grid.png")
+        yield save_image(mixing_figure(sampler.images(ws_rows), sampler.images(ws_cols), images), out / "mix-grid.png")
     else:
         for name, image in zip(names, images):
             yield save_image(image, out / f"{name}.png")

@@ -22,7 +22,7 @@ from facegen_cli.images import save_image, to_uint8
 from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.perceptual import Perceptual
-from facegen_cli.latent.sources import require_wplus
+from facegen_cli.sampler import require_wplus
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import Skip, detect_faces, pick_faces, read_photo
@@ -106,7 +106,7 @@ def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOpti
     """Optimise a latent for the HWC uint8 `target`; returns W+ [num_ws, w_dim], the image, distances."""
     require_wplus(net, "projection")
     if opts.steps < 1:
-        raise BadInput("--steps must be at least 1")
+        raise BadParameter("steps", "steps must be at least 1")
     G = copy.deepcopy(net.G_ema).eval().requires_grad_(False)
     if G.c_dim:
         raise BadInput("projection into conditional networks is not supported")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from facegen_cli.data.dataset import ImageSource, check_images, decode_image
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 
 Batches = Iterator[Sequence[np.ndarray]]
 
@@ -73,19 +73,19 @@ def dataset_stream(path: str | os.PathLike, batch: int = 32, workers: int = 2) -
 def random_seeds(num: int) -> list[int]:
     """`num` distinct seeds drawn at random from 0 .. 2**32-1."""
     if num < 2:
-        raise BadInput(f"--num {num}: FID needs at least 2 images")
+        raise BadParameter("num", f"num {num}: FID needs at least 2 images")
     return sorted(int(s) for s in np.random.default_rng().choice(2 ** 32, size=num, replace=False))
 
 
 def network_stream(spec: str, seeds: Sequence[int], psi: float = 1.0, batch: int = 32,
                    device: torch.device | str = "cpu", precision: str = "fp32") -> ImageStream:
     """Images a network draws for `seeds` at truncation `psi`, in `precision` (see facegen_cli.precision)."""
-    from facegen_cli.generate import check_psi, generate_images
     from facegen_cli.networks import load_network
+    from facegen_cli.sampler import Sampler, check_psi, label_count
 
     check_psi(psi)
     net = load_network(spec, device)
-    if int(net.G_kwargs.get("c_dim", 0) or 0):
+    if label_count(net):
         raise BadInput(f"{spec}: a conditional network; facegen fid measures unconditional networks only")
-    return ImageStream(str(spec), len(seeds), lambda: generate_images(net, list(seeds), psi=psi, batch=batch,
-                                                                      precision=precision))
+    sampler = Sampler(net, psi=psi, batch=batch, precision=precision)
+    return ImageStream(str(spec), len(seeds), lambda: sampler.image_batches(list(seeds)))

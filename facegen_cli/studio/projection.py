@@ -10,7 +10,7 @@ import numpy as np
 
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.latent.project import ALIGNS, ProjectOptions, align_photo, project
-from facegen_cli.latent.sources import require_wplus
+from facegen_cli.sampler import require_wplus
 from facegen_cli.studio.service import Studio, display_name, png
 from facegen_cli.studio.state import Face, NotFound, Tab, new_id
 from facegen_cli.studio.uploads import photo_kind

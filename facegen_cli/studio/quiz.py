@@ -18,7 +18,7 @@ from PIL import Image
 from facegen_cli.checkpoint import Network
 from facegen_cli.data.dataset import ImageSource, decode_image
 from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.generate import attribute_defaults, check_psi, generate_samples
+from facegen_cli.sampler import Sampler, attribute_defaults, label_count
 from facegen_cli.studio.service import png
 from facegen_cli.studio.state import NotFound, Tab, new_id
 
@@ -114,15 +114,14 @@ class QuizMaster:
             raise BadInput("the quiz needs real faces: start the studio with --data FOLDER (or a dataset zip)")
         if not 2 <= rounds <= MAX_ROUNDS:
             raise BadInput(f"a quiz has 2-{MAX_ROUNDS} rounds")
-        check_psi(psi)
+        sampler = Sampler(self.net, psi=psi, label=attribute_defaults(self.net) if label_count(self.net) else None)
         rng = random.Random(secrets.randbits(64))
         reals = rng.sample(self.names, min(rounds // 2, len(self.names)))
         seeds = rng.sample(range(2**31), rounds - len(reals))
-        c = attribute_defaults(self.net) if int(self.net.G_kwargs.get("c_dim", 0)) else None
         items = [Item(f"real:{name}", "real", self.real(name)) for name in reals]
         with self.lock:
             items += [Item(f"seed:{s.seed}", "generated", png(s.image))
-                      for s in generate_samples(self.net, seeds, psi, label=c)]
+                      for s in sampler.samples(seeds)]
         rng.shuffle(items)
         tab.quiz = Quiz(new_id(), items)
         return tab.quiz

@@ -17,18 +17,18 @@ import numpy as np
 
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.generate import PSI_RANGE, attribute_defaults, check_noise_mode, check_psi, generate_samples, \
-    label_vector
 from facegen_cli.images import encode, to_pil
 from facegen_cli.latent.directions import (Direction, conditioned, known_directions, load_direction, move,
                                           sefa_directions)
 from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.interpolate import morph_frames
 from facegen_cli.latent.io import load_latent
-from facegen_cli.latent.mixing import parse_weights, style_mix, weighted_average
-from facegen_cli.latent.sources import (LAYER_GROUPS, has_wplus, load_z, parse_layers, read_latent,
-                                        render, require_wplus, w_resolutions)
+from facegen_cli.latent.layers import LAYER_GROUPS, resolve_layers, w_resolutions
+from facegen_cli.latent.mixing import normalized_weights, style_mix, weighted_average
+from facegen_cli.latent.sources import latent_shape, read_latent
 from facegen_cli.models.stylegan2 import NOISE_MODES
+from facegen_cli.sampler import PSI_RANGE, Sampler, attribute_defaults, conditioning, has_wplus, require_wplus
+from facegen_cli.specs import MAX_SEED, parse_attrs, parse_label, parse_layers
 from facegen_cli.studio.state import Face, Tab, Tabs, new_id
 from facegen_cli.studio.uploads import latent_kind
 
@@ -37,7 +37,6 @@ T = TypeVar("T")
 KINDS = {int: "a whole number", float: "a finite number", str: "a string", list: "a list", dict: "an object",
          bool: "true or false"}
 MAX_PAGE = 24
-MAX_SEED = 2**32 - 1
 MAX_FRAMES = 240
 SEFA_COUNT = 8
 
@@ -103,7 +102,7 @@ class Studio:
         groups = {}
         for name in LAYER_GROUPS if wplus else ():
             try:
-                groups[name] = parse_layers(name, G)
+                groups[name] = resolve_layers(G, [name])
             except BadInput:
                 groups[name] = []
         return {
@@ -116,22 +115,29 @@ class Studio:
             "directions": [{"name": d.name, "method": d.info.get("method", "")} for d in self.directions.values()],
         }
 
+    def sampler(self, c: np.ndarray | None = None, psi: float = 1.0, noise_mode: str = "const") -> Sampler:
+        """The network run as the CLI runs it, with a face's settings."""
+        return Sampler(self.net, psi=psi, noise_mode=noise_mode, label=c)
+
+    def conditioning(self, label: str | None, attrs: str | None) -> np.ndarray:
+        """The label vector of the `label` / `attrs` fields, as `--label` / `--attr` read them."""
+        return conditioning(self.net, parse_label(label, "label") if label else None,
+                            parse_attrs(attrs, "attrs") if attrs else None)
+
     def render_png(self, latent: np.ndarray, c: np.ndarray, psi: float, noise_mode: str) -> bytes:
         """The image of one latent; the caller holds the lock."""
-        return png(render(self.net, latent[None], c, psi, noise_mode)[0])
+        return png(self.sampler(c, psi, noise_mode).images(latent[None])[0])
 
     def explore(self, tab: Tab, seq: int | None, start: int, count: int, psi: float, noise_mode: str,
                 label: str | None, attrs: str | None) -> list[dict] | None:
         """A page of seeds, each as a data-URL PNG (the grid of `facegen generate`); None once stale."""
         if not 1 <= count <= MAX_PAGE or not 0 <= start <= MAX_SEED - count:
             raise BadInput(f"a page holds 1-{MAX_PAGE} seeds between 0 and {MAX_SEED}")
-        check_psi(psi)
-        check_noise_mode(noise_mode)
-        c = label_vector(self.net, label, attrs)
+        sampler = self.sampler(self.conditioning(label, attrs), psi, noise_mode)
         with self.lock:
             if seq is not None and tab.is_stale("explore", seq):
                 return None
-            samples = list(generate_samples(self.net, range(start, start + count), psi, noise_mode=noise_mode, label=c))
+            samples = list(sampler.samples(range(start, start + count)))
         return [{"seed": s.seed, "image": "data:image/png;base64," + base64.b64encode(png(s.image)).decode()}
                 for s in samples]
 
@@ -139,10 +145,10 @@ class Studio:
         """The face of one seed, kept in the tab."""
         if not 0 <= seed <= MAX_SEED:
             raise BadInput(f"seed {seed} is outside 0-{MAX_SEED}")
-        check_noise_mode(noise_mode)
-        c = label_vector(self.net, label, attrs)
+        c = self.conditioning(label, attrs)
+        sampler = self.sampler(c, psi, noise_mode)
         with self.lock:
-            latent = read_latent(self.net, f"seed:{seed}", psi, c)
+            latent = read_latent(sampler, seed)
             face = Face(new_id(), f"seed {seed} (psi {psi:g})", latent, c, psi, noise_mode)
             face.png = self.render_png(latent, c, psi, noise_mode)
         return tab.add_face(face)
@@ -152,9 +158,8 @@ class Studio:
         shown = display_name(name)
         path = tab.path(f"upload-{new_id()}.{latent_kind(data, shown)}")
         path.write_bytes(data)
-        G = self.net.G_ema
         try:
-            latent = load_latent(path, G.num_ws, G.w_dim) if has_wplus(self.net) else load_z(path, G.z_dim)
+            latent = load_latent(path, latent_shape(self.sampler()))
         except FacegenError as error:
             raise type(error)(str(error).replace(str(path), shown)) from None
         finally:
@@ -170,7 +175,7 @@ class Studio:
         sliders = field(payload, "sliders", dict, {})
         fixed = [self.direction(name).vector for name in field(payload, "fixed", list, [])]
         layers = field(payload, "layers", str, "all")
-        rows = None if layers == "all" else parse_layers(layers, self.net.G_ema)
+        rows = None if layers == "all" else resolve_layers(self.net.G_ema, parse_layers(layers, "layers"))
         ws, moved = face.latent, []
         for name, strength in sliders.items():
             strength = field(sliders, name, float)
@@ -185,7 +190,7 @@ class Studio:
         require_wplus(self.net, "style mixing")
         a, b = tab.face(field(payload, "a", str)), tab.face(field(payload, "b", str))
         layers = field(payload, "layers", str)
-        chosen = parse_layers(layers, self.net.G_ema) if layers else []
+        chosen = resolve_layers(self.net.G_ema, parse_layers(layers, "layers")) if layers else []
         return a, style_mix(a.latent, b.latent, chosen), f"mix of {a.name} with {b.name} at {layers or 'no layers'}"
 
     def _average(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
@@ -193,8 +198,7 @@ class Studio:
         if len(faces) < 2:
             raise BadInput("an average needs at least two faces")
         weights = [field({"weight": w}, "weight", float) for w in field(payload, "weights", list)]
-        mean = weighted_average(np.stack([f.latent for f in faces]),
-                                parse_weights(",".join(map(repr, weights)), len(faces)))
+        mean = weighted_average(np.stack([f.latent for f in faces]), normalized_weights(weights, len(faces)))
         return faces[0], mean, "average of " + ", ".join(f.name for f in faces)
 
     def compose(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
@@ -237,8 +241,8 @@ class Studio:
             raise BadInput("choose at least two faces for a morph")
         first, space = faces[0], "w" if has_wplus(self.net) else "z"
         with self.lock:
-            images = morph_frames(self.net, np.stack([f.latent for f in faces]), frames, loop, space, first.c,
-                                  first.psi, first.noise_mode)
+            images = morph_frames(self.sampler(first.c, first.psi, first.noise_mode),
+                                  np.stack([f.latent for f in faces]), frames, loop, space)
         for old in list(tab.files):
             tab.files.pop(old).unlink(missing_ok=True)
         token = new_id()

@@ -1,0 +1,264 @@
+"""The one way a network is run: seed -> z -> (mapping: labels, psi, cutoff) -> W+ -> synthesis -> image.
+
+`Sampler` binds a network to how it is run (truncation, noise mode, conditioning, precision, batch
+size, StyleGAN3 input transform), checks all of it once when it is made, and draws. Every command,
+the metrics and the studio draw through it. Batching is part of the result: a matrix product over
+eight rows is not bitwise the same as eight products over one, so each method says how it batches.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.errors import BadInput, BadParameter
+from facegen_cli.images import to_uint8
+from facegen_cli.models.stylegan2 import NOISE_MODES
+from facegen_cli.precision import Precision, in_precision, resolve_precision, synthesize
+
+PSI_RANGE = (-2.0, 2.0)
+MAX_SEED = 2 ** 32 - 1
+
+
+@dataclass
+class Sample:
+    """One generated image with what made it."""
+
+    seed: int
+    image: np.ndarray  # HWC uint8
+    ws: np.ndarray | None  # [num_ws, w_dim] for W+ models
+
+
+def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
+    """The latent NVIDIA's generate.py draws for `seed`: RandomState(seed).randn(z_dim), float64."""
+    return np.random.RandomState(seed).randn(z_dim)
+
+
+def check_psi(psi: float) -> float:
+    if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:  # also refuses NaN
+        raise BadParameter("psi", f"psi {psi} is outside [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]")
+    return psi
+
+
+def check_noise_mode(noise_mode: str) -> str:
+    if noise_mode not in NOISE_MODES:
+        raise BadParameter("noise_mode", f"noise_mode {noise_mode!r} is not one of {', '.join(NOISE_MODES)}")
+    return noise_mode
+
+
+def has_wplus(net: Network) -> bool:
+    """Whether the network takes per-layer latents (style mixing, layer-wise edits)."""
+    return net.architecture.has_wplus
+
+
+def require_wplus(net: Network, what: str) -> None:
+    """Raise a clear error when `what` needs W+ and the network has none."""
+    if not has_wplus(net):
+        raise BadInput(f"{what} needs a W+ model (StyleGAN2); {net.arch} has only z")
+
+
+def label_count(net: Network) -> int:
+    return int(net.G_kwargs.get("c_dim", 0))
+
+
+def attribute_defaults(net: Network, attr_default: float | str = "mean") -> np.ndarray:
+    """Every attribute at `attr_default`: a number, or `mean` for its frequency in the training data."""
+    if attr_default == "mean":
+        return np.asarray(net.provenance.get("label_means") or [0.5] * label_count(net), np.float32).copy()
+    return np.full([label_count(net)], attr_default, np.float32)
+
+
+def conditioning(net: Network, label: Sequence[float] | None = None, attrs: Mapping[str, float] | None = None,
+                 attr_default: float | str | None = None) -> np.ndarray:
+    """The conditioning vector from a label (one class index, or one value per label) or from named attributes
+    (those not named take `attr_default`: a number, or `mean` (the default) for their frequency in the data);
+    `[0]` when the network is unconditional."""
+    c_dim = label_count(net)
+    by_attrs = attrs is not None or attr_default is not None
+    if c_dim == 0:
+        if label is not None or by_attrs:
+            raise BadParameter("label", "label: this network is unconditional; it takes no label or attributes")
+        return np.zeros([0], np.float32)
+    if label is not None and by_attrs:
+        raise BadParameter("label", "label: give either a label or attributes, not both")
+    if by_attrs:
+        return _attribute_vector(net, attrs or {}, "mean" if attr_default is None else attr_default)
+    if label is None:
+        raise BadParameter("label", f"label: this network is conditional ({c_dim} labels); give a label or attributes")
+    values = [float(v) for v in label]
+    if not all(math.isfinite(v) for v in values):
+        raise BadParameter("label", f"label {values} holds a value that is not finite")
+    if len(values) == 1 and c_dim > 1:
+        index = int(values[0])
+        if not 0 <= index < c_dim or index != values[0]:
+            raise BadParameter("label", f"label: class {values[0]:g} is outside 0-{c_dim - 1}")
+        vec = np.zeros([c_dim], np.float32)
+        vec[index] = 1
+        return vec
+    if len(values) != c_dim:
+        raise BadParameter("label", f"label has {len(values)} values; this network takes {c_dim}")
+    return np.asarray(values, np.float32)
+
+
+def _attribute_vector(net: Network, attrs: Mapping[str, float], attr_default: float | str) -> np.ndarray:
+    names = net.provenance.get("label_names") or []
+    if not names:
+        raise BadParameter("attr", "attr: this network has no attribute names; give a label vector")
+    vec = attribute_defaults(net, attr_default)
+    for name, value in attrs.items():
+        if name not in names:
+            raise BadParameter("attr", f"attr: unknown attribute {name!r}; known: {', '.join(names)}")
+        if not math.isfinite(value):
+            raise BadParameter("attr", f"attr {name}={value} is not a finite number")
+        vec[names.index(name)] = value
+    return vec
+
+
+class Sampler:
+    """A network bound to how it is run; every option is checked here, once."""
+
+    def __init__(self, net: Network, psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",
+                 label: np.ndarray | None = None, precision: str | Precision = "fp32", batch: int = 8,
+                 translate: tuple[float, float] | None = None, rotate: float | None = None,
+                 fused_modconv: bool | None = None):
+        self.net, self.G = net, net.G_ema
+        self.device = next(self.G.parameters()).device
+        self.psi = check_psi(float(psi))
+        if cutoff is not None and cutoff < 0:
+            raise BadParameter("cutoff", f"cutoff {cutoff} is negative")
+        self.cutoff = cutoff
+        self.noise_mode = check_noise_mode(noise_mode)
+        self.c = self._label(label)
+        self.precision = resolve_precision(precision, self.device)
+        if batch < 1:
+            raise BadParameter("batch", f"batch {batch} is less than 1")
+        self.batch = batch
+        self._check_transform(translate, rotate)
+        self.translate, self.rotate = translate, rotate
+        self.fused_modconv = fused_modconv
+
+    @property
+    def has_wplus(self) -> bool:
+        return has_wplus(self.net)
+
+    def _label(self, label: np.ndarray | None) -> np.ndarray:
+        """The conditioning vector checked against the network; None stays empty (a conditional network then
+        refuses only what needs its mapping: seeds, and z of the classic families)."""
+        c_dim = label_count(self.net)
+        c = np.zeros([0], np.float32) if label is None else np.asarray(label, np.float32).reshape(-1)
+        if label is not None and c.size != c_dim:
+            raise BadParameter("label", f"label has {c.size} values; this network takes {c_dim}")
+        if not np.isfinite(c).all():
+            raise BadParameter("label", "label holds a value that is not finite")
+        return c
+
+    def require_label(self) -> None:
+        """Refuse a conditional network without a label, for what maps seeds or draws a classic family."""
+        if label_count(self.net) and not self.c.size:
+            raise BadParameter("label", f"label: this network is conditional ({label_count(self.net)} labels); give "
+                                        "a label or attributes")
+
+    def _check_transform(self, translate: tuple[float, float] | None, rotate: float | None) -> None:
+        """translate/rotate move the input of StyleGAN3 networks only."""
+        if translate is None and rotate is None:
+            return
+        if not hasattr(getattr(self.G, "synthesis", None), "set_transform"):
+            raise BadParameter("translate", f"translate and rotate need a StyleGAN3 network; {self.net.arch} has no "
+                                            "input transform")
+        if translate is not None and not all(math.isfinite(v) for v in translate):
+            raise BadParameter("translate", f"translate {translate} is not finite")
+        if rotate is not None and not math.isfinite(rotate):
+            raise BadParameter("rotate", f"rotate {rotate} is not finite")
+
+    def labels(self, n: int) -> torch.Tensor | None:
+        """The conditioning vector repeated for a batch of `n`, or None for an unconditional network."""
+        self.require_label()
+        if not self.c.size:
+            return None
+        return torch.from_numpy(self.c).to(self.device).unsqueeze(0).repeat(n, 1)
+
+    def zs(self, seeds: Sequence[int]) -> np.ndarray:
+        """`[len(seeds), z_dim]` float32 z, one per seed."""
+        for seed in seeds:
+            if not 0 <= seed <= MAX_SEED:
+                raise BadParameter("seeds", f"seed {seed} is outside 0-{MAX_SEED}")
+        return np.stack([seed_to_z(s, self.G.z_dim) for s in seeds]).astype(np.float32)
+
+    @torch.inference_mode()
+    def map(self, z: np.ndarray) -> np.ndarray:
+        """W+ `[N, num_ws, w_dim]` of a stack of z, in one pass of the mapping network."""
+        zt = torch.from_numpy(np.asarray(z, np.float32)).to(self.device)
+        return self._map(zt).cpu().numpy()
+
+    def _map(self, z: torch.Tensor) -> torch.Tensor:
+        return self.G.mapping(z, self.labels(len(z)), truncation_psi=self.psi, truncation_cutoff=self.cutoff)
+
+    def seed_latent(self, seed: int) -> np.ndarray:
+        """A seed's latent drawn alone: W+ `[num_ws, w_dim]` on a W+ model, else z `[z_dim]`."""
+        z = self.zs([seed])
+        return self.map(z)[0] if self.has_wplus else z[0]
+
+    def synthesize(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """NCHW images in [-1, 1] from W+ `[N, num_ws, w_dim]` or z `[N, z_dim]`, in one pass (differentiable)."""
+        with self._transform():
+            if self.has_wplus:
+                return synthesize(self.G, latents, self.precision, noise_mode=self.noise_mode,
+                                  fused_modconv=self.fused_modconv, generator=generator)
+            return in_precision(self.G, latents, self.labels(len(latents)), truncation_psi=self.psi,
+                                precision=self.precision)
+
+    @torch.inference_mode()
+    def images(self, latents: np.ndarray) -> np.ndarray:
+        """NHWC uint8 images of a stack of latents (W+ or z), `batch` at a time."""
+        out = []
+        for start in range(0, len(latents), self.batch):
+            chunk = torch.from_numpy(np.asarray(latents[start:start + self.batch], np.float32)).to(self.device)
+            out.append(to_uint8(self.synthesize(chunk)))
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def samples(self, seeds: Sequence[int]) -> Iterator[Sample]:
+        """One Sample per seed, in order, `batch` seeds a pass. With noise mode `random` each image's noise
+        comes from a generator seeded by its own seed (one image a pass), so it does not depend on its batch."""
+        seeds = list(seeds)
+        size = 1 if self.noise_mode == "random" else self.batch
+        for start in range(0, len(seeds), size):
+            chunk = seeds[start:start + size]
+            z = torch.from_numpy(self.zs(chunk)).to(self.device)
+            generator = torch.Generator(self.device).manual_seed(chunk[0]) if self.noise_mode == "random" else None
+            ws = self._map(z) if self.has_wplus else None
+            img = self.synthesize(ws if ws is not None else z, generator)
+            ws_np = ws.cpu().numpy() if ws is not None else None
+            for i, (seed, arr) in enumerate(zip(chunk, to_uint8(img))):
+                yield Sample(seed, arr, ws_np[i] if ws_np is not None else None)
+
+    def image_batches(self, seeds: Sequence[int]) -> Iterator[np.ndarray]:
+        """NHWC uint8 batches of `batch` images for `seeds` (for metrics and other bulk consumers)."""
+        pending: list[np.ndarray] = []
+        for sample in self.samples(seeds):
+            pending.append(sample.image)
+            if len(pending) == self.batch:
+                yield np.stack(pending)
+                pending = []
+        if pending:
+            yield np.stack(pending)
+
+    @contextlib.contextmanager
+    def _transform(self) -> Iterator[None]:
+        """StyleGAN3's input shifted by `translate` and turned by `rotate` degrees, as NVIDIA's gen_images.py
+        does it, for the duration; then the transform the network had."""
+        if self.translate is None and self.rotate is None:
+            yield
+            return
+        synthesis = self.G.synthesis
+        saved = synthesis.input.transform.clone()
+        synthesis.set_transform(self.translate or (0.0, 0.0), self.rotate or 0.0)
+        try:
+            yield
+        finally:
+            synthesis.input.transform.copy_(saved)
