@@ -8,7 +8,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.fileio import atomic_path, write_bytes_atomic
 from facegen_cli.images import make_grid, save_image, to_pil
 
@@ -19,7 +19,7 @@ def output_kind(out: Path) -> str:
     """gif, mp4, strip (.png) or folder (no suffix), from the output path."""
     kind = KINDS.get(out.suffix.lower())
     if kind is None:
-        raise BadInput(f"--out {out}: end it in .gif, .mp4 or .png (a strip), or give a folder")
+        raise BadParameter("out", f"out {out}: end it in .gif, .mp4 or .png (a strip), or give a folder")
     return kind
 
 

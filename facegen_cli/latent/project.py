@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from facegen_cli.checkpoint import Network
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.images import save_image, to_uint8
 from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.io import save_latent
@@ -52,7 +52,7 @@ class ProjectOptions:
 def align_photo(path: str | Path, size: int, how: str = "ffhq") -> np.ndarray:
     """The photo's largest face aligned the FFHQ way at `size` (or, with 'none', its centre square)."""
     if how not in ALIGNS:
-        raise BadInput(f"--align must be one of {', '.join(ALIGNS)}, got {how!r}")
+        raise BadParameter("align", f"align must be one of {', '.join(ALIGNS)}, got {how!r}")
     if not Path(path).is_file():
         raise BadInput(f"{path}: {'is a folder, not a photo' if Path(path).is_dir() else 'no such photo'}")
     try:

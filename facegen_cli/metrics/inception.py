@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadParameter, FacegenError
 
 MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
 SIZE = 299
@@ -34,7 +34,7 @@ ENV_VAR = "FACEGEN_INCEPTION"
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise BadInput(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+        raise BadParameter("mode", f"mode {mode!r} is not one of {', '.join(MODES)}")
     return mode
 
 

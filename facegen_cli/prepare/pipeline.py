@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from facegen_cli.data.writer import DatasetWriter, encode_png
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import DETECTORS, Skip, detect_faces, pick_faces, read_photo
 from facegen_cli.prepare.labels import Labels, load_labels
@@ -61,9 +61,10 @@ class PrepareOptions:
                    "quality": tuple(align.QUALITY), "landmarks": tuple(PREDICTORS)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise BadInput(f"--{key} must be one of {', '.join(map(str, allowed))}, got {getattr(self, key)}")
-        if min(self.upsample or 0, self.min_face, self.max_faces, self.margin, self.detect_size) < 0:
-            raise BadInput("--upsample, --min-face, --max-faces, --margin and --detect-size cannot be negative")
+                raise BadParameter(key, f"{key} must be one of {', '.join(map(str, allowed))}, got {getattr(self, key)}")
+        for key in ("upsample", "min_face", "max_faces", "margin", "detect_size"):
+            if (getattr(self, key) or 0) < 0:
+                raise BadParameter(key, f"{key} {getattr(self, key)} cannot be negative")
 
     @property
     def needs_detector(self) -> bool:
