@@ -7,23 +7,15 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
-from facegen_cli.errors import BadInput
-from facegen_cli.cli.options import layer_indices, layers_help, psi_option
+from facegen_cli.cli.options import layer_indices, layers_help, network_argument, one_network, psi_option
 from facegen_cli.specs import MAX_SEED
 
 MAX_SAMPLES = 1_000_000  # faces `directions fit` samples, labels and keeps in memory
 
 app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier).",
                   no_args_is_help=True)
-network_argument = typer.Argument(None, metavar="[NETWORK]", help="The network (same as --network).")
 out_folder = out_option(None, "Output folder; default: the network's direction store, where "
                               "`edit --direction NAME` finds them.")
-
-
-def _network(positional: Optional[str], option: Optional[str]) -> Optional[str]:
-    if positional and option and positional != option:
-        raise BadInput(f"two networks given: {positional} and --network {option}")
-    return positional or option
 
 
 def sefa(
@@ -41,7 +33,7 @@ def sefa(
     from facegen_cli.networks import load_network
     from facegen_cli.sampler import require_wplus
 
-    net = load_network(_network(network_arg, network), resolve_device(device))
+    net = load_network(one_network(network_arg, network), resolve_device(device))
     require_wplus(net, "SeFa")
     for path in run_sefa(net, out, k=k, layers=layer_indices(net.G_ema, layers)):
         emit(path)
@@ -66,7 +58,7 @@ def fit(
     from facegen_cli.latent.boundary import run_fit
     from facegen_cli.networks import load_network
 
-    net = load_network(_network(network_arg, network), resolve_device(device))
+    net = load_network(one_network(network_arg, network), resolve_device(device))
     with progress() as bar:
         task = bar.add_task(f"label {attr}", total=samples)
         path, accuracy = run_fit(net, attr, classifier, out, samples=samples, ratio=ratio, seed_start=seed_start,

@@ -6,10 +6,11 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import emit, network_option
+from facegen_cli.cli.options import network_argument, one_network
 
 
 def info(
-    network: Optional[str] = typer.Argument(None, help="Network file or name; default: the shipped model."),
+    network: Optional[str] = network_argument,
     network_opt: Optional[str] = network_option,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ops: bool = typer.Option(False, "--ops", help="Say which implementation each op takes (CUDA kernel or reference) and why."),
@@ -22,7 +23,7 @@ def info(
     else:
         from facegen_cli.networks import describe_network
 
-        details = describe_network(network or network_opt)
+        details = describe_network(one_network(network, network_opt))
     if as_json:
         emit(details, as_json=True)
         return

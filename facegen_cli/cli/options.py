@@ -29,6 +29,15 @@ batch_option = typer.Option(8, "--batch", min=1, help="Images per forward pass."
 translate_option = typer.Option(None, "--translate", help="X,Y: shift a StyleGAN3 image by fractions of its size.")
 rotate_option = typer.Option(None, "--rotate", help="Turn a StyleGAN3 image by DEG degrees.")
 layers_help = "coarse, middle, fine or ranges like 0-3,8-"
+network_argument = typer.Argument(None, metavar="[NETWORK]", help="The network (same as --network); default: the "
+                                                                  "shipped model.")
+
+
+def one_network(positional: Optional[str], option: Optional[str]) -> Optional[str]:
+    """The network a command names as its argument or with --network (the same one, if both)."""
+    if positional and option and positional != option:
+        raise BadInput(f"two networks given: {positional} and --network {option}")
+    return positional or option
 
 
 def make_sampler(net: Network, psi: float = 1.0, noise_mode: str = "const", label: Optional[str] = None,
