@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from facegen_cli.checkpoint import Network
     from facegen_cli.sampler import Sampler
 
-psi_option = typer.Option(1.0, "--psi", help="Truncation psi in [-2, 2] for seeds: 1 = none, 0.5-0.7 = cleaner "
-                                             "faces.")
+psi_option = typer.Option(1.0, "--psi", help="Truncation psi in [-2, 2] for seeds: 1 = none (as published FIDs "
+                                             "use), 0.5-0.7 = cleaner faces.")
 cutoff_option = typer.Option(None, "--cutoff", min=0, help="Truncate only the first N layers of W+.")
 label_option = typer.Option(None, "--label", help="Class index or comma-separated label vector (conditional "
                                                   "networks).")
@@ -29,7 +29,7 @@ batch_option = typer.Option(8, "--batch", min=1, help="Images per forward pass."
 translate_option = typer.Option(None, "--translate", help="X,Y: shift a StyleGAN3 image by fractions of its size.")
 rotate_option = typer.Option(None, "--rotate", help="Turn a StyleGAN3 image by DEG degrees.")
 layers_help = "coarse, middle, fine or ranges like 0-3,8-"
-network_argument = typer.Argument(None, metavar="[NETWORK]", help="The network (same as --network); default: the "
+network_argument = typer.Argument(None, metavar="NETWORK", help="The network (same as --network); default: the "
                                                                   "shipped model.")
 
 
