@@ -1,4 +1,8 @@
-"""What the shared loop needs from a model family: networks, optimisers, phases, loss."""
+"""What the shared loop needs from a model family: networks, optimisers, phases, loss.
+
+The families are derived from the `training` entries of facegen_cli/models/registry.py, the one
+table of families; each objective there maps to a class here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +13,7 @@ from torch import nn
 
 from facegen_cli.errors import BadInput
 from facegen_cli.models.dcgan import RESOLUTIONS
+from facegen_cli.models.registry import ARCHITECTURES, Architecture
 from facegen_cli.train.augment import AugmentPipe
 from facegen_cli.train.classic_losses import GANLoss, VAELoss
 from facegen_cli.train.options import TrainOptions
@@ -36,6 +41,7 @@ class Family(Protocol):
     arch: str
     sample_kwargs: dict  # extra arguments for G when drawing the snapshot grids
     conditional: bool  # trains on the dataset's labels whether or not --cond is given
+    options: tuple[str, ...]  # the model_kwargs it reads
     defaults: dict  # option values that replace the preset's where the command line leaves them unset
 
     def build(self, opts: TrainOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
@@ -74,21 +80,36 @@ def frozen_discriminator_layers(D: nn.Module, count: int) -> frozenset[str]:
     return frozenset(name for name, _ in D.named_parameters() if name.startswith(chosen))
 
 
+def check_model_kwargs(arch: str, model_kwargs: dict, options: tuple[str, ...]) -> None:
+    """Refuse the model_kwargs family `arch` does not read (it takes `options`), naming the families that do."""
+    unknown = sorted(set(model_kwargs) - set(options))
+    if not unknown:
+        return
+    flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
+    owners = [name for name, family in FAMILIES.items() if set(unknown) & set(family.options)]
+    elsewhere = f"; options of {', '.join(owners)}" if owners else ""
+    raise BadInput(f"--model {arch} takes no {flags} (model_kwargs {', '.join(unknown)}{elsewhere})")
+
+
 class StyleGAN2Family:
-    arch = "stylegan2"
     sample_kwargs = {"noise_mode": "const"}
-    conditional = False
-    defaults: dict = {}
     G_reg_interval = 4
     D_reg_interval = 16
 
+    def __init__(self, arch: Architecture):
+        self.arch = arch.name
+        self.conditional = arch.training.conditional
+        self.options = arch.training.options
+        self.defaults = arch.training.defaults
+
     def build(self, opts: TrainOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
+        check_model_kwargs(self.arch, opts.model_kwargs, self.options)
         if not 32 <= resolution <= 1024:
             raise BadInput(f"StyleGAN2 trains at 32-1024 px; the data is {resolution}px")
         fp16 = dict(num_fp16_res=4, conv_clamp=256) if opts.fp16 else {}
         G_kwargs = dict(z_dim=opts.z_dim, c_dim=c_dim, w_dim=opts.w_dim, img_resolution=resolution,
                         img_channels=channels, mapping_layers=opts.map, channel_base=opts.cbase,
-                        channel_max=opts.cmax, **fp16, **opts.model_kwargs)
+                        channel_max=opts.cmax, **fp16)
         D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels, channel_base=opts.cbase,
                         channel_max=opts.cmax, mbstd_group_size=min(opts.batch_gpu, 4), **fp16)
         return G_kwargs, D_kwargs
@@ -107,7 +128,6 @@ class StyleGAN2Family:
 
 
 WGAN_N_CRITIC = 5
-GAN_OPTIONS = ("spectral_norm", "mbstd")
 RECONSTRUCTIONS = ("bce", "mse")
 CLASSIC_DEFAULTS = dict(batch=64, z_dim=128, glr=2e-4, dlr=2e-4, aug="noaug", ema_kimg=2.0, gamma=0.0)
 
@@ -117,19 +137,18 @@ class ClassicFamily:
 
     sample_kwargs: dict = {}
 
-    def __init__(self, arch: str, objective: str = "bce", conditional: bool = False, options: tuple[str, ...] = (),
-                 defaults: dict | None = None):
-        self.arch = arch
-        self.objective = objective  # bce, acgan, wgan or vae
-        self.conditional = conditional
-        self.options = ("width", "pixel_norm") + options  # the model_kwargs this family reads
-        self.defaults = {**CLASSIC_DEFAULTS, **(defaults or {})}
+    def __init__(self, arch: Architecture):
+        self.arch = arch.name
+        self.objective = arch.training.objective  # bce, acgan, wgan or vae
+        self.conditional = arch.training.conditional
+        self.options = arch.training.options
+        self.defaults = {**CLASSIC_DEFAULTS, **arch.training.defaults}
 
     def build(self, opts: TrainOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
         kw = opts.model_kwargs
-        unknown = sorted(set(kw) - set(self.options))
-        if unknown:
-            raise BadInput(f"--model {self.arch} takes no {', '.join('--' + k.replace('_', '-') for k in unknown)}")
+        check_model_kwargs(self.arch, kw, self.options)
+        if opts.freezed:
+            raise BadInput("--freezed freezes StyleGAN2 discriminator layers; the classic families take none")
         if resolution not in RESOLUTIONS:
             raise BadInput(f"{self.arch} trains at {', '.join(map(str, RESOLUTIONS))} px; the data is {resolution}px")
         if self.conditional and c_dim == 0:
@@ -155,8 +174,6 @@ class ClassicFamily:
         return dict(z_dim=G_kwargs["z_dim"], model_kwargs=kw)
 
     def phases(self, G: nn.Module, D: nn.Module, opts: TrainOptions) -> list[Phase]:
-        if opts.freezed:
-            raise BadInput("--freezed freezes StyleGAN2 discriminator layers; the classic families take none")
         if self.objective == "vae":
             both = nn.ModuleList([G, D])
             return [Phase("VAE", both, torch.optim.Adam(both.parameters(), lr=opts.glr))]
@@ -172,14 +189,12 @@ class ClassicFamily:
                        auxiliary=self.objective == "acgan")
 
 
-FAMILIES: dict[str, Family] = {
-    "stylegan2": StyleGAN2Family(),
-    "dcgan": ClassicFamily("dcgan", options=GAN_OPTIONS),
-    "cgan": ClassicFamily("cgan", conditional=True, options=GAN_OPTIONS),
-    "acgan": ClassicFamily("acgan", "acgan", conditional=True, options=GAN_OPTIONS),
-    "wgan-gp": ClassicFamily("wgan-gp", "wgan", options=GAN_OPTIONS, defaults=dict(glr=1e-4, dlr=1e-4, gamma=10.0)),
-    "vae": ClassicFamily("vae", "vae", options=("beta", "recon"), defaults=dict(glr=1e-3, dlr=1e-3)),
+OBJECTIVES: dict[str, Callable[[Architecture], Family]] = {
+    "stylegan2": StyleGAN2Family, "bce": ClassicFamily, "acgan": ClassicFamily, "wgan": ClassicFamily,
+    "vae": ClassicFamily,
 }
+FAMILIES: dict[str, Family] = {name: OBJECTIVES[arch.training.objective](arch)
+                               for name, arch in ARCHITECTURES.items() if arch.training is not None}
 
 
 def get_family(name: str) -> Family:
