@@ -64,7 +64,7 @@ def test_a_full_checkpoint_starts_a_new_run_with_its_G_D_and_G_ema(faces, traine
     for name in ("G", "D", "G_ema"):
         assert same_weights(getattr(trainer, name), getattr(source, name)), name
     # A new run from the first image, with the network's architecture in its options.
-    assert trainer.cur_nimg == 0 and trainer.run_dir is None
+    assert trainer.cur_nimg == 0 and trainer.run_dir.parent == tmp_path and trainer.run_dir.name.startswith("00000-")
     assert (trainer.opts.cbase, trainer.opts.cmax, trainer.opts.map) == (512, 64, 2)
     # The first fakes are the network's: the run's grid equals the source G_ema's images.
     z = torch.randn([4, 64], generator=torch.Generator().manual_seed(0))

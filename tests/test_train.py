@@ -20,10 +20,13 @@ from typer.testing import CliRunner
 
 from facegen_cli.checkpoint import load_checkpoint, read_header
 from facegen_cli.cli.main import app
+from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.models import stylegan2
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir
+from facegen_cli.train.plan import plan_training
 from facegen_cli.train.snapshots import ScalarLog, latest_snapshot
 from real_faces import celeba_faces
 
@@ -69,7 +72,12 @@ def stats_lines(run_dir: Path) -> list[dict]:
 
 # --- options, run folders, labels -------------------------------------------------------------
 
-def test_dry_run_prints_the_resolved_options_and_creates_nothing(faces, tmp_path):
+def test_dry_run_prints_the_resolved_options_and_builds_and_creates_nothing(faces, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run built a trainer or a network")
+
+    for built in (Trainer, stylegan2.Generator, stylegan2.Discriminator):
+        monkeypatch.setattr(built, "__init__", refuse)
     out = tmp_path / "runs"
     result = CliRunner().invoke(app, ["train", str(faces), "--out", str(out), "--dry-run", *CLI_TINY])
     assert result.exit_code == 0, result.stderr
@@ -116,13 +124,48 @@ def test_scalar_log_without_tensorboard_writes_nothing(tmp_path, monkeypatch):
     assert not log.enabled and list(tmp_path.iterdir()) == []
 
 
+def test_training_options_json_is_replaced_whole_or_not_at_all(faces, tmp_path, monkeypatch):
+    first = Trainer(options(faces, tmp_path, kimg=0.004, snap=0.004, aug="noaug"), log=quiet)
+    first.run()
+    written = (first.run_dir / "training_options.json").read_text()
+    assert json.loads(written) == json.loads(first.opts.to_json())
+    files = sorted(p.name for p in first.run_dir.iterdir())
+    # A resume rewrites the file; text that cannot be encoded makes that write fail after the file is opened.
+    monkeypatch.setattr(TrainOptions, "to_json", lambda self: '{"data": "\udcff"}')
+    with pytest.raises(UnicodeEncodeError):
+        Trainer(options(faces, tmp_path, kimg=0.008), resume=str(first.run_dir), log=quiet)
+    assert (first.run_dir / "training_options.json").read_text() == written
+    assert sorted(p.name for p in first.run_dir.iterdir()) == files  # no temporary file left beside it
+
+
+def test_a_classic_option_for_stylegan2_is_refused_by_the_engine(faces, tmp_path):
+    out = tmp_path / "runs"
+    with pytest.raises(BadInput, match=r"--model stylegan2 takes no --width \(model_kwargs width; options of dcgan"):
+        Trainer(options(faces, out, model_kwargs={"width": 16}), log=quiet)
+    assert not out.exists()
+
+
+def test_cond_opens_the_dataset_once(labelled, tmp_path, monkeypatch):
+    opened = []
+    open_dataset = ImageDataset.__init__
+
+    def counted(self, *args, **kwargs):
+        opened.append(args)
+        open_dataset(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDataset, "__init__", counted)
+    trainer = Trainer(options(labelled, tmp_path, cond=True), log=quiet)
+    assert len(opened) == 1
+    assert trainer.G.c_dim == 2 and trainer.dataset.labels.tolist() == [[1, 0], [0, 1]] * 16  # classes i % 2
+
+
 def test_labels_are_noted_and_cond_needs_them(faces, labelled, tmp_path):
     notes = []
-    Trainer(options(labelled, tmp_path), dry_run=True, log=notes.append)
+    plan_training(options(labelled, tmp_path), log=notes.append)
     assert any("has labels" in note and "--cond" in note for note in notes)
-    assert Trainer(options(labelled, tmp_path, cond=True), dry_run=True, log=quiet).G_kwargs["c_dim"] == 2
+    assert plan_training(options(labelled, tmp_path, cond=True), log=quiet).G_kwargs["c_dim"] == 2
     with pytest.raises(BadInput, match="--cond.*no labels"):
-        Trainer(options(faces, tmp_path, cond=True), dry_run=True, log=quiet)
+        plan_training(options(faces, tmp_path, cond=True), log=quiet)
     result = CliRunner().invoke(app, ["train", str(faces), "--out", str(tmp_path), "--cond", "--dry-run", *CLI_TINY])
     assert result.exit_code == 2 and "no labels" in result.stderr
 

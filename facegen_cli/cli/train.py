@@ -54,28 +54,26 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),
 ) -> None:
     """Train StyleGAN2 (or another family) with snapshots, stats and exact resume."""
-    from facegen_cli.errors import BadInput
     from facegen_cli.train.loop import Trainer
     from facegen_cli.train.options import TrainOptions
+    from facegen_cli.train.plan import plan_training
 
     extras = dict(width=width, spectral_norm=spectral_norm or None, pixel_norm=pixel_norm or None,
                   mbstd=mbstd or None, beta=beta, recon=recon)
-    model_kwargs = {k: v for k, v in extras.items() if v is not None}
-    if resume and resume_from:
-        raise BadInput("--resume continues a run, --resume-from starts a new one from a network: pass one of them")
-    if model == "stylegan2" and model_kwargs:
-        flags = ", ".join("--" + k.replace("_", "-") for k in model_kwargs)
-        raise BadInput(f"{flags}: options of the classic families (--model dcgan, cgan, acgan, vae, wgan-gp)")
     opts = TrainOptions(data=str(data), out=str(out), model=model, cfg=cfg, res=res, batch=batch, batch_gpu=batch_gpu,
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
                         device=device, precision=precision, z_dim=latent, resume_from=resume_from, freezed=freezed,
-                        minutes=minutes,
-                        model_kwargs=model_kwargs)
-    trainer = Trainer(opts, resume=resume, dry_run=dry_run, log=lambda msg: console.print(msg, markup=False))
+                        minutes=minutes, model_kwargs={k: v for k, v in extras.items() if v is not None})
+
+    def log(msg: str) -> None:
+        console.print(msg, markup=False)
+
+    plan = plan_training(opts, resume, log)
     if dry_run:
-        emit(trainer.opts.to_json())
+        emit(plan.opts.to_json())
         return
+    trainer = Trainer(plan, log=log)
     with console.status("training") as status:
         def show(s: dict) -> None:
             losses = "  ".join(f"{k} {v:.3f}" for k, v in s.items() if k != "kimg")

@@ -149,6 +149,11 @@ class ImageDataset(torch.utils.data.Dataset):
         meta = self.read_meta()
         return bool(meta and meta.get("labels"))
 
+    def load_labels(self) -> None:
+        """Read the labels into a dataset opened without them, its images not checked again."""
+        self.labels = self._read_labels()
+        self.use_labels = True
+
     def _read_labels(self) -> np.ndarray:
         meta = self.read_meta()
         if not meta or not meta.get("labels"):

@@ -20,17 +20,23 @@ class DistEnv:
         return self.rank == 0
 
 
-def init_distributed(device: torch.device) -> DistEnv:
-    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPU); single process otherwise."""
+def process_env() -> DistEnv:
+    """This process's place among those torchrun started, read from its environment (one process without it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistEnv()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    return DistEnv(rank=int(os.environ.get("RANK", "0")), world_size=world,
+                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_distributed(env: DistEnv, device: torch.device) -> None:
+    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPU); nothing for a single process."""
+    if env.world_size <= 1:
+        return
     if device.type == "cuda":  # NCCL's collectives run on the current device: one GPU per process
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(env.local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank)
 
 
 def average_gradients(module: nn.Module, env: DistEnv) -> None:

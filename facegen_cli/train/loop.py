@@ -1,4 +1,9 @@
-"""The training loop every family shares: data, phases, EMA, ADA, snapshots, resume, DDP."""
+"""The training loop every family shares: data, phases, EMA, ADA, snapshots, resume, DDP.
+
+A run is four steps: `plan_training` (train/plan.py) checks and resolves the options; `Trainer(plan)`
+opens the run (networks, optimizers, restored or copied weights, the run folder); `train_step` is one
+step of every phase due; `snapshot` writes a checkpoint, a fakes grid and a stats line when `run` says
+one is due."""
 from __future__ import annotations
 
 import copy
@@ -6,7 +11,7 @@ import json
 import math
 import resource
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -15,16 +20,16 @@ from torch import nn
 
 from facegen_cli.checkpoint import Network, load_checkpoint, save_checkpoint
 from facegen_cli.data.dataset import ImageDataset
-from facegen_cli.devices import resolve_device
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import FacegenError
+from facegen_cli.fileio import write_text_atomic
 from facegen_cli.models.registry import get_architecture
-from facegen_cli.networks import load_network
 from facegen_cli.train import snapshots
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.distributed import (DistEnv, all_gather_objects, average_buffers, average_gradients,
                                            broadcast_module, init_distributed, reduce_mean)
-from facegen_cli.train.families import get_family
-from facegen_cli.train.options import TrainOptions, new_run_dir, resolve
+from facegen_cli.train.families import Phase
+from facegen_cli.train.options import TrainOptions, new_run_dir
+from facegen_cli.train.plan import Log, TrainPlan, plan_training, quiet
 
 EMA_RAMPUP = 0.05
 GRID_SEED = 123  # latents and labels of the fakes grids
@@ -88,49 +93,48 @@ def memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class Trainer:
-    """Holds a run's networks and state; `run()` trains until `opts.kimg`."""
+@dataclass
+class Tick:
+    """The statistics since the last snapshot, and the image count and clock they began at."""
 
-    def __init__(self, opts: TrainOptions, resume: str | None = None, dry_run: bool = False,
-                 log: Callable[[str], None] = print):
-        self.device = resolve_device(opts.device)
-        self.env = init_distributed(self.device)
-        if self.env.world_size > 1 and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.env.local_rank)
-        self.log = log if self.env.is_main else (lambda msg: None)
-        state = None
-        resume_path = snapshots.find_resume(resume, Path(opts.out)) if resume else None
-        if resume_path is not None:
-            ckpt = load_checkpoint(resume_path, modules=("G_ema", "G", "D"), with_training_state=True)
-            state = ckpt.training_state
-            if state is not None:  # continue the same run; the command line may extend kimg or move it
-                opts = TrainOptions(**{**state["options"], "kimg": opts.kimg, "out": opts.out,
-                                       "device": opts.device, "workers": opts.workers, "minutes": opts.minutes})
-            else:  # weights only (e.g. a converted network): fine-tune from it in a new run
-                opts, resume_path = replace(opts, resume_from=str(resume_path)), None
-        self.family = get_family(opts.model)
-        if self.family.conditional:
-            opts = replace(opts, cond=True)
-        self.dataset = ImageDataset(opts.data, mirror=opts.mirror)
-        if self.dataset.has_labels and not opts.cond:
-            self.log(f"note: {opts.data} has labels; pass --cond to train a conditional model on them")
-        if opts.cond and not self.dataset.has_labels:  # checked before the labelled read, which fails unhelpfully
-            raise BadInput(f"--cond: {opts.data} has no labels in dataset.json")
-        if opts.cond:
-            self.dataset = ImageDataset(opts.data, use_labels=True, mirror=opts.mirror)
-        source = None
-        if opts.resume_from and state is None:
-            source = load_network(opts.resume_from, modules=("G_ema", "G", "D"))
-            opts = self._adopt_network(opts, source)
-        self.opts = resolve(opts, self.dataset.resolution, self.env.world_size,
-                            self.family.defaults)
-        c_dim = self.dataset.label_dim
-        self.G_kwargs, self.D_kwargs = self.family.build(self.opts, self.dataset.resolution, self.dataset.channels, c_dim)
-        if source is not None:
-            self.G_kwargs = dict(source.G_kwargs)
-            self.D_kwargs = dict(source.D_kwargs) if source.D is not None else self.D_kwargs
-        if dry_run:
-            return
+    nimg: int
+    start: float = field(default_factory=time.time)
+    running: dict[str, list[float]] = field(default_factory=dict)
+
+    def sec_per_kimg(self, nimg: int, now: float) -> float:
+        return (now - self.start) / max((nimg - self.nimg) / 1000, 1e-9)
+
+    def progress(self, nimg: int) -> dict[str, float]:
+        """What `on_step` is told: kimg, the pace since the tick began and each statistic's latest value."""
+        return {"kimg": nimg / 1000, "sec_per_kimg": self.sec_per_kimg(nimg, time.time()),
+                **{k: v[-1] for k, v in self.running.items()}}
+
+
+class Trainer:
+    """An open run: its networks, optimizers and state; `run()` trains until `opts.kimg`."""
+
+    def __init__(self, opts: TrainOptions | TrainPlan, resume: str | None = None, log: Log = print):
+        """Open the run `opts` describes (planned here, continuing `resume`, unless it is a `TrainPlan`
+        already): networks built, weights restored or copied, the run folder made on rank 0."""
+        plan = opts if isinstance(opts, TrainPlan) else plan_training(opts, resume, log)
+        self.opts, self.family, self.dataset = plan.opts, plan.family, plan.dataset
+        self.G_kwargs, self.D_kwargs = plan.G_kwargs, plan.D_kwargs
+        self.device, self.env = plan.device, plan.env
+        self.log = log if self.env.is_main else quiet
+        init_distributed(self.env, self.device)
+        self._build()
+        self.run_dir: Path | None = None
+        if plan.resume is not None:
+            self._restore(plan.resume)
+        if plan.source is not None:
+            self._start_from(plan.source)
+        for module in (self.G, self.D, self.G_ema):
+            broadcast_module(module, self.env)
+        self._open_folder()
+        self._draw_grid()
+
+    def _build(self) -> None:
+        """G, D, G_ema, augmentation, the optimizer phases and the loss, initialised from `opts.seed`."""
         torch.manual_seed(self.opts.seed + self.env.rank)
         arch = get_architecture(self.family.arch)
         self.G = arch.make_G(**self.G_kwargs).to(self.device).train().requires_grad_(False)
@@ -142,34 +146,6 @@ class Trainer:
         self.loss = self.family.loss(self.G, self.D, self.augment, self.opts)
         self.cur_nimg = 0
         self.step = 0
-        self.run_dir: Path | None = None
-        if resume_path is not None:
-            self._restore(ckpt, state, resume_path)
-        if source is not None:
-            self._start_from(source)
-        for module in (self.G, self.D, self.G_ema):
-            broadcast_module(module, self.env)
-
-    def _adopt_network(self, opts: TrainOptions, source: Network) -> TrainOptions:
-        """Options that rebuild `source`'s architecture; one line for anything that cannot fit the data."""
-        where = f"--resume-from {opts.resume_from}"
-        if source.arch != self.family.arch:
-            raise BadInput(f"{where}: a {source.arch} network; train it with --model {source.arch}")
-        kw, data = source.G_kwargs, self.dataset
-        wanted = {"resolution": (kw["img_resolution"], data.resolution), "channels": (kw["img_channels"], data.channels),
-                  "labels": (kw.get("c_dim", 0), data.label_dim if opts.cond else 0)}
-        for what, (net_value, data_value) in wanted.items():
-            if net_value != data_value:
-                raise BadInput(f"{where}: the network has {what} {net_value}, {opts.data} has {data_value}")
-        values = asdict(opts)
-        for key, value in self.family.network_options(source.G_kwargs).items():
-            if key == "model_kwargs":
-                values[key] = {**values[key], **value}
-            elif values[key] is not None and values[key] != value:
-                raise BadInput(f"{where}: the network has {key} {value}; leave the option out or match it")
-            else:
-                values[key] = value
-        return TrainOptions(**values)
 
     def _start_from(self, source: Network) -> None:
         """Copy `source`'s weights into a new run; what it lacks starts fresh, said once."""
@@ -186,7 +162,10 @@ class Trainer:
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {p.name[0]: p.opt for p in self.phases}
 
-    def _restore(self, ckpt: Network, state: dict, path: Path) -> None:
+    def _restore(self, path: Path) -> None:
+        """Continue the run that wrote checkpoint `path`: weights, optimizers, counters, ADA, path length, RNG."""
+        ckpt = load_checkpoint(path, modules=("G_ema", "G", "D"), with_training_state=True)
+        state = ckpt.training_state
         for name in ("G", "D", "G_ema"):
             source = getattr(ckpt, name)
             if source is None:
@@ -209,6 +188,25 @@ class Trainer:
         self.run_dir = path.parent
         self.log(f"resuming {self.run_dir} at {self.cur_nimg / 1000:.3f} kimg")
 
+    def _open_folder(self) -> None:
+        """Rank 0's run folder (a new one unless continuing), its training_options.json and TensorBoard log."""
+        if not self.env.is_main:
+            self.scalars = snapshots.ScalarLog(None)
+            return
+        if self.run_dir is None:
+            self.run_dir = new_run_dir(self.opts)
+        write_text_atomic(self.run_dir / "training_options.json", self.opts.to_json())
+        self.scalars = snapshots.ScalarLog(self.run_dir)
+        if not self.scalars.enabled:
+            self.log("note: tensorboard is not installed; statistics go to stats.jsonl only")
+
+    def _draw_grid(self) -> None:
+        """The latents and labels of every snapshot's fakes grid."""
+        self.grid = (8, 8) if self.dataset.resolution <= 128 else (4, 4)
+        gen = torch.Generator().manual_seed(GRID_SEED)  # not the global RNG: a resume must not see these draws
+        self.grid_z = torch.randn([self.grid[0] * self.grid[1], self.G.z_dim], generator=gen).to(self.device)
+        self.grid_c = self._random_labels(len(self.grid_z), generator=gen)
+
     def training_state(self, rng: list[dict]) -> dict:
         """What a resume needs besides the weights; `rng` holds every rank's random states."""
         return {"options": asdict(self.opts), "cur_nimg": self.cur_nimg, "step": self.step,
@@ -218,14 +216,14 @@ class Trainer:
                 "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "rng": rng}
 
     def save_snapshot(self, stats: dict, rng: list[dict], walltime: float) -> Path:
+        """Checkpoint, fakes grid, stats.jsonl line and TensorBoard scalars at the current kimg."""
         kimg = self.cur_nimg / 1000
         provenance = {"dataset": str(self.opts.data), "kimg": kimg, "run": self.run_dir.name,
                       "label_names": self.dataset.label_names, "label_means": self._label_means()}
         path = save_checkpoint(self.run_dir / snapshots.snapshot_name(kimg), self.family.arch, self.G_kwargs,
                                self.G_ema, G=self.G, D=self.D, D_kwargs=self.D_kwargs, provenance=provenance,
                                training_state=self.training_state(rng))
-        rows, cols = self.grid
-        snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, (rows, cols), self.run_dir / f"fakes{kimg:010.3f}.png",
+        snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, self.grid, self.run_dir / f"fakes{kimg:010.3f}.png",
                              **self.family.sample_kwargs)
         snapshots.append_stats(self.run_dir / "stats.jsonl",
                                {"kimg": kimg, **stats, "time": walltime, "snapshot": path.name})
@@ -245,85 +243,79 @@ class Trainer:
         return torch.from_numpy(self.dataset.labels[idx.numpy()]).to(self.device)
 
     def run(self, on_step: Callable[[dict], None] | None = None) -> Path | None:
-        """Train to `opts.kimg`, snapshotting every `opts.snap` kimg and at the end."""
-        opts, env, device = self.opts, self.env, self.device
-        per_rank = opts.batch // env.world_size
-        rounds = per_rank // opts.batch_gpu
-        if env.is_main:
-            if self.run_dir is None:
-                self.run_dir = new_run_dir(opts)
-            (self.run_dir / "training_options.json").write_text(opts.to_json())
-            self.scalars = snapshots.ScalarLog(self.run_dir)
-            if not self.scalars.enabled:
-                self.log("note: tensorboard is not installed; statistics go to stats.jsonl only")
-        res = self.dataset.resolution
-        self.grid = (8, 8) if res <= 128 else (4, 4)
-        gen = torch.Generator().manual_seed(GRID_SEED)  # not the global RNG: a resume must not see these draws
-        self.grid_z = torch.randn([self.grid[0] * self.grid[1], self.G.z_dim], generator=gen).to(device)
-        self.grid_c = self._random_labels(len(self.grid_z), generator=gen)
-        batches = infinite_batches(self.dataset, per_rank, opts.seed, env, opts.workers,
+        """Train to `opts.kimg` (or for `opts.minutes`), snapshotting every `opts.snap` kimg and at the end;
+        returns the last snapshot (None on every rank but the first)."""
+        opts, env = self.opts, self.env
+        batches = infinite_batches(self.dataset, opts.batch // env.world_size, opts.seed, env, opts.workers,
                                    start=self.cur_nimg // env.world_size)
         total = round(opts.kimg * 1000)
         stop_at = time.time() + opts.minutes * 60 if opts.minutes else math.inf  # --minutes
-        out_of_time = False
         snap_nimg = max(round(opts.snap * 1000), 1)
         next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
-        running: dict[str, list[float]] = {}
-        tick_start, tick_nimg = time.time(), self.cur_nimg
-        last = None
+        tick, last, out_of_time = Tick(self.cur_nimg), None, False
         try:
             while self.cur_nimg < total and not out_of_time:
-                real, real_c = next(batches)
-                real = real.to(device, torch.float32) / 127.5 - 1
-                real_c = real_c.to(device)
-                gen_z = torch.randn([per_rank, self.G.z_dim], device=device)
-                gen_c = self._random_labels(per_rank)
-                for phase in self.phases:
-                    if self.step % phase.interval:
-                        continue
-                    phase.opt.zero_grad(set_to_none=True)
-                    phase.set_trainable(True)
-                    for r, rc, gz, gc in zip(real.split(opts.batch_gpu), real_c.split(opts.batch_gpu),
-                                             gen_z.split(opts.batch_gpu), gen_c.split(opts.batch_gpu)):
-                        stats = self._record(self.loss.accumulate(phase.name, r, rc, gz, gc, gain=phase.gain / rounds),
-                                             running, phase.name)
-                        if self.ada is not None and "D_real_sign" in stats:
-                            self.ada.observe(stats["D_real_sign"])
-                    phase.set_trainable(False)
-                    average_gradients(phase.module, env)
-                    phase.opt.step()
-                average_buffers(self.G, env)  # running averages (w_avg) saw each rank's own latents
-                update_ema(self.G_ema, self.G, opts.batch, self.cur_nimg, opts.ema_kimg)
-                self.cur_nimg += opts.batch
-                self.step += 1
-                if self.ada is not None and self.step % self.ada.interval == 0:
-                    self.ada.update(opts.batch)
+                self.train_step(next(batches), tick.running)
                 if on_step is not None and env.is_main:
-                    rate = (time.time() - tick_start) / max((self.cur_nimg - tick_nimg) / 1000, 1e-9)
-                    on_step({"kimg": self.cur_nimg / 1000, "sec_per_kimg": rate,
-                             **{k: v[-1] for k, v in running.items()}})
-                out_of_time = past_deadline(stop_at, env, device)
+                    on_step(tick.progress(self.cur_nimg))
+                out_of_time = past_deadline(stop_at, env, self.device)
                 if self.cur_nimg >= next_snap or self.cur_nimg >= total or out_of_time:
-                    now = time.time()
-                    elapsed = now - tick_start
-                    stats = {k: sum(v) / len(v) for k, v in running.items()}
-                    stats.update({"sec_per_kimg": elapsed / max((self.cur_nimg - tick_nimg) / 1000, 1e-9),
-                                  "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
-                                  "memory_mb": round(memory_mb(device), 1)})
-                    rng = all_gather_objects(snapshots.rng_state(), env)
-                    if env.is_main:
-                        last = self.save_snapshot(stats, rng, now)
-                        self.log(f"kimg {self.cur_nimg / 1000:.3f}: "
-                                 + json.dumps({k: round(v, 4) for k, v in stats.items()}))
-                    running.clear()
-                    tick_start, tick_nimg = time.time(), self.cur_nimg
+                    last = self.snapshot(tick)
+                    tick = Tick(self.cur_nimg)
                     next_snap += snap_nimg
             if out_of_time:
                 self.log(f"stopped by --minutes {opts.minutes:g} at {self.cur_nimg / 1000:.3f} kimg")
         finally:
-            if env.is_main:
-                self.scalars.close()
+            self.scalars.close()
         return last
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], running: dict[str, list[float]]) -> None:
+        """One step on this rank's share of a batch of reals: every phase that is due (their statistics appended
+        to `running`), then G's buffers, the EMA and ADA."""
+        opts, device = self.opts, self.device
+        per_rank = opts.batch // self.env.world_size
+        real, real_c = batch
+        inputs = (real.to(device, torch.float32) / 127.5 - 1, real_c.to(device),
+                  torch.randn([per_rank, self.G.z_dim], device=device), self._random_labels(per_rank))
+        for phase in self.phases:
+            if self.step % phase.interval == 0:
+                self._run_phase(phase, inputs, running)
+        average_buffers(self.G, self.env)  # running averages (w_avg) saw each rank's own latents
+        update_ema(self.G_ema, self.G, opts.batch, self.cur_nimg, opts.ema_kimg)
+        self.cur_nimg += opts.batch
+        self.step += 1
+        if self.ada is not None and self.step % self.ada.interval == 0:
+            self.ada.update(opts.batch)
+
+    def _run_phase(self, phase: Phase, inputs: tuple[torch.Tensor, ...], running: dict[str, list[float]]) -> None:
+        """One optimizer step of `phase` on (reals, their labels, latents, fake labels): gradients accumulated in
+        rounds of `opts.batch_gpu` and averaged over the ranks."""
+        phase.opt.zero_grad(set_to_none=True)
+        phase.set_trainable(True)
+        rounds = list(zip(*(t.split(self.opts.batch_gpu) for t in inputs)))
+        for real, real_c, gen_z, gen_c in rounds:
+            losses = self.loss.accumulate(phase.name, real, real_c, gen_z, gen_c, gain=phase.gain / len(rounds))
+            stats = self._record(losses, running, phase.name)
+            if self.ada is not None and "D_real_sign" in stats:
+                self.ada.observe(stats["D_real_sign"])
+        phase.set_trainable(False)
+        average_gradients(phase.module, self.env)
+        phase.opt.step()
+
+    def snapshot(self, tick: Tick) -> Path | None:
+        """A snapshot with `tick`'s statistics: every rank's random states gathered, rank 0 writes and says it;
+        returns the checkpoint written (None on the other ranks)."""
+        now = time.time()
+        stats = {k: sum(v) / len(v) for k, v in tick.running.items()}
+        stats.update({"sec_per_kimg": tick.sec_per_kimg(self.cur_nimg, now),
+                      "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
+                      "memory_mb": round(memory_mb(self.device), 1)})
+        rng = all_gather_objects(snapshots.rng_state(), self.env)
+        if not self.env.is_main:
+            return None
+        path = self.save_snapshot(stats, rng, now)
+        self.log(f"kimg {self.cur_nimg / 1000:.3f}: " + json.dumps({k: round(v, 4) for k, v in stats.items()}))
+        return path
 
     def _record(self, stats: dict[str, torch.Tensor], running: dict[str, list[float]], phase: str) -> dict[str, float]:
         """Average `stats` over the ranks, append them to `running`, stop on NaN/Inf; returns the averages."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from facegen_cli.checkpoint import read_header, unpack_state
 from facegen_cli.errors import FacegenError
 from facegen_cli.fileio import write_text_atomic
 from facegen_cli.images import make_grid, save_image, to_uint8
@@ -42,6 +44,15 @@ def find_resume(spec: str, out: Path) -> Path:
     if not path.is_file():
         raise FacegenError(f"{path}: no such checkpoint or run folder")
     return path
+
+
+def stored_options(path: Path) -> dict | None:
+    """The options of the run that wrote checkpoint `path` (None for weights only), read from its header alone."""
+    state = read_header(path).get("training_state")
+    if state is None:
+        return None
+    no_tensors = defaultdict(type(None))  # the options hold none; the tensors of the rest are not needed here
+    return unpack_state(state, no_tensors)["options"]
 
 
 def rng_state() -> dict:
@@ -80,15 +91,18 @@ def append_stats(path: Path, record: dict) -> None:
 
 
 class ScalarLog:
-    """TensorBoard scalars in the run folder when tensorboard is installed; nothing otherwise."""
+    """TensorBoard scalars in the run folder when tensorboard is installed; nothing otherwise, or without a folder.
+    TensorBoard's event file is a log that only grows, by whole records, so it is appended to, not replaced."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path | None):
+        self.writer = None
+        if run_dir is None:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            self.writer = None
-        else:
-            self.writer = SummaryWriter(str(run_dir))
+            return
+        self.writer = SummaryWriter(str(run_dir))
 
     @property
     def enabled(self) -> bool:

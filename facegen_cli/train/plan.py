@@ -1,0 +1,120 @@
+"""The first step of a training run: its options checked and resolved against the data and whatever the
+run starts from, before any network, optimizer or file is made (what `facegen train --dry-run` prints)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.data.dataset import ImageDataset
+from facegen_cli.devices import resolve_device
+from facegen_cli.errors import BadInput
+from facegen_cli.networks import load_network
+from facegen_cli.train import snapshots
+from facegen_cli.train.distributed import DistEnv, process_env
+from facegen_cli.train.families import Family, get_family
+from facegen_cli.train.options import TrainOptions, resolve
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """A run's resolved options and what it starts from; `Trainer` opens it."""
+
+    opts: TrainOptions  # every automatic value filled in
+    family: Family
+    dataset: ImageDataset  # opened once, with its labels when the run is conditional
+    G_kwargs: dict
+    D_kwargs: dict
+    device: torch.device
+    env: DistEnv
+    resume: Path | None = None  # the checkpoint of the run this one continues
+    source: Network | None = None  # the network a new run starts from (opts.resume_from)
+
+
+def quiet(msg: str) -> None:
+    """A log that says nothing (every rank but the first)."""
+
+
+def plan_training(opts: TrainOptions, resume: str | None = None, log: Log = print) -> TrainPlan:
+    """Check and resolve `opts` against the data and the run (`resume`) or network (`opts.resume_from`) it
+    starts from: reads them, builds no training network or optimizer, writes nothing."""
+    env = process_env()
+    log = log if env.is_main else quiet
+    device = training_device(opts.device, env)
+    if resume and opts.resume_from:
+        raise BadInput("--resume continues a run, --resume-from starts a new one from a network: pass one of them")
+    opts, checkpoint = continued(opts, resume)
+    family = get_family(opts.model)
+    opts = replace(opts, cond=opts.cond or family.conditional)
+    dataset = open_dataset(opts, log)
+    source = None
+    if opts.resume_from and checkpoint is None:  # a continued run keeps the resume_from it was started with
+        source = load_network(opts.resume_from, modules=("G_ema", "G", "D"))
+        opts = adopt_network(opts, family, dataset, source)
+    opts = resolve(opts, dataset.resolution, env.world_size, family.defaults)
+    G_kwargs, D_kwargs = family.build(opts, dataset.resolution, dataset.channels, dataset.label_dim)
+    if source is not None:  # the network's own settings; D's too where it has a D
+        G_kwargs = dict(source.G_kwargs)
+        D_kwargs = dict(source.D_kwargs) if source.D is not None else D_kwargs
+    return TrainPlan(opts, family, dataset, G_kwargs, D_kwargs, device, env, checkpoint, source)
+
+
+def training_device(spec: str, env: DistEnv) -> torch.device:
+    """The device `spec` names; with several processes on CUDA, this process's own GPU."""
+    device = resolve_device(spec)
+    if env.world_size > 1 and device.type == "cuda":
+        return torch.device("cuda", env.local_rank)
+    return device
+
+
+def continued(opts: TrainOptions, resume: str | None) -> tuple[TrainOptions, Path | None]:
+    """The options of the run `resume` names, with kimg, out, device, workers and minutes from `opts`, and the
+    checkpoint to restore; a checkpoint of weights only (no training state) starts a new run from it instead."""
+    if resume is None:
+        return opts, None
+    path = snapshots.find_resume(resume, Path(opts.out))
+    stored = snapshots.stored_options(path)
+    if stored is None:
+        return replace(opts, resume_from=str(path)), None
+    return TrainOptions(**{**stored, "kimg": opts.kimg, "out": opts.out, "device": opts.device,
+                           "workers": opts.workers, "minutes": opts.minutes}), path
+
+
+def open_dataset(opts: TrainOptions, log: Log) -> ImageDataset:
+    """The training images, opened once (every image checked), with their labels when `opts.cond`."""
+    dataset = ImageDataset(opts.data, mirror=opts.mirror)
+    if dataset.has_labels and not opts.cond:
+        log(f"note: {opts.data} has labels; pass --cond to train a conditional model on them")
+    if opts.cond:
+        if not dataset.has_labels:  # checked before the labelled read, which fails unhelpfully
+            raise BadInput(f"--cond: {opts.data} has no labels in dataset.json")
+        dataset.load_labels()
+    return dataset
+
+
+def adopt_network(opts: TrainOptions, family: Family, dataset: ImageDataset, source: Network) -> TrainOptions:
+    """Options that rebuild `source`'s architecture; one line for anything that cannot fit the data."""
+    where = f"--resume-from {opts.resume_from}"
+    if source.arch != family.arch:
+        raise BadInput(f"{where}: a {source.arch} network; train it with --model {source.arch}")
+    kw = source.G_kwargs
+    wanted = {"resolution": (kw["img_resolution"], dataset.resolution),
+              "channels": (kw["img_channels"], dataset.channels),
+              "labels": (kw.get("c_dim", 0), dataset.label_dim)}
+    for what, (net_value, data_value) in wanted.items():
+        if net_value != data_value:
+            raise BadInput(f"{where}: the network has {what} {net_value}, {opts.data} has {data_value}")
+    values = asdict(opts)
+    for key, value in family.network_options(source.G_kwargs).items():
+        if key == "model_kwargs":
+            values[key] = {**values[key], **value}
+        elif values[key] is not None and values[key] != value:
+            raise BadInput(f"{where}: the network has {key} {value}; leave the option out or match it")
+        else:
+            values[key] = value
+    return TrainOptions(**values)
