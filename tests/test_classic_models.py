@@ -140,8 +140,8 @@ def test_schedules_and_optimisers() -> None:
 @pytest.mark.parametrize("model, kwargs, c_dim, match", [
     ("cgan", {}, 0, "needs labels"),
     ("acgan", {}, 0, "needs labels"),
-    ("vae", {"spectral_norm": True}, 0, "takes no --spectral-norm"),
-    ("dcgan", {"beta": 2.0}, 0, "takes no --beta"),
+    ("vae", {"spectral_norm": True}, 0, "spectral_norm: not an option of vae; dcgan"),
+    ("dcgan", {"beta": 2.0}, 0, "beta: not an option of dcgan; vae takes it"),
     ("vae", {"recon": "l1"}, 0, "--recon"),
     ("vae", {}, 3, "unconditionally"),
 ])

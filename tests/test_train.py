@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from facegen_cli.checkpoint import load_checkpoint, read_header
 from facegen_cli.cli.main import app
 from facegen_cli.data.dataset import ImageDataset
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.models import stylegan2
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
@@ -140,9 +140,11 @@ def test_training_options_json_is_replaced_whole_or_not_at_all(faces, tmp_path, 
 
 def test_a_classic_option_for_stylegan2_is_refused_by_the_engine(faces, tmp_path):
     out = tmp_path / "runs"
-    with pytest.raises(BadInput, match=r"--model stylegan2 takes no --width \(model_kwargs width; options of dcgan"):
+    with pytest.raises(BadParameter, match="width: not an option of stylegan2; dcgan, cgan, acgan, wgan-gp, vae take"):
         Trainer(options(faces, out, model_kwargs={"width": 16}), log=quiet)
     assert not out.exists()
+    result = CliRunner().invoke(app, ["train", str(faces), "--out", str(out), "--width", "16", "--dry-run", *CLI_TINY])
+    assert result.exit_code == 2 and "--width: not an option of stylegan2" in result.stderr
 
 
 def test_cond_opens_the_dataset_once(labelled, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.models.dcgan import RESOLUTIONS
 from facegen_cli.models.registry import ARCHITECTURES, Architecture
 from facegen_cli.train.augment import AugmentPipe
@@ -81,14 +81,14 @@ def frozen_discriminator_layers(D: nn.Module, count: int) -> frozenset[str]:
 
 
 def check_model_kwargs(arch: str, model_kwargs: dict, options: tuple[str, ...]) -> None:
-    """Refuse the model_kwargs family `arch` does not read (it takes `options`), naming the families that do."""
+    """Refuse a model_kwargs key family `arch` does not read (it reads `options`), naming the families that do."""
     unknown = sorted(set(model_kwargs) - set(options))
     if not unknown:
         return
-    flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
-    owners = [name for name, family in FAMILIES.items() if set(unknown) & set(family.options)]
-    elsewhere = f"; options of {', '.join(owners)}" if owners else ""
-    raise BadInput(f"--model {arch} takes no {flags} (model_kwargs {', '.join(unknown)}{elsewhere})")
+    key = unknown[0]
+    owners = [name for name, family in FAMILIES.items() if key in family.options]
+    elsewhere = f"; {', '.join(owners)} take{'s' if len(owners) == 1 else ''} it" if owners else ""
+    raise BadParameter(key, f"{key}: not an option of {arch}{elsewhere}")
 
 
 class StyleGAN2Family:
