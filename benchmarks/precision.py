@@ -59,7 +59,7 @@ def measure(name: str, rounds: int) -> list[dict]:
 
     from facegen_cli import precision
     from facegen_cli.images import to_uint8
-    from facegen_cli.latent.seeds import seed_to_z
+    from facegen_cli.sampler import seed_to_z
 
     G, batch, seeds, label = load_generator(name)
     z = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in seeds]))

@@ -28,9 +28,9 @@ from facegen_cli.convert.importer import convert_file
 from facegen_cli.convert.nvidia import FAMILIES, FamilyImporter, network_family
 from facegen_cli.convert.safe_pickle import PersistentRecord, load_restricted
 from facegen_cli.errors import FacegenError
-from facegen_cli.latent.seeds import seed_to_z
 from facegen_cli.networks import load_network
 from facegen_cli.ops.upfirdn2d import setup_filter
+from facegen_cli.sampler import seed_to_z
 from tiny_nets import D_KWARGS, G_KWARGS, SG3_KWARGS, SG3_R, tiny_D, tiny_G, tiny_sg3
 
 NON_DEFAULT = dict(mapping_lr_multiplier=0.05, num_fp16_res=2, conv_clamp=256.0)

@@ -121,15 +121,15 @@ def test_second_run_extracts_only_the_new_side(sets, monkeypatch):
 def test_network_source_equals_its_images_saved_as_png(sets, tmp_path):
     from tiny_nets import tiny_checkpoint
 
-    from facegen_cli.generate import generate_images
     from facegen_cli.images import save_image
     from facegen_cli.networks import load_network
+    from facegen_cli.sampler import Sampler
 
     net_path = tiny_checkpoint(tmp_path / "tiny.safetensors")
     seeds = list(range(6))
     folder = tmp_path / "generated"
     folder.mkdir()
-    images = np.concatenate(list(generate_images(load_network(str(net_path)), seeds, psi=0.7, batch=4)))
+    images = np.concatenate(list(Sampler(load_network(str(net_path)), psi=0.7, batch=4).image_batches(seeds)))
     for seed, image in zip(seeds, images):
         save_image(image, folder / f"seed{seed:04d}.png")
     # one batch shape (6) for both: TorchScript re-profiles every new input shape, which is slow on CPU

@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 from facegen_cli import networks
 from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
-from facegen_cli.generate import generate_samples
-from facegen_cli.images import to_uint8
-from facegen_cli.latent.seeds import parse_seeds, seed_to_z
+from facegen_cli.sampler import Sampler, seed_to_z
+from facegen_cli.specs import parse_seeds
 from tiny_nets import tiny_checkpoint
 
 
@@ -71,15 +70,15 @@ def test_images_match_the_network_for_the_seed(tmp_path, network):
 
 def test_noise_modes_and_psi_change_the_image(tmp_path, network):
     net = load_checkpoint(network)
-    base = next(generate_samples(net, [5])).image
-    assert np.array_equal(next(generate_samples(net, [5])).image, base)
-    assert not np.array_equal(next(generate_samples(net, [5], noise_mode="none")).image, base)
-    assert not np.array_equal(next(generate_samples(net, [5], psi=0.5)).image, base)
-    rand = [next(generate_samples(net, [5], noise_mode="random")).image for _ in range(2)]
+    base = next(Sampler(net).samples([5])).image
+    assert np.array_equal(next(Sampler(net).samples([5])).image, base)
+    assert not np.array_equal(next(Sampler(net, noise_mode="none").samples([5])).image, base)
+    assert not np.array_equal(next(Sampler(net, psi=0.5).samples([5])).image, base)
+    rand = [next(Sampler(net, noise_mode="random").samples([5])).image for _ in range(2)]
     assert np.array_equal(rand[0], rand[1])  # random noise is seeded by the image's seed
     assert not np.array_equal(rand[0], base)
     # Each image's noise depends only on its own seed, not on its neighbours.
-    both = [s.image for s in generate_samples(net, [5, 6], noise_mode="random")]
+    both = [s.image for s in Sampler(net, noise_mode="random").samples([5, 6])]
     assert np.array_equal(both[0], rand[0])
 
 

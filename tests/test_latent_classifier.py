@@ -14,7 +14,8 @@ from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.images import save_image
 from facegen_cli.latent.classifier import load_classifier, train_classifier
 from facegen_cli.latent.directions import load_direction, move
-from facegen_cli.latent.sources import read_latent, render
+from facegen_cli.latent.sources import read_latent
+from facegen_cli.sampler import Sampler
 from real_faces import CELEBA
 
 pytestmark = pytest.mark.usefixtures("private_cache")
@@ -77,8 +78,9 @@ def test_prepare_classifier_fit_edit(smooth_net, tmp_path):
         assert result.exit_code == 0, (args, result.output)
     clf = load_classifier(tmp_path / "clf.safetensors")
     direction = load_direction("Smiling", smooth_net).vector
-    fresh = np.stack([read_latent(smooth_net, f"seed:{s}") for s in range(5000, 5024)])
-    score = lambda ws: clf.predict(torch.from_numpy(render(smooth_net, ws)).permute(0, 3, 1, 2).float() / 127.5 - 1)  # noqa: E731
+    sampler = Sampler(smooth_net)
+    fresh = np.stack([read_latent(sampler, s) for s in range(5000, 5024)])
+    score = lambda ws: clf.predict(torch.from_numpy(sampler.images(ws)).permute(0, 3, 1, 2).float() / 127.5 - 1)  # noqa: E731
     before = score(fresh)[:, clf.index("Smiling")]
     after = score(np.stack([move(ws, direction, 3.0) for ws in fresh]))[:, clf.index("Smiling")]
     assert (after > before).mean() >= 0.8

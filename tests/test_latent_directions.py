@@ -10,10 +10,12 @@ from PIL import Image
 
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.latent.boundary import fit_boundary, fit_direction
-from facegen_cli.latent.directions import (Direction, conditioned, load_direction, move, parse_range, run_edit,
-                                           run_sefa, save_direction, store_dir)
-from facegen_cli.latent.seeds import seed_to_z
-from facegen_cli.latent.sources import read_latent, render
+from facegen_cli.latent.directions import (Direction, conditioned, load_direction, move, run_edit, run_sefa,
+                                           save_direction, store_dir, strengths_of)
+from facegen_cli.latent.layers import resolve_layers
+from facegen_cli.latent.sources import read_latent
+from facegen_cli.sampler import Sampler, seed_to_z
+from facegen_cli.specs import parse_layers, parse_span
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -44,21 +46,31 @@ def test_a_direction_refuses_another_network(tiny_net, other_net, tmp_path):
 
 def test_an_edit_of_strength_zero_is_the_identity(tiny_net, tmp_path):
     run_sefa(tiny_net, k=2)
-    paths = list(run_edit(tiny_net, "seed:4", "sefa-00", tmp_path, strength=0.0, save_latents=True))
-    ws = read_latent(tiny_net, "seed:4")
+    sampler = Sampler(tiny_net)
+    paths = list(run_edit(sampler, 4, "sefa-00", tmp_path, strength=0.0, save_latents=True))
+    ws = read_latent(sampler, 4)
     np.testing.assert_array_equal(np.load(paths[1]), ws)
-    np.testing.assert_array_equal(np.asarray(Image.open(paths[0])), render(tiny_net, ws[None])[0])
-    (strip,) = run_edit(tiny_net, "seed:4", "sefa-01", tmp_path, span="-2:2", steps=5, layers="0-3")
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[0])), sampler.images(ws[None])[0])
+    (strip,) = run_edit(sampler, 4, "sefa-01", tmp_path, span=parse_span("-2:2"), steps=5,
+                        layers=resolve_layers(tiny_net.G_ema, parse_layers("0-3")))
     assert Image.open(strip).size == (5 * 32, 32)
-    with pytest.raises(BadInput, match="either --strength"):
-        list(run_edit(tiny_net, "seed:4", "sefa-00", tmp_path))
+    with pytest.raises(BadInput, match="^strength: give either"):
+        list(run_edit(sampler, 4, "sefa-00", tmp_path))
 
 
 def test_move_touches_only_the_chosen_layers():
     ws, v = np.zeros([8, 4], np.float32), np.array([1, 0, 0, 0], np.float32)
     moved = move(ws, v, 2.0, [0, 1])
     assert moved[:2, 0].tolist() == [2, 2] and not moved[2:].any()
-    assert parse_range("-3:3", 7).tolist() == [-3, -2, -1, 0, 1, 2, 3]
+    assert parse_span("-3:3") == (-3.0, 3.0)
+    assert strengths_of(None, parse_span("-3:3"), 7).tolist() == [-3, -2, -1, 0, 1, 2, 3]
+    assert strengths_of(1.5, None, 7).tolist() == [1.5]
+    with pytest.raises(BadInput, match="--range '3': write it as LOW:HIGH"):
+        parse_span("3")
+    with pytest.raises(BadInput, match="--range '-3:inf': give finite numbers"):
+        parse_span("-3:inf")
+    with pytest.raises(BadInput, match="^steps must be at least 2"):
+        strengths_of(None, (-3.0, 3.0), 1)
 
 
 def test_conditional_direction_is_orthogonal_to_the_others():
@@ -87,10 +99,11 @@ def test_a_fitted_direction_changes_the_attribute_on_new_samples(smooth_net, tmp
     assert accuracy > 0.75
     path = save_direction(direction, tmp_path)
     assert load_direction(str(path), smooth_net).info["holdout_accuracy"] == accuracy
-    fresh = np.stack([read_latent(smooth_net, f"seed:{s}") for s in range(1000, 1016)])  # seeds not sampled
-    before = brightness(torch.from_numpy(render(smooth_net, fresh)).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    sampler = Sampler(smooth_net)
+    fresh = np.stack([read_latent(sampler, s) for s in range(1000, 1016)])  # seeds not sampled
+    before = brightness(torch.from_numpy(sampler.images(fresh)).permute(0, 3, 1, 2).float() / 127.5 - 1)
     edited = np.stack([move(ws, direction.vector, 3.0) for ws in fresh])
-    after = brightness(torch.from_numpy(render(smooth_net, edited)).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    after = brightness(torch.from_numpy(sampler.images(edited)).permute(0, 3, 1, 2).float() / 127.5 - 1)
     assert (after > before).mean() >= 0.9
 
 

@@ -9,12 +9,11 @@ import torch
 from PIL import Image
 
 from facegen_cli.errors import FacegenError
-from facegen_cli.generate import generate_samples
 from facegen_cli.images import save_image
 from facegen_cli.latent import perceptual
 from facegen_cli.latent.project import ProjectOptions, learning_rate, noise_penalty, project, run_project
-from facegen_cli.latent.sources import render
 from facegen_cli.metrics import inception
+from facegen_cli.sampler import Sampler
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -26,7 +25,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_projecting_a_generated_image_recovers_it(smooth_net, tmp_path):
-    target, other = (s.image for s in generate_samples(smooth_net, [5, 6], psi=0.7))
+    target, other = (s.image for s in Sampler(smooth_net, psi=0.7).samples([5, 6]))
     save_image(target, tmp_path / "face.png")
     paths, stats = run_project(smooth_net, tmp_path / "face.png", tmp_path / "out", how="none", video=True,
                                opts=ProjectOptions(steps=80, wplus=True, perceptual_weight=0))
@@ -39,7 +38,7 @@ def test_projecting_a_generated_image_recovers_it(smooth_net, tmp_path):
     assert psnr(projected, target) > 20 > psnr(other, target) + 10
     ws = np.load(paths[2])
     assert ws.shape == (8, 64)
-    assert psnr(render(smooth_net, ws[None])[0], target) > 20  # the latent alone, with the network's noise
+    assert psnr(Sampler(smooth_net).images(ws[None])[0], target) > 20  # the latent alone, with the network's noise
     assert stats["psnr_db"] > 20
 
 
@@ -68,7 +67,7 @@ def test_projection_needs_w(z_net):
 
 @pytest.mark.slow
 def test_perceptual_projection_recovers_a_generated_image(smooth_net):
-    target, other = (s.image for s in generate_samples(smooth_net, [5, 6], psi=0.7))
+    target, other = (s.image for s in Sampler(smooth_net, psi=0.7).samples([5, 6]))
     _, image, stats = project(smooth_net, target, ProjectOptions(steps=150))
     metric = perceptual.Perceptual()
     as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731

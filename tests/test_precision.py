@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from facegen_cli.cli.main import app
 from facegen_cli.errors import BadInput
-from facegen_cli.generate import generate_samples
 from facegen_cli.images import save_image
 from facegen_cli.latent.directions import Direction, save_direction
 from facegen_cli.networks import load_network
 from facegen_cli.precision import (FP32_PARTS, Precision, check_precision, cpu_has_native_bf16, resolve_precision,
                                    synthesize)
+from facegen_cli.sampler import Sampler
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
 from tiny_nets import tiny_checkpoint, tiny_D, tiny_G
@@ -42,8 +42,14 @@ def test_auto_is_bf16_only_on_a_cpu_with_native_bf16():
     assert resolve_precision(" BF16 ", torch.device("cpu")).name == "bf16"
     assert resolve_precision("fp32", "cpu", native_bf16=True).name == "fp32"
     assert resolve_precision("auto", "cpu").name == ("bf16" if cpu_has_native_bf16() else "fp32")
-    with pytest.raises(BadInput, match="--precision must be one of fp32, bf16, auto, got 'half'"):
+    with pytest.raises(BadInput, match="^precision must be one of fp32, bf16, auto, got 'half'"):
         check_precision("half")
+    with pytest.raises(BadInput, match="^precision must be one of fp32, bf16, auto, got 'half'"):
+        resolve_precision("half", "cpu")
+    # the command line names its option
+    result = CliRunner().invoke(app, ["generate", "--network", "nowhere.safetensors", "--precision", "half"])
+    assert result.exit_code == 2
+    assert result.stderr == "facegen: error: --precision must be one of fp32, bf16, auto, got 'half'\n"
 
 
 def test_native_bf16_is_read_from_the_cpu_flags():
@@ -152,7 +158,7 @@ def test_each_command_draws_in_the_precision_asked_for(command, tiny_file, tmp_p
     }[command]
     net = load_network(str(tiny_file))
     save_direction(Direction("d", np.ones(64, np.float32) / 8, net.network_id), tmp_path)
-    save_image(next(generate_samples(net, [3])).image, tmp_path / "face.png")
+    save_image(next(Sampler(net).samples([3])).image, tmp_path / "face.png")
     common = ["--network", str(tiny_file), "--device", "cpu", "--out",
               str(out / "m.gif") if command == "interpolate" else str(out)]
     used.clear()
@@ -177,8 +183,8 @@ def test_fid_passes_the_precision_to_the_generated_side(tiny_file, tmp_path, mon
 
 def test_generate_in_bf16_differs_from_fp32_by_rounding_only(tiny_file):
     net = load_network(str(tiny_file))
-    ref = np.stack([s.image for s in generate_samples(net, range(4))]).astype(int)
-    got = np.stack([s.image for s in generate_samples(net, range(4), precision="bf16")]).astype(int)
+    ref = np.stack([s.image for s in Sampler(net).samples(range(4))]).astype(int)
+    got = np.stack([s.image for s in Sampler(net, precision="bf16").samples(range(4))]).astype(int)
     diff = np.abs(got - ref)
     assert 0 < diff.mean() < 2 and diff.max() < 40  # 8-bit levels; fp32 is the NVIDIA-equal path
 

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from facegen_cli.cli.main import app
 from facegen_cli.latent.classifier import load_classifier
 from facegen_cli.latent.directions import known_directions, load_direction, move, shipped_dir
-from facegen_cli.latent.sources import read_latent, render
+from facegen_cli.latent.sources import read_latent
 from facegen_cli.networks import load_network
 from facegen_cli.paths import weights_dir
+from facegen_cli.sampler import Sampler
 
 SHIPPED = ["Smiling", "Male", "Young", "Age", "Eyeglasses", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair",
            "Bald", "Beard", "Mouth_Slightly_Open"]
@@ -58,8 +59,9 @@ def test_the_classifier_reads_more_smile_at_plus_3_than_at_minus_3(net):
     smiling = clf.index("Smiling")
     vector = load_direction("Smiling", net).vector
     seeds = range(6)
-    ws = [read_latent(net, f"seed:{s}") for s in seeds]
-    images = render(net, np.stack([move(w, vector, s) for w in ws for s in (-3.0, 3.0)]))
+    sampler = Sampler(net)
+    ws = [read_latent(sampler, s) for s in seeds]
+    images = sampler.images(np.stack([move(w, vector, s) for w in ws for s in (-3.0, 3.0)]))
     scores = clf.predict(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1)[:, smiling]
     low, high = scores[0::2], scores[1::2]
     # measured with the shipped model and classifier, seeds 0-5, P(smiling) at -3 -> +3:

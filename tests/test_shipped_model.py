@@ -14,11 +14,11 @@ import torch
 from safetensors import safe_open
 
 from facegen_cli.checkpoint import read_header
-from facegen_cli.generate import generate_samples
 from facegen_cli.models.stylegan2 import Generator
 from facegen_cli.networks import load_network, resolve_network
 from facegen_cli.paths import weights_dir
 from facegen_cli.prepare.detect import detect_faces
+from facegen_cli.sampler import Sampler
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
 from real_faces import celeba_faces
@@ -49,14 +49,14 @@ def test_default_network_is_the_shipped_stylegan2():
 
 def test_shipped_model_draws_faces_a_detector_finds():
     net = load_network(None)
-    faces = [s.image for s in generate_samples(net, range(32), psi=0.65)]
+    faces = [s.image for s in Sampler(net, psi=0.65).samples(range(32))]
     # Measured on the 94 kimg model: 32 of 32 in each of the ten windows of seeds 0-319, with 1 and
     # with 2 torch threads (worst 1.0); the floor leaves 8 misses in 32. Untrained networks of the same
     # architecture (init seeds 0-4, 1 and 2 threads): 0 of 32 every time; the ceiling allows 3.
     assert face_rate(faces) >= 0.75
     torch.manual_seed(0)
     net.G_ema = Generator(**net.G_kwargs).eval()  # same architecture, untrained
-    assert face_rate([s.image for s in generate_samples(net, range(32), psi=0.65)]) <= 0.1
+    assert face_rate([s.image for s in Sampler(net, psi=0.65).samples(range(32))]) <= 0.1
 
 
 def test_resume_from_default_continues_the_shipped_G_D_and_G_ema(tmp_path):

@@ -25,13 +25,13 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from facegen_cli.checkpoint import save_checkpoint  # noqa: E402
-from facegen_cli.generate import generate_samples, label_vector  # noqa: E402
 from facegen_cli.latent.directions import conditioned, move, sefa_directions  # noqa: E402
 from facegen_cli.latent.interpolate import morph_frames  # noqa: E402
 from facegen_cli.latent.mixing import style_mix, weighted_average  # noqa: E402
-from facegen_cli.latent.seeds import seed_to_z  # noqa: E402
-from facegen_cli.latent.sources import read_latent, render  # noqa: E402
+from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.models import dcgan, stylegan3  # noqa: E402
+from facegen_cli.sampler import Sampler, conditioning, seed_to_z  # noqa: E402
+from facegen_cli.specs import parse_attrs  # noqa: E402
 from studio_helpers import tiny_studio  # noqa: E402
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
@@ -94,7 +94,7 @@ def test_info_describes_the_network(studio):
 def test_explore_page_is_generate(studio):
     url, net, _ = studio
     page = ok_json(f"{url}/api/t/{TAB}/explore?start=5&count=3&psi=0.5&noise=const")["faces"]
-    expected = list(generate_samples(net, [5, 6, 7], psi=0.5))
+    expected = list(Sampler(net, psi=0.5).samples([5, 6, 7]))
     assert [f["seed"] for f in page] == [5, 6, 7]
     for face, sample in zip(page, expected):
         png = base64.b64decode(face["image"].split(",", 1)[1])
@@ -104,10 +104,10 @@ def test_explore_page_is_generate(studio):
 def test_open_face_downloads_png_and_latent(studio):
     url, net, _ = studio
     face = open_seed(url, TAB, 3)
-    ws = read_latent(net, "seed:3", 0.7)
+    ws = read_latent(Sampler(net, psi=0.7), 3)
     status, headers, png = call(url + face["image"])
     assert status == 200 and headers["content-type"] == "image/png" and "attachment" in headers["content-disposition"]
-    np.testing.assert_array_equal(pixels(png), render(net, ws[None])[0])
+    np.testing.assert_array_equal(pixels(png), Sampler(net).images(ws[None])[0])
     status, _, npy = call(url + face["image"].replace(".png", ".npy"))
     np.testing.assert_array_equal(np.load(io.BytesIO(npy)), ws)
 
@@ -115,19 +115,20 @@ def test_open_face_downloads_png_and_latent(studio):
 def test_edit_mix_and_average_match_the_engine(studio):
     url, net, _ = studio
     a, b = open_seed(url, TAB, 1), open_seed(url, TAB, 2)
-    wa, wb = read_latent(net, "seed:1", 0.7), read_latent(net, "seed:2", 0.7)
+    seeded = Sampler(net, psi=0.7)
+    wa, wb = read_latent(seeded, 1), read_latent(seeded, 2)
     sefa = {d.name: d for d in sefa_directions(net, 8)}
     payload = {"op": "edit", "face": a["id"], "sliders": {"sefa-00": 2.5, "sefa-03": -1.0}, "fixed": ["sefa-01"]}
     status, png = live(url, TAB, "edit", payload, 1)
     edited = move(wa, conditioned(sefa["sefa-00"].vector, [sefa["sefa-01"].vector]), 2.5)
     edited = move(edited, conditioned(sefa["sefa-03"].vector, [sefa["sefa-01"].vector]), -1.0)
     assert status == 200
-    np.testing.assert_array_equal(pixels(png), render(net, edited[None])[0])
+    np.testing.assert_array_equal(pixels(png), Sampler(net).images(edited[None])[0])
     status, png = live(url, TAB, "mix", {"op": "mix", "a": a["id"], "b": b["id"], "layers": "coarse"}, 1)
-    np.testing.assert_array_equal(pixels(png), render(net, style_mix(wa, wb, [0, 1, 2, 3])[None])[0])
+    np.testing.assert_array_equal(pixels(png), Sampler(net).images(style_mix(wa, wb, [0, 1, 2, 3])[None])[0])
     status, png = live(url, TAB, "average", {"op": "average", "faces": [a["id"], b["id"]], "weights": [1, 3]}, 1)
     mean = weighted_average(np.stack([wa, wb]), np.array([0.25, 0.75]))
-    np.testing.assert_array_equal(pixels(png), render(net, mean[None])[0])
+    np.testing.assert_array_equal(pixels(png), Sampler(net).images(mean[None])[0])
     kept = ok_json(f"{url}/api/t/{TAB}/keep", method="POST", json_body=payload)
     np.testing.assert_array_equal(np.load(io.BytesIO(call(url + kept["image"].replace(".png", ".npy"))[2])), edited)
 
@@ -157,12 +158,12 @@ def test_tabs_do_not_see_each_others_faces(studio):
 
 def test_uploads_are_sniffed_limited_and_read_like_the_cli(studio):
     url, net, root = studio
-    ws = read_latent(net, "seed:9", 1.0)
+    ws = read_latent(Sampler(net, psi=1.0), 9)
     buf = io.BytesIO()
     np.save(buf, ws)
     face = ok_json(f"{url}/api/t/{TAB}/faces/upload?name=../../evil.npy", method="POST", body=buf.getvalue())
     assert face["name"] == "evil.npy"
-    np.testing.assert_array_equal(pixels(call(url + face["image"])[2]), render(net, ws[None])[0])
+    np.testing.assert_array_equal(pixels(call(url + face["image"])[2]), Sampler(net).images(ws[None])[0])
     assert not (root / "evil.npy").exists() and not (root.parent / "evil.npy").exists()
     status, _, body = call(f"{url}/api/t/{TAB}/faces/upload?name=notes.npy", method="POST", body=b"hello, world")
     assert status == 400 and json.loads(body)["error"] == "notes.npy: not a latent (.npy or .npz) by its content"
@@ -214,8 +215,9 @@ def test_morph_writes_h264_and_gif_of_the_engine_frames(studio, tmp_path):
     meta = next(reader)
     assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p") and sum(1 for _ in reader) == 6
     gif = Image.open(io.BytesIO(call(url + made["gif"])[2]))
-    keys = np.stack([read_latent(net, "seed:11", 0.7), read_latent(net, "seed:12", 0.7)])
-    expected = morph_frames(net, keys, 6, False, "w", np.zeros([0], np.float32))
+    seeded = Sampler(net, psi=0.7)
+    keys = np.stack([read_latent(seeded, 11), read_latent(seeded, 12)])
+    expected = morph_frames(Sampler(net), keys, 6, False, "w")
     assert gif.n_frames == 6
     gif.seek(5)
     assert np.abs(np.asarray(gif.convert("RGB")).astype(int) - expected[5]).mean() < 12  # GIF palette
@@ -266,7 +268,7 @@ def test_projection_runs_in_the_background_and_adds_a_face(studio):
 def test_errors_are_one_json_line(studio):
     url, _, _ = studio
     status, _, body = call(f"{url}/api/t/{TAB}/explore?psi=7")
-    assert status == 400 and json.loads(body) == {"error": "--psi 7.0 is outside [-2, 2]"}
+    assert status == 400 and json.loads(body) == {"error": "psi 7.0 is outside [-2, 2]"}  # the query field's name
     status, _, body = call(f"{url}/api/t/{TAB}/live/edit", method="POST", body=b"{not json")
     assert status == 400 and json.loads(body) == {"error": "the request body is not JSON"}
 
@@ -318,9 +320,9 @@ def test_z_only_family_explores_averages_and_morphs(z_studio):
     info = ok_json(f"{url}/api/info")
     assert not info["wplus"] and info["directions"] == [] and info["label_names"] == ["Smiling", "Male"]
     page = ok_json(f"{url}/api/t/{TAB}/explore?start=0&count=2&psi=0.8&attrs=Smiling%3D1")["faces"]
-    c = label_vector(net, attrs="Smiling=1")
+    c = conditioning(net, attrs=parse_attrs("Smiling=1"))
     np.testing.assert_array_equal(c, [1.0, 0.25])
-    expected = list(generate_samples(net, [0, 1], psi=0.8, label=c))
+    expected = list(Sampler(net, psi=0.8, label=c).samples([0, 1]))
     for face, sample in zip(page, expected):
         np.testing.assert_array_equal(pixels(base64.b64decode(face["image"].split(",", 1)[1])), sample.image)
     a = ok_json(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": 0, "psi": 0.8, "attrs": "Smiling=1"})
@@ -329,7 +331,7 @@ def test_z_only_family_explores_averages_and_morphs(z_studio):
                                   seed_to_z(0, 16).astype(np.float32))
     status, png = live(url, TAB, "average", {"op": "average", "faces": [a["id"], b["id"]], "weights": [1, 1]}, 1)
     mean = weighted_average(np.stack([seed_to_z(0, 16), seed_to_z(1, 16)]).astype(np.float32), np.array([0.5, 0.5]))
-    np.testing.assert_array_equal(pixels(png), render(net, mean[None], c, 0.8)[0])
+    np.testing.assert_array_equal(pixels(png), Sampler(net, psi=0.8, label=c).images(mean[None])[0])
     made = ok_json(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"], b["id"]], "frames": 4})
     assert Image.open(io.BytesIO(call(url + made["gif"])[2])).n_frames == 4
     status, png = live(url, TAB, "mix", {"op": "mix", "a": a["id"], "b": b["id"], "layers": "0"}, 2)
@@ -348,12 +350,13 @@ def test_stylegan3_explores_mixes_and_morphs(tmp_path_factory):
         info = ok_json(f"{url}/api/info")
         assert info["architecture"] == "stylegan3" and info["wplus"] and info["num_ws"] == net.G_ema.num_ws
         page = ok_json(f"{url}/api/t/{TAB}/explore?start=0&count=2&psi=0.7")["faces"]
-        sample = next(generate_samples(net, [0], psi=0.7))
+        sample = next(Sampler(net, psi=0.7).samples([0]))
         np.testing.assert_array_equal(pixels(base64.b64decode(page[0]["image"].split(",", 1)[1])), sample.image)
         a, b = open_seed(url, TAB, 0), open_seed(url, TAB, 1)
-        wa, wb = read_latent(net, "seed:0", 0.7), read_latent(net, "seed:1", 0.7)
+        seeded = Sampler(net, psi=0.7)
+        wa, wb = read_latent(seeded, 0), read_latent(seeded, 1)
         status, png = live(url, TAB, "mix", {"op": "mix", "a": a["id"], "b": b["id"], "layers": "0-3"}, 1)
-        np.testing.assert_array_equal(pixels(png), render(net, style_mix(wa, wb, [0, 1, 2, 3])[None])[0])
+        np.testing.assert_array_equal(pixels(png), Sampler(net).images(style_mix(wa, wb, [0, 1, 2, 3])[None])[0])
         made = ok_json(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"], b["id"]], "frames": 3})
         assert Image.open(io.BytesIO(call(url + made["gif"])[2])).n_frames == 3
 

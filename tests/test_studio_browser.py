@@ -11,10 +11,10 @@ from PIL import Image
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from facegen_cli.generate import generate_samples  # noqa: E402
 from facegen_cli.latent.directions import conditioned, move, sefa_directions  # noqa: E402
 from facegen_cli.latent.mixing import style_mix  # noqa: E402
-from facegen_cli.latent.sources import read_latent, render  # noqa: E402
+from facegen_cli.latent.sources import read_latent  # noqa: E402
+from facegen_cli.sampler import Sampler  # noqa: E402
 from facegen_cli.studio import browser  # noqa: E402
 from studio_helpers import tiny_studio  # noqa: E402
 
@@ -60,12 +60,12 @@ def test_explore_grid_pages_psi_and_downloads(site):
     grid = driver.find_elements("css selector", "#explore-grid img")
     assert [int(img.get_attribute("data-seed")) for img in grid] == list(range(12))
     first = pixels(browser.image_bytes(driver, grid[0]))
-    np.testing.assert_array_equal(first, next(generate_samples(net, [0], psi=0.7)).image)
+    np.testing.assert_array_equal(first, next(Sampler(net, psi=0.7).samples([0])).image)
     browser.set_slider(driver, driver.find_element("id", "explore-psi"), 0.2)
     browser.wait_for(driver, "return document.querySelector('#explore-grid img').src !== arguments[0]", 60,
                      grid[0].get_attribute("src"))
     moved = pixels(browser.image_bytes(driver, driver.find_element("css selector", "#explore-grid img")))
-    np.testing.assert_array_equal(moved, next(generate_samples(net, [0], psi=0.2)).image)
+    np.testing.assert_array_equal(moved, next(Sampler(net, psi=0.2).samples([0])).image)
     driver.find_element("id", "explore-next").click()
     browser.wait_for(driver, "return document.querySelector('#explore-grid img').dataset.seed === '12'")
     driver.find_element("css selector", "#explore-grid img[data-seed='14']").click()
@@ -73,8 +73,9 @@ def test_explore_grid_pages_psi_and_downloads(site):
     assert driver.find_element("id", "explore-face-name").text == "seed 14 (psi 0.2)"
     driver.find_element("id", "explore-face-png").click()
     png = wait_download(downloads, "seed-14-psi-0.2.png")
-    ws = read_latent(net, "seed:14", 0.2)
-    np.testing.assert_array_equal(pixels(png.read_bytes()), render(net, ws[None])[0])  # a valid PNG of that face
+    sampler = Sampler(net, psi=0.2)
+    ws = read_latent(sampler, 14)
+    np.testing.assert_array_equal(pixels(png.read_bytes()), sampler.images(ws[None])[0])  # a valid PNG of that face
     driver.find_element("id", "explore-face-npy").click()
     np.testing.assert_array_equal(np.load(wait_download(downloads, "seed-14-psi-0.2.npy")), ws)
     browser.set_slider(driver, driver.find_element("id", "explore-psi"), 0.7)
@@ -85,16 +86,17 @@ def test_edit_sliders_change_the_face(site):
     browser.open_seed(driver, 5)
     browser.goto(driver, "edit")
     browser.settled(driver, "edit-img")
-    ws = read_latent(net, "seed:5", 0.7)
-    np.testing.assert_array_equal(shown(driver, "edit-img"), render(net, ws[None])[0])
+    sampler = Sampler(net, psi=0.7)
+    ws = read_latent(sampler, 5)
+    np.testing.assert_array_equal(shown(driver, "edit-img"), sampler.images(ws[None])[0])
     slider = driver.find_element("css selector", "#edit-sliders input[data-direction='sefa-01']")
     before = driver.execute_script("return studio.shown")
     for value in np.linspace(0.1, 3.0, 30):  # a drag: each change supersedes the one before
         browser.set_slider(driver, slider, round(float(value), 1))
     browser.wait_for(driver, "return studio.shown > arguments[0]", 60, before)
     direction = {d.name: d for d in sefa_directions(net, 8)}["sefa-01"]
-    expected = render(net, move(ws, conditioned(direction.vector, []), 3.0)[None])[0]  # as `facegen edit` moves
-    assert np.abs(expected.astype(int) - render(net, ws[None])[0]).mean() > 1  # the slider changes the face
+    expected = sampler.images(move(ws, conditioned(direction.vector, []), 3.0)[None])[0]  # as `facegen edit` moves
+    assert np.abs(expected.astype(int) - sampler.images(ws[None])[0]).mean() > 1  # the slider changes the face
     browser.settled(driver, "edit-img")
     np.testing.assert_array_equal(shown(driver, "edit-img"), expected)  # the last position wins
     assert driver.find_element("id", "edit-latency").text.endswith(" ms")
@@ -116,11 +118,12 @@ def test_mix_layers_live(site):
         document.getElementById('mix-a').value = arguments[0];
         document.getElementById('mix-b').value = arguments[1];
         document.getElementById('mix-b').dispatchEvent(new Event('change'));""", faces[-2], faces[-1])
-    wa, wb = read_latent(net, "seed:1", 0.7), read_latent(net, "seed:2", 0.7)
+    seeded = Sampler(net, psi=0.7)
+    wa, wb = read_latent(seeded, 1), read_latent(seeded, 2)
     for preset, layers in (("middle", [4, 5, 6, 7]), ("all", list(range(8))), ("none", [])):
         driver.find_element("css selector", f"[data-preset={preset}]").click()
         browser.settled(driver, "mix-img")
-        np.testing.assert_array_equal(shown(driver, "mix-img"), render(net, style_mix(wa, wb, layers)[None])[0])
+        np.testing.assert_array_equal(shown(driver, "mix-img"), seeded.images(style_mix(wa, wb, layers)[None])[0])
 
 
 def test_morph_plays_h264_in_the_page(site):

@@ -14,11 +14,13 @@ from typer.testing import CliRunner
 from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.errors import BadInput
-from facegen_cli.generate import generate_samples, parse_translate, write_samples
+from facegen_cli.generate import write_samples
 from facegen_cli.metrics.equivariance import generator_eqt, shift_image, translation_psnr
 from facegen_cli.models.registry import get_architecture
 from facegen_cli.models.stylegan3 import (CONFIG_R_CHANGES, Generator, SynthesisNetwork, config_name,
                                           design_lowpass_filter, kwargs_from_nvidia, layer_schedule)
+from facegen_cli.sampler import Sampler
+from facegen_cli.specs import parse_translate
 from tiny_nets import tiny_checkpoint
 
 TINY = dict(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, channel_base=256, channel_max=32, num_layers=6)
@@ -241,7 +243,7 @@ def test_checkpoint_round_trip_and_generate(tmp_path):
         path = save_checkpoint(tmp_path / f"sg3{cfg}.safetensors", "stylegan3", kwargs, G)
         net = load_checkpoint(path)
         assert net.architecture.has_wplus and get_architecture("stylegan3").make_G is Generator
-        samples = list(generate_samples(net, [0, 7], psi=0.7, noise_mode="const"))
+        samples = list(Sampler(net, psi=0.7, noise_mode="const").samples([0, 7]))
         assert samples[0].image.shape == (16, 16, 3) and samples[0].ws.shape == (G.num_ws, 16)
         z = torch.from_numpy(np.random.RandomState(7).randn(1, 16)).float()
         with torch.no_grad():
@@ -249,7 +251,7 @@ def test_checkpoint_round_trip_and_generate(tmp_path):
         got = torch.from_numpy(samples[1].image).permute(2, 0, 1).float()
         assert (got - (expect[0] * 127.5 + 128).clamp(0, 255).floor()).abs().max() <= 1
         assert got.std() > 1
-        random_mode = list(generate_samples(net, [7], psi=0.7, noise_mode="random"))
+        random_mode = list(Sampler(net, psi=0.7, noise_mode="random").samples([7]))
         assert np.array_equal(random_mode[0].image, samples[1].image)  # no noise inputs in StyleGAN3
 
 
@@ -269,9 +271,10 @@ def test_generate_translate_and_rotate(tmp_path):
     got = np.asarray(Image.open(tmp_path / "out" / "seed0005.png"))
     assert np.abs(got.astype(int) - expect.astype(int)).max() <= 1
     net = load_checkpoint(path)
-    list(write_samples(net, [5], tmp_path / "again", translate=(0.1, 0.0)))
+    list(write_samples(Sampler(net, translate=(0.1, 0.0)), [5], tmp_path / "again"))
     assert torch.equal(net.G_ema.synthesis.input.transform, torch.eye(3))  # restored afterwards
+    assert parse_translate("0.25,-0.1") == (0.25, -0.1)
     with pytest.raises(BadInput, match="--translate"):
         parse_translate("0.1")
     with pytest.raises(BadInput, match="StyleGAN3"):
-        write_samples(load_checkpoint(tiny_checkpoint(tmp_path / "sg2.safetensors")), [0], tmp_path / "x", rotate=5)
+        Sampler(load_checkpoint(tiny_checkpoint(tmp_path / "sg2.safetensors")), rotate=5)

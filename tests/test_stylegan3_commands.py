@@ -19,9 +19,12 @@ from facegen_cli.cli.main import app
 from facegen_cli.latent.directions import Direction, save_direction, sefa, store_dir
 from facegen_cli.latent.interpolate import morph_frames
 from facegen_cli.latent.project import ProjectOptions, project
-from facegen_cli.latent.sources import parse_layers, read_latent, render, w_resolutions
+from facegen_cli.latent.layers import resolve_layers, w_resolutions
+from facegen_cli.latent.sources import read_latent
 from facegen_cli.models.stylegan3 import Generator
 from facegen_cli.networks import load_network
+from facegen_cli.sampler import Sampler
+from facegen_cli.specs import parse_layers
 from tiny_nets import D_KWARGS, SG3_KWARGS, SG3_R, tiny_D, tiny_sg3
 
 pytestmark = pytest.mark.usefixtures("private_cache")
@@ -85,12 +88,12 @@ def test_layer_groups_follow_each_layers_band():
     with torch.device("meta"):
         G = Generator(img_resolution=1024)
     assert w_resolutions(G) == [4, 4, 4, 8, 16, 16, 32, 64, 64, 128, 256, 256, 512, 1024, 1024, 1024]
-    groups = {name: parse_layers(name, G) for name in ("coarse", "middle", "fine")}
+    groups = {name: resolve_layers(G, parse_layers(name)) for name in ("coarse", "middle", "fine")}
     assert groups == {"coarse": [0, 1, 2, 3], "middle": [4, 5, 6], "fine": list(range(7, 16))}
     with torch.device("meta"):
         G256 = Generator(img_resolution=256)
-    assert parse_layers("middle", G256) == [5, 6, 7, 8]
-    assert parse_layers("coarse", 18) == [0, 1, 2, 3]  # a bare W+ length counts as StyleGAN2
+    assert resolve_layers(G256, parse_layers("middle")) == [5, 6, 7, 8]
+    assert resolve_layers(18, parse_layers("coarse")) == [0, 1, 2, 3]  # a bare W+ length counts as StyleGAN2
 
 
 def test_mix_takes_the_middle_entries_from_b(sg3_path, sg3_net, tmp_path):
@@ -99,12 +102,13 @@ def test_mix_takes_the_middle_entries_from_b(sg3_path, sg3_net, tmp_path):
     result = run("mix", "seed:1", "seed:2", "--layers", "middle", "--save-latents", "--network", sg3_path,
                  "--out", tmp_path)
     assert result.exit_code == 0, result.stderr
-    a, b = (read_latent(sg3_net, f"seed:{s}") for s in (1, 2))
+    sampler = Sampler(sg3_net)
+    a, b = (read_latent(sampler, s) for s in (1, 2))
     mixed = np.load(tmp_path / "mix-seed0001-seed0002.npy")
     assert np.array_equal(mixed[:5], a[:5]) and np.array_equal(mixed[5:], b[5:]) and not np.allclose(a[5:], b[5:])
     image = np.asarray(Image.open(tmp_path / "mix-seed0001-seed0002.png"))
-    assert np.array_equal(image, render(sg3_net, mixed[None])[0])
-    assert not np.array_equal(image, render(sg3_net, a[None])[0])
+    assert np.array_equal(image, sampler.images(mixed[None])[0])
+    assert not np.array_equal(image, sampler.images(a[None])[0])
     fine = run("mix", "seed:1", "seed:2", "--layers", "fine", "--network", sg3_path, "--out", tmp_path / "f")
     assert fine.exit_code == 2 and "has no fine layers" in one_error_line(fine)
 
@@ -120,7 +124,8 @@ def test_sefa_factorises_the_synthesis_layers_style_affines(sg3_path, sg3_net, t
     for rank in range(3):
         got = np.load(tmp_path / f"sefa-{rank:02d}.npy")
         assert abs(float(got @ vectors[:, -1 - rank])) == pytest.approx(1, abs=1e-5)
-    coarse_vectors, _ = sefa(sg3_net, 2, parse_layers("coarse", G))  # W+ 0-4: the input's transform is skipped
+    coarse = resolve_layers(G, parse_layers("coarse"))  # W+ 0-4: the input's transform is skipped
+    coarse_vectors, _ = sefa(sg3_net, 2, coarse)
     B = A[: sum(c.affine.weight.shape[0] for c in convs[:4])]  # entries 1-4 are L0-L3
     assert abs(float(coarse_vectors[0] @ np.linalg.eigh(B.T @ B)[1][:, -1])) == pytest.approx(1, abs=1e-5)
     refused = run("directions", "sefa", sg3_path, "--layers", "0", "--out", tmp_path / "r")
@@ -134,19 +139,21 @@ def test_edit_moves_along_a_stored_direction(sg3_path, sg3_net, tmp_path):
     result = run("edit", "seed:3", "-d", "smile", "--strength", "2", "--layers", "coarse", "--save-latents",
                  "--network", sg3_path, "--out", tmp_path)
     assert result.exit_code == 0, result.stderr
-    ws = read_latent(sg3_net, "seed:3")
+    sampler = Sampler(sg3_net)
+    ws = read_latent(sampler, 3)
     edited = np.load(tmp_path / "seed0003-smile_+2.npy")
     assert np.allclose(edited[:5], ws[:5] + 2 * vector, atol=1e-6) and np.array_equal(edited[5:], ws[5:])
     image = np.asarray(Image.open(tmp_path / "seed0003-smile_+2.png"))
-    assert np.array_equal(image, render(sg3_net, edited[None])[0])
+    assert np.array_equal(image, sampler.images(edited[None])[0])
 
 
 def test_interpolate_in_w(sg3_net):
-    keys = np.stack([read_latent(sg3_net, f"seed:{s}") for s in (1, 2)])
-    frames = morph_frames(sg3_net, keys, 3, False, "w", None)
+    sampler = Sampler(sg3_net)
+    keys = np.stack([read_latent(sampler, s) for s in (1, 2)])
+    frames = morph_frames(sampler, keys, 3, False, "w")
     assert frames.shape == (3, 16, 16, 3)
-    assert np.array_equal(frames[0], render(sg3_net, keys[:1])[0])
-    assert np.array_equal(frames[1], render(sg3_net, keys.mean(0, keepdims=True))[0])
+    assert np.array_equal(frames[0], sampler.images(keys[:1])[0])
+    assert np.array_equal(frames[1], sampler.images(keys.mean(0, keepdims=True))[0])
 
 
 @pytest.mark.slow  # ~2.5 min with the machine loaded 15x; the recipe itself is held by test_latent_project
@@ -157,8 +164,9 @@ def test_project_without_noise_maps(tmp_path):
     with torch.no_grad():
         G.mapping.w_avg.copy_(G.mapping(torch.randn(2000, G.z_dim), None)[:, 0].mean(0))
     net = load_network(save_checkpoint(tmp_path / "smooth.safetensors", "stylegan3", SG3_KWARGS, G))
-    target = render(net, read_latent(net, "seed:5")[None])[0]
-    start = render(net, G.mapping.w_avg.numpy()[None, None].repeat(G.num_ws, 1))[0]
+    sampler = Sampler(net)
+    target = sampler.images(read_latent(sampler, 5)[None])[0]
+    start = sampler.images(G.mapping.w_avg.numpy()[None, None].repeat(G.num_ws, 1))[0]
     ws, image, stats = project(net, target, ProjectOptions(steps=60, wplus=True, perceptual_weight=0))
     assert ws.shape == (8, 16) and np.isfinite(ws).all()
     mse = [float(((x.astype(np.float64) - target) ** 2).mean()) for x in (start, image)]
@@ -168,7 +176,6 @@ def test_project_without_noise_maps(tmp_path):
 
 @pytest.mark.slow  # loads Inception: ~1.5 min with the machine loaded 15x
 def test_fid_of_a_stylegan3_network_equals_its_images_saved(sg3_path, sg3_net, tmp_path):
-    from facegen_cli.generate import generate_images
     from facegen_cli.images import save_image
     from facegen_cli.metrics.fid import compute_fid
     from facegen_cli.metrics.inception import InceptionFeatures
@@ -177,7 +184,8 @@ def test_fid_of_a_stylegan3_network_equals_its_images_saved(sg3_path, sg3_net, t
     folder, other = tmp_path / "same", tmp_path / "other"
     for dest, chosen in ((folder, seeds), (other, list(range(100, 106)))):
         dest.mkdir()
-        for seed, image in zip(chosen, np.concatenate(list(generate_images(sg3_net, chosen, psi=0.7, batch=6)))):
+        images = np.concatenate(list(Sampler(sg3_net, psi=0.7, batch=6).image_batches(chosen)))
+        for seed, image in zip(chosen, images):
             save_image(image, dest / f"seed{seed:04d}.png")
     extractor = InceptionFeatures("clean")
     same = compute_fid(sg3_path, folder, seeds=seeds, psi=0.7, batch=6, extractor=extractor)

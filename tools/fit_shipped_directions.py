@@ -41,6 +41,7 @@ from facegen_cli.latent.boundary import fit_boundary, sample_scores  # noqa: E40
 from facegen_cli.latent.classifier import load_classifier, read_labelled  # noqa: E402
 from facegen_cli.latent.directions import Direction, run_edit, save_direction, shipped_dir  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
+from facegen_cli.sampler import Sampler  # noqa: E402
 
 FACEGEN = str(Path(sys.executable).with_name("facegen"))
 WEIGHTS = REPO / "weights"
@@ -182,12 +183,12 @@ def fit_all(samples: int, ratio: float, work: Path) -> dict[str, float]:
 def figure(work: Path, seed: int, out: Path) -> None:
     """`facegen edit seed:SEED --direction NAME --range -3:3` for each direction (its engine, in this
     process), labelled and stacked into one PNG."""
-    net = load_network(None, "cpu")
+    sampler = Sampler(load_network(None, "cpu"))
     strips = []
     for name in DIRECTIONS:
         print(f"$ facegen edit seed:{seed} --direction {name} --range -3:3 --steps 7 --out {work / 'edits'}",
               flush=True)
-        (path,) = run_edit(net, f"seed:{seed}", name, work / "edits", span="-3:3", steps=7)
+        (path,) = run_edit(sampler, seed, name, work / "edits", span=(-3.0, 3.0), steps=7)
         strips.append((name, Image.open(path).convert("RGB")))
     label_w = 120
     width, height = strips[0][1].size
