@@ -9,7 +9,7 @@ import typer
 from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
                                     precision_option)
 from facegen_cli.cli.options import (attr_option, label_option, layer_indices, layers_help, make_sampler,
-                                     psi_option, read_sources)
+                                     psi_option, read_sources, save_latents_option)
 
 
 def _check_range(value: Optional[str]) -> Optional[str]:
@@ -31,7 +31,7 @@ def edit(
     layers: Optional[str] = typer.Option(None, "--layers", help=f"Only these W+ layers: {layers_help}."),
     conditional: Optional[str] = typer.Option(None, "--conditional", help="Directions to keep fixed, e.g. Male "
                                                                           "(projected out of the edit)."),
-    save_latents: bool = typer.Option(False, "--save-latents", help="Also write the edited W+ as .npy."),
+    save_latents: bool = save_latents_option,
     network: Optional[str] = network_option,
     psi: float = psi_option,
     noise_mode: str = noise_mode_option,

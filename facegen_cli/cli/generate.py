@@ -9,7 +9,7 @@ import typer
 from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
                                     precision_option, progress, read_stdin_tokens)
 from facegen_cli.cli.options import (attr_default_option, attr_option, batch_option, cutoff_option, label_option,
-                                     make_sampler, psi_option, rotate_option, translate_option)
+                                     make_sampler, psi_option, rotate_option, save_latents_option, translate_option)
 
 
 def generate(
@@ -26,7 +26,7 @@ def generate(
     precision: str = precision_option,
     out: Path = out_option(Path("out"), "Output folder."),
     grid: Optional[str] = typer.Option(None, "--grid", help="ROWSxCOLS: write one grid image instead of one per seed."),
-    save_latents: bool = typer.Option(False, "--save-latents", help="Write each image's W+ as seedNNNN.npy."),
+    save_latents: bool = save_latents_option,
     fmt: str = typer.Option("png", "--format", help="png or jpg."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per image instead of paths."),
     translate: Optional[str] = translate_option,

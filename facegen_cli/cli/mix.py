@@ -9,7 +9,7 @@ import typer
 from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
                                     precision_option)
 from facegen_cli.cli.options import (attr_option, label_option, layer_indices, layers_help, make_sampler,
-                                     psi_option, read_sources)
+                                     psi_option, read_sources, save_latents_option)
 
 
 def mix(
@@ -20,7 +20,7 @@ def mix(
     grid: bool = typer.Option(False, "--grid", help="One figure: A as rows, B as columns, sources on the borders."),
     average: bool = typer.Option(False, "--average", help="Weighted average of all inputs instead of mixing."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Weights for --average, e.g. 0.3,0.7."),
-    save_latents: bool = typer.Option(False, "--save-latents", help="Also write each result's latent as .npy."),
+    save_latents: bool = save_latents_option,
     psi: float = psi_option,
     noise_mode: str = noise_mode_option,
     label: Optional[str] = label_option,

@@ -26,6 +26,8 @@ attr_option = typer.Option(None, "--attr", help="Attributes like Male=1,Smiling=
 attr_default_option = typer.Option(None, "--attr-default", help="Attributes --attr leaves unnamed: mean (data "
                                                                 "frequency) or N.")
 batch_option = typer.Option(8, "--batch", min=1, help="Images per forward pass.")
+save_latents_option = typer.Option(False, "--save-latents", help="Also write each image's latent as .npy beside it "
+                                                                 "(W+; z on the classic families).")
 translate_option = typer.Option(None, "--translate", help="X,Y: shift a StyleGAN3 image by fractions of its size.")
 rotate_option = typer.Option(None, "--rotate", help="Turn a StyleGAN3 image by DEG degrees.")
 layers_help = "coarse, middle, fine or ranges like 0-3,8-"
