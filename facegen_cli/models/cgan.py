@@ -9,7 +9,11 @@ from facegen_cli.models.dcgan import Discriminator
 
 
 class ACGANDiscriminator(Discriminator):
-    """DCGAN discriminator whose last conv also yields `c_dim` auxiliary attribute logits."""
+    """DCGAN discriminator whose last conv also yields `c_dim` auxiliary attribute logits.
+
+    Constructor kwargs (stored in checkpoint headers): `c_dim` the number of attribute logits (the image
+    alone goes in; no label is concatenated); the others are dcgan.Discriminator's, documented there.
+    """
 
     def __init__(self, c_dim: int = 40, img_resolution: int = 64, img_channels: int = 3, width: int = 64,
                  spectral_norm: bool = False, mbstd: bool = False, batch_norm: bool = True):

@@ -7,7 +7,11 @@ from facegen_cli.models.dcgan import Discriminator
 
 
 class Encoder(Discriminator):
-    """DCGAN discriminator body whose last conv yields the mean and log-variance of q(z|x)."""
+    """DCGAN discriminator body whose last conv yields the mean and log-variance of q(z|x).
+
+    Constructor kwargs (stored in checkpoint headers): `z_dim` the size of z (the decoder, dcgan.Generator,
+    takes the same); `img_resolution`, `img_channels`, `width` as in dcgan.Discriminator.
+    """
 
     def __init__(self, z_dim: int = 128, img_resolution: int = 64, img_channels: int = 3, width: int = 64):
         super().__init__(img_resolution=img_resolution, img_channels=img_channels, width=width, out_dim=2 * z_dim)
