@@ -40,8 +40,9 @@ class GANLoss:
         return self.D.heads(img) if self.auxiliary else (self.D(img, c), None)
 
     def accumulate(self, phase: str, real: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
-                   gen_c: torch.Tensor, gain: float) -> dict[str, torch.Tensor]:
-        """Backpropagate this phase's loss (times `gain`) and return its statistics."""
+                   gen_c: torch.Tensor, gain: float, cur_nimg: int = 0) -> dict[str, torch.Tensor]:
+        """Backpropagate this phase's loss (times `gain`) and return its statistics; nothing here follows
+        `cur_nimg`, the images shown so far."""
         stats: dict[str, torch.Tensor] = {}
         if phase == "Gmain":
             logits, aux = self.run_D(self.G(gen_z, gen_c), gen_c)
@@ -103,8 +104,8 @@ class VAELoss:
         self.recon = recon
 
     def accumulate(self, phase: str, real: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
-                   gen_c: torch.Tensor, gain: float) -> dict[str, torch.Tensor]:
-        """Backpropagate the negative ELBO (times `gain`) and return its parts."""
+                   gen_c: torch.Tensor, gain: float, cur_nimg: int = 0) -> dict[str, torch.Tensor]:
+        """Backpropagate the negative ELBO (times `gain`) and return its parts (at any `cur_nimg`)."""
         if phase != "VAE":
             raise ValueError(f"unknown phase {phase!r}")
         z, mu, logvar = self.E.sample(real)

@@ -294,7 +294,8 @@ class Trainer:
         phase.set_trainable(True)
         rounds = list(zip(*(t.split(self.opts.batch_gpu) for t in inputs)))
         for real, real_c, gen_z, gen_c in rounds:
-            losses = self.loss.accumulate(phase.name, real, real_c, gen_z, gen_c, gain=phase.gain / len(rounds))
+            losses = self.loss.accumulate(phase.name, real, real_c, gen_z, gen_c, gain=phase.gain / len(rounds),
+                                          cur_nimg=self.cur_nimg)
             stats = self._record(losses, running, phase.name)
             if self.ada is not None and "D_real_sign" in stats:
                 self.ada.observe(stats["D_real_sign"])
