@@ -13,8 +13,10 @@ def train(
     data: Path = typer.Argument(..., exists=True,
                                 help="Dataset folder or zip (from facegen prepare, or same-size images)."),
     out: Path = out_option(Path("runs"), "Folder that receives the run folders."),
-    model: str = typer.Option("stylegan2", "--model", help="stylegan2, dcgan, cgan, acgan, vae or wgan-gp."),
-    cfg: str = typer.Option("small", "--cfg", help="Preset: small (32-128 px), paper256, stylegan2 (1024 px)."),
+    model: Optional[str] = typer.Option(None, "--model", help="stylegan2 (default), stylegan3, dcgan, cgan, acgan, "
+                                        "vae or wgan-gp; --cfg stylegan3-t|r picks stylegan3."),
+    cfg: Optional[str] = typer.Option(None, "--cfg", help="Preset: small (32-128 px, the default), paper256, "
+                                      "stylegan2 (1024 px); stylegan3-t, stylegan3-r (NVIDIA's StyleGAN3 configs)."),
     res: Optional[int] = typer.Option(None, "--res", min=4, help="Resolution (default: the data's)."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Total batch size over all processes."),
     batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu", min=1,
@@ -53,7 +55,7 @@ def train(
     precision: str = precision_option,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),
 ) -> None:
-    """Train StyleGAN2 (or another family) with snapshots, stats and exact resume."""
+    """Train StyleGAN2, StyleGAN3 (or another family) with snapshots, stats and exact resume."""
     from facegen_cli.train.loop import Trainer
     from facegen_cli.train.options import TrainOptions
     from facegen_cli.train.plan import plan_training

@@ -19,7 +19,7 @@ from facegen_cli.models import cgan, dcgan, stylegan2, stylegan3, vae
 class Training:
     """How the shared training loop trains a family: plain data, so models never import train."""
 
-    objective: str  # stylegan2, bce, acgan, wgan or vae: the loss and optimiser schedule
+    objective: str  # stylegan2, stylegan3, bce, acgan, wgan or vae: the loss and optimiser schedule
     conditional: bool = False  # trains on the dataset's labels whether or not cond is asked for
     options: tuple[str, ...] = ()  # the TrainOptions.model_kwargs it reads
     defaults: dict = field(default_factory=dict)  # option values replacing the preset's where left unset
@@ -55,8 +55,9 @@ VAE_OPTIONS = ("width", "pixel_norm", "beta", "recon")  # the generator's settin
 
 register(Architecture("stylegan2", stylegan2.Generator, stylegan2.Discriminator, has_wplus=True,
                       training=Training("stylegan2")))
-# NVIDIA trains StyleGAN3 generators against the StyleGAN2 discriminator.
-register(Architecture("stylegan3", stylegan3.Generator, stylegan2.Discriminator, has_wplus=True))
+# NVIDIA trains StyleGAN3 generators against the StyleGAN2 discriminator, with StyleGAN2's loss set its own way.
+register(Architecture("stylegan3", stylegan3.Generator, stylegan2.Discriminator, has_wplus=True,
+                      training=Training("stylegan3")))
 register(Architecture("dcgan", dcgan.Generator, dcgan.Discriminator, training=Training("bce", options=GAN_OPTIONS)))
 register(Architecture("cgan", dcgan.Generator, dcgan.Discriminator,
                       training=Training("bce", conditional=True, options=GAN_OPTIONS)))

@@ -14,6 +14,7 @@ from torch import nn
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.models.dcgan import RESOLUTIONS
 from facegen_cli.models.registry import ARCHITECTURES, Architecture
+from facegen_cli.models.stylegan3 import CONFIG_R_CHANGES, config_name
 from facegen_cli.train.augment import AugmentPipe
 from facegen_cli.train.classic_losses import GANLoss, VAELoss
 from facegen_cli.train.options import TrainOptions
@@ -54,8 +55,8 @@ class Family(Protocol):
         """The optimiser steps of one training step, with their intervals."""
 
     def loss(self, G: nn.Module, D: nn.Module, augment: AugmentPipe | None, opts: TrainOptions):
-        """An object with `accumulate(phase, real, real_c, gen_z, gen_c, gain) -> stats`: scalar tensors
-        by name; a `D_real_sign` entry (mean sign of D on reals) drives the ADA controller."""
+        """An object with `accumulate(phase, real, real_c, gen_z, gen_c, gain, cur_nimg) -> stats`: scalar
+        tensors by name; a `D_real_sign` entry (mean sign of D on reals) drives the ADA controller."""
 
 
 def lazy_phases(name: str, module: nn.Module, lr: float, betas: tuple[float, float], reg_interval: int | None,
@@ -92,8 +93,11 @@ def check_model_kwargs(arch: str, model_kwargs: dict, options: tuple[str, ...]) 
 
 
 class StyleGAN2Family:
+    """StyleGAN2: NVIDIA's loss with style mixing, lazy R1 and lazy path-length regularisation."""
+
     sample_kwargs = {"noise_mode": "const"}
-    G_reg_interval = 4
+    min_resolution = 32
+    G_reg_interval: int | None = 4
     D_reg_interval = 16
 
     def __init__(self, arch: Architecture):
@@ -104,15 +108,19 @@ class StyleGAN2Family:
 
     def build(self, opts: TrainOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
         check_model_kwargs(self.arch, opts.model_kwargs, self.options)
-        if not 32 <= resolution <= 1024:
-            raise BadInput(f"StyleGAN2 trains at 32-1024 px; the data is {resolution}px")
+        if not self.min_resolution <= resolution <= 1024:
+            raise BadInput(f"{self.arch} trains at {self.min_resolution}-1024 px; the data is {resolution}px")
         fp16 = dict(num_fp16_res=4, conv_clamp=256) if opts.fp16 else {}
         G_kwargs = dict(z_dim=opts.z_dim, c_dim=c_dim, w_dim=opts.w_dim, img_resolution=resolution,
                         img_channels=channels, mapping_layers=opts.map, channel_base=opts.cbase,
                         channel_max=opts.cmax, **fp16)
         D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels, channel_base=opts.cbase,
                         channel_max=opts.cmax, mbstd_group_size=min(opts.batch_gpu, 4), **fp16)
-        return G_kwargs, D_kwargs
+        return {**G_kwargs, **self.generator_kwargs(opts)}, D_kwargs
+
+    def generator_kwargs(self, opts: TrainOptions) -> dict:
+        """G's settings beyond those it shares with D."""
+        return {}
 
     def network_options(self, G_kwargs: dict) -> dict:
         return dict(z_dim=G_kwargs["z_dim"], w_dim=G_kwargs["w_dim"], map=G_kwargs.get("mapping_layers", 8),
@@ -124,7 +132,49 @@ class StyleGAN2Family:
                               frozen=frozen_discriminator_layers(D, opts.freezed)))
 
     def loss(self, G: nn.Module, D: nn.Module, augment: AugmentPipe | None, opts: TrainOptions) -> StyleGAN2Loss:
-        return StyleGAN2Loss(G, D, augment=augment, r1_gamma=opts.gamma, precision=opts.precision)
+        return StyleGAN2Loss(G, D, augment=augment, r1_gamma=opts.gamma, precision=opts.precision,
+                             **self.loss_options(opts))
+
+    def loss_options(self, opts: TrainOptions) -> dict:
+        """StyleGAN2Loss's settings beyond R1 and precision: its defaults are StyleGAN2's."""
+        return {}
+
+
+R_CHANNELS = 2  # config R doubles G's channel_base and channel_max (not D's)
+BLUR_SIGMA = 10  # config R: D's images blurred this much at the start ...
+BLUR_FADE = 200 / 32  # ... fading out over this many kimg per image of the batch
+
+
+class StyleGAN3Family(StyleGAN2Family):
+    """StyleGAN3 as NVIDIA's stylegan3 train.py sets it up: StyleGAN2's loss and discriminator, no style
+    mixing and no path length (so no lazy G step: train.py sets G_reg_interval for stylegan2 only), G's
+    magnitude EMAs over 20 kimg, and for config R (`--cfg stylegan3-r`) CONFIG_R_CHANGES and the blur."""
+
+    min_resolution = 16
+    G_reg_interval = None
+
+    def generator_kwargs(self, opts: TrainOptions) -> dict:
+        kw: dict = dict(magnitude_ema_beta=0.5 ** (opts.batch / 20000))
+        if not opts.fp16:  # the generator's defaults are NVIDIA's fp16 layers
+            kw.update(num_fp16_res=0, conv_clamp=None)
+        if opts.cfg == "stylegan3-r":
+            kw.update(CONFIG_R_CHANGES, channel_base=opts.cbase * R_CHANNELS, channel_max=opts.cmax * R_CHANNELS)
+        return kw
+
+    def network_options(self, G_kwargs: dict) -> dict:
+        radial = config_name(G_kwargs) == "R"
+        scale = R_CHANNELS if radial else 1
+        shared = {"mapping_layers": 2, **G_kwargs, "channel_base": G_kwargs.get("channel_base", 32768) // scale,
+                  "channel_max": G_kwargs.get("channel_max", 512) // scale}
+        return {**super().network_options(shared), "cfg": "stylegan3-r" if radial else "stylegan3-t"}
+
+    def loss_options(self, opts: TrainOptions) -> dict:
+        # The blur is NVIDIA's train.py's (sigma 10 fading over batch * 200 / 32 kimg, for stylegan3-r alone: T
+        # sees sharp images throughout), so a run here is set up as one there. The magnitude EMAs move with w_avg
+        # in G's own pass of each step; NVIDIA moves both in the pass that draws D's fakes, also once a step.
+        radial = opts.cfg == "stylegan3-r"
+        blur = dict(blur_init_sigma=BLUR_SIGMA, blur_fade_kimg=opts.batch * BLUR_FADE) if radial else {}
+        return dict(style_mixing_prob=0.0, pl_weight=0.0, synthesis_emas=True, **blur)
 
 
 WGAN_N_CRITIC = 5
@@ -190,8 +240,8 @@ class ClassicFamily:
 
 
 OBJECTIVES: dict[str, Callable[[Architecture], Family]] = {
-    "stylegan2": StyleGAN2Family, "bce": ClassicFamily, "acgan": ClassicFamily, "wgan": ClassicFamily,
-    "vae": ClassicFamily,
+    "stylegan2": StyleGAN2Family, "stylegan3": StyleGAN3Family, "bce": ClassicFamily, "acgan": ClassicFamily,
+    "wgan": ClassicFamily, "vae": ClassicFamily,
 }
 FAMILIES: dict[str, Family] = {name: OBJECTIVES[arch.training.objective](arch)
                                for name, arch in ARCHITECTURES.items() if arch.training is not None}

@@ -9,6 +9,10 @@ from pathlib import Path
 from facegen_cli.errors import BadInput
 from facegen_cli.precision import check_precision
 
+# NVIDIA's stylegan3 train.py, configs T and R alike (R's changes to G are in train/families.py); the EMA
+# over batch * 10 / 32 kimg and the R1 weight from the resolution, as for `small`.
+STYLEGAN3 = dict(z_dim=512, w_dim=512, map=2, cbase=32768, cmax=512, batch=32, glr=0.0025, dlr=0.002,
+                 ema_kimg=None, gamma=None)
 PRESETS: dict[str, dict] = {
     # 32-128 px on small data: narrow, shallow mapping, quick on a CPU or one GPU.
     "small": dict(z_dim=256, w_dim=256, map=2, cbase=4096, cmax=256, batch=16, glr=0.0025, dlr=0.0025,
@@ -19,7 +23,11 @@ PRESETS: dict[str, dict] = {
     # Config F of the StyleGAN2 paper (1024 px FFHQ).
     "stylegan2": dict(z_dim=512, w_dim=512, map=8, cbase=32768, cmax=512, batch=32, glr=0.002, dlr=0.002,
                       ema_kimg=10, gamma=10.0),
+    "stylegan3-t": STYLEGAN3,
+    "stylegan3-r": STYLEGAN3,
 }
+# Presets made for one model: --cfg picks it, and that model trains with no other preset.
+PRESET_MODELS = {"stylegan3-t": "stylegan3", "stylegan3-r": "stylegan3"}
 
 
 @dataclass
@@ -28,8 +36,8 @@ class TrainOptions:
 
     data: str
     out: str = "runs"
-    model: str = "stylegan2"
-    cfg: str = "small"
+    model: str | None = None  # None: the model the --cfg preset is made for, else stylegan2
+    cfg: str | None = None  # None: the model's own preset (stylegan3-t for stylegan3), else small
     res: int | None = None
     batch: int | None = None
     batch_gpu: int | None = None
@@ -65,9 +73,7 @@ class TrainOptions:
 def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
             family_defaults: dict | None = None) -> TrainOptions:
     """Fill automatic values from the model family, the preset and the data, and check the combination."""
-    if opts.cfg not in PRESETS:
-        raise BadInput(f"unknown --cfg {opts.cfg!r}; use one of {', '.join(PRESETS)}")
-    opts = replace(opts, precision=check_precision(opts.precision))
+    opts = replace(opts, model=model_of(opts), cfg=preset_of(opts), precision=check_precision(opts.precision))
     if opts.precision == "bf16" and (opts.model != "stylegan2" or opts.fp16):
         raise BadInput("--precision bf16 trains stylegan2 without --fp16 (NVIDIA's fp16 blocks); "
                        + ("drop --fp16" if opts.fp16 else f"--model {opts.model} trains in fp32"))
@@ -98,6 +104,25 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
     return TrainOptions(**values)
 
 
+def model_of(opts: TrainOptions) -> str:
+    """The family a run trains: --model, else the one its --cfg preset is made for, else stylegan2."""
+    return opts.model or PRESET_MODELS.get(opts.cfg, "stylegan2")
+
+
+def preset_of(opts: TrainOptions) -> str:
+    """--cfg, else the model's own preset (small where it has none); refuses a preset made for another model."""
+    model = model_of(opts)
+    own = [name for name, made_for in PRESET_MODELS.items() if made_for == model]
+    cfg = opts.cfg or (own[0] if own else "small")
+    if cfg not in PRESETS:
+        raise BadInput(f"unknown --cfg {cfg!r}; use one of {', '.join(PRESETS)}")
+    if own and cfg not in own:
+        raise BadInput(f"--model {model} trains with --cfg {' or '.join(own)}, not {cfg}")
+    if PRESET_MODELS.get(cfg, model) != model:
+        raise BadInput(f"--cfg {cfg} trains --model {PRESET_MODELS[cfg]}, not {model}")
+    return cfg
+
+
 def dataset_name(data: str) -> str:
     name = Path(data.rstrip("/")).name
     return re.sub(r"[^A-Za-z0-9]+", "-", Path(name).stem).strip("-") or "data"
@@ -109,7 +134,7 @@ def new_run_dir(opts: TrainOptions) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     taken = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
     index = max(taken, default=-1) + 1
-    tag = opts.cfg if opts.model == "stylegan2" else opts.model
+    tag = opts.cfg if opts.model in ("stylegan2", "stylegan3") else opts.model
     run = out / f"{index:05d}-{tag}-{dataset_name(opts.data)}-gamma{opts.gamma:g}"
     run.mkdir()
     return run

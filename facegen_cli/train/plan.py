@@ -16,7 +16,7 @@ from facegen_cli.networks import load_network
 from facegen_cli.train import snapshots
 from facegen_cli.train.distributed import DistEnv, process_env
 from facegen_cli.train.families import Family, get_family
-from facegen_cli.train.options import TrainOptions, resolve
+from facegen_cli.train.options import TrainOptions, model_of, resolve
 
 Log = Callable[[str], None]
 
@@ -49,6 +49,7 @@ def plan_training(opts: TrainOptions, resume: str | None = None, log: Log = prin
     if resume and opts.resume_from:
         raise BadInput("--resume continues a run, --resume-from starts a new one from a network: pass one of them")
     opts, checkpoint = continued(opts, resume)
+    opts = replace(opts, model=model_of(opts))
     family = get_family(opts.model)
     opts = replace(opts, cond=opts.cond or family.conditional)
     dataset = open_dataset(opts, log)
