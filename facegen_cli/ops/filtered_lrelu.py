@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from facegen_cli.ops.bias_act import bias_act, bias_act_ref
-from facegen_cli.ops.upfirdn2d import Pair, _pad4, filter_size, upfirdn2d, upfirdn2d_ref
+from facegen_cli.ops.upfirdn2d import Pair, _pad4, downfir2d_strided, filter_size, upfirdn2d, upfirdn2d_ref
 
 
 def output_size(in_size: tuple[int, int], fu: torch.Tensor | None, fd: torch.Tensor | None, up: int, down: int,
@@ -85,18 +85,6 @@ def _upsample_axis(x: torch.Tensor, f: torch.Tensor, up: int, pad0: int, pad1: i
     return F.pad(y, [before, after, 0, 0] if dim == 3 else [0, 0, before, after])
 
 
-def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int) -> torch.Tensor:
-    """True-convolve with `f` (1-D separable or 2-D), keeping only every `down`-th output: strided."""
-    if f is None:
-        return x[:, :, ::down, ::down]
-    c = x.shape[1]
-    f = f.to(x.dtype).flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        return F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), stride=down, groups=c)
-    x = F.conv2d(x, f.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), stride=(1, down), groups=c)
-    return F.conv2d(x, f.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), stride=(down, 1), groups=c)
-
-
 def _filtered_lrelu_polyphase(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None,
                               b: torch.Tensor | None, up: int, down: int, padding: Pair, gain: float, slope: float,
                               clamp: float | None, flip_filter: bool) -> torch.Tensor:
@@ -110,7 +98,7 @@ def _filtered_lrelu_polyphase(x: torch.Tensor, fu: torch.Tensor | None, fd: torc
     else:
         x = upfirdn2d_ref(x, fu, up=up, padding=(px0, px1, py0, py1), gain=up * up)
     x = bias_act_ref(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
-    return _downsample(x, fd, down)
+    return downfir2d_strided(x, fd, down=down)
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
