@@ -14,11 +14,11 @@ CELEBA_IMAGES = CELEBA / "images"
 FACE_BOX = (12, 22, 76, 86)  # CelebA's classic 128x128 crop [45:173, 25:153] at half resolution: [22:86, 12:76]
 
 
-def celeba_faces(count: int, size: int = 32) -> Iterator[Image.Image]:
-    """The first `count` CelebA faces as `size`x`size` RGB images."""
+def celeba_faces(count: int, size: int = 32, first: int = 0) -> Iterator[Image.Image]:
+    """`count` CelebA faces from the `first` (0-based) on, as `size`x`size` RGB images."""
     if not CELEBA_IMAGES.is_dir():
         pytest.skip(f"real faces not found: {CELEBA_IMAGES} (the shared data folder beside the repository)")
-    for i in range(count):
+    for i in range(first, first + count):
         with Image.open(CELEBA_IMAGES / f"{i + 1:06d}.jpg") as im:
             face = im.convert("RGB").crop(FACE_BOX)
         yield face if size == 64 else face.resize((size, size), Image.LANCZOS)

@@ -24,27 +24,21 @@ from facegen_cli.data.writer import DatasetWriter, encode_png
 from facegen_cli.prepare.labels import load_labels
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
+from real_faces import CELEBA, celeba_faces
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-CELEBA = DATA / "celeba10k"
-FACE_BOX = (12, 22, 76, 86)  # the classic 64x64 face crop of the half-resolution CelebA: [22:86, 12:76]
 TRAIN, HELD_OUT = 512, 256
 TINY = dict(batch=32, workers=0, device="cpu", model_kwargs={"width": 16}, z_dim=32)
 
 
 def write_celeba(out: Path, first: int, count: int) -> Path:
     """CelebA faces `first`..`first+count-1` as a 32x32 dataset with the 40 attributes in dataset.json."""
-    if not (CELEBA / "images").is_dir():
-        pytest.skip(f"real faces not found: {CELEBA} (the shared data folder beside the repository)")
+    faces = list(celeba_faces(count, 32, first))  # skips the test when the shared data is absent
     attrs = load_labels(str(CELEBA / "list_attr_celeba.txt"), None)
     writer = DatasetWriter(out)
     names, labels = [], []
-    for i in range(count):
-        file = f"{first + i + 1:06d}.jpg"
-        with Image.open(CELEBA / "images" / file) as im:
-            face = np.asarray(im.convert("RGB").crop(FACE_BOX).resize((32, 32), Image.LANCZOS))
-        names.append(writer.write_png(i, encode_png(face)))
-        labels.append([names[-1], attrs.lookup(file)])
+    for i, face in enumerate(faces):
+        names.append(writer.write_png(i, encode_png(np.asarray(face))))
+        labels.append([names[-1], attrs.lookup(f"{first + i + 1:06d}.jpg")])
     return writer.finish(names, {"labels": labels, "label_names": attrs.names}, {})
 
 
