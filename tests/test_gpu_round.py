@@ -181,13 +181,15 @@ def test_export_writes_g_d_and_g_ema_in_fp16_from_the_last_snapshot(faces, tiny_
     trainer = Trainer(opts, log=lambda msg: None)
     trainer.run()
     round_ = gpu_round.Round(tmp_path / "out", budget_s=60)
-    shipped = read_header(ROOT / "weights" / "default.safetensors")["provenance"]["kimg"]
-    assert gpu_round.start_kimg("default") == shipped
+    shipped = read_header(ROOT / "weights" / "default.safetensors")["provenance"]
+    assert gpu_round.start_kimg("default") == shipped.get("G_D_kimg", shipped["kimg"])
     assert gpu_round.start_kimg(str(tiny_file)) is None  # tiny_checkpoint records no kimg
     snapshot = gpu_round.export(round_, trainer.run_dir, {"resumed_from": "default", "start_kimg": 94.0})
     assert snapshot.name == "network-snapshot-000000.008.safetensors"
     small = load_checkpoint(tmp_path / "out" / "network-fp16.safetensors", modules=("G_ema", "G", "D"))
     assert small.provenance["kimg_total"] == pytest.approx(94.008) and small.provenance["resumed_from"] == "default"
+    # A second round from this one continues its count, not the snapshot's own (run-local) kimg.
+    assert gpu_round.start_kimg(str(tmp_path / "out" / "network-fp16.safetensors")) == pytest.approx(94.008)
     full = load_checkpoint(snapshot, modules=("G_ema", "G", "D"))
     for name in ("G_ema", "G", "D"):
         for key, value in getattr(full, name).state_dict().items():

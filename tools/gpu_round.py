@@ -202,15 +202,18 @@ def read_stats(path: Path) -> list[dict]:
 
 
 def start_kimg(network: str) -> float | None:
-    """The kimg recorded in a facegen network (the shipped one: 94), None for a foreign file."""
+    """The kimg a facegen network's G and D have seen in all, which a run from it continues: a round's
+    `kimg_total`, else the shipped file's `G_D_kimg`, else its `kimg` (a run's own count); None for a
+    foreign file."""
     from facegen_cli.checkpoint import read_header
     from facegen_cli.errors import FacegenError
     from facegen_cli.networks import resolve_network
 
     try:
-        return read_header(resolve_network(network))["provenance"].get("kimg")
+        provenance = read_header(resolve_network(network))["provenance"]
     except (FacegenError, KeyError, OSError):
         return None
+    return next((provenance[k] for k in ("kimg_total", "G_D_kimg", "kimg") if provenance.get(k) is not None), None)
 
 
 def export(r: Round, run: Path, lineage: dict) -> Path:
@@ -361,7 +364,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.fid_against:
-        print(json.dumps(fid_against(*a.fid_against, workers=a.workers)))
+        print(json.dumps(fid_against(*a.fid_against, workers=min(a.workers, os.cpu_count() or 1))))
         return 0
     if a.measure_into:
         print(json.dumps(measure(a.network, a.data, a.fid_images, a.device, a.inception, a.fid_batch, a.workers,

@@ -83,11 +83,12 @@ __device__ __forceinline__ T derivative(T z, T alpha, int order) {
     const T d = s * (T(1) - s);
     return second ? d * (T(1) - T(2) * s) : d;
   } else if constexpr (A == kElu) {
-    if (z > T(0)) return second ? T(0) : T(1);
-    return std::exp(z);
+    // At z == 0 torch takes exp(0) for act' but 0 for act'' (its double backward keeps z < 0 only).
+    if (second) return z < T(0) ? std::exp(z) : T(0);
+    return z > T(0) ? T(1) : std::exp(z);
   } else if constexpr (A == kSelu) {
-    if (z > T(0)) return second ? T(0) : T(kSeluScale);
-    return T(kSeluScale * kSeluAlpha) * std::exp(z);
+    if (second) return z < T(0) ? T(kSeluScale * kSeluAlpha) * std::exp(z) : T(0);
+    return z > T(0) ? T(kSeluScale) : T(kSeluScale * kSeluAlpha) * std::exp(z);
   } else if constexpr (A == kSoftplus) {
     if (z > T(kSoftplusThreshold)) return second ? T(0) : T(1);
     const T s = sigmoid(z);
