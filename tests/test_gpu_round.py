@@ -189,7 +189,13 @@ def test_export_writes_g_d_and_g_ema_in_fp16_from_the_last_snapshot(faces, tiny_
     small = load_checkpoint(tmp_path / "out" / "network-fp16.safetensors", modules=("G_ema", "G", "D"))
     assert small.provenance["kimg_total"] == pytest.approx(94.008) and small.provenance["resumed_from"] == "default"
     # A second round from this one continues its count, not the snapshot's own (run-local) kimg.
-    assert gpu_round.start_kimg(str(tmp_path / "out" / "network-fp16.safetensors")) == pytest.approx(94.008)
+    returned = tmp_path / "out" / "network-fp16.safetensors"
+    assert gpu_round.start_kimg(str(returned)) == pytest.approx(94.008)
+    # Shipping a second round's file: its total becomes `kimg`; the device-side lineage keys are dropped.
+    shipped_file = tool("ship_default").ship(returned, tmp_path / "default.safetensors", start_kimg=200.0)
+    provenance = read_header(shipped_file)["provenance"]
+    assert provenance["kimg"] == pytest.approx(200.008) and gpu_round.start_kimg(str(shipped_file)) == provenance["kimg"]
+    assert not {"start_kimg", "kimg_total", "resumed_from"} & set(provenance)
     full = load_checkpoint(snapshot, modules=("G_ema", "G", "D"))
     for name in ("G_ema", "G", "D"):
         for key, value in getattr(full, name).state_dict().items():

@@ -27,8 +27,9 @@ def ship(snapshot: Path, dest: Path, keep_ema: Path | None = None, start_kimg: f
         raise FacegenError(f"{snapshot}: holds no G and D; ship a training snapshot")
     total = round(start_kimg + float(run.provenance.get("kimg", 0.0)), 3)
     source = f"{run.provenance.get('run')}/{snapshot.name}"
-    provenance = {**{k: v for k, v in run.provenance.items() if k not in ("date", "id")},
-                  "kimg": total, "snapshot": source}
+    # A GPU round's lineage keys (its start, its running total, a path on the device) are folded into `kimg`.
+    stale = ("date", "id", "start_kimg", "kimg_total", "resumed_from")
+    provenance = {**{k: v for k, v in run.provenance.items() if k not in stale}, "kimg": total, "snapshot": source}
     G_ema = run.G_ema
     if keep_ema is not None:
         kept = load_checkpoint(keep_ema)
