@@ -58,15 +58,15 @@ def test_the_classifier_reads_more_smile_at_plus_3_than_at_minus_3(net):
     clf = load_classifier(CELEBA_CLASSIFIER)
     smiling = clf.index("Smiling")
     vector = load_direction("Smiling", net).vector
-    seeds = range(6)
+    seeds = range(24)
     sampler = Sampler(net)
     ws = [read_latent(sampler, s) for s in seeds]
     images = sampler.images(np.stack([move(w, vector, s) for w in ws for s in (-3.0, 3.0)]))
     scores = clf.predict(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1)[:, smiling]
     low, high = scores[0::2], scores[1::2]
-    # measured with the shipped model and classifier, seeds 0-5, P(smiling) at -3 -> +3:
-    # .657->.788, .118->.565, .472->.565, .497->.590, .619->.780, .792->.669 (gains .131 .447 .093 .092 .161
-    # -.122, mean .134); a 64 px, 94 kimg model smiles faintly, so one face in six reads less smiling
+    # Measured with the shipped 307 kimg model and classifier, 1 and 2 threads alike: P(smiling) rises by more
+    # than 0.05 from -3 to +3 on 15 of seeds 0-23 (mean gain 0.21) and 20 of seeds 24-47 (0.22); a 64 px model
+    # smiles faintly, so some faces read no more smiling. The floors: half of the faces, mean 0.1.
     gains = high - low
-    assert (gains > 0.05).sum() >= 5
-    assert gains.mean() > 0.08
+    assert (gains > 0.05).sum() >= len(seeds) // 2, gains
+    assert gains.mean() > 0.1, gains

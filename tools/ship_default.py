@@ -26,7 +26,7 @@ def ship(snapshot: Path, dest: Path, keep_ema: Path | None = None, start_kimg: f
     if run.G is None or run.D is None:
         raise FacegenError(f"{snapshot}: holds no G and D; ship a training snapshot")
     total = round(start_kimg + float(run.provenance.get("kimg", 0.0)), 3)
-    source = f"{run.provenance.get('run')}/{snapshot.name}"
+    source = f"{run.provenance.get('run')}/{run.provenance.get('snapshot', snapshot.name)}"  # a round names its own
     # A GPU round's lineage keys (its start, its running total, a path on the device) are folded into `kimg`.
     stale = ("date", "id", "start_kimg", "kimg_total", "resumed_from")
     provenance = {**{k: v for k, v in run.provenance.items() if k not in stale}, "kimg": total, "snapshot": source}
