@@ -52,7 +52,7 @@ from typing import Callable
 
 from generate import config_f_kwargs
 from machine import cpu_name, memory_gib
-from peer_nvidia import Child, noise_reals, train_spec
+from peer_nvidia import Child, case_spec, noise_reals
 
 # Work per round (`calls` generator passes or `steps` training steps) and timed rounds, per case.
 CASES: dict[str, dict] = {
@@ -283,13 +283,7 @@ def main() -> None:
         for name in args.cases:
             folder = Path(tmp) / name
             folder.mkdir()
-            spec = dict(CASES[name])
-            if args.quick:
-                spec.update({k: v for k, v in QUICK.items() if k in spec})
-            elif args.rounds:
-                spec["rounds"] = args.rounds
-            if spec["kind"] == "train":
-                spec.update(train_spec(folder))
+            spec = case_spec(CASES[name], QUICK if args.quick else None, args.rounds, folder)
             case_rows = []
             for precision in args.precision:
                 start = time.perf_counter()

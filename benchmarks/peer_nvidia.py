@@ -284,6 +284,19 @@ def train_spec(folder: Path) -> dict:
             "G_reg_interval": plan.family.G_reg_interval, "D_reg_interval": plan.family.D_reg_interval}
 
 
+def case_spec(case: dict, quick: dict | None, rounds: int | None, folder: Path) -> dict:
+    """A case's work for this run: shrunk to `quick` (--quick), its rounds set by --rounds, a train case
+    resolved in `folder`."""
+    spec = dict(case)
+    if quick:
+        spec.update({k: v for k, v in quick.items() if k in spec})
+    elif rounds:
+        spec["rounds"] = rounds
+    if spec["kind"] == "train":
+        spec.update(train_spec(folder))
+    return spec
+
+
 def run_case(name: str, spec: dict, precisions: list[str], repo: str, threads: int, warmup: int) -> list[dict]:
     """All tools of one case, alternating round by round; one result per tool."""
     children: list[Child] = []
@@ -347,13 +360,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:
-            spec = dict(CASES[name])
-            if args.quick:
-                spec.update({k: v for k, v in QUICK.items() if k in spec})
-            elif args.rounds:
-                spec["rounds"] = args.rounds
-            if spec["kind"] == "train":
-                spec.update(train_spec(Path(tmp)))
+            spec = case_spec(CASES[name], QUICK if args.quick else None, args.rounds, Path(tmp))
             start = time.perf_counter()
             rows += run_case(name, spec, args.precision, repo, args.threads, warmup)
             print(f"{name}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
