@@ -1,6 +1,7 @@
 """StyleGAN3 generator: filter design, layer layout, equivariance, checkpoints and generate."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -223,6 +224,23 @@ def test_t_network_is_translation_equivariant_and_stylegan2_like_layers_are_not(
     eqt_aliasing = generator_eqt(aliasing, num_samples=4, num_shifts=3)
     assert eqt > 55
     assert eqt > eqt_aliasing + 15
+
+
+def test_eqt_command_measures_a_stylegan3_network_and_refuses_a_stylegan2_one(tmp_path):
+    G = tiny_G("T", seed=5)
+    path = save_checkpoint(tmp_path / "sg3.safetensors", "stylegan3", TINY, G)
+    result = CliRunner().invoke(app, ["eqt", str(path), "--samples", "3", "--shifts", "2", "--seed", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.stdout)
+    expect = generator_eqt(load_checkpoint(path).G_ema, num_samples=3, num_shifts=2, seed=4)
+    assert measured == {"eqt_db": expect, "samples": 3, "shifts": 2, "seed": 4, "psi": 1.0}
+    bare = CliRunner().invoke(app, ["eqt", "--network", str(path), "--samples", "3", "--shifts", "2", "--seed", "4"])
+    assert bare.stdout == f"{expect:.4f}\n"
+    sg2 = tiny_checkpoint(tmp_path / "sg2.safetensors")
+    refused = CliRunner().invoke(app, ["eqt", str(sg2)])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr.strip().splitlines() == [f"facegen: error: {sg2}: a stylegan2 network; EQ-T needs StyleGAN3, "
+                                                   "whose input can be translated"]
 
 
 def test_shift_image_and_psnr():
