@@ -48,11 +48,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
-from generate import config_f_kwargs
 from machine import cpu_name, memory_gib
-from peer_nvidia import Child, case_spec, noise_reals
+from peer_nvidia import Child, case_spec, facegen_generator, facegen_trainer
 
 # Work per round (`calls` generator passes or `steps` training steps) and timed rounds, per case.
 CASES: dict[str, dict] = {
@@ -70,61 +68,6 @@ QUICK = dict(calls=1, steps=1, rounds=1)  # --quick: one warm-up and one timed r
 
 # ---- child processes: build, first call, then one round per "round" line on stdin ----
 
-def build_generate(spec: dict, precision: str, channels_last: bool, mode: str | None
-                   ) -> tuple[Callable[[], object], Callable[[], object], dict]:
-    """The case's generator drawn as `generate` draws; (one call, its last output, parameter counts)."""
-    import torch
-
-    from facegen_cli.models.stylegan2 import Generator
-    from facegen_cli.precision import resolve_precision, synthesize
-
-    torch.manual_seed(0)
-    G = Generator(**config_f_kwargs(spec["resolution"], spec["config"])).eval().requires_grad_(False)
-    if channels_last:
-        G = G.to(memory_format=torch.channels_last)
-    if mode:
-        G.synthesis.compile(mode=mode)
-    z = torch.randn([spec["batch"], G.z_dim], generator=torch.Generator().manual_seed(1))
-    prec = resolve_precision(precision, "cpu")
-    last = {}
-
-    def call() -> None:
-        with torch.inference_mode():
-            last["img"] = synthesize(G, G.mapping(z, None), prec, noise_mode="const")
-
-    return call, lambda: last["img"], {"G": sum(p.numel() for p in G.parameters())}
-
-
-def build_train(spec: dict, precision: str, channels_last: bool, mode: str | None
-                ) -> tuple[Callable[[], object], Callable[[], object], dict]:
-    """facegen's Trainer for the resolved run, Gmain and Dmain only; (one step, its losses and gradients, params)."""
-    import torch
-
-    from facegen_cli.train.loop import Trainer
-    from facegen_cli.train.options import TrainOptions
-
-    trainer = Trainer(TrainOptions(**{**spec["opts"], "precision": precision}), log=lambda msg: None)
-    trainer.phases = [phase for phase in trainer.phases if phase.name.endswith("main")]
-    reals = noise_reals(spec)
-    if channels_last:
-        for module in (trainer.G, trainer.D, trainer.G_ema):
-            module.to(memory_format=torch.channels_last)  # parameters change in place: the optimizers keep them
-        reals = reals.contiguous(memory_format=torch.channels_last)
-    if mode:
-        trainer.G.synthesis.compile(mode=mode)
-        trainer.D.compile(mode=mode)
-    batch = (reals, torch.zeros([trainer.opts.batch, trainer.dataset.label_dim]))
-    running: dict[str, list[float]] = {}
-
-    def output() -> object:
-        losses = torch.tensor([values[-1] for _, values in sorted(running.items())])
-        grads = [p.grad.flatten() for m in (trainer.G, trainer.D) for p in m.parameters() if p.grad is not None]
-        return torch.cat([losses, *grads])
-
-    return (lambda: trainer.train_step(batch, running)), output, {
-        "G": sum(p.numel() for p in trainer.G.parameters()), "D": sum(p.numel() for p in trainer.D.parameters())}
-
-
 def serve(variant: str, precision: str, spec: dict, threads: int | None, check: str) -> None:
     """A child: build the variant, time its first call, save that call's output to `check`, then serve rounds."""
     channel = os.fdopen(os.dup(1), "w", buffering=1)  # replies only; anything the libraries print goes to stderr
@@ -140,8 +83,10 @@ def serve(variant: str, precision: str, spec: dict, threads: int | None, check: 
 
         torch._inductor.config.fallback_random = True
     start = time.perf_counter()
-    call, output, params = (build_generate if spec["kind"] == "generate" else build_train)(
-        spec, precision, channels_last, mode)
+    if spec["kind"] == "generate":
+        call, output, params = facegen_generator(spec, precision, channels_last, mode)
+    else:
+        call, output, params = facegen_trainer(spec, precision, channels_last, mode, main_phases_only=True)
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     call()

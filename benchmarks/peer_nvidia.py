@@ -79,16 +79,17 @@ def nvidia_generate(spec: dict, repo: str) -> tuple[Callable[[], object], dict]:
     z = torch.randn([spec["batch"], G.z_dim], generator=torch.Generator().manual_seed(1))
     c = torch.zeros([spec["batch"], 0])
 
-    def one_round() -> None:
+    def call() -> None:
         with torch.inference_mode():
-            for _ in range(spec["calls"]):
-                G(z, c, noise_mode="const", force_fp32=True)
+            G(z, c, noise_mode="const", force_fp32=True)
 
-    return one_round, {"G": sum(p.numel() for p in G.parameters())}
+    return repeated(call, spec["calls"]), {"G": sum(p.numel() for p in G.parameters())}
 
 
-def facegen_generate(spec: dict, precision: str) -> tuple[Callable[[], object], dict]:
-    """facegen's generator of the case, drawn as `generate` draws (benchmarks/generate.py's networks)."""
+def facegen_generator(spec: dict, precision: str, channels_last: bool = False, mode: str | None = None
+                      ) -> tuple[Callable[[], object], Callable[[], object], dict]:
+    """facegen's generator of the case drawn as `generate` draws (benchmarks/generate.py's networks), in
+    channels_last and/or under torch.compile `mode` if asked; (one call, its last output, parameter counts)."""
     import torch
 
     from facegen_cli.models.stylegan2 import Generator
@@ -96,15 +97,34 @@ def facegen_generate(spec: dict, precision: str) -> tuple[Callable[[], object], 
 
     torch.manual_seed(0)
     G = Generator(**config_f_kwargs(spec["resolution"], spec["config"])).eval().requires_grad_(False)
+    if channels_last:
+        G = G.to(memory_format=torch.channels_last)
+    if mode:
+        G.synthesis.compile(mode=mode)
     z = torch.randn([spec["batch"], G.z_dim], generator=torch.Generator().manual_seed(1))
     prec = resolve_precision(precision, "cpu")
+    last = {}
 
-    def one_round() -> None:
+    def call() -> None:
         with torch.inference_mode():
-            for _ in range(spec["calls"]):
-                synthesize(G, G.mapping(z, None), prec, noise_mode="const")
+            last["img"] = synthesize(G, G.mapping(z, None), prec, noise_mode="const")
 
-    return one_round, {"G": sum(p.numel() for p in G.parameters())}
+    return call, lambda: last["img"], {"G": sum(p.numel() for p in G.parameters())}
+
+
+def facegen_generate(spec: dict, precision: str) -> tuple[Callable[[], object], dict]:
+    """facegen's generator of the case; a round of `calls` draws."""
+    call, _, params = facegen_generator(spec, precision)
+    return repeated(call, spec["calls"]), params
+
+
+def repeated(call: Callable[[], object], times: int) -> Callable[[], None]:
+    """A round: `call` `times` times."""
+    def one_round() -> None:
+        for _ in range(times):
+            call()
+
+    return one_round
 
 
 def noise_reals(spec: dict):
@@ -178,30 +198,46 @@ def nvidia_train(spec: dict, repo: str) -> tuple[Callable[[], object], dict]:
                 b_ema.copy_(b)
         state["step"] += 1
 
-    def one_round() -> None:
-        for _ in range(spec["steps"]):
-            one_step()
-
-    return one_round, {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
+    return repeated(one_step, spec["steps"]), {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
 
 
-def facegen_train(spec: dict, precision: str) -> tuple[Callable[[], object], dict]:
-    """facegen's Trainer for the resolved run (its folder in the parent's temporary one); a round of train_step."""
+def facegen_trainer(spec: dict, precision: str, channels_last: bool = False, mode: str | None = None,
+                    main_phases_only: bool = False) -> tuple[Callable[[], object], Callable[[], object], dict]:
+    """facegen's Trainer for the resolved run (its folder in the parent's temporary one), in channels_last and/or
+    with G's synthesis and D under torch.compile `mode` if asked, Gmain and Dmain alone if `main_phases_only`;
+    (one train_step, its last losses and gradients, parameter counts)."""
     import torch
 
     from facegen_cli.train.loop import Trainer
     from facegen_cli.train.options import TrainOptions
 
     trainer = Trainer(TrainOptions(**{**spec["opts"], "precision": precision}), log=lambda msg: None)
-    batch = (noise_reals(spec), torch.zeros([trainer.opts.batch, trainer.dataset.label_dim]))
+    if main_phases_only:
+        trainer.phases = [phase for phase in trainer.phases if phase.name.endswith("main")]
+    reals = noise_reals(spec)
+    if channels_last:
+        for module in (trainer.G, trainer.D, trainer.G_ema):
+            module.to(memory_format=torch.channels_last)  # parameters change in place: the optimizers keep them
+        reals = reals.contiguous(memory_format=torch.channels_last)
+    if mode:
+        trainer.G.synthesis.compile(mode=mode)
+        trainer.D.compile(mode=mode)
+    batch = (reals, torch.zeros([trainer.opts.batch, trainer.dataset.label_dim]))
     running: dict[str, list[float]] = {}
 
-    def one_round() -> None:
-        for _ in range(spec["steps"]):
-            trainer.train_step(batch, running)
+    def output() -> object:
+        losses = torch.tensor([values[-1] for _, values in sorted(running.items())])
+        grads = [p.grad.flatten() for m in (trainer.G, trainer.D) for p in m.parameters() if p.grad is not None]
+        return torch.cat([losses, *grads])
 
-    return one_round, {"G": sum(p.numel() for p in trainer.G.parameters()),
-                       "D": sum(p.numel() for p in trainer.D.parameters())}
+    return (lambda: trainer.train_step(batch, running)), output, {
+        "G": sum(p.numel() for p in trainer.G.parameters()), "D": sum(p.numel() for p in trainer.D.parameters())}
+
+
+def facegen_train(spec: dict, precision: str) -> tuple[Callable[[], object], dict]:
+    """facegen's Trainer for the resolved run; a round of `steps` train_steps."""
+    step, _, params = facegen_trainer(spec, precision)
+    return repeated(step, spec["steps"]), params
 
 
 def serve(tool: str, precision: str, spec: dict, repo: str, threads: int) -> None:
