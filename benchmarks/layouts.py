@@ -10,8 +10,9 @@ torch.compile's AOTAutograd does not support (torch 2.14.1, tried on a compiled 
 backward raises "a leaf Variable that requires grad is being used in an in-place operation"), so
 every variant leaves them out alike.
 
-Variants: `channels_last` puts G, D, G_ema and the reals in torch.channels_last (the ws fed to the
-synthesis network are not images); `compile` wraps G.synthesis and D in torch.compile (inductor;
+Variants: `channels_last` trains as `facegen train` does by default on a CPU (G, D and G_ema in
+torch.channels_last), `default` as `facegen train --contiguous` (in generation: G in either layout);
+`compile` wraps G.synthesis and D in torch.compile (inductor;
 `max-autotune` uses mode="max-autotune-no-cudagraphs"), with inductor's `fallback_random` so the
 noise the synthesis layers draw while training comes from the same generator as in eager mode.
 Each (case, precision) starts one fresh process per variant, each with a cold inductor cache of

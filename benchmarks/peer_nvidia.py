@@ -201,24 +201,22 @@ def nvidia_train(spec: dict, repo: str) -> tuple[Callable[[], object], dict]:
     return repeated(one_step, spec["steps"]), {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
 
 
-def facegen_trainer(spec: dict, precision: str, channels_last: bool = False, mode: str | None = None,
+def facegen_trainer(spec: dict, precision: str, channels_last: bool = True, mode: str | None = None,
                     main_phases_only: bool = False) -> tuple[Callable[[], object], Callable[[], object], dict]:
-    """facegen's Trainer for the resolved run (its folder in the parent's temporary one), in channels_last and/or
-    with G's synthesis and D under torch.compile `mode` if asked, Gmain and Dmain alone if `main_phases_only`;
-    (one train_step, its last losses and gradients, parameter counts)."""
+    """facegen's Trainer for the resolved run (its folder in the parent's temporary one), in channels_last
+    (`facegen train`'s default) or contiguous NCHW (`--contiguous`), with G's synthesis and D under torch.compile
+    `mode` if asked, Gmain and Dmain alone if `main_phases_only`; (one train_step, its last losses and gradients,
+    parameter counts)."""
     import torch
 
     from facegen_cli.train.loop import Trainer
     from facegen_cli.train.options import TrainOptions
 
-    trainer = Trainer(TrainOptions(**{**spec["opts"], "precision": precision}), log=lambda msg: None)
+    trainer = Trainer(TrainOptions(**{**spec["opts"], "precision": precision, "channels_last": channels_last}),
+                      log=lambda msg: None)
     if main_phases_only:
         trainer.phases = [phase for phase in trainer.phases if phase.name.endswith("main")]
     reals = noise_reals(spec)
-    if channels_last:
-        for module in (trainer.G, trainer.D, trainer.G_ema):
-            module.to(memory_format=torch.channels_last)  # parameters change in place: the optimizers keep them
-        reals = reals.contiguous(memory_format=torch.channels_last)
     if mode:
         trainer.G.synthesis.compile(mode=mode)
         trainer.D.compile(mode=mode)

@@ -95,7 +95,7 @@ def save_checkpoint(path: str | os.PathLike, arch: str, G_kwargs: dict, G_ema: n
         if module is None:
             continue
         for name, t in module.state_dict().items():
-            t = t.detach().cpu().clone()
+            t = t.detach().cpu().clone(memory_format=torch.contiguous_format)  # as written, whatever layout it trained in
             tensors[f"{prefix}.{name}"] = t.half() if half and t.is_floating_point() else t
     state_json = pack_state(training_state, tensors, "state") if training_state is not None else None
     provenance = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -23,3 +23,10 @@ def resolve_device(spec: str = "auto") -> torch.device:
     elif device.type != "cpu":
         raise BadInput(f"unsupported device {spec!r}; use auto, cpu or cuda[:N]")
     return device
+
+
+def memory_format_for(device: torch.device, channels_last: bool = True) -> torch.memory_format:
+    """The layout a network's 4-D weights and activations take on `device`: channels_last on a CPU when asked
+    (oneDNN's own layout, faster in every measured case: benchmarks/RESULTS.md, "layouts"); contiguous NCHW
+    otherwise, the plain reference and what the CUDA kernels and NVIDIA's code expect."""
+    return torch.channels_last if channels_last and device.type == "cpu" else torch.contiguous_format

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import signal
 
-from facegen_cli.ops.bias_act import ACTIVATIONS, bias_act, bias_act_ref
+from facegen_cli.ops.bias_act import ACTIVATIONS, POSITIVELY_HOMOGENEOUS, bias_act, bias_act_folded, bias_act_ref
 from facegen_cli.ops.conv2d_resample import (conv2d_resample, conv2d_resample_ref, demodulation_coefficients,
                                              demodulation_coefficients_ref, modulated_conv2d)
 from facegen_cli.ops.upfirdn2d import downfir2d_strided, downsample2d, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d
@@ -45,6 +45,8 @@ UPFIRDN_CASES = [
     ((1, 1), (1, 1), (-2, -1, -1, -3), [2, 1, 4], False, True, 1.0),
     ((2, 2), (1, 1), (4, 3, 4, 3), [1, 3, 2, 5, 5, 2, 3, 1], True, False, 4.0),
     ((1, 1), (3, 3), (3, 4, 3, 4), [1, 2, 3, 4, 5, 4, 3, 2, 1], True, True, 0.5),
+    ((1, 1), (1, 1), (1, 1, 1, 1), [1, 3, 3, 1], False, False, 4.0),  # after a transposed conv: the conv pads
+    ((1, 1), (1, 1), (3, 3, 2, 2), [1, 3, 2, 5, 5, 2, 3, 1], True, True, 1.0),
 ]
 
 
@@ -87,6 +89,23 @@ def test_strided_downsampling_equals_the_reference(down, pad, taps, separable, f
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     assert torch.equal(upfirdn2d(x, f, down=down, padding=list(pad), flip_filter=flip_filter, gain=gain), got)
+
+
+@pytest.mark.parametrize("taps,separable", [([1, 3, 3, 1], False), ([1, 3, 2, 5, 5, 2, 3, 1], True)])
+def test_strided_downsampling_in_bf16_filters_in_fp32(taps, separable):
+    # Under bf16 autocast (and on bf16 input) a CPU filters strided in fp32: the result is the fp32 one rounded
+    # once to bf16 where the input is bf16, and the fp32 one itself where the input is fp32.
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn([2, 8, 16, 16], generator=gen).contiguous(memory_format=torch.channels_last)
+    f = setup_filter(taps, separable=separable)
+    pad = [1, 1, 1, 1] if not separable else [3, 3, 3, 3]
+    want = upfirdn2d_ref(x.bfloat16().float(), f, down=2, padding=pad)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = downfir2d_strided(x.bfloat16(), f, down=2, padding=pad)
+        got_fp32 = downfir2d_strided(x, f, down=2, padding=pad)
+    assert got.dtype == torch.bfloat16 and got_fp32.dtype == torch.float32
+    torch.testing.assert_close(got, want.bfloat16(), rtol=0, atol=0)
+    torch.testing.assert_close(got_fp32, upfirdn2d_ref(x, f, down=2, padding=pad), rtol=1e-6, atol=1e-6)
 
 
 def test_setup_filter_normalises_and_separates():
@@ -303,6 +322,29 @@ def test_bias_act_double_backward(act):
     assert torch.autograd.gradgradcheck(
         lambda xx, bb: bias_act(xx, bb, act=act, gain=gain), (x[:1, :, :2, :1].clone().requires_grad_(True),
                                                                 b.clone().requires_grad_(True)))
+
+
+@pytest.mark.parametrize("act", sorted(POSITIVELY_HOMOGENEOUS))
+@pytest.mark.parametrize("gain,clamp,with_bias", [(None, None, True), (0.7, None, True), (2.5, 1.3, True),
+                                                  (1.0, None, False), (0.5, 0.4, False)])
+def test_bias_act_folded_equals_the_reference_with_derivatives(act, gain, clamp, with_bias):
+    x, b = _act_input(7)
+    b = b if with_bias else None
+    results = []
+    for fn in (bias_act_folded, bias_act_ref):
+        xx = x.clone().requires_grad_(True)
+        bb = b.clone().requires_grad_(True) if b is not None else None
+        y = fn(xx, bb, act=act, alpha=0.1, gain=gain, clamp=clamp)
+        inputs = [xx] + ([bb] if bb is not None else [])
+        grads = torch.autograd.grad(y.square().sum(), inputs, create_graph=True)
+        second = torch.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True)
+        results.append((y, *grads, *[g if g is not None else torch.zeros(()) for g in second]))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # The dispatcher folds on a CPU where the activation allows it, and falls back to the reference where not.
+    assert torch.equal(bias_act(x, b, act=act, gain=gain, clamp=clamp), bias_act_folded(x, b, act=act, gain=gain,
+                                                                                        clamp=clamp))
+    assert torch.equal(bias_act(x, b, act=act, gain=-1.5), bias_act_ref(x, b, act=act, gain=-1.5))
 
 
 def test_bias_act_clamp_stops_gradient():

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from facegen_cli.ops import build
-from facegen_cli.ops.bias_act import ACTIVATIONS, bias_act, bias_act_ref
+from facegen_cli.ops.bias_act import ACTIVATIONS, bias_act, bias_act_folded, bias_act_ref
 from facegen_cli.ops.upfirdn2d import setup_filter, upfirdn2d, upfirdn2d_ref
 from facegen_cli.ops.upfirdn2d_cuda import Geometry
 from tiny_nets import tiny_D, tiny_G
@@ -39,7 +39,7 @@ class _Untouchable:
         raise AssertionError("the kernel loader must not run for CPU tensors")
 
 
-def test_cpu_tensors_take_the_reference_silently(monkeypatch):
+def test_cpu_tensors_take_the_cpu_paths_silently(monkeypatch):
     monkeypatch.setattr(build, "_LOADER", _Untouchable())
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     b = torch.randn(3, requires_grad=True)
@@ -49,7 +49,8 @@ def test_cpu_tensors_take_the_reference_silently(monkeypatch):
         y = bias_act(x, b, act="lrelu", clamp=0.5)
         z = upfirdn2d(y, f, up=2, padding=[2, 1, 2, 1], gain=4)
         z.square().sum().backward()
-    assert torch.equal(y, bias_act_ref(x, b, act="lrelu", clamp=0.5))
+    assert torch.equal(y, bias_act_folded(x, b, act="lrelu", clamp=0.5))  # the reference, the gain folded in
+    torch.testing.assert_close(y, bias_act_ref(x, b, act="lrelu", clamp=0.5))
     assert torch.equal(z, upfirdn2d_ref(y, f, up=2, padding=[2, 1, 2, 1], gain=4))
     assert x.grad is not None and b.grad is not None
 

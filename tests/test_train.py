@@ -209,6 +209,31 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(labelled, tmp_path):
     assert [line["kimg"] for line in stats_lines(resumed.run_dir)] == [0.012, 0.024, 0.032]
 
 
+def test_channels_last_computes_what_contiguous_nchw_computes(faces, tmp_path):
+    # The CPU's default layout against the plain reference (--contiguous): one step of every phase
+    # (Gmain, Greg, Dmain, Dreg) from one seed on one batch, to float rounding.
+    reals = torch.randint(0, 256, [4, 3, 32, 32], dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    steps = {}
+    for layout in (True, False):
+        trainer = Trainer(options(faces, tmp_path / str(layout), seed=3, channels_last=layout), log=quiet)
+        conv = trainer.G.synthesis.b32.conv1.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last if layout else torch.contiguous_format)
+        running: dict[str, list[float]] = {}
+        trainer.train_step((reals, torch.zeros([4, 0])), running)
+        assert set(running) >= {"loss_G", "pl_penalty", "loss_D_real", "r1_penalty"}
+        steps[layout] = trainer, running
+    (fast, fast_stats), (plain, plain_stats) = steps[True], steps[False]
+    assert fast_stats.keys() == plain_stats.keys()
+    for key in fast_stats:
+        assert fast_stats[key] == pytest.approx(plain_stats[key], rel=1e-4, abs=1e-6), key
+    for name in ("G", "D"):
+        a, b = dict(getattr(fast, name).named_parameters()), dict(getattr(plain, name).named_parameters())
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=f"{name}.{key}")
+            if a[key].grad is not None:
+                torch.testing.assert_close(a[key].grad, b[key].grad, rtol=1e-3, atol=1e-5, msg=f"{name}.{key}.grad")
+
+
 def _facegen(*args: str) -> list[str]:
     return [sys.executable, "-c", "from facegen_cli.cli.main import main; main()", *args]
 

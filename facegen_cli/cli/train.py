@@ -53,6 +53,8 @@ def train(
     recon: Optional[str] = typer.Option(None, "--recon", help="vae: reconstruction loss, bce or mse (bce)."),
     device: str = device_option,
     precision: str = precision_option,
+    channels_last: bool = typer.Option(True, "--channels-last/--contiguous", help="On a CPU: train in the "
+                                       "channels_last layout (faster), or in contiguous NCHW (the plain reference)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),
 ) -> None:
     """Train StyleGAN2, StyleGAN3 (or another family) with snapshots, stats and exact resume."""
@@ -65,7 +67,7 @@ def train(
     opts = TrainOptions(data=str(data), out=str(out), model=model, cfg=cfg, res=res, batch=batch, batch_gpu=batch_gpu,
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
-                        device=device, precision=precision, z_dim=latent, resume_from=resume_from, freezed=freezed,
+                        device=device, precision=precision, channels_last=channels_last, z_dim=latent, resume_from=resume_from, freezed=freezed,
                         minutes=minutes, model_kwargs={k: v for k, v in extras.items() if v is not None})
 
     def log(msg: str) -> None:

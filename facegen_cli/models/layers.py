@@ -72,9 +72,10 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = self.weight * self.weight_gain
-        b = self.bias.to(x.dtype) if self.bias is not None else None
         x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
                             padding=self.padding, flip_weight=(self.up == 1))
+        # The bias takes the convolution's output dtype (bf16 under autocast), so the activations stay in it.
+        b = self.bias.to(x.dtype) if self.bias is not None else None
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 

@@ -61,6 +61,48 @@ def bias_act_ref(
     return x
 
 
+# Activations with act(g * x) == g * act(x) for every g > 0, so the gain can be applied before them; each
+# with its in-place form (None: the identity).
+POSITIVELY_HOMOGENEOUS: dict[str, Callable[[torch.Tensor, float], torch.Tensor] | None] = {
+    "linear": None,
+    "relu": lambda x, a: F.relu_(x),
+    "lrelu": lambda x, a: F.leaky_relu_(x, a),
+}
+
+
+def bias_act_folded(
+    x: torch.Tensor,
+    b: torch.Tensor | None = None,
+    dim: int = 1,
+    act: str = "lrelu",
+    alpha: float | None = None,
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """`bias_act_ref` for a positively homogeneous `act` and a positive gain, allocating one tensor where the
+    reference allocates three: act(gain * (x + b)), with the gain and the activation applied in place."""
+    spec = ACTIVATIONS[act]
+    alpha = spec.def_alpha if alpha is None else float(alpha)
+    gain = spec.def_gain if gain is None else float(gain)
+    fresh = True  # whether x is a new tensor the steps below may overwrite
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        x = x + b.reshape(shape)
+        if gain != 1:
+            x = x.mul_(gain)
+    elif gain != 1:
+        x = x * gain
+    else:
+        fresh = False
+    in_place = POSITIVELY_HOMOGENEOUS[act]
+    if in_place is not None:
+        x = in_place(x, alpha) if fresh else spec.fn(x, alpha)
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
 def bias_act(
     x: torch.Tensor,
     b: torch.Tensor | None = None,
@@ -73,7 +115,8 @@ def bias_act(
     """Bias + activation, dispatched to the fastest implementation available for `x`.
 
     CUDA tensors run the compiled kernel once it has built (see `facegen_cli.ops.build`);
-    everything else, and every input the kernel does not cover, runs `bias_act_ref`.
+    everything else runs `bias_act_folded` where the activation allows it (linear, relu, lrelu with a
+    positive gain), and `bias_act_ref` otherwise.
     """
     if x.is_cuda:
         from facegen_cli.ops.bias_act_cuda import bias_act_cuda, kernel_for
@@ -83,4 +126,6 @@ def bias_act(
             spec = ACTIVATIONS[act]
             return bias_act_cuda(ext, x, b, dim, act, spec.def_alpha if alpha is None else float(alpha),
                                  spec.def_gain if gain is None else float(gain), clamp)
+    if act in POSITIVELY_HOMOGENEOUS and (gain is None or gain > 0):
+        return bias_act_folded(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
     return bias_act_ref(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)

@@ -64,17 +64,21 @@ def _filter(x: torch.Tensor, f: torch.Tensor | None, padding: Pair, flip_filter:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     px0, px1, py0, py1 = _pad4(padding)
     c = x.shape[1]
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    pad = (0, 0)
+    if px0 == px1 >= 0 and py0 == py1 >= 0:
+        pad = (py0, px0)  # the convolution pads: no padded copy of x
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
 
     f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     sx, sy = stride
     if f.ndim == 2:
-        return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, stride=(sy, sx))
-    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c, stride=(1, sx))
-    return F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c, stride=(sy, 1))
+        return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, stride=(sy, sx), padding=pad)
+    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c, stride=(1, sx), padding=(0, pad[1]))
+    return F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c, stride=(sy, 1), padding=(pad[0], 0))
 
 
 def upfirdn2d_ref(
@@ -91,16 +95,23 @@ def upfirdn2d_ref(
     downx, downy = _pair(down)
     n, c, h, w = x.shape
 
-    x = x.reshape(n, c, h, 1, w, 1)
-    x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-    x = x.reshape(n, c, h * upy, w * upx)
+    if (upx, upy) != (1, 1):
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape(n, c, h * upy, w * upx)
     return _filter(x, f, padding, flip_filter, gain)[:, :, ::downy, ::downx]
 
 
 def downfir2d_strided(x: torch.Tensor, f: torch.Tensor | None, down: Pair = 1, padding: Pair = 0,
                       flip_filter: bool = False, gain: float = 1.0) -> torch.Tensor:
     """`upfirdn2d_ref` without upsampling, filtering only the pixels it keeps (a strided convolution)
-    instead of filtering every pixel and dropping all but one in `down` x `down`."""
+    instead of filtering every pixel and dropping all but one in `down` x `down`.
+
+    On a CPU a bf16 input (or one under bf16 autocast) is filtered in fp32: oneDNN's strided depthwise
+    convolution in bf16 runs 4-10x slower than in fp32 (benchmarks/RESULTS.md, "strided FIR in bf16")."""
+    if x.device.type == "cpu" and (x.dtype == torch.bfloat16 or torch.is_autocast_enabled("cpu")):
+        with torch.autocast("cpu", enabled=False):
+            return _filter(x.float(), f, padding, flip_filter, gain, stride=_pair(down)).to(x.dtype)
     return _filter(x, f, padding, flip_filter, gain, stride=_pair(down))
 
 

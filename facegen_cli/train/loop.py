@@ -20,6 +20,7 @@ from torch import nn
 
 from facegen_cli.checkpoint import Network, load_checkpoint, save_checkpoint
 from facegen_cli.data.dataset import ImageDataset
+from facegen_cli.devices import memory_format_for
 from facegen_cli.errors import FacegenError
 from facegen_cli.fileio import write_text_atomic
 from facegen_cli.models.registry import get_architecture
@@ -137,8 +138,9 @@ class Trainer:
         """G, D, G_ema, augmentation, the optimizer phases and the loss, initialised from `opts.seed`."""
         torch.manual_seed(self.opts.seed + self.env.rank)
         arch = get_architecture(self.family.arch)
-        self.G = arch.make_G(**self.G_kwargs).to(self.device).train().requires_grad_(False)
-        self.D = arch.make_D(**self.D_kwargs).to(self.device).train().requires_grad_(False)
+        layout = memory_format_for(self.device, self.opts.channels_last)
+        self.G = arch.make_G(**self.G_kwargs).to(self.device, memory_format=layout).train().requires_grad_(False)
+        self.D = arch.make_D(**self.D_kwargs).to(self.device, memory_format=layout).train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
         self.augment = AugmentPipe().to(self.device) if self.opts.aug == "ada" else None
         self.ada = AdaController(self.augment, target=self.opts.target) if self.augment is not None else None

@@ -59,6 +59,7 @@ class TrainOptions:
     seed: int = 0
     fp16: bool = False
     precision: str = "fp32"  # fp32, bf16 or auto (facegen_cli.precision); stylegan2 only
+    channels_last: bool = True  # on a CPU, weights and activations in channels_last (False: contiguous NCHW)
     workers: int = 2
     device: str = "auto"
     resume_from: str | None = None  # network whose weights start a new run (fine-tuning)
