@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
+from facegen_cli.checkpoint import load_checkpoint, read_header, save_checkpoint
 from facegen_cli.errors import BadInput
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
@@ -73,6 +73,21 @@ def test_a_full_checkpoint_starts_a_new_run_with_its_G_D_and_G_ema(faces, traine
     with torch.no_grad():
         torch.testing.assert_close(trainer.G_ema(z, c, noise_mode="const"), source.G_ema(z, c, noise_mode="const"),
                                    rtol=0, atol=1e-5)
+
+
+def test_a_run_from_a_network_counts_on_from_its_kimg_also_after_resume(faces, trained, tmp_path):
+    seen = read_header(trained)["provenance"]["kimg_total"]  # a run from scratch: its own kimg
+    assert seen == pytest.approx(0.016)
+    first = train(faces, tmp_path, 0.004, resume_from=str(trained))
+    assert first.start_kimg == pytest.approx(seen)
+    snap = latest_snapshot(first.run_dir)
+    provenance = read_header(snap)["provenance"]
+    assert (provenance["kimg"], provenance["kimg_total"]) == pytest.approx((0.004, seen + 0.004))
+    # --resume of that run keeps counting from the same start (it is in the training state).
+    resumed = Trainer(TrainOptions(data=str(faces), out=str(tmp_path), kimg=0.008, snap=0.004, **TINY),
+                      resume=str(snap), log=quiet)
+    resumed.run()
+    assert read_header(latest_snapshot(resumed.run_dir))["provenance"]["kimg_total"] == pytest.approx(seen + 0.008)
 
 
 def test_an_ema_only_network_gets_G_from_G_ema_and_a_fresh_D(faces, trained, tmp_path):

@@ -18,13 +18,13 @@ import pytest
 import torch
 from PIL import Image
 
-from facegen_cli.checkpoint import load_checkpoint, read_header
+from facegen_cli.checkpoint import load_checkpoint, read_header, save_checkpoint
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.errors import BadInput
 from facegen_cli.metrics.inception import wheel_weights
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, resolve
-from facegen_cli.train.snapshots import latest_snapshot
+from facegen_cli.train.snapshots import latest_snapshot, network_kimg
 from real_faces import celeba_faces
 from tiny_nets import tiny_checkpoint
 
@@ -176,26 +176,25 @@ def alive(pid: int) -> bool:
 
 def test_export_writes_g_d_and_g_ema_in_fp16_from_the_last_snapshot(faces, tiny_file, tmp_path):
     gpu_round = tool("gpu_round")
-    opts = TrainOptions(data=str(faces), out=str(tmp_path / "runs"), resume_from=str(tiny_file), kimg=0.008,
+    tiny = load_checkpoint(tiny_file)
+    start = save_checkpoint(tmp_path / "start.safetensors", tiny.arch, tiny.G_kwargs, tiny.G_ema,
+                            provenance={"kimg": 94.0})  # a network that has seen 94 kimg
+    opts = TrainOptions(data=str(faces), out=str(tmp_path / "runs"), resume_from=str(start), kimg=0.008,
                         snap=0.004, **TINY)
     trainer = Trainer(opts, log=lambda msg: None)
     trainer.run()
     round_ = gpu_round.Round(tmp_path / "out", budget_s=60)
-    shipped = read_header(ROOT / "weights" / "default.safetensors")["provenance"]
-    assert gpu_round.start_kimg("default") == shipped.get("G_D_kimg", shipped["kimg"])
-    assert gpu_round.start_kimg(str(tiny_file)) is None  # tiny_checkpoint records no kimg
-    snapshot = gpu_round.export(round_, trainer.run_dir, {"resumed_from": "default", "start_kimg": 94.0})
+    snapshot = gpu_round.export(round_, trainer.run_dir)
     assert snapshot.name == "network-snapshot-000000.008.safetensors"
     small = load_checkpoint(tmp_path / "out" / "network-fp16.safetensors", modules=("G_ema", "G", "D"))
-    assert small.provenance["kimg_total"] == pytest.approx(94.008) and small.provenance["resumed_from"] == "default"
-    # A second round from this one continues its count, not the snapshot's own (run-local) kimg.
+    # The loop counted the start network's kimg: a second round from this file continues 94.008, not 0.008.
+    assert small.provenance["kimg_total"] == pytest.approx(94.008) and small.provenance["kimg"] == pytest.approx(0.008)
     returned = tmp_path / "out" / "network-fp16.safetensors"
-    assert gpu_round.start_kimg(str(returned)) == pytest.approx(94.008)
-    # Shipping a second round's file: its total becomes `kimg`; the device-side lineage keys are dropped.
-    shipped_file = tool("ship_default").ship(returned, tmp_path / "default.safetensors", start_kimg=200.0)
+    # Shipping it: its total becomes `kimg`; the run-side key is dropped.
+    shipped_file = tool("ship_default").ship(returned, tmp_path / "default.safetensors")
     provenance = read_header(shipped_file)["provenance"]
-    assert provenance["kimg"] == pytest.approx(200.008) and gpu_round.start_kimg(str(shipped_file)) == provenance["kimg"]
-    assert not {"start_kimg", "kimg_total", "resumed_from"} & set(provenance)
+    assert provenance["kimg"] == pytest.approx(94.008) and network_kimg(provenance) == provenance["kimg"]
+    assert "kimg_total" not in provenance
     full = load_checkpoint(snapshot, modules=("G_ema", "G", "D"))
     for name in ("G_ema", "G", "D"):
         for key, value in getattr(full, name).state_dict().items():

@@ -201,22 +201,7 @@ def read_stats(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
-def start_kimg(network: str) -> float | None:
-    """The kimg a facegen network's G and D have seen in all, which a run from it continues: a round's
-    `kimg_total`, else the shipped file's `G_D_kimg`, else its `kimg` (a run's own count); None for a
-    foreign file."""
-    from facegen_cli.checkpoint import read_header
-    from facegen_cli.errors import FacegenError
-    from facegen_cli.networks import resolve_network
-
-    try:
-        provenance = read_header(resolve_network(network))["provenance"]
-    except (FacegenError, KeyError, OSError):
-        return None
-    return next((provenance[k] for k in ("kimg_total", "G_D_kimg", "kimg") if provenance.get(k) is not None), None)
-
-
-def export(r: Round, run: Path, lineage: dict) -> Path:
+def export(r: Round, run: Path) -> Path:
     """Stage 4 (before the FID, so a later kill keeps it): the snapshot of the last line of stats.jsonl (a kill
     may leave a newer one without its line) small, its grid and the stats."""
     from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
@@ -224,11 +209,10 @@ def export(r: Round, run: Path, lineage: dict) -> Path:
     last = read_stats(run / "stats.jsonl")[-1]
     snapshot, grid = run / last["snapshot"], run / f"fakes{last['kimg']:010.3f}.png"
     net = load_checkpoint(snapshot, modules=("G_ema", "G", "D"))
+    # The training loop's provenance already counts the kimg of the network the run started from (kimg_total).
     provenance = {k: v for k, v in net.provenance.items() if k != "date"}
-    total = lineage["start_kimg"] + last["kimg"] if lineage["start_kimg"] is not None else None
     small = save_checkpoint(r.out / "network-fp16.safetensors", net.arch, net.G_kwargs, net.G_ema, G=net.G, D=net.D,
-                            D_kwargs=net.D_kwargs, half=True,
-                            provenance={**provenance, "snapshot": snapshot.name, **lineage, "kimg_total": total})
+                            D_kwargs=net.D_kwargs, half=True, provenance={**provenance, "snapshot": snapshot.name})
     shutil.copyfile(grid, r.out / "fakes.png")
     shutil.copyfile(run / "stats.jsonl", r.out / "stats.jsonl")
     size = small.stat().st_size
@@ -376,22 +360,25 @@ def main(argv: list[str] | None = None) -> int:
     total = r.budget_s
     finish = min(15.0, 0.1 * total)  # the summary, and slack for the children's exits
     fid_share = min(a.fid_minutes * 60, 0.25 * total)
-    lineage = {"resumed_from": a.network, "start_kimg": start_kimg(a.network)}
     r.summary.update(started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), device=device_name(a.device),
                      python=platform.python_version(), torch=__import__("torch").__version__,
                      options={k: str(v) for k, v in vars(a).items()})
     r.save()
     use_kernels = kernels(r, min(a.kernel_minutes * 60, 0.3 * total), a.device)
     run = train(r, a, r.left() - fid_share - finish, use_kernels, work)
+    kimg_total = None
     if run is None:
         r.stage("fid", status="skipped", detail="no snapshot to measure")
         write_text_atomic(r.out / "fid.json", json.dumps({"fid": None, "skipped": "no snapshot"}) + "\n")
     else:
-        snapshot = export(r, run, lineage)
+        from facegen_cli.checkpoint import read_header
+
+        snapshot = export(r, run)
+        kimg_total = read_header(snapshot)["provenance"].get("kimg_total")
         fid(r, a, snapshot, r.left() - finish, work)
     stats = r.summary["stages"].get("train", {})
-    total = lineage["start_kimg"] + stats["kimg"] if lineage["start_kimg"] is not None and "kimg" in stats else None
-    r.summary.update(kimg=stats.get("kimg"), **lineage, kimg_total=total, sec_per_kimg=stats.get("sec_per_kimg_median"),
+    r.summary.update(kimg=stats.get("kimg"), resumed_from=a.network, kimg_total=kimg_total,
+                     sec_per_kimg=stats.get("sec_per_kimg_median"),
                      fid=r.summary["stages"].get("fid", {}).get("fid"))
     r.save()
     r.note(f"done: {json.dumps({k: r.summary.get(k) for k in ('kimg', 'sec_per_kimg', 'fid', 'failures')})}")

@@ -148,6 +148,7 @@ class Trainer:
         self.loss = self.family.loss(self.G, self.D, self.augment, self.opts)
         self.cur_nimg = 0
         self.step = 0
+        self.start_kimg: float | None = 0.0  # what G and D had seen before this run (None: not known)
 
     def _start_from(self, source: Network) -> None:
         """Copy `source`'s weights into a new run; what it lacks starts fresh, said once."""
@@ -158,7 +159,9 @@ class Trainer:
         missing = [text for text, absent in (("G (copied from G_ema)", source.G is None),
                                              ("D (fresh)", source.D is None)) if absent]
         note = f"; it holds no {' and no '.join(missing)}" if missing else ""
-        self.log(f"fine-tuning from {source.path}{note}; optimizers start fresh"
+        self.start_kimg = snapshots.network_kimg(source.provenance)
+        seen = f" ({self.start_kimg:g} kimg)" if self.start_kimg is not None else ""
+        self.log(f"fine-tuning from {source.path}{seen}{note}; optimizers start fresh"
                  + (f", D's first {self.opts.freezed} layers frozen" if self.opts.freezed else ""))
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -176,6 +179,7 @@ class Trainer:
         for key, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][key])
         self.cur_nimg, self.step = int(state["cur_nimg"]), int(state["step"])
+        self.start_kimg = state.get("start_kimg", None if self.opts.resume_from else 0.0)  # older files lack it
         if self.augment is not None:
             self.augment.p.fill_(float(state["augment_p"]))
             self.ada.signs = list(state["ada_signs"])
@@ -215,12 +219,13 @@ class Trainer:
                 "optimizers": {k: opt.state_dict() for k, opt in self._optimizers().items()},
                 "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
                 "ada_signs": list(self.ada.signs) if self.ada is not None else [],
-                "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "rng": rng}
+                "pl_mean": float(getattr(self.loss, "pl_mean", 0.0)), "start_kimg": self.start_kimg, "rng": rng}
 
     def save_snapshot(self, stats: dict, rng: list[dict], walltime: float) -> Path:
         """Checkpoint, fakes grid, stats.jsonl line and TensorBoard scalars at the current kimg."""
         kimg = self.cur_nimg / 1000
-        provenance = {"dataset": str(self.opts.data), "kimg": kimg, "run": self.run_dir.name,
+        total = round(self.start_kimg + kimg, 3) if self.start_kimg is not None else None
+        provenance = {"dataset": str(self.opts.data), "kimg": kimg, "kimg_total": total, "run": self.run_dir.name,
                       "label_names": self.dataset.label_names, "label_means": self._label_means()}
         path = save_checkpoint(self.run_dir / snapshots.snapshot_name(kimg), self.family.arch, self.G_kwargs,
                                self.G_ema, G=self.G, D=self.D, D_kwargs=self.D_kwargs, provenance=provenance,

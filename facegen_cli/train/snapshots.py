@@ -120,3 +120,11 @@ class ScalarLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def network_kimg(provenance: dict) -> float | None:
+    """The kimg a network's G and D have seen in all: a run's `kimg_total` (its own kimg plus what the network it
+    started from had seen), the shipped file's `G_D_kimg` (where its G_ema is older than its G and D), else its
+    `kimg`; None where the file does not say (an imported network)."""
+    return next((float(provenance[k]) for k in ("kimg_total", "G_D_kimg", "kimg") if provenance.get(k) is not None),
+                None)
