@@ -86,10 +86,11 @@ def nvidia_generate(spec: dict, repo: str) -> tuple[Callable[[], object], dict]:
     return repeated(call, spec["calls"]), {"G": sum(p.numel() for p in G.parameters())}
 
 
-def facegen_generator(spec: dict, precision: str, channels_last: bool = False, mode: str | None = None
+def facegen_generator(spec: dict, precision: str, channels_last: bool | None = None, mode: str | None = None
                       ) -> tuple[Callable[[], object], Callable[[], object], dict]:
-    """facegen's generator of the case drawn as `generate` draws (benchmarks/generate.py's networks), in
-    channels_last and/or under torch.compile `mode` if asked; (one call, its last output, parameter counts)."""
+    """facegen's generator of the case drawn as `generate` draws (benchmarks/generate.py's networks): in
+    channels_last where asked (None: as `generate`, which takes it in bf16 on a CPU), under torch.compile
+    `mode` if asked; (one call, its last output, parameter counts)."""
     import torch
 
     from facegen_cli.models.stylegan2 import Generator
@@ -97,7 +98,7 @@ def facegen_generator(spec: dict, precision: str, channels_last: bool = False, m
 
     torch.manual_seed(0)
     G = Generator(**config_f_kwargs(spec["resolution"], spec["config"])).eval().requires_grad_(False)
-    if channels_last:
+    if channels_last or (channels_last is None and precision == "bf16"):
         G = G.to(memory_format=torch.channels_last)
     if mode:
         G.synthesis.compile(mode=mode)

@@ -189,6 +189,20 @@ def test_generate_in_bf16_differs_from_fp32_by_rounding_only(tiny_file):
     assert 0 < diff.mean() < 2 and diff.max() < 40  # 8-bit levels; fp32 is the NVIDIA-equal path
 
 
+def test_bf16_draws_in_channels_last_on_a_copy_and_computes_what_nchw_does(tiny_file):
+    # bf16 on a CPU takes the channels_last layout too, on its own copy of G: fp32 users of the same network keep
+    # the plain layout (and NVIDIA's pixels); the faster layout changes nothing beyond float rounding.
+    net = load_network(str(tiny_file))
+    sampler = Sampler(net, precision="bf16")
+    conv = sampler.G.synthesis.b32.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert net.G_ema.synthesis.b32.conv1.weight.is_contiguous() and Sampler(net).G is net.G_ema
+    ws = torch.from_numpy(sampler.map(sampler.zs(range(4))))
+    with torch.no_grad():
+        nchw = synthesize(net.G_ema, ws, resolve_precision("bf16", "cpu"), noise_mode="const")
+        torch.testing.assert_close(sampler.synthesize(ws), nchw, rtol=0, atol=0.02)
+
+
 # --- training -----------------------------------------------------------------------------------
 
 def noise_images(folder: Path, count: int = 16) -> Path:
