@@ -85,6 +85,9 @@ def test_dry_run_prints_the_resolved_options_and_builds_and_creates_nothing(face
     assert resolved["res"] == 32 and resolved["batch"] == 4 and resolved["batch_gpu"] == 4
     assert resolved["gamma"] == pytest.approx(0.0002 * 32 ** 2 / 4, abs=1e-4)  # NVIDIA's heuristic
     assert resolved["aug"] == "ada" and resolved["z_dim"] == 256 and resolved["cbase"] == 512
+    assert resolved["channels_last"] is True  # the CPU's faster layout unless --contiguous
+    result = CliRunner().invoke(app, ["train", str(faces), "--out", str(out), "--dry-run", "--contiguous", *CLI_TINY])
+    assert result.exit_code == 0 and json.loads(result.stdout)["channels_last"] is False
     assert not out.exists()
 
 
