@@ -199,7 +199,8 @@ def nvidia_train(spec: dict, repo: str) -> tuple[Callable[[], object], dict]:
                 b_ema.copy_(b)
         state["step"] += 1
 
-    return repeated(one_step, spec["steps"]), {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
+    params = {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
+    return repeated(one_step, spec["steps"]), params
 
 
 def facegen_trainer(spec: dict, precision: str, channels_last: bool = True, mode: str | None = None,

@@ -95,7 +95,8 @@ def save_checkpoint(path: str | os.PathLike, arch: str, G_kwargs: dict, G_ema: n
         if module is None:
             continue
         for name, t in module.state_dict().items():
-            t = t.detach().cpu().clone(memory_format=torch.contiguous_format)  # as written, whatever layout it trained in
+            # Written contiguous, whatever layout the module runs in (channels_last on a CPU).
+            t = t.detach().cpu().clone(memory_format=torch.contiguous_format)
             tensors[f"{prefix}.{name}"] = t.half() if half and t.is_floating_point() else t
     state_json = pack_state(training_state, tensors, "state") if training_state is not None else None
     provenance = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

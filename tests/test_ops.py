@@ -9,7 +9,8 @@ import pytest
 import torch
 from scipy import signal
 
-from facegen_cli.ops.bias_act import ACTIVATIONS, POSITIVELY_HOMOGENEOUS, bias_act, bias_act_folded, bias_act_ref
+from facegen_cli.ops.bias_act import (ACTIVATIONS, POSITIVELY_HOMOGENEOUS, bias_act, bias_act_folded,
+                                      bias_act_ref)
 from facegen_cli.ops.conv2d_resample import (conv2d_resample, conv2d_resample_ref, demodulation_coefficients,
                                              demodulation_coefficients_ref, modulated_conv2d)
 from facegen_cli.ops.upfirdn2d import downfir2d_strided, downsample2d, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d

@@ -67,8 +67,8 @@ def train(
     opts = TrainOptions(data=str(data), out=str(out), model=model, cfg=cfg, res=res, batch=batch, batch_gpu=batch_gpu,
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
-                        device=device, precision=precision, channels_last=channels_last, z_dim=latent, resume_from=resume_from, freezed=freezed,
-                        minutes=minutes, model_kwargs={k: v for k, v in extras.items() if v is not None})
+                        device=device, precision=precision, channels_last=channels_last, z_dim=latent,
+                        resume_from=resume_from, freezed=freezed, minutes=minutes, model_kwargs={k: v for k, v in extras.items() if v is not None})
 
     def log(msg: str) -> None:
         console.print(msg, markup=False)

@@ -77,8 +77,10 @@ def _filter(x: torch.Tensor, f: torch.Tensor | None, padding: Pair, flip_filter:
     sx, sy = stride
     if f.ndim == 2:
         return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, stride=(sy, sx), padding=pad)
-    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c, stride=(1, sx), padding=(0, pad[1]))
-    return F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c, stride=(sy, 1), padding=(pad[0], 0))
+    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c, stride=(1, sx),
+                 padding=(0, pad[1]))
+    return F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c, stride=(sy, 1),
+                    padding=(pad[0], 0))
 
 
 def upfirdn2d_ref(
