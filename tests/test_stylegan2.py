@@ -127,6 +127,7 @@ def test_default_modconv_path_follows_the_measured_rule():
         False, False, True, True]
     assert prefer_fused_modconv(False, torch.float32, 8, 1024, cpu)
     assert not prefer_fused_modconv(False, torch.float32, 8, 64, cpu)
+    assert not prefer_fused_modconv(False, torch.bfloat16, 1, 1024, cpu, channels_last=True)  # bf16 drawing
     assert prefer_fused_modconv(False, torch.float32, 8, 4, cuda)  # NVIDIA's rule on CUDA
     assert not prefer_fused_modconv(False, torch.float16, 8, 4, cuda)
     assert prefer_fused_modconv(False, torch.float16, 1, 4, cuda)
