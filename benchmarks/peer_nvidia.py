@@ -89,17 +89,21 @@ def nvidia_generate(spec: dict, repo: str) -> tuple[Callable[[], object], dict]:
 def facegen_generator(spec: dict, precision: str, channels_last: bool | None = None, mode: str | None = None
                       ) -> tuple[Callable[[], object], Callable[[], object], dict]:
     """facegen's generator of the case drawn as `generate` draws (benchmarks/generate.py's networks): in
-    channels_last where asked (None: as `generate`, which takes it in bf16 on a CPU), under torch.compile
+    channels_last where asked (None: as `generate`, `drawing_memory_format`), under torch.compile
     `mode` if asked; (one call, its last output, parameter counts)."""
     import torch
 
+    from facegen_cli.devices import drawing_memory_format
     from facegen_cli.models.stylegan2 import Generator
     from facegen_cli.precision import resolve_precision, synthesize
 
     torch.manual_seed(0)
     G = Generator(**config_f_kwargs(spec["resolution"], spec["config"])).eval().requires_grad_(False)
-    if channels_last or (channels_last is None and precision == "bf16"):
-        G = G.to(memory_format=torch.channels_last)
+    if channels_last is None:
+        layout = drawing_memory_format(torch.device("cpu"), precision)
+    else:
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+    G = G.to(memory_format=layout)
     if mode:
         G.synthesis.compile(mode=mode)
     z = torch.randn([spec["batch"], G.z_dim], generator=torch.Generator().manual_seed(1))

@@ -30,3 +30,9 @@ def memory_format_for(device: torch.device, channels_last: bool = True) -> torch
     (oneDNN's own layout, faster in every measured case: benchmarks/RESULTS.md, "layouts"); contiguous NCHW
     otherwise, the plain reference and what the CUDA kernels and NVIDIA's code expect."""
     return torch.channels_last if channels_last and device.type == "cpu" else torch.contiguous_format
+
+
+def drawing_memory_format(device: torch.device, precision: str) -> torch.memory_format:
+    """The layout a network draws in: channels_last on a CPU in bf16 (which promises the same faces, not fp32's
+    pixels; faster: benchmarks/RESULTS.md), NCHW in fp32, whose pixels are held equal to NVIDIA's."""
+    return memory_format_for(device, channels_last=precision == "bf16")

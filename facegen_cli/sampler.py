@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from facegen_cli.checkpoint import Network
-from facegen_cli.devices import memory_format_for
+from facegen_cli.devices import drawing_memory_format
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.images import to_uint8
 from facegen_cli.models.stylegan2 import NOISE_MODES
@@ -137,10 +137,9 @@ class Sampler:
         self.noise_mode = check_noise_mode(noise_mode)
         self.c = self._label(label)
         self.precision = resolve_precision(precision, self.device)
-        if self.precision.name == "bf16" and memory_format_for(self.device) != torch.contiguous_format:
-            # bf16 promises the same faces, not fp32's pixels, so it also takes the faster layout (channels_last
-            # on a CPU: benchmarks/RESULTS.md); on a copy, so that fp32 users of `net` keep the plain one.
-            self.G = copy.deepcopy(self.G).to(memory_format=memory_format_for(self.device))
+        layout = drawing_memory_format(self.device, self.precision.name)
+        if layout != torch.contiguous_format:  # on a copy, so that fp32 users of `net` keep the plain layout
+            self.G = copy.deepcopy(self.G).to(memory_format=layout)
         if batch < 1:
             raise BadParameter("batch", f"batch {batch} is less than 1")
         self.batch = batch

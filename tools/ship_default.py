@@ -35,7 +35,8 @@ def ship(snapshot: Path, dest: Path, keep_ema: Path | None = None, start_kimg: f
             raise FacegenError(f"{snapshot}: its provenance says no kimg; give --start-kimg")
     total = round(total, 3)
     source = f"{run.provenance.get('run')}/{run.provenance.get('snapshot', snapshot.name)}"  # a round names its own
-    # A GPU round's lineage keys (its start, its running total, a path on the device) are folded into `kimg`.
+    # The run's total (`kimg_total`) becomes `kimg`; older GPU rounds' lineage keys (their start and a path on
+    # the device) are dropped with it.
     stale = ("date", "id", "start_kimg", "kimg_total", "resumed_from")
     provenance = {**{k: v for k, v in run.provenance.items() if k not in stale}, "kimg": total, "snapshot": source}
     G_ema = run.G_ema

@@ -36,6 +36,12 @@ def activation_gain(act: str) -> float:
     return ACTIVATIONS[act].def_gain
 
 
+def resolve_activation(act: str, alpha: float | None, gain: float | None) -> tuple[Activation, float, float]:
+    """`act`'s spec with `alpha` and `gain` filled in from its defaults where None."""
+    spec = ACTIVATIONS[act]
+    return (spec, spec.def_alpha if alpha is None else float(alpha), spec.def_gain if gain is None else float(gain))
+
+
 def bias_act_ref(
     x: torch.Tensor,
     b: torch.Tensor | None = None,
@@ -46,9 +52,7 @@ def bias_act_ref(
     clamp: float | None = None,
 ) -> torch.Tensor:
     """Add `b` along `dim`, apply `act`, multiply by `gain`, clamp to [-clamp, clamp]."""
-    spec = ACTIVATIONS[act]
-    alpha = spec.def_alpha if alpha is None else float(alpha)
-    gain = spec.def_gain if gain is None else float(gain)
+    spec, alpha, gain = resolve_activation(act, alpha, gain)
     if b is not None:
         shape = [1] * x.ndim
         shape[dim] = -1
@@ -81,9 +85,7 @@ def bias_act_folded(
 ) -> torch.Tensor:
     """`bias_act_ref` for a positively homogeneous `act` and a positive gain, allocating one tensor where the
     reference allocates three: act(gain * (x + b)), with the gain and the activation applied in place."""
-    spec = ACTIVATIONS[act]
-    alpha = spec.def_alpha if alpha is None else float(alpha)
-    gain = spec.def_gain if gain is None else float(gain)
+    spec, alpha, gain = resolve_activation(act, alpha, gain)
     fresh = True  # whether x is a new tensor the steps below may overwrite
     if b is not None:
         shape = [1] * x.ndim
@@ -123,9 +125,8 @@ def bias_act(
 
         ext = kernel_for(x, b, dim)
         if ext is not None:
-            spec = ACTIVATIONS[act]
-            return bias_act_cuda(ext, x, b, dim, act, spec.def_alpha if alpha is None else float(alpha),
-                                 spec.def_gain if gain is None else float(gain), clamp)
+            _, alpha, gain = resolve_activation(act, alpha, gain)
+            return bias_act_cuda(ext, x, b, dim, act, alpha, gain, clamp)
     if act in POSITIVELY_HOMOGENEOUS and (gain is None or gain > 0):
         return bias_act_folded(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
     return bias_act_ref(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
