@@ -150,6 +150,36 @@ def test_a_classic_option_for_stylegan2_is_refused_by_the_engine(faces, tmp_path
     assert result.exit_code == 2 and "--width: not an option of stylegan2" in result.stderr
 
 
+@pytest.mark.parametrize("mixing", [0.0, 1.0])
+def test_path_length_and_style_mixing_are_the_runs_choice(faces, tmp_path, mixing):
+    default = Trainer(options(faces, tmp_path / "default"), log=quiet)
+    assert [p.name for p in default.phases] == ["Gmain", "Greg", "Dmain", "Dreg"]
+    assert (default.loss.pl_weight, default.loss.style_mixing_prob) == (2.0, 0.9)  # StyleGAN2's
+    trainer = Trainer(options(faces, tmp_path / "chosen", pl_weight=0.0, style_mixing=mixing), log=quiet)
+    assert [p.name for p in trainer.phases] == ["Gboth", "Dmain", "Dreg"]  # no lazy G step without path length
+    running: dict[str, list[float]] = {}
+    trainer.train_step((torch.randint(0, 256, [4, 3, 32, 32], dtype=torch.uint8), torch.zeros([4, 0])), running)
+    assert "pl_penalty" not in running and "r1_penalty" in running
+    mixed_layers = []
+    for _ in range(8):
+        _, ws = trainer.loss.run_G(torch.randn([4, trainer.G.z_dim]), torch.zeros([4, 0]), update_emas=False)
+        mixed_layers.append(not torch.equal(ws[:, :1].expand_as(ws), ws))
+    assert mixed_layers == [bool(mixing)] * 8  # probability 0: one w for every layer; 1: always two
+    stored = json.loads(trainer.opts.to_json())  # what training_options.json holds, so --resume keeps them
+    assert (stored["pl_weight"], stored["style_mixing"]) == (0.0, mixing)
+
+
+def test_loss_options_of_stylegan2_are_refused_elsewhere_and_checked(faces, tmp_path):
+    cases = {("--model", "dcgan", "--pl-weight", "1"): "--pl-weight sets stylegan2's loss; --model dcgan has none",
+             ("--cfg", "stylegan3-t", "--style-mixing", "0.5"): "--style-mixing sets stylegan2's loss; --model stylegan3",
+             ("--pl-weight", "-1"): "--pl-weight -1: must be 0 (off) or positive",
+             ("--style-mixing", "1.5"): "--style-mixing 1.5: a probability, 0 to 1"}
+    for args, message in cases.items():
+        result = CliRunner().invoke(app, ["train", str(faces), "--out", str(tmp_path / "runs"), *args, "--dry-run"])
+        assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_cond_opens_the_dataset_once(labelled, tmp_path, monkeypatch):
     opened = []
     open_dataset = ImageDataset.__init__

@@ -34,6 +34,10 @@ def train(
     mirror: bool = typer.Option(False, "--mirror", help="Add x-flipped copies of the data."),
     cond: bool = typer.Option(False, "--cond", help="Train on the dataset.json labels."),
     aug: Optional[str] = typer.Option(None, "--aug", help="ada or noaug (default: ada for stylegan2)."),
+    pl_weight: Optional[float] = typer.Option(None, "--pl-weight", help="stylegan2: path-length regularisation "
+                                              "weight (default 2; 0 turns it off)."),
+    style_mixing: Optional[float] = typer.Option(None, "--style-mixing", help="stylegan2: style-mixing "
+                                                 "probability (default 0.9; 0 turns it off)."),
     target: float = typer.Option(0.6, "--target", min=0.0, max=1.0, help="ADA target for E[sign(D(real))]."),
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
     seed: int = typer.Option(0, "--seed", min=0, max=2 ** 32 - 1, help="Random seed."),
@@ -68,7 +72,8 @@ def train(
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
                         device=device, precision=precision, channels_last=channels_last, z_dim=latent,
-                        resume_from=resume_from, freezed=freezed, minutes=minutes, model_kwargs={k: v for k, v in extras.items() if v is not None})
+                        resume_from=resume_from, freezed=freezed, minutes=minutes, pl_weight=pl_weight,
+                        style_mixing=style_mixing, model_kwargs={k: v for k, v in extras.items() if v is not None})
 
     def log(msg: str) -> None:
         console.print(msg, markup=False)

@@ -127,7 +127,8 @@ class StyleGAN2Family:
                     cbase=G_kwargs.get("channel_base", 32768), cmax=G_kwargs.get("channel_max", 512))
 
     def phases(self, G: nn.Module, D: nn.Module, opts: TrainOptions) -> list[Phase]:
-        return (lazy_phases("G", G, opts.glr, (0.0, 0.99), self.G_reg_interval)
+        G_reg_interval = None if opts.pl_weight == 0 else self.G_reg_interval  # no lazy G step without path length
+        return (lazy_phases("G", G, opts.glr, (0.0, 0.99), G_reg_interval)
                 + lazy_phases("D", D, opts.dlr, (0.0, 0.99), self.D_reg_interval,
                               frozen=frozen_discriminator_layers(D, opts.freezed)))
 
@@ -136,8 +137,9 @@ class StyleGAN2Family:
                              **self.loss_options(opts))
 
     def loss_options(self, opts: TrainOptions) -> dict:
-        """StyleGAN2Loss's settings beyond R1 and precision: its defaults are StyleGAN2's."""
-        return {}
+        """StyleGAN2Loss's settings beyond R1 and precision: its defaults are StyleGAN2's, or the run's own."""
+        chosen = dict(pl_weight=opts.pl_weight, style_mixing_prob=opts.style_mixing)
+        return {key: value for key, value in chosen.items() if value is not None}
 
 
 R_CHANNELS = 2  # config R doubles G's channel_base and channel_max (not D's)

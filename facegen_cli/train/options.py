@@ -65,6 +65,8 @@ class TrainOptions:
     resume_from: str | None = None  # network whose weights start a new run (fine-tuning)
     freezed: int = 0  # D layers nearest the image that stay as they are (fine-tuning)
     minutes: float | None = None  # stop after this much training time, with a snapshot (beside kimg)
+    pl_weight: float | None = None  # stylegan2: path-length regularisation weight (None: 2; 0 turns it off)
+    style_mixing: float | None = None  # stylegan2: style-mixing probability (None: 0.9)
     model_kwargs: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -84,6 +86,7 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
         raise BadInput("--kimg and --snap must be positive")
     if opts.minutes is not None and opts.minutes <= 0:
         raise BadInput(f"--minutes {opts.minutes:g}: must be positive")
+    check_regularisers(opts)
     values = asdict(opts)
     for key, default in {**PRESETS[opts.cfg], "aug": "ada", **(family_defaults or {})}.items():
         if values.get(key) is None:
@@ -103,6 +106,18 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
     if values["ema_kimg"] is None:
         values["ema_kimg"] = batch * 10 / 32
     return TrainOptions(**values)
+
+
+def check_regularisers(opts: TrainOptions) -> None:
+    """--pl-weight and --style-mixing belong to stylegan2's loss (StyleGAN3 and the classic families use neither)."""
+    given = [flag for flag, value in (("--pl-weight", opts.pl_weight), ("--style-mixing", opts.style_mixing))
+             if value is not None]
+    if given and opts.model != "stylegan2":
+        raise BadInput(f"{given[0]} sets stylegan2's loss; --model {opts.model} has none")
+    if opts.pl_weight is not None and opts.pl_weight < 0:
+        raise BadInput(f"--pl-weight {opts.pl_weight:g}: must be 0 (off) or positive")
+    if opts.style_mixing is not None and not 0 <= opts.style_mixing <= 1:
+        raise BadInput(f"--style-mixing {opts.style_mixing:g}: a probability, 0 to 1")
 
 
 def model_of(opts: TrainOptions) -> str:
