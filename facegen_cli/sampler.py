@@ -200,22 +200,25 @@ class Sampler:
         zt = torch.from_numpy(np.asarray(z, np.float32)).to(self.device)
         return self._map(zt).cpu().numpy()
 
-    def _map(self, z: torch.Tensor) -> torch.Tensor:
-        return self.G.mapping(z, self.labels(len(z)), truncation_psi=self.psi, truncation_cutoff=self.cutoff)
+    def _map(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.labels(len(z)) if c is None else c
+        return self.G.mapping(z, c, truncation_psi=self.psi, truncation_cutoff=self.cutoff)
 
     def seed_latent(self, seed: int) -> np.ndarray:
         """A seed's latent drawn alone: W+ `[num_ws, w_dim]` on a W+ model, else z `[z_dim]`."""
         z = self.zs([seed])
         return self.map(z)[0] if self.has_wplus else z[0]
 
-    def synthesize(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """NCHW images in [-1, 1] from W+ `[N, num_ws, w_dim]` or z `[N, z_dim]`, in one pass (differentiable)."""
+    def synthesize(self, latents: torch.Tensor, generator: torch.Generator | None = None,
+                   c: torch.Tensor | None = None) -> torch.Tensor:
+        """NCHW images in [-1, 1] from W+ `[N, num_ws, w_dim]` or z `[N, z_dim]`, in one pass (differentiable);
+        `c`: a classic family's labels, one row per z (default: the sampler's label)."""
         with self._transform():
             if self.has_wplus:
                 return synthesize(self.G, latents, self.precision, noise_mode=self.noise_mode,
                                   fused_modconv=self.fused_modconv, generator=generator)
-            return in_precision(self.G, latents, self.labels(len(latents)), truncation_psi=self.psi,
-                                precision=self.precision)
+            return in_precision(self.G, latents, self.labels(len(latents)) if c is None else c,
+                                truncation_psi=self.psi, precision=self.precision)
 
     @torch.inference_mode()
     def images(self, latents: np.ndarray) -> np.ndarray:
@@ -227,25 +230,42 @@ class Sampler:
         return np.concatenate(out)
 
     @torch.inference_mode()
-    def samples(self, seeds: Sequence[int]) -> Iterator[Sample]:
+    def samples(self, seeds: Sequence[int], labels: np.ndarray | None = None) -> Iterator[Sample]:
         """One Sample per seed, in order, `batch` seeds a pass. With noise mode `random` each image's noise
-        comes from a generator seeded by its own seed (one image a pass), so it does not depend on its batch."""
+        comes from a generator seeded by its own seed (one image a pass), so it does not depend on its batch.
+        `labels` `[len(seeds), c_dim]`: each image's own conditioning, in place of the sampler's one label."""
         seeds = list(seeds)
+        rows = self._label_rows(labels, len(seeds))
         size = 1 if self.noise_mode == "random" else self.batch
         for start in range(0, len(seeds), size):
             chunk = seeds[start:start + size]
             z = torch.from_numpy(self.zs(chunk)).to(self.device)
+            c = rows[start:start + size] if rows is not None else None
             generator = torch.Generator(self.device).manual_seed(chunk[0]) if self.noise_mode == "random" else None
-            ws = self._map(z) if self.has_wplus else None
-            img = self.synthesize(ws if ws is not None else z, generator)
+            ws = self._map(z, c) if self.has_wplus else None
+            img = self.synthesize(ws if ws is not None else z, generator, c)
             ws_np = ws.cpu().numpy() if ws is not None else None
             for i, (seed, arr) in enumerate(zip(chunk, to_uint8(img))):
                 yield Sample(seed, arr, ws_np[i] if ws_np is not None else None)
 
-    def image_batches(self, seeds: Sequence[int]) -> Iterator[np.ndarray]:
-        """NHWC uint8 batches of `batch` images for `seeds` (for metrics and other bulk consumers)."""
+    def _label_rows(self, labels: np.ndarray | None, count: int) -> torch.Tensor | None:
+        """Per-image labels checked against the network: one finite row of c_dim values per image."""
+        if labels is None:
+            return None
+        rows = np.asarray(labels, np.float32)
+        c_dim = label_count(self.net)
+        if rows.shape != (count, c_dim) or not c_dim:
+            raise BadParameter("label", f"labels of shape {list(rows.shape)}; this network takes {count} rows of "
+                                        f"{c_dim}")
+        if not np.isfinite(rows).all():
+            raise BadParameter("label", "labels hold a value that is not finite")
+        return torch.from_numpy(rows).to(self.device)
+
+    def image_batches(self, seeds: Sequence[int], labels: np.ndarray | None = None) -> Iterator[np.ndarray]:
+        """NHWC uint8 batches of `batch` images for `seeds` (for metrics and other bulk consumers), each image
+        with its row of `labels` where given."""
         pending: list[np.ndarray] = []
-        for sample in self.samples(seeds):
+        for sample in self.samples(seeds, labels):
             pending.append(sample.image)
             if len(pending) == self.batch:
                 yield np.stack(pending)

@@ -27,6 +27,9 @@ def fid(
     inception: Optional[Path] = typer.Option(None, "--inception", envvar="FACEGEN_INCEPTION", exists=True,
                                              dir_okay=False,
                                              help="Inception TorchScript file (inception-2015-12-05.pt)."),
+    labels_from: Optional[Path] = typer.Option(None, "--labels-from", exists=True,
+                                               help="A conditional network draws each image with the labels of one "
+                                                    "of this data set's images (its training data)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write cached data-set features."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the bare number."),
 ) -> None:
@@ -45,7 +48,8 @@ def fid(
 
         result = compute_fid(a, b, mode=mode, kid=kid, num=num, seeds=seed_list, psi=psi, batch=batch,
                              workers=workers, device=resolve_device(device), inception=inception,
-                             progress=track, use_cache=not no_cache, precision=precision)
+                             progress=track, use_cache=not no_cache, precision=precision,
+                             labels_from=labels_from)
     for name in result.cached:
         console.print(f"features of {name} read from the cache")
     if as_json:

@@ -141,22 +141,26 @@ def cached_features(stream: ImageStream, extractor: InceptionFeatures, batch: in
 
 
 def open_stream(spec: str, seeds: Sequence[int] | None, num: int, psi: float, batch: int, workers: int,
-                device: torch.device | str, precision: str = "fp32") -> ImageStream:
-    """An image set for a folder / zip, else the samples of the network `spec` names."""
+                device: torch.device | str, precision: str = "fp32", labels_from: str | None = None) -> ImageStream:
+    """An image set for a folder / zip, else the samples of the network `spec` names (a conditional one with
+    labels drawn from `labels_from`)."""
     if is_image_set(spec):
         return dataset_stream(spec, batch=batch, workers=workers)
     return network_stream(spec, list(seeds) if seeds is not None else random_seeds(num), psi=psi, batch=batch,
-                          device=device, precision=precision)
+                          device=device, precision=precision, labels_from=labels_from)
 
 
 def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean", kid: bool = False,
                 num: int = 50_000, seeds: Sequence[int] | None = None, psi: float = 1.0, batch: int = 32,
                 workers: int = 2, device: torch.device | str = "cpu", inception: str | os.PathLike | None = None,
                 progress: Progress | None = None, use_cache: bool = True,
-                extractor: InceptionFeatures | None = None, precision: str = "fp32") -> FidResult:
+                extractor: InceptionFeatures | None = None, precision: str = "fp32",
+                labels_from: str | os.PathLike | None = None) -> FidResult:
     """FID (and optionally KID) between two image sets or networks; `extractor` reuses a loaded Inception;
-    `precision` is the generators' (the Inception network always runs in fp32)."""
-    streams = [open_stream(str(spec), seeds, num, psi, batch, workers, device, precision) for spec in (a, b)]
+    `precision` is the generators' (the Inception network always runs in fp32); `labels_from`: the data set
+    whose labels a conditional network draws with."""
+    labels = str(labels_from) if labels_from is not None else None
+    streams = [open_stream(str(spec), seeds, num, psi, batch, workers, device, precision, labels) for spec in (a, b)]
     for stream in streams:  # both sides checked before either is measured
         if stream.count < 2:
             raise BadInput(f"{stream.name}: FID needs at least 2 images, found {stream.count}")

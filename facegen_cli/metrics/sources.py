@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from facegen_cli.data.dataset import ImageSource, check_images, decode_image
+from facegen_cli.data.dataset import ImageDataset, ImageSource, check_images, decode_image
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 
 Batches = Iterator[Sequence[np.ndarray]]
@@ -78,14 +78,36 @@ def random_seeds(num: int) -> list[int]:
 
 
 def network_stream(spec: str, seeds: Sequence[int], psi: float = 1.0, batch: int = 32,
-                   device: torch.device | str = "cpu", precision: str = "fp32") -> ImageStream:
-    """Images a network draws for `seeds` at truncation `psi`, in `precision` (see facegen_cli.precision)."""
+                   device: torch.device | str = "cpu", precision: str = "fp32",
+                   labels_from: str | None = None) -> ImageStream:
+    """Images a network draws for `seeds` at truncation `psi`, in `precision` (see facegen_cli.precision); a
+    conditional network draws each image with the labels of one image of `labels_from`, picked by its seed."""
     from facegen_cli.networks import load_network
     from facegen_cli.sampler import Sampler, check_psi, label_count
 
     check_psi(psi)
     net = load_network(spec, device)
+    seeds = list(seeds)
+    labels = None
     if label_count(net):
-        raise BadInput(f"{spec}: a conditional network; facegen fid measures unconditional networks only")
+        if labels_from is None:
+            raise BadInput(f"{spec}: a conditional network; give --labels-from DATA to draw each image with the "
+                           "labels of one of DATA's images")
+        labels = labels_for_seeds(labels_from, seeds, label_count(net))
+    elif labels_from is not None:
+        raise BadInput(f"{spec}: an unconditional network; --labels-from is for conditional ones")
     sampler = Sampler(net, psi=psi, batch=batch, precision=precision)
-    return ImageStream(str(spec), len(seeds), lambda: sampler.image_batches(list(seeds)))
+    return ImageStream(str(spec), len(seeds), lambda: sampler.image_batches(seeds, labels))
+
+
+def labels_for_seeds(data: str, seeds: Sequence[int], c_dim: int) -> np.ndarray:
+    """For each seed, the dataset.json labels of one image of `data`, chosen at random by that seed (as
+    NVIDIA's metrics draw the labels of a conditional generator from its training set)."""
+    dataset = ImageDataset(data)
+    if not dataset.has_labels:
+        raise BadInput(f"--labels-from {data}: no labels in its dataset.json")
+    dataset.load_labels()
+    if dataset.label_dim != c_dim:
+        raise BadInput(f"--labels-from {data}: {dataset.label_dim} labels per image; the network takes {c_dim}")
+    picks = [int(np.random.default_rng(seed).integers(len(dataset))) for seed in seeds]
+    return dataset.labels[picks].astype(np.float32)
