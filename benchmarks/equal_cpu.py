@@ -37,14 +37,16 @@ def snapshots(out: Path) -> list[Path]:
 
 def train_within(command: list[str], out: Path, budget_s: float, poll_s: float = 2.0) -> list[dict]:
     """Run `command --out OUT` until it has used `budget_s` of CPU time; each snapshot with its CPU time."""
-    proc = subprocess.Popen([*command, "--out", str(out)], start_new_session=True,
-                            stdout=open(out / "train.log", "ab"), stderr=subprocess.STDOUT)
+    with open(out / "train.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([*command, "--out", str(out)], start_new_session=True, stdout=log,
+                                stderr=subprocess.STDOUT)
     start, seen = time.time(), {}
     try:
         while proc.poll() is None:
             cpu = cpu_seconds(proc.pid)
             for path in snapshots(out):
-                seen.setdefault(path, dict(snapshot=str(path), cpu_s=round(cpu, 1), wall_s=round(time.time() - start, 1)))
+                wall = round(time.time() - start, 1)
+                seen.setdefault(path, dict(snapshot=str(path), cpu_s=round(cpu, 1), wall_s=wall))
             if cpu >= budget_s:
                 break
             time.sleep(poll_s)

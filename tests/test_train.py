@@ -171,7 +171,8 @@ def test_path_length_and_style_mixing_are_the_runs_choice(faces, tmp_path, mixin
 
 def test_loss_options_of_stylegan2_are_refused_elsewhere_and_checked(faces, tmp_path):
     cases = {("--model", "dcgan", "--pl-weight", "1"): "--pl-weight sets stylegan2's loss; --model dcgan has none",
-             ("--cfg", "stylegan3-t", "--style-mixing", "0.5"): "--style-mixing sets stylegan2's loss; --model stylegan3",
+             ("--cfg", "stylegan3-t", "--style-mixing", "0.5"):
+                 "--style-mixing sets stylegan2's loss; --model stylegan3",
              ("--pl-weight", "-1"): "--pl-weight -1: must be 0 (off) or positive",
              ("--style-mixing", "1.5"): "--style-mixing 1.5: a probability, 0 to 1"}
     for args, message in cases.items():
