@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -114,8 +115,8 @@ def check_regularisers(opts: TrainOptions) -> None:
              if value is not None]
     if given and opts.model != "stylegan2":
         raise BadInput(f"{given[0]} sets stylegan2's loss; --model {opts.model} has none")
-    if opts.pl_weight is not None and opts.pl_weight < 0:
-        raise BadInput(f"--pl-weight {opts.pl_weight:g}: must be 0 (off) or positive")
+    if opts.pl_weight is not None and not 0 <= opts.pl_weight < math.inf:
+        raise BadInput(f"--pl-weight {opts.pl_weight:g}: must be 0 (off) or a positive number")
     if opts.style_mixing is not None and not 0 <= opts.style_mixing <= 1:
         raise BadInput(f"--style-mixing {opts.style_mixing:g}: a probability, 0 to 1")
 
