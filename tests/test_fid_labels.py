@@ -79,3 +79,5 @@ def test_labels_from_is_required_by_conditional_networks_and_checked(conditional
         network_stream(str(conditional), [0, 1], labels_from=str(unlabelled))
     result = CliRunner().invoke(app, ["fid", str(conditional), str(data), "--seeds", "0-3", "--json"])
     assert result.exit_code == 2 and "--labels-from" in result.stderr
+    result = CliRunner().invoke(app, ["fid", str(data), str(unlabelled), "--labels-from", str(data)])
+    assert result.exit_code == 2 and "are both image sets; it gives a conditional network its labels" in result.stderr

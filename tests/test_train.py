@@ -27,7 +27,7 @@ from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir
 from facegen_cli.train.plan import plan_training
-from facegen_cli.train.snapshots import ScalarLog, latest_snapshot
+from facegen_cli.train.snapshots import ScalarLog, latest_snapshot, stored_options
 from real_faces import celeba_faces
 
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu")
@@ -242,6 +242,26 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(labelled, tmp_path):
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
     assert read_header(fa)["training_state"] == read_header(fb)["training_state"]
     assert [line["kimg"] for line in stats_lines(resumed.run_dir)] == [0.012, 0.024, 0.032]
+
+
+def test_resume_keeps_the_runs_precision_unless_told_another(faces, tmp_path):
+    # An fp32 run continued with --precision bf16 trains on in bf16 and stores it; a later resume without
+    # the option keeps bf16, as it keeps every other option of the run.
+    first = Trainer(options(faces, tmp_path, kimg=0.004, snap=0.004, aug="noaug"), log=quiet)
+    first.run()
+    assert first.opts.precision == "fp32" and first.loss.precision.name == "fp32"
+    notes: list[str] = []
+    snap = first.run_dir / "network-snapshot-000000.004.safetensors"
+    second = Trainer(options(faces, tmp_path, kimg=0.008, snap=0.004, precision="bf16"), resume=snap,
+                     log=notes.append)
+    assert second.loss.precision.name == "bf16" and second.cur_nimg == 4
+    assert any("continuing in bf16 (the run trained in fp32 until here)" in note for note in notes)
+    second.run()
+    snap = second.run_dir / "network-snapshot-000000.008.safetensors"
+    assert stored_options(snap)["precision"] == "bf16"
+    assert json.loads((second.run_dir / "training_options.json").read_text())["precision"] == "bf16"
+    third = plan_training(options(faces, tmp_path, kimg=0.012), resume=str(snap), log=quiet)
+    assert third.opts.precision == "bf16"
 
 
 def test_channels_last_computes_what_contiguous_nchw_computes(faces, tmp_path):

@@ -36,9 +36,11 @@ def _noise_mode(value: str) -> str:
 noise_mode_option = typer.Option("const", "--noise-mode", callback=_noise_mode, help="const, random or none.")
 
 
-def _precision(value: str) -> str:
+def _precision(value: Optional[str]) -> Optional[str]:
     from facegen_cli.precision import check_precision
 
+    if value is None:
+        return None
     try:
         return check_precision(value)
     except BadParameter as error:
@@ -48,6 +50,8 @@ def _precision(value: str) -> str:
 PRECISION_HELP = ("fp32 (the reference: NVIDIA's pixels), bf16 (faster on CPUs with native bf16; images within a "
                   "few 1/255 of fp32) or auto (bf16 where the CPU has it, else fp32).")
 precision_option = typer.Option("fp32", "--precision", callback=_precision, help=PRECISION_HELP)
+train_precision_option = typer.Option(None, "--precision", callback=_precision,
+                                      help=PRECISION_HELP + " Default fp32; with --resume, the run's own.")
 
 
 def _writable_folder(value: Optional[Path]) -> Optional[Path]:

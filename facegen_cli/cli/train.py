@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import console, device_option, emit, existing_or, out_option, precision_option
+from facegen_cli.cli.common import (console, device_option, emit, existing_or, out_option,
+                                   train_precision_option)
 
 
 def train(
@@ -56,7 +57,7 @@ def train(
     beta: Optional[float] = typer.Option(None, "--beta", min=0.0, help="vae: weight of the KL term (1)."),
     recon: Optional[str] = typer.Option(None, "--recon", help="vae: reconstruction loss, bce or mse (bce)."),
     device: str = device_option,
-    precision: str = precision_option,
+    precision: Optional[str] = train_precision_option,
     channels_last: bool = typer.Option(True, "--channels-last/--contiguous", help="On a CPU: train in the "
                                        "channels_last layout (faster), or in contiguous NCHW (the plain reference)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),

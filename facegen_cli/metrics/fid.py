@@ -160,6 +160,9 @@ def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean",
     `precision` is the generators' (the Inception network always runs in fp32); `labels_from`: the data set
     whose labels a conditional network draws with."""
     labels = str(labels_from) if labels_from is not None else None
+    if labels is not None and is_image_set(str(a)) and is_image_set(str(b)):
+        raise BadInput(f"--labels-from {labels}: {a} and {b} are both image sets; it gives a conditional network "
+                       "its labels")
     streams = [open_stream(str(spec), seeds, num, psi, batch, workers, device, precision, labels) for spec in (a, b)]
     for stream in streams:  # both sides checked before either is measured
         if stream.count < 2:

@@ -193,6 +193,9 @@ class Trainer:
             torch.manual_seed(self.opts.seed + self.env.rank + self.step)
         self.run_dir = path.parent
         self.log(f"resuming {self.run_dir} at {self.cur_nimg / 1000:.3f} kimg")
+        before = state["options"].get("precision")
+        if before != self.opts.precision:
+            self.log(f"note: continuing in {self.opts.precision} (the run trained in {before} until here)")
 
     def _open_folder(self) -> None:
         """Rank 0's run folder (a new one unless continuing), its training_options.json and TensorBoard log."""

@@ -59,7 +59,8 @@ class TrainOptions:
     snap: float = 50
     seed: int = 0
     fp16: bool = False
-    precision: str = "fp32"  # fp32, bf16 or auto (facegen_cli.precision); stylegan2 only
+    precision: str | None = None  # fp32, bf16 or auto (facegen_cli.precision); stylegan2 only. None: fp32, or the
+    # resumed run's own
     channels_last: bool = True  # on a CPU, weights and activations in channels_last (False: contiguous NCHW)
     workers: int = 2
     device: str = "auto"
@@ -77,7 +78,8 @@ class TrainOptions:
 def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
             family_defaults: dict | None = None) -> TrainOptions:
     """Fill automatic values from the model family, the preset and the data, and check the combination."""
-    opts = replace(opts, model=model_of(opts), cfg=preset_of(opts), precision=check_precision(opts.precision))
+    opts = replace(opts, model=model_of(opts), cfg=preset_of(opts),
+                   precision=check_precision(opts.precision or "fp32"))
     if opts.precision == "bf16" and (opts.model != "stylegan2" or opts.fp16):
         raise BadInput("--precision bf16 trains stylegan2 without --fp16 (NVIDIA's fp16 blocks); "
                        + ("drop --fp16" if opts.fp16 else f"--model {opts.model} trains in fp32"))

@@ -74,8 +74,9 @@ def training_device(spec: str, env: DistEnv) -> torch.device:
 
 
 def continued(opts: TrainOptions, resume: str | None) -> tuple[TrainOptions, Path | None]:
-    """The options of the run `resume` names, with kimg, out, device, workers and minutes from `opts`, and the
-    checkpoint to restore; a checkpoint of weights only (no training state) starts a new run from it instead."""
+    """The options of the run `resume` names, with kimg, out, device, workers and minutes from `opts` (and its
+    precision when given), and the checkpoint to restore; a checkpoint of weights only (no training state) starts a
+    new run from it instead."""
     if resume is None:
         return opts, None
     path = snapshots.find_resume(resume, Path(opts.out))
@@ -83,7 +84,8 @@ def continued(opts: TrainOptions, resume: str | None) -> tuple[TrainOptions, Pat
     if stored is None:
         return replace(opts, resume_from=str(path)), None
     return TrainOptions(**{**stored, "kimg": opts.kimg, "out": opts.out, "device": opts.device,
-                           "workers": opts.workers, "minutes": opts.minutes}), path
+                           "workers": opts.workers, "minutes": opts.minutes,
+                           "precision": opts.precision or stored.get("precision")}), path
 
 
 def open_dataset(opts: TrainOptions, log: Log) -> ImageDataset:
