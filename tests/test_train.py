@@ -262,6 +262,10 @@ def test_resume_keeps_the_runs_precision_unless_told_another(faces, tmp_path):
     assert json.loads((second.run_dir / "training_options.json").read_text())["precision"] == "bf16"
     third = plan_training(options(faces, tmp_path, kimg=0.012), resume=str(snap), log=quiet)
     assert third.opts.precision == "bf16"
+    for given, expected in (([], "bf16"), (["--precision", "fp32"], "fp32")):  # the CLI's default is "the run's"
+        result = CliRunner().invoke(app, ["train", str(faces), "--out", str(tmp_path), "--resume", str(snap),
+                                          "--dry-run", *given])
+        assert result.exit_code == 0 and json.loads(result.stdout)["precision"] == expected, result.stderr
 
 
 def test_channels_last_computes_what_contiguous_nchw_computes(faces, tmp_path):
