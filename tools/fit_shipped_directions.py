@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--utk-count", type=int, default=1500, help="UTKFace photos to prepare for age")
     parser.add_argument("--epochs", type=int, default=5, help="CelebA classifier training epochs")
     parser.add_argument("--age-epochs", type=int, default=5, help="age classifier training epochs")
-    parser.add_argument("--samples", type=int, default=1200, help="faces sampled to fit the directions")
+    parser.add_argument("--samples", type=int, default=4000, help="faces sampled to fit the directions")
     parser.add_argument("--ratio", type=float, default=0.25, help="as `directions fit --ratio`")
     parser.add_argument("--seed", type=int, default=7, help="the face of the edit figure")
     parser.add_argument("--refit-only", action="store_true", help="keep the shipped classifiers")
