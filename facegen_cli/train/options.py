@@ -59,8 +59,7 @@ class TrainOptions:
     snap: float = 50
     seed: int = 0
     fp16: bool = False
-    precision: str | None = None  # fp32, bf16 or auto (facegen_cli.precision); stylegan2 only. None: fp32, or the
-    # resumed run's own
+    precision: str | None = None  # fp32, bf16 or auto (stylegan2 only); None: fp32, or a resumed run's own
     channels_last: bool = True  # on a CPU, weights and activations in channels_last (False: contiguous NCHW)
     workers: int = 2
     device: str = "auto"
