@@ -1,4 +1,4 @@
-"""`facegen fid`: FID (and KID) between two image folders / zips / datasets / networks."""
+"""`facegen fid`: FID (and KID, precision and recall) between two image folders / zips / datasets / networks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +16,10 @@ def fid(
     b: str = typer.Argument(..., help="The other side, any of the same kinds."),
     mode: str = typer.Option("clean", "--mode", help="clean, legacy_tensorflow or legacy_pytorch (as clean-fid)."),
     kid: bool = typer.Option(False, "--kid", help="Also compute KID from the same features."),
+    pr: bool = typer.Option(False, "--pr", help="Also precision and recall (k-NN manifolds) from the same features; "
+                                                "the real side is the image set facing a network, else B."),
+    pr_k: Optional[int] = typer.Option(None, "--pr-k", min=1,
+                                       help="Neighbours for precision and recall (default 3); implies --pr."),
     num: int = typer.Option(50_000, "--num", min=2, max=MAX_SEEDS,
                             help="Images to draw from a network (random seeds)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", "-s", help="Seeds for networks, like 0-49999; overrides --num."),
@@ -38,6 +42,7 @@ def fid(
     from facegen_cli.specs import parse_seeds
     from facegen_cli.metrics.fid import compute_fid
     from facegen_cli.metrics.inception import check_mode
+    from facegen_cli.metrics.precision_recall import DEFAULT_K
 
     check_mode(mode)
     seed_list = parse_seeds(seeds) if seeds else None
@@ -49,10 +54,14 @@ def fid(
         result = compute_fid(a, b, mode=mode, kid=kid, num=num, seeds=seed_list, psi=psi, batch=batch,
                              workers=workers, device=resolve_device(device), inception=inception,
                              progress=track, use_cache=not no_cache, precision=precision,
-                             labels_from=labels_from)
+                             labels_from=labels_from, pr_k=pr_k if pr_k is not None else DEFAULT_K if pr else None)
     for name in result.cached:
         console.print(f"features of {name} read from the cache")
+    if result.real is not None:
+        console.print(f"precision and recall: {result.fake} against {result.real} as the real data")
     if as_json:
         emit(result.as_dict(), as_json=True)
     else:
-        emit(f"{result.fid:.4f}" + (f"\t{result.kid:.6f}" if result.kid is not None else ""))
+        numbers = [f"{result.fid:.4f}"] + ([f"{result.kid:.6f}"] if result.kid is not None else [])
+        numbers += [f"{result.precision:.4f}", f"{result.recall:.4f}"] if result.precision is not None else []
+        emit("\t".join(numbers))

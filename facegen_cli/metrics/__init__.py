@@ -1,1 +1,1 @@
-"""Image-quality metrics: FID and KID over the FID Inception network (see `fid.py`)."""
+"""Image-quality metrics: FID, KID, precision and recall over the FID Inception network (see `fid.py`)."""

@@ -1,4 +1,5 @@
-"""FID and KID between two image sources, numerically as clean-fid computes them.
+"""FID and KID between two image sources, numerically as clean-fid computes them; optionally precision and
+recall (see `precision_recall.py`) from the same features.
 
 Features of an image set are cached under the user cache (`paths.cache_dir("fid")`), keyed by a
 digest of the images' bytes and by the extractor (mode + weights file), so measuring many models
@@ -17,6 +18,7 @@ import torch
 from facegen_cli.errors import BadInput
 from facegen_cli.fileio import atomic_open
 from facegen_cli.metrics.inception import FEATURE_DIM, InceptionFeatures
+from facegen_cli.metrics.precision_recall import check_k, precision_recall
 from facegen_cli.metrics.sources import ImageStream, dataset_stream, is_image_set, network_stream, random_seeds
 from facegen_cli.paths import cache_dir
 
@@ -35,6 +37,11 @@ class FidResult:
     kid: float | None = None
     cached: list[str] = field(default_factory=list)  # sources whose features came from the cache
     inception: str = ""
+    precision: float | None = None  # precision and recall of `fake` against `real` with `pr_k` neighbours
+    recall: float | None = None
+    pr_k: int | None = None
+    real: str | None = None  # the side taken as the real data (see real_side)
+    fake: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -150,15 +157,22 @@ def open_stream(spec: str, seeds: Sequence[int] | None, num: int, psi: float, ba
                           device=device, precision=precision, labels_from=labels_from)
 
 
+def real_side(a: str | os.PathLike, b: str | os.PathLike) -> int:
+    """Which side precision and recall take as the real data: the image set when the other side is a network,
+    else (both image sets or both networks) B, the reference."""
+    return 0 if is_image_set(a) and not is_image_set(b) else 1
+
+
 def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean", kid: bool = False,
                 num: int = 50_000, seeds: Sequence[int] | None = None, psi: float = 1.0, batch: int = 32,
                 workers: int = 2, device: torch.device | str = "cpu", inception: str | os.PathLike | None = None,
                 progress: Progress | None = None, use_cache: bool = True,
                 extractor: InceptionFeatures | None = None, precision: str = "fp32",
-                labels_from: str | os.PathLike | None = None) -> FidResult:
+                labels_from: str | os.PathLike | None = None, pr_k: int | None = None) -> FidResult:
     """FID (and optionally KID) between two image sets or networks; `extractor` reuses a loaded Inception;
     `precision` is the generators' (the Inception network always runs in fp32); `labels_from`: the data set
-    whose labels a conditional network draws with."""
+    whose labels a conditional network draws with; `pr_k`: also precision and recall with that many neighbours,
+    the real side chosen by `real_side`."""
     labels = str(labels_from) if labels_from is not None else None
     if labels is not None and is_image_set(str(a)) and is_image_set(str(b)):
         raise BadInput(f"--labels-from {labels}: {a} and {b} are both image sets; it gives a conditional network "
@@ -167,10 +181,19 @@ def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean",
     for stream in streams:  # both sides checked before either is measured
         if stream.count < 2:
             raise BadInput(f"{stream.name}: FID needs at least 2 images, found {stream.count}")
+    if pr_k is not None:
+        check_k(pr_k, *(stream.count for stream in streams), param="pr_k")
     if extractor is None or extractor.mode != mode:
         extractor = InceptionFeatures(mode, device=device, weights=inception)
     sides = [(stream, *cached_features(stream, extractor, batch, progress, use_cache)) for stream in streams]
     (_, fa, _), (_, fb, _) = sides
-    return FidResult(fid=fid_from_features(fa, fb), mode=mode, count_a=len(fa), count_b=len(fb),
-                     kid=kernel_distance(fa, fb) if kid else None,
-                     cached=[s.name for s, _, hit in sides if hit], inception=str(extractor.path))
+    result = FidResult(fid=fid_from_features(fa, fb), mode=mode, count_a=len(fa), count_b=len(fb),
+                       kid=kernel_distance(fa, fb) if kid else None,
+                       cached=[s.name for s, _, hit in sides if hit], inception=str(extractor.path))
+    if pr_k is not None:
+        real = real_side(a, b)
+        (real_stream, real_feats, _), (fake_stream, fake_feats, _) = sides[real], sides[1 - real]
+        pr = precision_recall(real_feats, fake_feats, pr_k)
+        result.precision, result.recall, result.pr_k = pr.precision, pr.recall, pr_k
+        result.real, result.fake = real_stream.name, fake_stream.name
+    return result
