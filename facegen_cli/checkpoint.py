@@ -21,7 +21,7 @@ from torch import nn
 
 from facegen_cli import __version__
 from facegen_cli.errors import FacegenError
-from facegen_cli.fileio import atomic_path
+from facegen_cli.fileio import atomic_path, refuse_special
 from facegen_cli.models.registry import get_architecture
 
 FORMAT = "facegen-checkpoint"
@@ -123,7 +123,7 @@ def weights_id(tensors: dict[str, torch.Tensor], prefix: str) -> str:
 
 def read_header(path: str | os.PathLike) -> dict:
     """The JSON header of a checkpoint, without loading its tensors."""
-    path = Path(path)
+    path = refuse_special(path, "a checkpoint")
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")

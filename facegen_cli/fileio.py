@@ -4,12 +4,34 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
 from facegen_cli.errors import BadInput, FacegenError
+
+
+SPECIAL_FILES = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                 (stat.S_ISSOCK, "socket"))
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of this `st_mode` is when it is a FIFO, device or socket, else None."""
+    return next((kind for test, kind in SPECIAL_FILES if test(mode)), None)
+
+
+def refuse_special(path: str | os.PathLike, expected: str = "a file") -> Path:
+    """`path`, refused (BadInput) without being opened when it is a FIFO, device or socket: opening a FIFO
+    waits for a writer and a device never ends. A path that is missing or a folder is the caller's to judge."""
+    try:
+        kind = special_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return Path(path)
+    if kind:
+        raise BadInput(f"{path}: is a {kind}, not {expected}")
+    return Path(path)
 
 
 def _umask() -> int:
@@ -90,6 +112,12 @@ def read_stdin(what: str) -> str:
     """All of stdin for a `-` argument; refused when stdin is a terminal, where reading would wait forever."""
     if sys.stdin is None or sys.stdin.isatty():
         raise BadInput(f"{what} '-' reads stdin, which is a terminal here; pipe the values in")
+    try:
+        kind = special_kind(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # a replaced stdin (tests) has no descriptor
+        kind = None
+    if kind in ("character device", "block device"):  # /dev/zero or a disk would be read forever
+        raise BadInput(f"{what} '-' reads stdin, which is a {kind} here; pipe the values in")
     try:
         return sys.stdin.read()
     except UnicodeDecodeError:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from facegen_cli.checkpoint import Network, load_checkpoint
 from facegen_cli.errors import FacegenError
+from facegen_cli.fileio import refuse_special
 
 # torch.save's pre-1.6 (non-zip) format opens with this pickled magic number, not a network pickle.
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -13,6 +14,7 @@ TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 
 def sniff_format(path: Path) -> str:
     """'facegen', 'nvidia-pickle' or 'rosinality' from the file's first bytes."""
+    refuse_special(path, "a network file")
     with open(path, "rb") as f:
         head = f.read(16)
     if len(head) >= 9 and head[8:9] == b"{":

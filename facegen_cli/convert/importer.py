@@ -6,6 +6,7 @@ from pathlib import Path
 from facegen_cli.checkpoint import SUFFIX, save_checkpoint
 from facegen_cli.convert.foreign import read_network_file
 from facegen_cli.errors import BadInput
+from facegen_cli.fileio import refuse_special
 
 
 def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = False) -> Path:
@@ -14,8 +15,8 @@ def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = 
     G_ema, G and D are kept when present; `ema_only` keeps G_ema alone and `half` stores
     fp16 tensors, which together make a small file for sharing a trained model.
     """
-    if not source.is_file():
-        raise BadInput(f"{source}: no such file")
+    if not refuse_special(source, "a network file").is_file():
+        raise BadInput(f"{source}: {'is a folder, not a network file' if source.is_dir() else 'no such file'}")
     if dest.suffix != SUFFIX:
         raise BadInput(f"{dest}: facegen checkpoints end in {SUFFIX}")
     modules = ("G_ema",) if ema_only else ("G_ema", "G", "D")

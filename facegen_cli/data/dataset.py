@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.fileio import refuse_special
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LABELS_FILE = "dataset.json"
@@ -29,7 +30,7 @@ class ImageSource:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        if not self.path.exists():
+        if not refuse_special(self.path, "a folder or a zip archive of images").exists():
             raise BadInput(f"{self.path}: no such file or folder")
         self.is_zip = self.path.is_file()
         if self.is_zip and not zipfile.is_zipfile(self.path):

@@ -20,7 +20,7 @@ from torch import nn
 
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.fileio import atomic_path
+from facegen_cli.fileio import atomic_path, refuse_special
 
 FORMAT = "facegen-classifier"
 
@@ -156,6 +156,7 @@ def save_classifier(clf: Classifier, path: str | Path) -> Path:
 
 def load_classifier(path: str | Path) -> Classifier:
     """Read a classifier written by `train_classifier` (no pickles involved)."""
+    refuse_special(path, "a classifier file")
     try:
         with safe_open(str(path), "pt") as f:
             header = json.loads((f.metadata() or {})[FORMAT])

@@ -16,7 +16,7 @@ from torch import nn
 
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
-from facegen_cli.fileio import write_text_atomic
+from facegen_cli.fileio import refuse_special, write_text_atomic
 from facegen_cli.images import make_grid, save_image
 from facegen_cli.latent.io import read_array, save_latent
 from facegen_cli.latent.sources import Source, read_latent, source_name
@@ -63,7 +63,9 @@ def save_direction(direction: Direction, folder: str | Path) -> Path:
 
 def load_direction(spec: str, net: Network) -> Direction:
     """A direction by file path or by name (user's store, then shipped); it must belong to `net`."""
-    path = Path(spec)
+    if not spec.strip():
+        raise BadParameter("direction", "direction '' is empty; give a direction name or a .npy file")
+    path = refuse_special(spec, "a direction file")
     if not path.exists():
         known = known_directions(net)
         if spec not in known:

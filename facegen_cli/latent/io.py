@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.fileio import write_bytes_atomic
+from facegen_cli.fileio import refuse_special, write_bytes_atomic
 
 NUMBER_KINDS = "fiu"  # float, signed and unsigned integers; not bool, complex, strings, objects or dates
 
@@ -28,6 +28,7 @@ def read_array(path: str | os.PathLike, npz_key: str | None = "w") -> np.ndarray
     try:
         if path.is_dir():
             raise BadInput(f"{path}: is a folder, not a latent file")
+        refuse_special(path, "a latent file")
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.lib.npyio.NpzFile):
             if npz_key is None:

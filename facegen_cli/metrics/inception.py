@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from facegen_cli.errors import BadParameter, FacegenError
+from facegen_cli.fileio import refuse_special
 
 MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
 SIZE = 299
@@ -51,7 +52,7 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
     """The Inception TorchScript file to use, or one line saying how to get one."""
     explicit = explicit or os.environ.get(ENV_VAR)
     if explicit:
-        path = Path(explicit).expanduser()
+        path = refuse_special(Path(explicit).expanduser(), "Inception weights")
         if not path.is_file():
             raise FacegenError(f"{path}: Inception weights not found (from --inception or ${ENV_VAR})")
         return path

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facegen_cli.errors import FacegenError
+from facegen_cli.fileio import SPECIAL_FILES
 
 DETECTORS = ("haar", "dlib", "dlib-cnn")
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
@@ -24,8 +25,7 @@ MAX_PIXELS = 100_000_000  # larger photos are refused rather than exhausting a w
 # a detection copy whose longer side is at most this many pixels is upsampled once, so the detector
 # never works on more than about 2048 px; see benchmarks/RESULTS.md, "prepare: small faces".
 AUTO_UPSAMPLE_SIDE = {"haar": 0, "dlib": 1024, "dlib-cnn": 512}
-_NOT_REGULAR = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"))
+_NOT_REGULAR = SPECIAL_FILES + ((stat.S_ISDIR, "folder"),)
 
 
 class Skip(Exception):

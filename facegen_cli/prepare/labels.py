@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from facegen_cli.errors import BadInput
+from facegen_cli.fileio import refuse_special
 
 Label = list[float] | int
 UTKFACE = "utkface"
@@ -92,7 +93,7 @@ def load_labels(spec: str, attrs: list[str] | None = None) -> Labels:
     """Read labels from `utkface` (file names), a CelebA attribute list, or a CSV file."""
     if spec == UTKFACE:
         return Labels([UTKFACE_NAMES[i] for i in _select(UTKFACE, list(UTKFACE_NAMES), attrs)], from_file_name=True)
-    path = Path(spec)
+    path = refuse_special(spec, "a labels file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:

@@ -19,6 +19,7 @@ import numpy as np
 
 from facegen_cli.data.writer import DatasetWriter, encode_png
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
+from facegen_cli.fileio import refuse_special
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import DETECTORS, Skip, detect_faces, pick_faces, read_photo
 from facegen_cli.prepare.labels import Labels, load_labels
@@ -229,7 +230,7 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     `on_progress` is called once before the first photo and again after each one."""
     raw, out = Path(raw), Path(out)
     options.check()
-    if not raw.is_dir():
+    if not refuse_special(raw, "a folder of photos").is_dir():
         raise BadInput(f"{raw}: not a folder of photos")
     if out.resolve() == raw.resolve():
         raise BadInput(f"{out}: is the photo folder itself; name a new folder or .zip for the dataset")

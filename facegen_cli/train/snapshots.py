@@ -12,7 +12,7 @@ import torch
 
 from facegen_cli.checkpoint import read_header, unpack_state
 from facegen_cli.errors import FacegenError
-from facegen_cli.fileio import write_text_atomic
+from facegen_cli.fileio import refuse_special, write_text_atomic
 from facegen_cli.images import make_grid, save_image, to_uint8
 
 SNAPSHOT_GLOB = "network-snapshot-*.safetensors"
@@ -35,7 +35,7 @@ def find_resume(spec: str, out: Path) -> Path:
         if not runs:
             raise FacegenError(f"--resume latest: no run with a snapshot in {out}")
         return latest_snapshot(runs[-1])
-    path = Path(spec)
+    path = refuse_special(spec, "a checkpoint or run folder")
     if path.is_dir():
         snap = latest_snapshot(path)
         if snap is None:

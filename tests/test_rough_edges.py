@@ -1,0 +1,78 @@
+"""Rough edges a picky user found: special files given as inputs, messages that named the wrong thing,
+files written but not printed, hidden photos, ±1 labels and the training seed."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_cases import Case, run_cases
+from real_faces import celeba_faces
+from tiny_nets import tiny_checkpoint
+
+FACEGEN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def special(tmp_path_factory) -> Path:
+    """A folder with a FIFO, a socket, a tiny network and a folder of real faces."""
+    d = tmp_path_factory.mktemp("special")
+    os.mkfifo(d / "fifo.jpg")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(d / "sock.npy"))  # the socket file stays after the socket closes
+    tiny_checkpoint(d / "net.safetensors")
+    (d / "faces").mkdir()
+    for i, face in enumerate(celeba_faces(3)):
+        face.save(d / "faces" / f"{i}.png")
+    return d
+
+
+def _special_cases(d: Path) -> list[Case]:
+    fifo, net, out = f"{d}/fifo.jpg", f"{d}/net.safetensors", f"{d}/out"
+    fifo_cases = {
+        "interpolate": ["interpolate", "-n", net, "seed:1", fifo, "-o", f"{out}/a.gif"],
+        "mix": ["mix", "-n", net, fifo, "seed:1", "-o", out],
+        "edit": ["edit", fifo, "--direction", "Smiling", "--strength", "1", "-o", out],  # the shipped model's
+        "fid": ["fid", fifo, str(d)],
+        "info": ["info", fifo],
+        "generate": ["generate", "-n", fifo, "-s", "0", "-o", out],
+        "convert": ["convert", fifo, f"{d}/x.safetensors"],
+        "prepare": ["prepare", fifo, f"{d}/prepared"],
+        "prepare-labels": ["prepare", str(d), f"{d}/prepared", "--labels", fifo],
+        "train": ["train", fifo, "--dry-run", "-o", f"{d}/runs"],
+        "train-resume": ["train", str(d), "--resume", fifo, "-o", f"{d}/runs"],
+        "classifier": ["classifier", "train", fifo, "-o", f"{d}/c.safetensors"],
+        "fit": ["directions", "fit", "-n", net, "--attr", "Smiling", "-c", fifo],
+        "edit-direction": ["edit", "-n", net, "seed:1", "--direction", fifo, "--strength", "1", "-o", out],
+        "fid-inception": ["fid", f"{d}/faces", net, "--inception", fifo],
+    }
+    cases = [Case(f"fifo-{name}", args, 2, (fifo, "is a FIFO, not")) for name, args in fifo_cases.items()]
+    cases += [
+        Case("zero-info", ["info", "/dev/zero"], 2, ("/dev/zero: is a character device, not a network file",)),
+        Case("null-mix", ["mix", "-n", net, "/dev/null", "seed:1", "-o", out], 2, ("/dev/null: is a character",)),
+        Case("zero-labels", ["prepare", str(d), f"{d}/prepared", "--labels", "/dev/zero"], 2, ("/dev/zero",)),
+        Case("socket-mix", ["mix", "-n", net, f"{d}/sock.npy", "seed:1", "-o", out], 2, ("is a socket, not",)),
+    ]
+    return cases
+
+
+def test_special_files_are_refused_without_being_opened(special):
+    """A FIFO, a device or a socket wherever an input path is read: one line naming it, exit 2, no hang."""
+    outcomes = run_cases(_special_cases(special), timeout=60)
+    bad = {o.case.name: (o.problems, o.stderr.strip()) for o in outcomes if o.problems}
+    assert not bad, bad
+
+
+def test_stdin_from_a_device_is_refused(special):
+    """`-` with stdin on /dev/zero would read forever: refused in one line."""
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run(FACEGEN + ["mix", "-n", f"{special}/net.safetensors", "-", "--average", "-o",
+                                         f"{special}/out"], stdin=zero, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "facegen: error: latent '-' reads stdin, which is a character device here; pipe " \
+                                  "the values in"
