@@ -130,8 +130,8 @@ def _root(
 
 
 def _register() -> None:
-    from facegen_cli.cli import (classifier, convert, directions, edit, eqt, generate, info, interpolate, mix,
-                                 prepare, project, train)
+    from facegen_cli.cli import (classifier, convert, directions, edit, eqt, generate, identity, info, interpolate,
+                                 mix, prepare, project, train)
     from facegen_cli.cli import fid, studio
 
     command("generate", generate.generate)
@@ -145,6 +145,7 @@ def _register() -> None:
     command("project", project.project)
     command("fid", fid.fid)
     command("eqt", eqt.eqt)
+    command("identity", identity.identity)
     command("studio", studio.studio)
     command("sefa", directions.sefa, directions.app)
     command("fit", directions.fit, directions.app)

@@ -25,7 +25,7 @@ from facegen_cli.latent.perceptual import Perceptual
 from facegen_cli.sampler import require_wplus
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.prepare import align
-from facegen_cli.prepare.detect import Skip, detect_faces, pick_faces, read_photo
+from facegen_cli.prepare.detect import detect_faces, load_photo, pick_faces
 from facegen_cli.prepare.landmarks import face_points
 
 ALIGNS = ("ffhq", "none")
@@ -53,14 +53,7 @@ def align_photo(path: str | Path, size: int, how: str = "ffhq") -> np.ndarray:
     """The photo's largest face aligned the FFHQ way at `size` (or, with 'none', its centre square)."""
     if how not in ALIGNS:
         raise BadParameter("align", f"align must be one of {', '.join(ALIGNS)}, got {how!r}")
-    if not Path(path).is_file():
-        raise BadInput(f"{path}: {'is a folder, not a photo' if Path(path).is_dir() else 'no such photo'}")
-    try:
-        rgb = read_photo(path).rgb
-    except Skip as reason:
-        raise FacegenError(f"{path}: {reason}") from None
-    except OSError as e:
-        raise FacegenError(f"{path}: unreadable ({e.strerror or e})") from None
+    rgb = load_photo(path)
     if how == "none":
         return align.crop(rgb, align.centre_rect(rgb.shape[1], rgb.shape[0]), size)
     faces = pick_faces(detect_faces(rgb), max_faces=1)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import SPECIAL_FILES
 
 DETECTORS = ("haar", "dlib", "dlib-cnn")
@@ -140,6 +140,19 @@ def read_photo(path: str | Path) -> Photo:
         raise Skip(f"too small ({img.width}x{img.height})")
     rgb, converted = _to_rgb(img, _png_16bit(data))
     return Photo(np.ascontiguousarray(rgb), converted)
+
+
+def load_photo(path: str | Path) -> np.ndarray:
+    """The RGB pixels of the photo at `path`, or an error naming it: BadInput when there is no such file,
+    FacegenError when it cannot be read or decoded."""
+    if not Path(path).is_file():
+        raise BadInput(f"{path}: {'is a folder, not a photo' if Path(path).is_dir() else 'no such photo'}")
+    try:
+        return read_photo(path).rgb
+    except Skip as reason:
+        raise FacegenError(f"{path}: {reason}") from None
+    except OSError as e:
+        raise FacegenError(f"{path}: unreadable ({e.strerror or e})") from None
 
 
 @lru_cache(maxsize=None)
