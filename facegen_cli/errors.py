@@ -51,7 +51,5 @@ def torch_load_reason(error: BaseException) -> str:
     if len(detail) == 2:
         reason = next((line.strip() for line in detail[1].splitlines() if line.strip()), "")
         return f"not a plain torch.save file of tensors ({reason.rstrip('.') or 'refused by the safe unpickler'})"
-    if isinstance(error, EOFError):
-        return "the file ends early (truncated?)"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    # Anything else is torch tripping over the bytes ("internal miniz error", a negative seek, a bad record).
+    return "not a valid or complete torch checkpoint (damaged or cut short)"

@@ -43,7 +43,7 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it over `path`, else remove it."""
-    path = Path(path)
+    path = refuse_special(path, "a file to write over")  # os.replace would put a file in place of a device
     if path.is_dir():
         raise FacegenError(f"{path}: is a folder; cannot write a file there")
     try:
@@ -59,6 +59,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private; give them normal rights
         os.replace(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        if e.filename not in (str(tmp_path), tmp_path):
+            raise
+        raise FacegenError(f"{path}: cannot write ({e.strerror or e})") from None  # the user's name, not the temp one
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -95,6 +100,14 @@ def check_writable(path: str | os.PathLike, folder: bool, what: str = "--out") -
         raise BadInput(f"{what} {path}: is a folder; give a file name")
     if path.exists() and not path.is_dir() and folder:
         raise BadInput(f"{what} {path}: exists and is not a folder")
+    if path.exists() and not folder:
+        kind = special_kind(os.stat(path).st_mode)
+        if kind:
+            raise BadInput(f"{what} {path}: is a {kind}; name a regular file")
+        try:  # opened for appending, never truncated: a read-only or immutable file refuses here
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        except OSError as e:
+            raise BadInput(f"{what} {path}: cannot write ({e.strerror or e})") from None
     base = path if path.is_dir() else nearest_existing(path)
     if not base.is_dir():
         raise BadInput(f"{what} {path}: {base} is a file, not a folder")

@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from typer.testing import CliRunner
 
+from facegen_cli.cli.main import app
+from facegen_cli.errors import FacegenError
+from facegen_cli.fileio import write_bytes_atomic
+from facegen_cli.paths import weights_dir
 from cli_cases import Case, run_cases
 from real_faces import celeba_faces
 from tiny_nets import tiny_checkpoint
@@ -76,3 +82,50 @@ def test_stdin_from_a_device_is_refused(special):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "facegen: error: latent '-' reads stdin, which is a character device here; pipe " \
                                   "the values in"
+
+
+def _error(args: list[str], code: int) -> str:
+    """The one error line of an in-process run, after checking the exit code and that nothing else was said."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    lines = result.stderr.splitlines()
+    assert result.exit_code == code and len(lines) == 1 and lines[0].startswith("facegen: error: "), result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+def test_messages_name_the_file_and_the_reason(tmp_path, special):
+    shipped = weights_dir() / "default.safetensors"
+    assert _error(["edit", "seed:1", "--direction", "", "--strength", "1", "-o", tmp_path],
+                  2).endswith("--direction '' is empty; give a direction name or a .npy file")
+    line = _error(["directions", "fit", "--attr", "Smiling", "--samples", "40", "--classifier", shipped], 1)
+    assert f"{shipped}: is a facegen network checkpoint, not a classifier" in line
+    torch.save({"g_ema": {"w": torch.randn(4096)}}, tmp_path / "whole.pt")
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    line = _error(["convert", tmp_path / "cut.pt", tmp_path / "x.safetensors"], 1)
+    assert "cut.pt" in line and "not a valid or complete torch checkpoint" in line and "miniz" not in line
+    assert _error(["convert", shipped, "/proc/facegen-x"], 2) == \
+        "facegen: error: DEST /proc/facegen-x: cannot write in /proc (it takes no new files)"
+    assert _error(["prepare", special / "faces", "/proc/facegen-x"], 2) == \
+        "facegen: error: OUT /proc/facegen-x: cannot write in /proc (it takes no new files)"
+    assert _error(["convert", shipped, "/dev/null"], 2).endswith("DEST /dev/null: is a character device; name a "
+                                                                 "regular file")
+
+
+def test_a_read_only_destination_is_named(tmp_path):
+    """Converting onto a file that refuses writes names that file (not the temporary one) before any work."""
+    dest = tmp_path / "locked.safetensors"
+    dest.write_bytes(b"old")
+    dest.chmod(0o444)
+    locked = not os.access(dest, os.W_OK) or subprocess.run(["chattr", "+i", str(dest)],
+                                                            capture_output=True).returncode == 0
+    if not locked:
+        pytest.skip("cannot make a file read-only here (root without chattr)")
+    try:
+        line = _error(["convert", weights_dir() / "default.safetensors", dest], 2)
+        assert line.startswith(f"facegen: error: DEST {dest}: cannot write (") and ".tmp" not in line
+        with pytest.raises(FacegenError, match=f"^{dest}: cannot write"):  # the writer itself, past the check
+            write_bytes_atomic(dest, b"new")
+        assert dest.read_bytes() == b"old" and list(tmp_path.iterdir()) == [dest]
+    finally:
+        subprocess.run(["chattr", "-i", str(dest)], capture_output=True)

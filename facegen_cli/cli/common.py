@@ -72,6 +72,12 @@ def out_option(default: Optional[Path], help: str, kind: str = "folder") -> Any:
     return typer.Option(default, "--out", "-o", callback=check, help=help)
 
 
+def writable_argument(name: str, folder: Callable[[Path], bool]) -> Callable[[Path], Path]:
+    """A callback for an output path given as the argument `name` (DEST, OUT), checked as --out is, before any
+    work: a folder where `folder(path)` says so, else a file."""
+    return lambda value: check_writable(value, folder=folder(value), what=name)
+
+
 def existing_or(option: str, *names: str) -> Callable[[Optional[str]], Optional[str]]:
     """An option callback: the value is one of `names` or a path that exists (else bad usage, exit 2)."""
     def check(value: Optional[str]) -> Optional[str]:

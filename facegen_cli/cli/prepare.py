@@ -10,13 +10,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from facegen_cli.cli.common import LazyProgress, console, emit
+from facegen_cli.cli.common import LazyProgress, console, emit, writable_argument
 from facegen_cli.errors import BadInput, FacegenError
 
 
 def prepare(
     raw: Path = typer.Argument(..., help="Folder of photos, searched recursively (JPEG, PNG, WebP, BMP)."),
-    out: Path = typer.Argument(..., help="Output dataset: a folder, or a file ending in .zip."),
+    out: Path = typer.Argument(..., callback=writable_argument("OUT", lambda path: path.suffix.lower() != ".zip"),
+                               help="Output dataset: a folder, or a file ending in .zip."),
     detector: str = typer.Option("dlib", "--detector", help="haar (OpenCV), dlib (HOG) or dlib-cnn (mmod)."),
     upsample: str = typer.Option("auto", "--upsample",
                                  help="Upsample the detection copy N times to find small faces; auto: once for "

@@ -157,14 +157,19 @@ def save_classifier(clf: Classifier, path: str | Path) -> Path:
 def load_classifier(path: str | Path) -> Classifier:
     """Read a classifier written by `train_classifier` (no pickles involved)."""
     refuse_special(path, "a classifier file")
+    expected = "expected an attribute classifier from `facegen classifier train`"
     try:
         with safe_open(str(path), "pt") as f:
-            header = json.loads((f.metadata() or {})[FORMAT])
+            metadata = f.metadata() or {}
+        if FORMAT not in metadata:
+            what = "a facegen network checkpoint" if "facegen" in metadata else "a safetensors file of another kind"
+            raise FacegenError(f"{path}: is {what}, not a classifier; {expected}")
+        header = json.loads(metadata[FORMAT])
         tensors = load_file(str(path))
     except FileNotFoundError:
         raise FacegenError(f"{path}: no such classifier; train one with `facegen classifier train`") from None
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
-        raise FacegenError(f"{path}: not a facegen classifier ({e})") from None
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+        raise FacegenError(f"{path}: not a facegen classifier ({e}); {expected}") from None
     net = AttributeNet(len(header["names"]), header["width"])
     net.load_state_dict(tensors)
     return Classifier(net.eval(), header["names"], header["binary"], np.asarray(header["mean"]),
