@@ -1,40 +1,50 @@
-"""Shared by the studio tests: a studio on a tiny network served from a thread, and stand-in real photos."""
+"""Shared by the studio tests: a studio on a tiny network served from a thread, with real photos for the quiz."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import torch
-from PIL import Image
-
 from facegen_cli.checkpoint import Network
 from facegen_cli.networks import load_network
 from facegen_cli.studio.server import build_app, start_in_thread
+from real_faces import CELEBA_IMAGES
 from tiny_nets import tiny_checkpoint
 
+# CelebA photos no shipped model trained on; dlib finds a face in the first two, none in the third
+QUIZ_PHOTOS = ("009001.jpg", "009002.jpg", "009003.jpg")
 
-def real_faces(folder: Path, count: int = 2) -> Path:
-    """A folder of stand-in 'real' photos (solid colours of different sizes)."""
+
+def real_faces(folder: Path) -> Path | None:
+    """A folder of the QUIZ_PHOTOS as they are (None without the shared data)."""
+    if not CELEBA_IMAGES.is_dir():
+        return None
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.new("RGB", (40 + 8 * i, 48), (200 - 60 * i, 80, 40 * i)).save(folder / f"real{i}.png")
+    for name in QUIZ_PHOTOS:
+        shutil.copyfile(CELEBA_IMAGES / name, folder / name)
     return folder
 
 
+def needs_real_faces() -> None:
+    if not CELEBA_IMAGES.is_dir():
+        pytest.skip(f"real faces not found: {CELEBA_IMAGES} (the shared data folder beside the repository)")
+
+
 @contextlib.contextmanager
-def tiny_studio(root: Path, network: Path | None = None) -> Iterator[tuple[str, Network]]:
-    """A studio on `network` (default: a tiny StyleGAN2) with two 'real' photos, its cache and temp files
-    under `root`; yields (url, net)."""
+def tiny_studio(root: Path, network: Path | None = None, data: Path | None = None) -> Iterator[tuple[str, Network]]:
+    """A studio on `network` (default: a tiny StyleGAN2) with real faces from `data` (default: the QUIZ_PHOTOS),
+    its cache and temp files under `root`; yields (url, net)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACEGEN_CACHE", str(root / "cache"))
         mp.setenv("TMPDIR", str(root / "tmp"))
-        (root / "tmp").mkdir()
+        (root / "tmp").mkdir(parents=True)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         net = load_network(network or tiny_checkpoint(root / "tiny.safetensors"))
-        running = start_in_thread(build_app(net, real_faces(root / "real")))
+        running = start_in_thread(build_app(net, data or real_faces(root / "real")))
         try:
             yield running.url.rstrip("/"), net
         finally:

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 
 import imageio_ffmpeg
 import numpy as np
@@ -32,7 +33,11 @@ from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.models import dcgan, stylegan3  # noqa: E402
 from facegen_cli.sampler import Sampler, conditioning, seed_to_z  # noqa: E402
 from facegen_cli.specs import parse_attrs  # noqa: E402
-from studio_helpers import tiny_studio  # noqa: E402
+from facegen_cli.data.dataset import decode_image  # noqa: E402
+from facegen_cli.prepare import align  # noqa: E402
+from facegen_cli.prepare.pipeline import PrepareOptions, prepare, process_photo  # noqa: E402
+from facegen_cli.studio.service import png as encode_png  # noqa: E402
+from studio_helpers import QUIZ_PHOTOS, needs_real_faces, real_faces, tiny_studio  # noqa: E402
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
 FACEGEN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
@@ -88,7 +93,6 @@ def test_info_describes_the_network(studio):
     assert info["layers"] == [4, 4, 8, 8, 16, 16, 32, 32][:net.G_ema.num_ws]
     assert info["groups"]["coarse"] == [0, 1, 2, 3] and info["groups"]["middle"] == [4, 5, 6, 7]
     assert [d["name"] for d in info["directions"]] == [f"sefa-{i:02d}" for i in range(8)]
-    assert info["quiz"] and info["real_images"] == 2
 
 
 def test_explore_page_is_generate(studio):
@@ -225,18 +229,42 @@ def test_morph_writes_h264_and_gif_of_the_engine_frames(studio, tmp_path):
     assert status == 400 and json.loads(body)["error"] == "interpolation needs at least two latents"
 
 
+def png_chunks(png: bytes) -> list[str]:
+    """The chunk types of a PNG, in order (IHDR, IDAT..., IEND): any metadata would show here."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(png):
+        length = int.from_bytes(png[at:at + 4], "big")
+        chunks.append(png[at + 4:at + 8].decode("ascii"))
+        at += 12 + length
+    return chunks
+
+
+def png_form(png: bytes) -> tuple:
+    """Everything about a PNG but its pixels' content: size, mode, bit depth and colour type, chunk list."""
+    return Image.open(io.BytesIO(png)).size, Image.open(io.BytesIO(png)).mode, png[24:29], tuple(png_chunks(png))
+
+
 def test_quiz_scores_a_known_answer_sheet_and_exports_csv(studio):
-    url, _, _ = studio
+    needs_real_faces()
+    url, net, root = studio
     quiz = ok_json(f"{url}/api/t/{TAB}/quiz", method="POST", json_body={"rounds": 6, "psi": 0.7})
     assert quiz["count"] == 6
+    info = ok_json(f"{url}/api/info")  # three photos; dlib finds no face in 009003.jpg, so two real faces
+    assert info["quiz"] and info["real_images"] == 3 and info["real_skipped"] == 1
     early = ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/result")
     assert early["answered"] == 0 and {it["truth"] for it in early["items"]} == {None}  # no peeking
+    # each real face is the photo as `prepare` aligns it for the training set, at the network's 32 px
+    aligned = {encode_png(decode_image(process_photo(root / "real" / name, PrepareOptions(size=32)).samples[0][0]))
+               for name in QUIZ_PHOTOS[:2]}
+    served = []
     for i, image in enumerate(quiz["images"]):
-        assert pixels(call(url + image)[2]).shape == (32, 32, 3)
+        served.append(call(url + image)[2])
         ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/answer", method="POST",
                 json_body={"index": i, "answer": "real", "ms": 100 + i})
+    assert aligned <= set(served) and {png_form(png) for png in served} == {png_form(next(iter(aligned)))}
     result = ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/result")
-    assert result["score"] == 2 and result["answered"] == 6  # the two real photos, as everything was called real
+    assert result["score"] == 2 and result["answered"] == 6  # the two real faces, as everything was called real
     assert sorted(it["truth"] for it in result["items"]) == ["generated"] * 4 + ["real"] * 2
     assert len(result["hardest"]) == 4 and all(it["truth"] == "generated" for it in result["hardest"])
     again = call(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/answer", method="POST", json_body={"index": 0, "answer": "real"})
@@ -245,7 +273,54 @@ def test_quiz_scores_a_known_answer_sheet_and_exports_csv(studio):
     assert rows[0] == "participant,quiz,round,image,truth,answer,correct,ms,time"
     mine = [r.split(",") for r in rows[1:] if r.split(",")[1] == quiz["id"]]
     assert len(mine) == 6 and sum(int(r[6]) for r in mine) == 2 and {r[5] for r in mine} == {"real"}
-    assert {r[3].split(":")[0] for r in mine} == {"real", "seed"}
+    assert {r[3] for r in mine if r[4] == "real"} == {f"real:{name}" for name in QUIZ_PHOTOS[:2]}
+    assert all(r[3].startswith("seed:") and r[3].endswith(" psi:0.7") for r in mine if r[4] == "generated")
+    stats = ok_json(f"{url}/api/quiz/stats")  # per-image accuracy, for the model card
+    assert stats["by_truth"]["real"]["accuracy"] == 1.0 and stats["by_truth"]["generated"]["accuracy"] == 0.0
+    images = {it["image"]: it for it in stats["images"]}
+    assert {r[3] for r in mine} <= set(images) and images["real:009001.jpg"]["truth"] == "real"
+    assert all(images[r[3]]["accuracy"] == images[r[3]]["correct"] / images[r[3]]["answers"] for r in mine)
+
+
+def test_quiz_shows_real_faces_exactly_as_generated_ones(tmp_path):
+    """A prepared dataset at the network's size reaches the page as its PNGs re-encoded by the function that
+    encodes the generated faces, and equal to what the quiz makes of the raw photos; at another size it is
+    resampled as prepare resamples. Both sides: same headers, size, mode, bit depth and PNG chunks."""
+    needs_real_faces()
+    raw = real_faces(tmp_path / "raw")
+    prepare(raw, tmp_path / "faces64.zip", PrepareOptions(size=64), workers=1)
+    with zipfile.ZipFile(tmp_path / "faces64.zip") as z:
+        prepared = [z.read(n) for n in sorted(z.namelist()) if n.endswith(".png")]
+    assert len(prepared) == 2  # no face in the third photo
+    net64 = tiny_checkpoint(tmp_path / "tiny64.safetensors", img_resolution=64)
+    with tiny_studio(tmp_path / "prepared", net64, tmp_path / "faces64.zip") as (url, _):
+        quiz = ok_json(f"{url}/api/t/{TAB}/quiz", method="POST", json_body={"rounds": 4, "psi": 0.7})
+        served = [call(url + image) for image in quiz["images"]]
+        truths = {it["index"]: it["truth"] for it in answer_all(url, quiz)}
+    reals = [body for i, (_, _, body) in enumerate(served) if truths[i] == "real"]
+    assert sorted(reals) == sorted(encode_png(decode_image(png)) for png in prepared)
+    assert len({png_form(body) for _, _, body in served}) == 1
+    assert png_chunks(reals[0]) == ["IHDR", "IDAT", "IEND"] and png_form(reals[0])[:2] == ((64, 64), "RGB")
+    assert len({tuple(sorted((k, v) for k, v in headers.items() if k not in ("content-length", "date")))
+                for status, headers, _ in served}) == 1
+    with tiny_studio(tmp_path / "raw64", net64, raw) as (url, _):  # the photos themselves, aligned by the quiz
+        quiz = ok_json(f"{url}/api/t/{TAB}/quiz", method="POST", json_body={"rounds": 4, "psi": 0.7})
+        truths = {it["index"]: it["truth"] for it in answer_all(url, quiz)}
+        assert sorted(call(url + image)[2] for i, image in enumerate(quiz["images"]) if truths[i] == "real") == \
+            sorted(reals)
+    with tiny_studio(tmp_path / "resampled", None, tmp_path / "faces64.zip") as (url, _):  # 64 px faces, 32 px net
+        quiz = ok_json(f"{url}/api/t/{TAB}/quiz", method="POST", json_body={"rounds": 4, "psi": 0.7})
+        truths = {it["index"]: it["truth"] for it in answer_all(url, quiz)}
+        shown = sorted(call(url + image)[2] for i, image in enumerate(quiz["images"]) if truths[i] == "real")
+    expected = [encode_png(align.crop(rgb, (0, 0, 64, 64), 32)) for rgb in map(decode_image, prepared)]
+    assert shown == sorted(expected)
+
+
+def answer_all(url: str, quiz: dict) -> list[dict]:
+    """Answer every image of a quiz 'real'; returns the result's items (truths shown once answered)."""
+    for i in range(quiz["count"]):
+        ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/answer", method="POST", json_body={"index": i, "answer": "real"})
+    return ok_json(f"{url}/api/t/{TAB}/quiz/{quiz['id']}/result")["items"]
 
 
 def test_projection_runs_in_the_background_and_adds_a_face(studio):

@@ -16,7 +16,7 @@ from facegen_cli.latent.mixing import style_mix  # noqa: E402
 from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
 from facegen_cli.studio import browser  # noqa: E402
-from studio_helpers import tiny_studio  # noqa: E402
+from studio_helpers import needs_real_faces, tiny_studio  # noqa: E402
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=f"no browser: {browser.missing()}")
 
@@ -147,17 +147,24 @@ def test_morph_plays_h264_in_the_page(site):
 
 
 def test_quiz_scores_a_known_answer_sheet(site):
+    needs_real_faces()
     url, net, driver, _ = site
     browser.goto(driver, "quiz")
     rounds = driver.find_element("id", "quiz-rounds")
     rounds.clear()
     rounds.send_keys("4")
     driver.find_element("id", "quiz-start").click()
+    looks = set()
     for i in range(4):
         browser.wait_for(driver, "return document.getElementById('quiz-counter').textContent.startsWith(arguments[0])",
                          30, f"image {i + 1} of 4")
         browser.wait_for(driver, "return document.getElementById('quiz-img').complete")
+        looks.add(tuple(driver.execute_script(  # how the page scales the image: alike for real and generated
+            "const img = document.getElementById('quiz-img'), css = getComputedStyle(img);"
+            "return [img.naturalWidth, img.naturalHeight, img.clientWidth, img.clientHeight, css.imageRendering,"
+            " css.objectFit];")))
         driver.find_element("id", "quiz-real").click()
+    assert looks == {(32, 32, 256, 256, "auto", "contain")}
     browser.wait_for(driver, "return !document.getElementById('quiz-result').hidden")
     assert driver.find_element("id", "quiz-score").text == "2 of 4 right"  # two real photos, all called real
     truths = [td.text for td in driver.find_elements("css selector", "#quiz-table tbody td:nth-child(3)")]

@@ -105,6 +105,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
     @api
     async def info(request: Request) -> Response:
         return JSONResponse({**studio.info(), "quiz": bool(quiz.names), "real_images": len(quiz.names),
+                             "real_skipped": quiz.skipped,
                              "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT}}, headers=HEADERS)
 
     @api
@@ -212,6 +213,9 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
     async def answers(request: Request) -> Response:
         return download(quiz.survey.csv().encode(), "text/csv; charset=utf-8", "facegen-quiz-answers.csv")
 
+    async def quiz_stats(request: Request) -> Response:
+        return JSONResponse(quiz.survey.stats(), headers=HEADERS)
+
     @api
     async def project_start(request: Request) -> Response:
         tab, name = tab_of(request), query(request, "name", str, "photo")
@@ -246,7 +250,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
     t = "/api/t/{tab}"
     routes = [
         Route("/", page), Route("/static/{name}", asset), Route("/api/info", info),
-        Route("/api/quiz/answers.csv", answers),
+        Route("/api/quiz/answers.csv", answers), Route("/api/quiz/stats", quiz_stats),
         Route(f"{t}/explore", explore), Route(f"{t}/faces", faces, methods=["GET", "POST"]),
         Route(f"{t}/faces/upload", upload, methods=["POST"]),
         Route(f"{t}/faces/{{face}}.{{kind:str}}", face_file),
