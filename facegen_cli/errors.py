@@ -40,6 +40,17 @@ class BadParameter(BadInput):
         return option + text[len(self.param):] if text.startswith(self.param) else f"{option}: {text}"
 
 
+class ParameterWarning(UserWarning):
+    """A legal but odd value of one parameter (`strength 30 is beyond 10 ...`), raised with `warnings.warn`;
+    the CLI shows it as one stderr line with its own option in the parameter's place."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+    naming = BadParameter.naming
+
+
 def torch_load_reason(error: BaseException) -> str:
     """One line saying why `torch.load(weights_only=True)` refused a file, without torch's advice to
     turn `weights_only` off."""

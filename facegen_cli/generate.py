@@ -9,7 +9,7 @@ import numpy as np
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.images import check_format, make_grid, save_image
 from facegen_cli.latent.io import save_latent
-from facegen_cli.sampler import Sampler
+from facegen_cli.sampler import Sampler, check_seeds
 
 MAX_GRID_SIDE = 16384  # pixels; a grid image is built whole in memory
 
@@ -31,6 +31,7 @@ def write_samples(sampler: Sampler, seeds: Sequence[int], out: str | Path, grid:
     if save_latents and not sampler.has_wplus:
         raise BadParameter("save_latents", f"save_latents needs a W+ model; {net.arch} has none")
     check_format(fmt)
+    check_seeds(seeds)
     sampler.require_label()
     if Path(out).exists() and not Path(out).is_dir():
         raise BadInput(f"{out}: exists and is not a folder")

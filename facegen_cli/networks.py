@@ -12,7 +12,7 @@ import torch
 
 from facegen_cli.checkpoint import SUFFIX, Network
 from facegen_cli.convert.foreign import read_network_file
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.paths import cache_dir, weights_dir
 
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/"
@@ -63,8 +63,12 @@ def download(url: str, dest: Path) -> Path:
 
 
 def resolve_network(spec: str | None) -> Path:
-    """The file a `--network` value names, downloading a published network on first use."""
-    spec = spec or DEFAULT_NETWORK
+    """The file a network spec names (None: the default model), downloading a published network on first use."""
+    if spec is None:
+        spec = DEFAULT_NETWORK
+    if not str(spec).strip():
+        raise BadParameter("network", f"network {spec!r} is empty; give a file or a name, or leave it out for the "
+                                      "shipped model")
     shipped = shipped_networks()
     if spec in shipped:
         return shipped[spec]

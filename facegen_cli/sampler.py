@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
@@ -24,7 +25,12 @@ from facegen_cli.models.stylegan2 import NOISE_MODES
 from facegen_cli.precision import Precision, in_precision, resolve_precision, synthesize
 
 PSI_RANGE = (-2.0, 2.0)
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2 ** 32 - 1  # numpy's RandomState takes seeds 0 .. 2**32 - 1
+# A latent file whose W lies farther from the average W than this many times the typical distance of a sampled
+# face draws no face. On the shipped model (w_dim 256) sampled faces lie 13.7 from w_avg on average, 18.9 at most
+# over 20,000 seeds (benchmarks/RESULTS.md, "latent bounds"), so the bound is about 137.
+LATENT_RADII = 10
+RADIUS_SAMPLES = 1000  # sampled faces that measure the typical distance
 
 
 @dataclass
@@ -39,6 +45,22 @@ class Sample:
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
     """The latent NVIDIA's generate.py draws for `seed`: RandomState(seed).randn(z_dim), float64."""
     return np.random.RandomState(seed).randn(z_dim)
+
+
+def check_seed(seed: int, param: str = "seeds") -> int:
+    """`seed` when NVIDIA's seed -> z takes it (0 .. MAX_SEED), else a BadParameter naming `param`."""
+    if not 0 <= seed <= MAX_SEED:
+        raise BadParameter(param, f"{param} {seed} is outside 0-{MAX_SEED}")
+    return seed
+
+
+def check_seeds(seeds: Sequence[int], param: str = "seeds") -> list[int]:
+    """`seeds` as a list when every one lies in 0 .. MAX_SEED (checked before any is drawn)."""
+    seeds = list(seeds)
+    if seeds:
+        check_seed(min(seeds), param)
+        check_seed(max(seeds), param)
+    return seeds
 
 
 def check_psi(psi: float) -> float:
@@ -131,9 +153,7 @@ class Sampler:
         self.net, self.G = net, net.G_ema
         self.device = next(self.G.parameters()).device
         self.psi = check_psi(float(psi))
-        if cutoff is not None and cutoff < 0:
-            raise BadParameter("cutoff", f"cutoff {cutoff} is negative")
-        self.cutoff = cutoff
+        self.cutoff = self._check_cutoff(cutoff)
         self.noise_mode = check_noise_mode(noise_mode)
         self.c = self._label(label)
         self.precision = resolve_precision(precision, self.device)
@@ -150,6 +170,40 @@ class Sampler:
     @property
     def has_wplus(self) -> bool:
         return has_wplus(self.net)
+
+    def _check_cutoff(self, cutoff: int | None) -> int | None:
+        """None, or a count of W+ entries to truncate, 0 to the network's num_ws."""
+        num_ws = getattr(self.G, "num_ws", None)
+        if cutoff is not None and not 0 <= cutoff <= (num_ws if num_ws is not None else cutoff):
+            within = f"0-{num_ws} (this network has {num_ws} W+ entries)" if num_ws is not None else "0 or more"
+            raise BadParameter("cutoff", f"cutoff {cutoff} is outside {within}")
+        return cutoff
+
+    @functools.cached_property
+    def typical_radius(self) -> float:
+        """The mean distance of sampled latents (W at psi 1, or z) from their centre (w_avg, or 0)."""
+        z = np.random.RandomState(0).randn(RADIUS_SAMPLES, self.G.z_dim).astype(np.float32)
+        if not self.has_wplus:
+            return float(np.linalg.norm(z, axis=1).mean())
+        with torch.inference_mode():
+            c = self.labels(len(z)) if self.c.size or not label_count(self.net) else torch.from_numpy(
+                np.tile(attribute_defaults(self.net), (len(z), 1))).to(self.device)
+            w = self.G.mapping(torch.from_numpy(z).to(self.device), c)[:, 0].cpu().numpy()
+        return float(np.linalg.norm(w - self._centre(), axis=1).mean())
+
+    def _centre(self) -> np.ndarray:
+        return self.G.mapping.w_avg.cpu().numpy() if self.has_wplus else np.zeros([self.G.z_dim], np.float32)
+
+    def check_latent(self, latent: np.ndarray, name: str) -> np.ndarray:
+        """`latent` (W+ or z) when every entry lies within LATENT_RADII typical radii of the centre; else a
+        BadInput naming `name` and both distances (a latent that far draws no face: black, white or noise)."""
+        far = float(np.linalg.norm(np.asarray(latent, np.float64) - self._centre(), axis=-1).max())
+        bound = LATENT_RADII * self.typical_radius
+        if far > bound:
+            centre = "the average W" if self.has_wplus else "0"
+            raise BadInput(f"{name}: latent lies {far:.3g} from {centre}; sampled faces lie {self.typical_radius:.3g} "
+                           f"on average, and beyond {bound:.3g} ({LATENT_RADII}x) no face is drawn")
+        return latent
 
     def _label(self, label: np.ndarray | None) -> np.ndarray:
         """The conditioning vector checked against the network; None stays empty (a conditional network then
@@ -189,9 +243,7 @@ class Sampler:
 
     def zs(self, seeds: Sequence[int]) -> np.ndarray:
         """`[len(seeds), z_dim]` float32 z, one per seed."""
-        for seed in seeds:
-            if not 0 <= seed <= MAX_SEED:
-                raise BadParameter("seeds", f"seed {seed} is outside 0-{MAX_SEED}")
+        seeds = check_seeds(seeds)
         return np.stack([seed_to_z(s, self.G.z_dim) for s in seeds]).astype(np.float32)
 
     @torch.inference_mode()
@@ -234,7 +286,7 @@ class Sampler:
         """One Sample per seed, in order, `batch` seeds a pass. With noise mode `random` each image's noise
         comes from a generator seeded by its own seed (one image a pass), so it does not depend on its batch.
         `labels` `[len(seeds), c_dim]`: each image's own conditioning, in place of the sampler's one label."""
-        seeds = list(seeds)
+        seeds = check_seeds(seeds)
         rows = self._label_rows(labels, len(seeds))
         size = 1 if self.noise_mode == "random" else self.batch
         for start in range(0, len(seeds), size):

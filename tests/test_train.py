@@ -27,7 +27,7 @@ from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir
 from facegen_cli.train.plan import plan_training
-from facegen_cli.train.snapshots import ScalarLog, latest_snapshot, stored_options
+from facegen_cli.train.snapshots import ScalarLog, latest_snapshot, stored_state
 from real_faces import celeba_faces
 
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu")
@@ -258,7 +258,7 @@ def test_resume_keeps_the_runs_precision_unless_told_another(faces, tmp_path):
     assert any("continuing in bf16 (the run trained in fp32 until here)" in note for note in notes)
     second.run()
     snap = second.run_dir / "network-snapshot-000000.008.safetensors"
-    assert stored_options(snap)["precision"] == "bf16"
+    assert stored_state(snap)["options"]["precision"] == "bf16"
     assert json.loads((second.run_dir / "training_options.json").read_text())["precision"] == "bf16"
     third = plan_training(options(faces, tmp_path, kimg=0.012), resume=str(snap), log=quiet)
     assert third.opts.precision == "bf16"
@@ -319,7 +319,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_snapshot(faces, tmp_pat
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"resuming {run} at {first:.3f} kimg" in result.stderr
-    assert result.stdout.strip() == str(run / f"network-snapshot-{resumed_to:010.3f}.safetensors")
+    assert result.stdout.splitlines()[-1] == str(run / f"network-snapshot-{resumed_to:010.3f}.safetensors")
     assert [p.name for p in out.iterdir()] == [run.name]  # the same run folder, no new one
     kimgs = [line["kimg"] for line in stats_lines(run)]
     assert kimgs == sorted(kimgs) and kimgs[-1] == resumed_to and len(set(kimgs)) == len(kimgs)

@@ -66,10 +66,18 @@ def _writable_file_or_folder(value: Optional[Path]) -> Optional[Path]:
     return None if value is None else check_writable(value, folder=not value.suffix)
 
 
+def _nonempty_path(value: str | Path) -> Path:
+    """--out as typed: an empty text would become Path('.'), the current folder, so it is refused."""
+    if not str(value).strip():
+        raise BadInput(f"--out {str(value)!r} is empty; name a file or folder ('.' for the current folder)")
+    return Path(value)
+
+
 def out_option(default: Optional[Path], help: str, kind: str = "folder") -> Any:
-    """`--out/-o`, checked before any work: a folder, a file, or `either` (a folder when it has no suffix)."""
+    """`--out/-o`, checked before any work: not empty, and a folder, a file, or `either` (a folder when it has no
+    suffix) that can be written."""
     check = {"folder": _writable_folder, "file": _writable_file, "either": _writable_file_or_folder}[kind]
-    return typer.Option(default, "--out", "-o", callback=check, help=help)
+    return typer.Option(default, "--out", "-o", parser=_nonempty_path, callback=check, help=help)
 
 
 def writable_argument(name: str, folder: Callable[[Path], bool]) -> Callable[[Path], Path]:

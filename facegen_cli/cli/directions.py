@@ -8,7 +8,6 @@ import typer
 
 from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
 from facegen_cli.cli.options import layer_indices, layers_help, network_argument, one_network, psi_option
-from facegen_cli.specs import MAX_SEED
 
 MAX_SAMPLES = 1_000_000  # faces `directions fit` samples, labels and keeps in memory
 
@@ -21,7 +20,7 @@ out_folder = out_option(None, "Output folder; default: the network's direction s
 def sefa(
     network_arg: Optional[str] = network_argument,
     network: Optional[str] = network_option,
-    k: int = typer.Option(10, "--top", "-k", min=1, help="How many directions to keep."),
+    k: int = typer.Option(10, "--top", "-k", help="How many directions to keep (at most the network's w_dim)."),
     layers: Optional[str] = typer.Option(None, "--layers", help=f"Factorise only these layers' modulations: "
                                                                  f"{layers_help}."),
     device: str = device_option,
@@ -46,8 +45,7 @@ def fit(
                                     dir_okay=False, help="From `facegen classifier train`."),
     samples: int = typer.Option(2000, "--samples", min=40, max=MAX_SAMPLES, help="Faces to sample and label."),
     ratio: float = typer.Option(0.25, "--ratio", help="Fit on this fraction of highest and of lowest scored faces."),
-    seed_start: int = typer.Option(0, "--seed-start", min=0, max=MAX_SEED - MAX_SAMPLES,
-                                   help="First seed of the samples."),
+    seed_start: int = typer.Option(0, "--seed-start", help="First seed of the samples."),
     psi: float = psi_option,
     network: Optional[str] = network_option,
     device: str = device_option,

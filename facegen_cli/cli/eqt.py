@@ -16,7 +16,7 @@ def eqt(
     samples: int = typer.Option(16, "--samples", min=1, max=100_000, help="Latents to draw."),
     shifts: int = typer.Option(4, "--shifts", min=1, max=1000,
                                help="Whole-pixel translations per latent, each axis within 1/8 of the image."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2 ** 32 - 1, help="Seed of the latents and the translations."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the latents and the translations, 0-4294967295."),
     psi: float = psi_option,
     device: str = device_option,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the bare number."),

@@ -20,7 +20,7 @@ def interpolate(
     space: Optional[str] = typer.Option(None, "--space", help="w (lerp) or z (slerp, seeds only); default w, "
                                                                "z for networks without W."),
     loop: bool = typer.Option(False, "--loop", help="Come back to the first keyframe."),
-    fps: float = typer.Option(24.0, "--fps", min=1.0, help="Frames per second of a GIF or MP4."),
+    fps: float = typer.Option(24.0, "--fps", help="Frames per second of a GIF or MP4, 1-120."),
     psi: float = psi_option,
     noise_mode: str = noise_mode_option,
     label: Optional[str] = label_option,

@@ -11,13 +11,14 @@ import inspect
 import math
 import os
 import sys
+import warnings
 from typing import Any, Callable, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from facegen_cli import __version__
-from facegen_cli.errors import BadInput, BadParameter, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError, ParameterWarning
 
 DEBUG_ENV = "FACEGEN_DEBUG"
 
@@ -95,6 +96,16 @@ def check_finite(fn: Callable, values: dict) -> None:
             raise BadInput(f"{option_name(param)} {value}: give a finite number")
 
 
+def show_warning(fn: Callable, shown: Callable, message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """`warnings.showwarning` while command `fn` runs: a ParameterWarning as one `facegen: warning: ...` line
+    naming `fn`'s option; any other warning as `shown` shows it."""
+    if isinstance(message, ParameterWarning):
+        line = " ".join(message.naming(flag_of(fn, message.param)).split())
+        typer.echo(f"facegen: warning: {line}", err=True)
+    else:
+        shown(message, *args, **kwargs)
+
+
 def command(name: str, fn: Callable, group: typer.Typer | None = None) -> None:
     """Register `fn` as a subcommand (of `group`, default the root) whose errors become one stderr line
     and an exit code."""
@@ -103,7 +114,10 @@ def command(name: str, fn: Callable, group: typer.Typer | None = None) -> None:
     def run(*args, **kwargs):
         try:
             check_finite(fn, kwargs)
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", ParameterWarning)
+                warnings.showwarning = functools.partial(show_warning, fn, warnings.showwarning)
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt, BrokenPipeError):
             raise  # Typer's own handling (a closed pipe ends quietly, as `| head` expects)
         except BadParameter as error:  # the engine names its parameter; the user knows the option
@@ -149,6 +163,7 @@ def _register() -> None:
     command("studio", studio.studio)
     command("sefa", directions.sefa, directions.app)
     command("fit", directions.fit, directions.app)
+    command("report", directions.report, directions.app)
     app.add_typer(directions.app, name="directions")
     command("train", classifier.train, classifier.app)
     app.add_typer(classifier.app, name="classifier")

@@ -37,9 +37,9 @@ network_argument = typer.Argument(None, metavar="NETWORK", help="The network (sa
 
 def one_network(positional: Optional[str], option: Optional[str]) -> Optional[str]:
     """The network a command names as its argument or with --network (the same one, if both)."""
-    if positional and option and positional != option:
+    if positional is not None and option is not None and positional != option:
         raise BadInput(f"two networks given: {positional} and --network {option}")
-    return positional or option
+    return positional if positional is not None else option
 
 
 def make_sampler(net: Network, psi: float = 1.0, noise_mode: str = "const", label: Optional[str] = None,

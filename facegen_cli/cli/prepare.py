@@ -20,7 +20,7 @@ def prepare(
                                help="Output dataset: a folder, or a file ending in .zip."),
     detector: str = typer.Option("dlib", "--detector", help="haar (OpenCV), dlib (HOG) or dlib-cnn (mmod)."),
     upsample: str = typer.Option("auto", "--upsample",
-                                 help="Upsample the detection copy N times to find small faces; auto: once for "
+                                 help="Upsample the detection copy N times (0-3) to find small faces; auto: once for "
                                       "dlib when the copy is at most 1024 px (dlib-cnn 512 px, haar never)."),
     min_face: int = typer.Option(0, "--min-face", min=0, help="Skip faces smaller than PX pixels."),
     max_faces: int = typer.Option(0, "--max-faces", min=0, help="Keep the N largest faces per photo; 0 = all."),

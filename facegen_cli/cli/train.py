@@ -41,15 +41,16 @@ def train(
                                                  "probability (default 0.9; 0 turns it off)."),
     target: float = typer.Option(0.6, "--target", min=0.0, max=1.0, help="ADA target for E[sign(D(real))]."),
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2 ** 32 - 1, help="Random seed."),
+    seed: int = typer.Option(0, "--seed", help="Random seed, 0-4294967295."),
     resume: Optional[str] = typer.Option(None, "--resume", callback=existing_or("--resume", "latest"),
                                          help="Continue a run: checkpoint, run folder, or 'latest'."),
     resume_from: Optional[str] = typer.Option(None, "--resume-from", help="Start a new run from a network's weights "
                                               "(file, published name or 'default'): fine-tuning."),
     freezed: int = typer.Option(0, "--freezed", help="With --resume-from: freeze D's first N layers (from the image)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Mixed precision in the 4 highest resolutions (CUDA)."),
+    fp16: bool = typer.Option(False, "--fp16", help="NVIDIA's fp16 layers in the 4 highest resolutions (CUDA only; "
+                              "on a CPU use --precision bf16)."),
     workers: int = typer.Option(2, "--workers", min=0, help="Data loading processes."),
-    latent: Optional[int] = typer.Option(None, "--latent", min=1, help="Latent size (classic: 128)."),
+    z_dim: Optional[int] = typer.Option(None, "--latent", min=1, help="Latent size (classic: 128)."),
     width: Optional[int] = typer.Option(None, "--width", min=1, help="Classic: feature maps next to the image (64)."),
     spectral_norm: bool = typer.Option(False, "--spectral-norm", help="dcgan/cgan/acgan/wgan-gp: spectral norm in D."),
     pixel_norm: bool = typer.Option(False, "--pixel-norm", help="Classic: pixel norm after each G block."),
@@ -72,7 +73,7 @@ def train(
     opts = TrainOptions(data=str(data), out=str(out), model=model, cfg=cfg, res=res, batch=batch, batch_gpu=batch_gpu,
                         kimg=kimg, glr=glr, dlr=dlr, gamma=gamma, map=map_layers, cbase=cbase, cmax=cmax, mirror=mirror,
                         cond=cond, aug=aug, target=target, snap=snap, seed=seed, fp16=fp16, workers=workers,
-                        device=device, precision=precision, channels_last=channels_last, z_dim=latent,
+                        device=device, precision=precision, channels_last=channels_last, z_dim=z_dim,
                         resume_from=resume_from, freezed=freezed, minutes=minutes, pl_weight=pl_weight,
                         style_mixing=style_mixing, model_kwargs={k: v for k, v in extras.items() if v is not None})
 
@@ -90,5 +91,6 @@ def train(
             status.update(f"kimg {s['kimg']:.3f}/{trainer.opts.kimg:g}  {losses}")
 
         last = trainer.run(on_step=show)
-    if last is not None:
-        emit(str(last))
+    if last is not None:  # every file the run wrote, its last checkpoint last
+        for path in [p for p in trainer.written if p != last] + [last]:
+            emit(str(path))

@@ -1,6 +1,7 @@
 """InterFaceGAN-style directions: score sampled faces with a classifier, fit a linear boundary in W."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -9,10 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from facegen_cli.checkpoint import Network
-from facegen_cli.errors import BadInput, BadParameter, FacegenError
+from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.latent.classifier import load_classifier
 from facegen_cli.latent.directions import Direction, save_direction, store_dir
-from facegen_cli.sampler import Sampler, require_wplus
+from facegen_cli.sampler import MAX_SEED, Sampler, check_seed, require_wplus
+
+MIN_PER_SIDE = 10  # faces each side of the boundary is fitted on, at the least
 
 Scorer = Callable[[torch.Tensor], np.ndarray]  # NCHW images in [-1, 1] -> one score per image
 
@@ -53,15 +56,23 @@ def logistic_normal(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.
     return weight.detach().double().numpy() / std, bias.item(), mean, std
 
 
+def check_split(samples: int, ratio: float) -> int:
+    """How many of `samples` faces each side of the fit takes at `ratio` (at most half, at least 10)."""
+    if not 0 < ratio <= 0.5:
+        raise BadParameter("ratio", f"ratio {ratio:g} is outside (0, 0.5]: the fit takes that fraction of highest "
+                                    "and of lowest scored faces")
+    n = int(samples * ratio)
+    if n < MIN_PER_SIDE:
+        raise BadParameter("samples", f"samples {samples} at ratio {ratio:g} leave {n} faces per side; the fit "
+                                      f"needs {MIN_PER_SIDE}, so sample at least {math.ceil(MIN_PER_SIDE / ratio)}")
+    return n
+
+
 def fit_boundary(w: np.ndarray, scores: np.ndarray, ratio: float = 0.25, holdout: float = 0.2,
                  seed: int = 0) -> tuple[np.ndarray, float]:
     """Unit normal pointing to higher scores, fitted on the `ratio` highest and lowest scored; held-out accuracy."""
-    if not 0 < ratio <= 0.5:
-        raise BadParameter("ratio", f"ratio must lie in (0, 0.5], got {ratio}")
+    n = check_split(len(scores), ratio)
     order = np.argsort(scores, kind="stable")
-    n = int(len(scores) * ratio)
-    if n < 10:
-        raise BadInput(f"{len(scores)} samples at ratio {ratio} leave {n} per side; sample more")
     low, high = order[:n], order[-n:]
     if scores[high].min() <= scores[low].max():
         raise FacegenError("the classifier gives these faces nearly the same score; nothing to separate")
@@ -81,6 +92,9 @@ def fit_direction(net: Network, name: str, score: Scorer, samples: int = 2000, r
                   on_batch: Callable[[int], None] | None = None) -> tuple[Direction, float]:
     """Sample, score and fit: the direction `name` for this network with its held-out accuracy."""
     require_wplus(net, "fitting a direction")
+    check_split(samples, ratio)
+    if check_seed(seed_start, "seed_start") + samples - 1 > MAX_SEED:
+        raise BadParameter("seed_start", f"seed_start {seed_start}: {samples} samples from it run past seed {MAX_SEED}")
     w, scores = sample_scores(net, score, samples, seed_start, psi, on_batch=on_batch)
     normal, accuracy = fit_boundary(w, scores, ratio)
     meta = {"method": "interfacegan", "samples": samples, "ratio": ratio, "seed_start": seed_start, "psi": psi,

@@ -13,6 +13,14 @@ from facegen_cli.fileio import atomic_path, write_bytes_atomic
 from facegen_cli.images import make_grid, save_image, to_pil
 
 KINDS = {".gif": "gif", ".mp4": "mp4", ".png": "strip", "": "folder"}
+FPS_RANGE = (1, 120)  # a GIF stores frame times in 1/100 s; past 120 fps players show frames late or drop them
+
+
+def check_fps(fps: float) -> float:
+    """`fps` when it lies in FPS_RANGE."""
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # also refuses NaN
+        raise BadParameter("fps", f"fps {fps:g} is outside {FPS_RANGE[0]}-{FPS_RANGE[1]}")
+    return fps
 
 
 def output_kind(out: Path) -> str:
@@ -27,6 +35,7 @@ def write_frames(frames: np.ndarray, out: str | Path, fps: float = 24.0) -> list
     """Write NHWC uint8 `frames` to `out` in the format its suffix names; returns the written paths."""
     out = Path(out)
     kind = output_kind(out)
+    check_fps(fps)
     if kind == "folder":
         return [save_image(frame, out / f"frame{i:04d}.png") for i, frame in enumerate(frames)]
     if kind == "strip":

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from facegen_cli.errors import BadInput, BadParameter
-from facegen_cli.latent.frames import output_kind, write_frames
+from facegen_cli.latent.frames import check_fps, output_kind, write_frames
 from facegen_cli.latent.sources import Source, read_latent
 from facegen_cli.sampler import Sampler
 
@@ -52,6 +52,7 @@ def run_interpolate(sampler: Sampler, sources: list[Source], out: str | Path, fr
     """Render the path through `sources` and write it to `out` (format from its suffix)."""
     out = Path(out)
     output_kind(out)
+    check_fps(fps)
     space = space or ("w" if sampler.has_wplus else "z")
     if space not in SPACES:
         raise BadParameter("space", f"space must be w or z, got {space!r}")

@@ -24,12 +24,13 @@ def latent_shape(sampler: Sampler, space: str = "w") -> tuple[int, ...]:
 
 
 def read_latent(sampler: Sampler, source: Source, space: str = "w") -> np.ndarray:
-    """One latent: a seed drawn alone (W+ through the sampler's mapping, or z) or a file (W+ on a W+ model)."""
+    """One latent: a seed drawn alone (W+ through the sampler's mapping, or z) or a file (W+ on a W+ model), whose
+    values lie within the sampler's bound."""
     if isinstance(source, int):
         return sampler.seed_latent(source) if space == "w" else sampler.zs([source])[0]
     if sampler.has_wplus and space == "z":
         raise BadInput(f"{source}: a latent file holds W; interpolating in z needs seed:N inputs")
-    return load_latent(source, latent_shape(sampler))
+    return sampler.check_latent(load_latent(source, latent_shape(sampler)), str(source))
 
 
 def source_name(source: Source) -> str:

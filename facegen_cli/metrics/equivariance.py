@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from facegen_cli.sampler import check_seed
+
 # Renders a batch with the input translated by (tx, ty) in fractions of the image size.
 Renderer = Callable[[float, float], torch.Tensor]
 
@@ -62,6 +64,7 @@ def generator_eqt(G: nn.Module, num_samples: int = 16, num_shifts: int = 4, tran
                   seed: int = 0, psi: float = 1.0) -> float:
     """EQ-T in dB of a generator whose synthesis input takes a user transform (StyleGAN3): `num_samples`
     latents, each drawn at `num_shifts` random whole-pixel translations."""
+    check_seed(seed, "seed")
     synthesis = G.synthesis
     transform = getattr(getattr(synthesis, "input", None), "transform", None)
     if transform is None:

@@ -40,6 +40,9 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+MAX_UPSAMPLE = 3
+
+
 @dataclass(frozen=True)
 class PrepareOptions:
     """How photos become samples: detection, alignment and output format."""
@@ -66,6 +69,9 @@ class PrepareOptions:
         for key in ("upsample", "min_face", "max_faces", "margin", "detect_size"):
             if (getattr(self, key) or 0) < 0:
                 raise BadParameter(key, f"{key} {getattr(self, key)} cannot be negative")
+        if (self.upsample or 0) > MAX_UPSAMPLE:  # each step doubles the copy's sides: 3 is 64 times its pixels
+            raise BadParameter("upsample", f"upsample {self.upsample} is outside 0-{MAX_UPSAMPLE} (each step doubles "
+                                           "the detection copy's width and height)")
 
     @property
     def needs_detector(self) -> bool:
@@ -230,6 +236,8 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     `on_progress` is called once before the first photo and again after each one."""
     raw, out = Path(raw), Path(out)
     options.check()
+    if attrs is not None and labels is None:
+        raise BadParameter("attrs", f"attrs {','.join(attrs)} picks columns of the labels; give the labels too")
     if not refuse_special(raw, "a folder of photos").is_dir():
         raise BadInput(f"{raw}: not a folder of photos")
     if out.resolve() == raw.resolve():

@@ -46,13 +46,14 @@ def find_resume(spec: str, out: Path) -> Path:
     return path
 
 
-def stored_options(path: Path) -> dict | None:
-    """The options of the run that wrote checkpoint `path` (None for weights only), read from its header alone."""
+def stored_state(path: Path) -> dict | None:
+    """The training state of checkpoint `path` without its tensors (options, cur_nimg, ...; None for weights
+    only), read from its header alone."""
     state = read_header(path).get("training_state")
     if state is None:
         return None
     no_tensors = defaultdict(type(None))  # the options hold none; the tensors of the rest are not needed here
-    return unpack_state(state, no_tensors)["options"]
+    return unpack_state(state, no_tensors)
 
 
 def rng_state() -> dict:
@@ -64,6 +65,13 @@ def rng_state() -> dict:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def seed_all(seed: int) -> None:
+    """Seed every generator rng_state keeps (torch, numpy's global one, Python's), so one seed gives one run."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    random.seed(seed)
 
 
 def set_rng_state(state: dict) -> None:
@@ -96,6 +104,7 @@ class ScalarLog:
 
     def __init__(self, run_dir: Path | None):
         self.writer = None
+        self.path: Path | None = None  # the event file
         if run_dir is None:
             return
         try:
@@ -103,6 +112,7 @@ class ScalarLog:
         except ImportError:
             return
         self.writer = SummaryWriter(str(run_dir))
+        self.path = max(run_dir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime, default=None)
 
     @property
     def enabled(self) -> bool:
