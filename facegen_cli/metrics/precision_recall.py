@@ -64,7 +64,8 @@ def kth_neighbour_radii(feats: np.ndarray, k: int = DEFAULT_K, batch: int = DEFA
     for start, block in _squared_distances(feats, feats, batch):
         rows = np.arange(len(block))
         block[rows, start + rows] = np.inf  # the point itself is no neighbour
-        radii[start:start + len(block)] = np.partition(block, k - 1, axis=1)[:, k - 1]
+        block.partition(k - 1, axis=1)  # in place: no second block
+        radii[start:start + len(block)] = block[:, k - 1]
     return radii
 
 
