@@ -23,6 +23,7 @@ LAYERS = [
     ["sampler"],
     ["metrics"],
     ["latent"],
+    ["estimators"],
     ["generate", "train"],
     ["studio"],
     ["cli"],

@@ -40,8 +40,9 @@ def _predictor(points: int):
     return dlib.shape_predictor(model_file(PREDICTORS[points]))
 
 
-def _points68(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """dlib's 68 landmarks of the face in `box` (left, top, right, bottom), as an array of (x, y)."""
+def points68(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """dlib's 68 landmarks of the face in `box` (left, top, right, bottom; right and bottom are the last
+    pixels inside, as dlib counts), as a 68x2 array of (x, y)."""
     import dlib
 
     rect = dlib.rectangle(*(int(round(v)) for v in box))
@@ -57,8 +58,8 @@ def landmark_drift(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """
     left, top, right, bottom = (float(v) for v in box)
     step = DRIFT_STEP * (right - left)
-    base = _points68(rgb, (left, top, right - 1, bottom - 1))[_INNER]
-    travel = [np.linalg.norm(_points68(rgb, (left + dx, top + dy, right - 1 + dx, bottom - 1 + dy))[_INNER] - base,
+    base = points68(rgb, (left, top, right - 1, bottom - 1))[_INNER]
+    travel = [np.linalg.norm(points68(rgb, (left + dx, top + dy, right - 1 + dx, bottom - 1 + dy))[_INNER] - base,
                              axis=1).mean() / step
               for dx, dy in ((step, 0), (-step, 0), (0, step), (0, -step))]
     return float(np.mean(travel))

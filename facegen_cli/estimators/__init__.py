@@ -1,0 +1,1 @@
+"""What a face image shows, read as numbers: head pose (`pose.py`)."""
