@@ -191,7 +191,9 @@ def test_generate_in_bf16_differs_from_fp32_by_rounding_only(tiny_file):
 
 def test_bf16_draws_in_channels_last_on_a_copy_and_computes_what_nchw_does(tiny_file):
     # bf16 on a CPU takes the channels_last layout too, on its own copy of G: fp32 users of the same network keep
-    # the plain layout (and NVIDIA's pixels); the faster layout changes nothing beyond float rounding.
+    # the plain layout (and NVIDIA's pixels); the faster layout changes nothing beyond float rounding: held to fp32,
+    # it is as accurate as NCHW in bf16. (How far the two layouts' bf16 sums part depends on the CPU's kernels: on
+    # an AMD EPYC with AVX-512 bf16 they differ by up to 0.078, as much as bf16 differs from fp32, 0.085.)
     net = load_network(str(tiny_file))
     sampler = Sampler(net, precision="bf16")
     conv = sampler.G.synthesis.b32.conv1.weight
@@ -200,7 +202,10 @@ def test_bf16_draws_in_channels_last_on_a_copy_and_computes_what_nchw_does(tiny_
     ws = torch.from_numpy(sampler.map(sampler.zs(range(4))))
     with torch.no_grad():
         nchw = synthesize(net.G_ema, ws, resolve_precision("bf16", "cpu"), noise_mode="const")
-        torch.testing.assert_close(sampler.synthesize(ws), nchw, rtol=0, atol=0.02)
+        fp32 = synthesize(net.G_ema, ws, resolve_precision("fp32", "cpu"), noise_mode="const")
+        layout_error, nchw_error = (sampler.synthesize(ws) - fp32).abs(), (nchw - fp32).abs()
+    assert layout_error.mean() <= 1.25 * nchw_error.mean() and layout_error.max() <= 1.5 * nchw_error.max()
+    assert 0 < nchw_error.mean() < 0.05
 
 
 # --- training -----------------------------------------------------------------------------------
