@@ -34,17 +34,18 @@ def needs_real_faces() -> None:
 
 
 @contextlib.contextmanager
-def tiny_studio(root: Path, network: Path | None = None, data: Path | None = None) -> Iterator[tuple[str, Network]]:
+def tiny_studio(root: Path, network: Path | None = None, data: Path | None = None,
+                state: Path | None = None) -> Iterator[tuple[str, Network]]:
     """A studio on `network` (default: a tiny StyleGAN2) with real faces from `data` (default: the QUIZ_PHOTOS),
-    its cache and temp files under `root`; yields (url, net)."""
+    its cache and temp files under `root`, the tabs' faces in `state` (default: in that cache); yields (url, net)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACEGEN_CACHE", str(root / "cache"))
         mp.setenv("TMPDIR", str(root / "tmp"))
-        (root / "tmp").mkdir(parents=True)
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         net = load_network(network or tiny_checkpoint(root / "tiny.safetensors"))
-        running = start_in_thread(build_app(net, data or real_faces(root / "real")))
+        running = start_in_thread(build_app(net, data or real_faces(root / "real"), state=state))
         try:
             yield running.url.rstrip("/"), net
         finally:

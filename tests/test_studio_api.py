@@ -226,7 +226,7 @@ def test_morph_writes_h264_and_gif_of_the_engine_frames(studio, tmp_path):
     gif.seek(5)
     assert np.abs(np.asarray(gif.convert("RGB")).astype(int) - expected[5]).mean() < 12  # GIF palette
     status, _, body = call(f"{url}/api/t/{TAB}/morph", method="POST", json_body={"faces": [a["id"]], "frames": 6})
-    assert status == 400 and json.loads(body)["error"] == "interpolation needs at least two latents"
+    assert status == 400 and json.loads(body)["error"] == "add at least two faces to morph between: tick them in the list"
 
 
 def png_chunks(png: bytes) -> list[str]:
@@ -415,13 +415,17 @@ def test_z_only_family_explores_averages_and_morphs(z_studio):
     assert status == 400 and json.loads(body)["error"] == "projection needs a W+ model (StyleGAN2); cgan has only z"
 
 
-def test_stylegan3_explores_mixes_and_morphs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sg3_studio")
+def sg3_checkpoint(root):
+    """A tiny random StyleGAN3 checkpoint under `root`."""
     torch.manual_seed(0)
     kwargs = dict(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, channel_base=256, channel_max=32,
                   num_layers=6)
-    path = save_checkpoint(root / "sg3.safetensors", "stylegan3", kwargs, stylegan3.Generator(**kwargs).eval())
-    with tiny_studio(root, path) as (url, net):
+    return save_checkpoint(root / "sg3.safetensors", "stylegan3", kwargs, stylegan3.Generator(**kwargs).eval())
+
+
+def test_stylegan3_explores_mixes_and_morphs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sg3_studio")
+    with tiny_studio(root, sg3_checkpoint(root)) as (url, net):
         info = ok_json(f"{url}/api/info")
         assert info["architecture"] == "stylegan3" and info["wplus"] and info["num_ws"] == net.G_ema.num_ws
         page = ok_json(f"{url}/api/t/{TAB}/explore?start=0&count=2&psi=0.7")["faces"]
@@ -453,3 +457,151 @@ def test_bind_refuses_a_busy_port_and_a_foreign_address():
     sock, url = bind("127.0.0.1", 0)
     sock.close()
     assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+
+
+def test_every_json_body_is_bounded_before_parsing(studio):
+    url, _, _ = studio
+    face = open_seed(url, TAB, 8)
+    routes = [f"{url}/api/t/{TAB}/faces", f"{url}/api/t/{TAB}/live/edit", f"{url}/api/t/{TAB}/keep",
+              f"{url}/api/t/{TAB}/morph", f"{url}/api/t/{TAB}/result.npy", f"{url}/api/t/{TAB}/quiz"]
+    for route in routes:
+        status, _, body = call(route, method="POST", body=b"[" * 100_000)  # the 100,000-deep body: over the size
+        assert status == 413 and "over the 64 KiB limit" in json.loads(body)["error"], route
+        status, _, body = call(route, method="POST", body=b"[" * 20_000 + b"]" * 20_000)  # deep, within the size
+        assert status == 400 and json.loads(body) == {"error": "the request body nests deeper than 16 levels"}
+        status, _, body = call(route, method="POST", body=b'{"a": ' * 5_000 + b"1" + b"}" * 5_000)
+        assert status == 400, route
+    brackets_in_a_string = {"op": "edit", "face": face["id"], "sliders": {}, "seq": time.time_ns(), "note": "[" * 1000}
+    assert call(f"{url}/api/t/{TAB}/live/edit", method="POST", json_body=brackets_in_a_string)[0] == 200
+    for body in (b"\xff\xfe not utf-8", b'{"seed": 1e999999}', b'{"seed": ' + b"9" * 5000 + b"}", b"NaN"):
+        status, _, answer = call(f"{url}/api/t/{TAB}/faces", method="POST", body=body)
+        assert 400 <= status < 500 and "error" in json.loads(answer), body[:20]
+
+
+def test_edit_strength_outside_the_engine_range_is_refused(studio):
+    url, _, _ = studio
+    face = open_seed(url, TAB, 9)
+    for strength in (1e308, -101):
+        payload = {"op": "edit", "face": face["id"], "sliders": {"sefa-00": strength}}
+        status, body = live(url, TAB, "edit", payload, time.time_ns())
+        assert status == 400 and f"sefa-00 strength {strength:g} is outside -100..100" in json.loads(body)["error"]
+        status, _, body = call(f"{url}/api/t/{TAB}/keep", method="POST", json_body=payload)
+        assert status == 400 and "-100..100" in json.loads(body)["error"]
+    assert live(url, TAB, "edit", {"op": "edit", "face": face["id"], "sliders": {"sefa-00": 4.5}}, time.time_ns())[0] == 200
+
+
+def test_a_body_shorter_than_its_length_times_out(studio, monkeypatch):
+    from facegen_cli.studio import app
+
+    url, _, _ = studio
+    monkeypatch.setattr(app, "BODY_TIMEOUT", 1.0)
+    host, port = url.removeprefix("http://").split(":")
+    for path in (f"/api/t/{TAB}/faces", f"/api/t/{TAB}/faces/upload?name=x.npy"):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: 100\r\n\r\n{{\"seed\": 1".encode())
+            started, answer = time.monotonic(), b""
+            while chunk := sock.recv(65536):  # the server answers, then closes the connection
+                answer += chunk
+            assert time.monotonic() - started < 5
+            answer = answer.decode()
+        assert answer.startswith("HTTP/1.1 408 ") and "did not arrive within 1 s" in answer, answer
+
+
+def test_edited_mixed_averaged_and_uploaded_faces_download(studio):
+    url, net, _ = studio
+    a, b = open_seed(url, TAB, 10), open_seed(url, TAB, 11)
+    assert a["npy"] == a["image"].replace(".png", ".npy")
+    seeded = Sampler(net, psi=0.7)
+    wa, wb = read_latent(seeded, 10), read_latent(seeded, 11)
+    direction = {d.name: d for d in sefa_directions(net, 8)}["sefa-02"]
+    edit = {"op": "edit", "face": a["id"], "sliders": {"sefa-02": -1.5}}
+    cases = [(edit, move(wa, conditioned(direction.vector, []), -1.5)),
+             ({"op": "mix", "a": a["id"], "b": b["id"], "layers": "0-3"}, style_mix(wa, wb, [0, 1, 2, 3])),
+             ({"op": "average", "faces": [a["id"], b["id"]], "weights": [1, 3]},
+              weighted_average(np.stack([wa, wb]), np.array([0.25, 0.75])))]
+    for payload, latent in cases:
+        status, headers, npy = call(f"{url}/api/t/{TAB}/result.npy", method="POST", json_body=payload)
+        assert status == 200 and "attachment" in headers["content-disposition"]
+        np.testing.assert_allclose(np.load(io.BytesIO(npy)), latent, atol=1e-6)  # what the page shows, not kept
+        expected = seeded.images(np.load(io.BytesIO(npy))[None])[0]
+        np.testing.assert_array_equal(pixels(call(f"{url}/api/t/{TAB}/result.png", method="POST",
+                                                  json_body=payload)[2]), expected)
+        kept = ok_json(f"{url}/api/t/{TAB}/keep", method="POST", json_body=payload)
+        np.testing.assert_array_equal(np.load(io.BytesIO(call(url + kept["npy"])[2])), np.load(io.BytesIO(npy)))
+        np.testing.assert_array_equal(pixels(call(url + kept["image"])[2]), expected)
+    buf = io.BytesIO()
+    np.save(buf, wb)
+    uploaded = ok_json(f"{url}/api/t/{TAB}/faces/upload?name=mine.npy", method="POST", body=buf.getvalue())
+    status, headers, npy = call(url + uploaded["npy"])
+    assert status == 200 and headers["content-disposition"] == 'attachment; filename="mine.npy.npy"'
+    np.testing.assert_array_equal(np.load(io.BytesIO(npy)), wb)
+
+
+def test_cutoff_and_the_input_transform_draw_as_the_sampler(studio, tmp_path_factory):
+    url, net, _ = studio
+    page = ok_json(f"{url}/api/t/{TAB}/explore?start=2&count=1&psi=0.5&cutoff=2")["faces"]
+    cut = Sampler(net, psi=0.5, cutoff=2)
+    np.testing.assert_array_equal(pixels(base64.b64decode(page[0]["image"].split(",", 1)[1])),
+                                  next(cut.samples([2])).image)
+    face = ok_json(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": 2, "psi": 0.5, "cutoff": 2})
+    assert face["name"] == "seed 2 (psi 0.5, cutoff 2)"
+    np.testing.assert_array_equal(np.load(io.BytesIO(call(url + face["npy"])[2])), read_latent(cut, 2))
+    assert not ok_json(f"{url}/api/info")["transform"]
+    status, _, body = call(f"{url}/api/t/{TAB}/explore?start=0&count=1&tx=0.2")
+    assert status == 400 and "translate and rotate need a StyleGAN3 network" in json.loads(body)["error"]
+    status, _, body = call(f"{url}/api/t/{TAB}/explore?start=0&count=1&cutoff=99")
+    assert status == 400 and "cutoff 99 is outside 0-8" in json.loads(body)["error"]
+    root = tmp_path_factory.mktemp("sg3_transform")
+    with tiny_studio(root, sg3_checkpoint(root)) as (sg3_url, sg3):
+        assert ok_json(f"{sg3_url}/api/info")["transform"]
+        moved = Sampler(sg3, psi=0.7, translate=(0.25, -0.1), rotate=30.0)
+        page = ok_json(f"{sg3_url}/api/t/{TAB}/explore?start=4&count=1&psi=0.7&tx=0.25&ty=-0.1&rotate=30")["faces"]
+        np.testing.assert_array_equal(pixels(base64.b64decode(page[0]["image"].split(",", 1)[1])),
+                                      next(moved.samples([4])).image)
+        face = ok_json(f"{sg3_url}/api/t/{TAB}/faces", method="POST",
+                       json_body={"seed": 4, "psi": 0.7, "tx": 0.25, "ty": -0.1, "rotate": 30})
+        assert face["name"] == "seed 4 (psi 0.7, moved 0.25,-0.1, turned 30°)"
+        np.testing.assert_array_equal(pixels(call(sg3_url + face["image"])[2]), next(moved.samples([4])).image)
+        status, png = live(sg3_url, TAB, "edit", {"op": "edit", "face": face["id"], "sliders": {}}, time.time_ns())
+        np.testing.assert_array_equal(pixels(png), next(moved.samples([4])).image)  # edits keep the transform
+
+
+def test_sefa_sliders_are_labelled_by_rank_and_strength(studio):
+    url, net, _ = studio
+    values = {d.name: d.info["eigenvalue"] for d in sefa_directions(net, 8)}
+    directions = ok_json(f"{url}/api/info")["directions"]
+    assert directions[0]["label"] == f"SeFa 1 (σ={values['sefa-00'] ** 0.5:.3g})"
+    assert [d["label"].split(" (")[0] for d in directions] == [f"SeFa {i}" for i in range(1, 9)]
+    assert all("without labels" in d["title"] for d in directions)
+
+
+def test_seeds_outside_the_range_are_refused(studio):
+    url, _, _ = studio
+    for seed in (-5, 2 ** 32):
+        status, _, body = call(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": seed})
+        assert status == 400 and json.loads(body) == {"error": f"seed {seed} is outside 0-4294967295"}
+
+
+def test_faces_survive_a_restart_and_a_damaged_state_file_does_not(tmp_path, caplog):
+    state = tmp_path / "state"
+    with tiny_studio(tmp_path, state=state) as (url, net):
+        a, b = open_seed(url, TAB, 1), open_seed(url, TAB, 2)
+        kept = ok_json(f"{url}/api/t/{TAB}/keep", method="POST",
+                       json_body={"op": "mix", "a": a["id"], "b": b["id"], "layers": "0-1"})
+        before = {f["id"]: (call(url + f["image"])[2], call(url + f["npy"])[2]) for f in (a, b, kept)}
+        open_seed(url, OTHER, 3)
+    assert sorted(p.name for p in state.iterdir()) == sorted([f"faces-{OTHER}.npz", f"faces-{TAB}.npz"])
+    (state / f"faces-{OTHER}.npz").write_bytes(b"PK\x03\x04 a damaged file")
+    with tiny_studio(tmp_path, state=state) as (url, net):
+        faces = ok_json(f"{url}/api/t/{TAB}/faces")["faces"]
+        assert [f["id"] for f in faces] == [a["id"], b["id"], kept["id"]]
+        assert faces[2]["name"] == kept["name"]
+        for f in faces:
+            assert (call(url + f["image"])[2], call(url + f["npy"])[2]) == before[f["id"]]
+        live_png = live(url, TAB, "edit", {"op": "edit", "face": kept["id"], "sliders": {}}, 1)[1]
+        assert live_png == before[kept["id"]][0]  # usable, not only shown
+        assert ok_json(f"{url}/api/t/{OTHER}/faces")["faces"] == []  # a damaged file: an empty tray, no crash
+        assert open_seed(url, OTHER, 4)["name"] == "seed 4 (psi 0.7)"
+    assert f"faces-{OTHER}.npz: cannot read the saved faces" in caplog.text
+    assert (state / f"faces-{OTHER}.corrupt").exists()

@@ -17,6 +17,8 @@ def studio(
     data: Optional[Path] = typer.Option(None, "--data", help="Real faces for the quiz: a folder or dataset zip."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on; 0 picks a free one."),
+    state: Optional[Path] = typer.Option(None, "--state", help="Folder that keeps each tab's faces across restarts "
+                                         "(default: the user cache, a folder per network)."),
     device: str = device_option,
 ) -> None:
     """Serve the studio in the browser (prints its URL; Ctrl-C stops it)."""
@@ -31,7 +33,7 @@ def studio(
 
     net = load_network(network, resolve_device(device))
     sock, url = bind(host, port)
-    app = build_app(net, data, host)
+    app = build_app(net, data, host, state)
     emit(url)
     console.print(f"facegen studio: serving {net.path or net.arch} at {url} (Ctrl-C stops it)")
     serve(app, sock)

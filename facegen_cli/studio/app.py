@@ -6,6 +6,7 @@ file system; every API path names a tab, and within it server-made ids. Errors c
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any, Awaitable, Callable
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -25,19 +27,28 @@ from starlette.routing import Route
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.studio.projection import Projector
 from facegen_cli.studio.quiz import QuizMaster
-from facegen_cli.studio.service import KINDS, Studio, field
-from facegen_cli.studio.state import NotFound, Tab
+from facegen_cli.studio.service import KINDS, Look, Studio, field
+from facegen_cli.studio.state import Face, NotFound, Tab
 from facegen_cli.studio.uploads import LATENT_LIMIT, PHOTO_LIMIT, TooLarge, read_limited
 
 log = logging.getLogger("facegen.studio")
-JSON_LIMIT = 1 << 20
+JSON_LIMIT = 64 << 10  # the largest request (an average of 100 faces) is a few KiB
+JSON_DEPTH = 16  # the requests nest 3 deep; Python's parser recurses once per level
+BODY_TIMEOUT = 30.0  # seconds to receive a whole request body (a 20 MiB photo takes well under 1 on loopback)
+JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
                                       "connect-src 'self' blob:; "
                                       "object-src 'none'; frame-ancestors 'none'"}
-STATUS = ((NotFound, 404), (TooLarge, 413), (BadInput, 400), (FacegenError, 422))
+
+
+class SlowBody(BadInput):
+    """A request body that did not arrive in BODY_TIMEOUT seconds."""
+
+
+STATUS = ((NotFound, 404), (SlowBody, 408), (TooLarge, 413), (BadInput, 400), (FacegenError, 422))
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
@@ -49,7 +60,38 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 def error_response(error: Exception) -> JSONResponse:
     status = next(code for kind, code in STATUS if isinstance(error, kind))
-    return JSONResponse({"error": " ".join(str(error).split())}, status_code=status, headers=HEADERS)
+    close = {"Connection": "close"} if isinstance(error, SlowBody) else {}  # the rest of its body will not come
+    return JSONResponse({"error": " ".join(str(error).split())}, status_code=status, headers={**HEADERS, **close})
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
+    codes = np.frombuffer(JSON_STRING.sub(b'""', raw), np.uint8)
+    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+async def read_body(request: Request, limit: int, name: str) -> bytes:
+    """The request's body, up to `limit` bytes, arriving within BODY_TIMEOUT seconds (a body shorter than its
+    Content-Length would otherwise hold the connection forever)."""
+    try:
+        return await asyncio.wait_for(read_limited(request.stream(), request.headers.get("content-length"), limit,
+                                                   name), BODY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise SlowBody(f"{name}: the body did not arrive within {BODY_TIMEOUT:g} s") from None
+
+
+def parse_json(raw: bytes) -> dict:
+    """A request body as a JSON object; anything else (too deep included) is one BadInput."""
+    if json_depth(raw) > JSON_DEPTH:
+        raise BadInput(f"the request body nests deeper than {JSON_DEPTH} levels")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadInput("the request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadInput("the request body must be a JSON object")
+    return data
 
 
 def download(data: bytes, media: str, name: str) -> Response:
@@ -66,14 +108,8 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
         return studio.tabs.get(request.path_params["tab"])
 
     async def body_json(request: Request) -> dict:
-        raw = await read_limited(request.stream(), request.headers.get("content-length"), JSON_LIMIT, "request")
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise BadInput("the request body is not JSON") from None
-        if not isinstance(data, dict):
-            raise BadInput("the request body must be a JSON object")
-        return data
+        """Every JSON route's body, read and parsed within bounds (size, time, depth)."""
+        return parse_json(await read_body(request, JSON_LIMIT, "request"))
 
     def api(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -114,8 +150,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
         if seq is not None:
             tab.claim("explore", seq)
         args = (tab, seq, query(request, "start", int, 0), query(request, "count", int, 12),
-                query(request, "psi", float, 1.0), query(request, "noise", str, "const"),
-                request.query_params.get("label") or None, request.query_params.get("attrs") or None)
+                Look.read(lambda *a: query(request, *a)))
         page = await run_in_threadpool(studio.explore, *args)
         if page is None:
             return Response(status_code=204, headers={**HEADERS, "X-Stale": "1"})
@@ -126,29 +161,35 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
         tab = tab_of(request)
         if request.method == "POST":
             p = await body_json(request)
-            face = await run_in_threadpool(studio.open_seed, tab, field(p, "seed", int), field(p, "psi", float, 1.0),
-                                           field(p, "noise", str, "const"), p.get("label") or None,
-                                           p.get("attrs") or None)
+            face = await run_in_threadpool(studio.open_seed, tab, field(p, "seed", int), Look.read(
+                lambda *a: field(p, *a)))
             return JSONResponse(face.summary(tab.id), headers=HEADERS)
         return JSONResponse({"faces": [f.summary(tab.id) for f in tab.face_list()]}, headers=HEADERS)
 
     @api
     async def upload(request: Request) -> Response:
         tab, name = tab_of(request), query(request, "name", str, "latent.npy")
-        data = await read_limited(request.stream(), request.headers.get("content-length"), LATENT_LIMIT, name)
+        data = await read_body(request, LATENT_LIMIT, name)
         face = await run_in_threadpool(studio.upload_latent, tab, data, name)
         return JSONResponse(face.summary(tab.id), headers=HEADERS)
+
+    def face_download(face: Face, kind: str) -> Response:
+        if kind not in ("png", "npy"):
+            raise NotFound("faces download as .png or .npy")
+        stem = re.sub(r"[^A-Za-z0-9_.]+", "-", face.name)[:60].strip("-.") or face.id
+        if kind == "png":
+            return download(face.png, "image/png", f"{stem}.png")
+        return download(studio.npy(face), "application/octet-stream", f"{stem}.npy")
 
     @api
     async def face_file(request: Request) -> Response:
         tab = tab_of(request)
-        face = tab.face(request.path_params["face"])
-        if request.path_params["kind"] not in ("png", "npy"):
-            raise NotFound("faces download as .png or .npy")
-        stem = re.sub(r"[^A-Za-z0-9_.]+", "-", face.name)[:60].strip("-.") or face.id
-        if request.path_params["kind"] == "png":
-            return download(face.png, "image/png", f"{stem}.png")
-        return download(studio.npy(face), "application/octet-stream", f"{stem}.npy")
+        return face_download(tab.face(request.path_params["face"]), request.path_params["kind"])
+
+    @api
+    async def result_file(request: Request) -> Response:
+        tab, payload = tab_of(request), await body_json(request)
+        return face_download(await run_in_threadpool(studio.result, tab, payload), request.path_params["kind"])
 
     @api
     async def live(request: Request) -> Response:
@@ -219,7 +260,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
     @api
     async def project_start(request: Request) -> Response:
         tab, name = tab_of(request), query(request, "name", str, "photo")
-        data = await read_limited(request.stream(), request.headers.get("content-length"), PHOTO_LIMIT, name)
+        data = await read_body(request, PHOTO_LIMIT, name)
         job = projector.start(tab, data, name, query(request, "steps", int, 100), query(request, "align", str, "ffhq"),
                               query(request, "wplus", bool, False), query(request, "perceptual", bool, True))
         return JSONResponse(job.status(tab.id), headers=HEADERS)
@@ -255,6 +296,7 @@ def create_app(studio: Studio, quiz: QuizMaster, projector: Projector,
         Route(f"{t}/faces/upload", upload, methods=["POST"]),
         Route(f"{t}/faces/{{face}}.{{kind:str}}", face_file),
         Route(f"{t}/live/{{channel}}", live, methods=["POST"]), Route(f"{t}/keep", keep, methods=["POST"]),
+        Route(f"{t}/result.{{kind}}", result_file, methods=["POST"]),
         Route(f"{t}/stats", stats), Route(f"{t}/morph", morph, methods=["POST"]),
         Route(f"{t}/morph/{{file}}.{{kind}}", morph_file),
         Route(f"{t}/quiz", quiz_start, methods=["POST"]), Route(f"{t}/quiz/{{quiz}}/{{index:int}}.png", quiz_image),

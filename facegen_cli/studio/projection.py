@@ -99,7 +99,7 @@ class Projector:
             face = Face(new_id(), f"projected {job.name}", ws, self.studio.default_c)
             job.preview = png(image)
             with self.studio.lock:  # the face as edits and mixes will draw it: with the network's own noise maps
-                face.png = self.studio.render_png(ws, face.c, face.psi, face.noise_mode)
+                face.png = self.studio.render(face)
             job.stats = {k: round(v, 5) for k, v in stats.items()}
             job.face = tab.add_face(face).summary(tab.id)
         except Cancelled:

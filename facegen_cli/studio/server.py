@@ -16,6 +16,8 @@ from starlette.applications import Starlette
 
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.fileio import check_writable
+from facegen_cli.paths import cache_dir
 from facegen_cli.studio.app import create_app
 from facegen_cli.studio.projection import Projector
 from facegen_cli.studio.quiz import QuizMaster
@@ -24,11 +26,14 @@ from facegen_cli.studio.service import Studio
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
-def build_app(net: Network, data: Path | None = None, host: str = "127.0.0.1") -> Starlette:
-    """The studio's app for `net`, with real faces from `data` for the quiz; its files live in a fresh temp folder."""
+def build_app(net: Network, data: Path | None = None, host: str = "127.0.0.1", state: Path | None = None) -> Starlette:
+    """The studio's app for `net`, with real faces from `data` for the quiz; its files live in a fresh temp folder,
+    the tabs' faces in `state` (default: the user cache, a folder per network), where a restart finds them."""
     if data is not None and not Path(data).exists():
         raise BadInput(f"--data {data}: no such folder or file")
-    studio = Studio(net, Path(tempfile.mkdtemp(prefix="facegen-studio-")))
+    folder = Path(state) if state is not None else cache_dir("studio", net.network_id)
+    check_writable(folder, folder=True, what="--state")
+    studio = Studio(net, Path(tempfile.mkdtemp(prefix="facegen-studio-")), folder)
     try:
         quiz = QuizMaster(net, Path(data) if data else None, studio.lock)
     except FacegenError:

@@ -5,11 +5,13 @@ one are dropped when their turn comes instead of being rendered.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import logging
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -18,8 +20,8 @@ import numpy as np
 from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.images import encode, to_pil
-from facegen_cli.latent.directions import (Direction, conditioned, known_directions, load_direction, move,
-                                          sefa_directions)
+from facegen_cli.latent.directions import (Direction, check_strength, conditioned, known_directions, load_direction,
+                                          move, sefa_directions)
 from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.interpolate import morph_frames
 from facegen_cli.latent.io import load_latent
@@ -30,6 +32,7 @@ from facegen_cli.models.stylegan2 import NOISE_MODES
 from facegen_cli.sampler import PSI_RANGE, Sampler, attribute_defaults, conditioning, has_wplus, require_wplus
 from facegen_cli.specs import MAX_SEED, parse_attrs, parse_label, parse_layers
 from facegen_cli.studio.state import Face, Tab, Tabs, new_id
+from facegen_cli.studio.store import FaceStore
 from facegen_cli.studio.uploads import latent_kind
 
 log = logging.getLogger("facegen.studio")
@@ -62,19 +65,62 @@ def field(payload: dict, name: str, kind: type[T], default: Any = ...) -> T:
     raise BadInput(f"{name!r} must be {KINDS[kind]}, got {json.dumps(value)[:80]}")
 
 
+@dataclass(frozen=True)
+class Look:
+    """How seeds become faces: the Explore page's settings (the options of `facegen generate`)."""
+
+    psi: float = 1.0
+    noise_mode: str = "const"
+    label: str | None = None
+    attrs: str | None = None
+    cutoff: int | None = None  # truncate only the first `cutoff` W+ entries
+    translate: tuple[float, float] | None = None  # StyleGAN3 only
+    rotate: float | None = None
+
+    @classmethod
+    def read(cls, get: Callable[..., Any]) -> "Look":
+        """The settings from `get(name, kind, default)` (a JSON body's or a query's fields)."""
+        tx, ty, rotate = get("tx", float, 0.0), get("ty", float, 0.0), get("rotate", float, 0.0)
+        return cls(get("psi", float, 1.0), get("noise", str, "const"), get("label", str, "") or None,
+                   get("attrs", str, "") or None, get("cutoff", int, None), (tx, ty) if tx or ty else None,
+                   rotate or None)
+
+    def describe(self) -> str:
+        parts = [f"psi {self.psi:g}"] + ([f"cutoff {self.cutoff}"] if self.cutoff is not None else [])
+        if self.translate:
+            parts.append(f"moved {self.translate[0]:g},{self.translate[1]:g}")
+        if self.rotate:
+            parts.append(f"turned {self.rotate:g}°")
+        return ", ".join(parts)
+
+
 def display_name(name: str) -> str:
     """A file name as the page shows it: no folders, at most 60 characters."""
     return (name.replace("\\", "/").rsplit("/", 1)[-1] or "upload")[:60]
 
 
+def direction_label(d: Direction) -> dict:
+    """How a slider names its direction: a SeFa component by rank and strength (σ, the root of its eigenvalue
+    of AᵀA: how much the style layers respond), an attribute by its name; the tooltip says where it came from."""
+    if d.info.get("method") == "sefa":
+        rank, sigma = int(d.info.get("rank", 0)) + 1, float(d.info.get("eigenvalue", 0.0)) ** 0.5
+        return {"label": f"SeFa {rank} (σ={sigma:.3g})",
+                "title": f"SeFa component {rank}, found from the style layers' weights without labels; it "
+                         "moves whatever the network ties to it (try it and see)"}
+    method, accuracy = d.info.get("method", "stored"), d.info.get("holdout_accuracy")
+    held = f", its boundary right on {accuracy:.0%} of held-out faces" if isinstance(accuracy, float) else ""
+    return {"label": d.name.replace("_", " "), "title": f"{d.name}: a {method} direction{held}"}
+
+
 class Studio:
     """The network, its directions, the tabs, and the operations every page calls."""
 
-    def __init__(self, net: Network, workdir: Path, sefa_count: int = SEFA_COUNT):
+    def __init__(self, net: Network, workdir: Path, state: Path | None = None, sefa_count: int = SEFA_COUNT):
         self.net = net
         self.workdir = workdir
         self.lock = threading.Lock()
-        self.tabs = Tabs(workdir)
+        store = FaceStore(state, latent_shape(self.sampler()), int(net.G_kwargs.get("c_dim", 0))) if state else None
+        self.tabs = Tabs(workdir, store=store)
         self.directions = self._directions(sefa_count) if has_wplus(net) else {}
         self.default_c = attribute_defaults(net) if int(net.G_kwargs.get("c_dim", 0)) else np.zeros([0], np.float32)
         self.extras: list[Callable[[], None]] = []  # close hooks (quiz, projection)
@@ -107,33 +153,40 @@ class Studio:
                 groups[name] = []
         return {
             "network": self.net.path.name if self.net.path else self.net.arch, "architecture": self.net.arch,
-            "wplus": wplus,
+            "wplus": wplus, "max_seed": MAX_SEED, "transform": hasattr(getattr(G, "synthesis", None), "set_transform"),
             "resolution": G.img_resolution, "num_ws": getattr(G, "num_ws", 0) if wplus else 0,
             "layers": w_resolutions(G) if wplus else [], "groups": groups,
             "c_dim": int(self.net.G_kwargs.get("c_dim", 0)), "label_names": self.net.provenance.get("label_names"),
             "noise_modes": list(NOISE_MODES), "psi_range": list(PSI_RANGE),
-            "directions": [{"name": d.name, "method": d.info.get("method", "")} for d in self.directions.values()],
+            "directions": [{"name": d.name, **direction_label(d)} for d in self.directions.values()],
         }
 
-    def sampler(self, c: np.ndarray | None = None, psi: float = 1.0, noise_mode: str = "const") -> Sampler:
+    def sampler(self, c: np.ndarray | None = None, psi: float = 1.0, noise_mode: str = "const",
+                cutoff: int | None = None, translate: tuple[float, float] | None = None,
+                rotate: float | None = None) -> Sampler:
         """The network run as the CLI runs it, with a face's settings."""
-        return Sampler(self.net, psi=psi, noise_mode=noise_mode, label=c)
+        return Sampler(self.net, psi=psi, noise_mode=noise_mode, label=c, cutoff=cutoff, translate=translate,
+                       rotate=rotate)
+
+    def look_sampler(self, look: Look) -> Sampler:
+        return self.sampler(self.conditioning(look.label, look.attrs), look.psi, look.noise_mode, look.cutoff,
+                            look.translate, look.rotate)
 
     def conditioning(self, label: str | None, attrs: str | None) -> np.ndarray:
         """The label vector of the `label` / `attrs` fields, as `--label` / `--attr` read them."""
         return conditioning(self.net, parse_label(label, "label") if label else None,
                             parse_attrs(attrs, "attrs") if attrs else None)
 
-    def render_png(self, latent: np.ndarray, c: np.ndarray, psi: float, noise_mode: str) -> bytes:
-        """The image of one latent; the caller holds the lock."""
-        return png(self.sampler(c, psi, noise_mode).images(latent[None])[0])
+    def render(self, face: Face, latent: np.ndarray | None = None) -> bytes:
+        """The PNG of `latent` (default: the face's own) drawn with the face's settings; the caller holds the lock."""
+        sampler = self.sampler(face.c, face.psi, face.noise_mode, translate=face.translate, rotate=face.rotate)
+        return png(sampler.images((face.latent if latent is None else latent)[None])[0])
 
-    def explore(self, tab: Tab, seq: int | None, start: int, count: int, psi: float, noise_mode: str,
-                label: str | None, attrs: str | None) -> list[dict] | None:
+    def explore(self, tab: Tab, seq: int | None, start: int, count: int, look: Look) -> list[dict] | None:
         """A page of seeds, each as a data-URL PNG (the grid of `facegen generate`); None once stale."""
         if not 1 <= count <= MAX_PAGE or not 0 <= start <= MAX_SEED - count:
             raise BadInput(f"a page holds 1-{MAX_PAGE} seeds between 0 and {MAX_SEED}")
-        sampler = self.sampler(self.conditioning(label, attrs), psi, noise_mode)
+        sampler = self.look_sampler(look)
         with self.lock:
             if seq is not None and tab.is_stale("explore", seq):
                 return None
@@ -141,16 +194,16 @@ class Studio:
         return [{"seed": s.seed, "image": "data:image/png;base64," + base64.b64encode(png(s.image)).decode()}
                 for s in samples]
 
-    def open_seed(self, tab: Tab, seed: int, psi: float, noise_mode: str, label: str | None, attrs: str | None) -> Face:
+    def open_seed(self, tab: Tab, seed: int, look: Look) -> Face:
         """The face of one seed, kept in the tab."""
         if not 0 <= seed <= MAX_SEED:
             raise BadInput(f"seed {seed} is outside 0-{MAX_SEED}")
-        c = self.conditioning(label, attrs)
-        sampler = self.sampler(c, psi, noise_mode)
+        sampler = self.look_sampler(look)
         with self.lock:
             latent = read_latent(sampler, seed)
-            face = Face(new_id(), f"seed {seed} (psi {psi:g})", latent, c, psi, noise_mode)
-            face.png = self.render_png(latent, c, psi, noise_mode)
+            face = Face(new_id(), f"seed {seed} ({look.describe()})", latent, sampler.c, look.psi, look.noise_mode,
+                        look.translate, look.rotate)
+            face.png = self.render(face)
         return tab.add_face(face)
 
     def upload_latent(self, tab: Tab, data: bytes, name: str) -> Face:
@@ -166,7 +219,7 @@ class Studio:
             path.unlink(missing_ok=True)
         face = Face(new_id(), shown, latent, self.default_c)
         with self.lock:
-            face.png = self.render_png(latent, face.c, face.psi, face.noise_mode)
+            face.png = self.render(face)
         return tab.add_face(face)
 
     def _edit(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
@@ -178,8 +231,8 @@ class Studio:
         rows = None if layers == "all" else resolve_layers(self.net.G_ema, parse_layers(layers, "layers"))
         ws, moved = face.latent, []
         for name, strength in sliders.items():
-            strength = field(sliders, name, float)
             d = self.direction(name)
+            strength = check_strength(field(sliders, name, float), "strength", f"{name} strength {sliders[name]:g}")
             if strength:
                 others = [v for v in fixed if not np.array_equal(v, d.vector)]
                 ws = move(ws, conditioned(d.vector, others), strength, rows if rows is not None else d.layers)
@@ -220,15 +273,19 @@ class Studio:
         with self.lock:
             if tab.is_stale(channel, seq):
                 return None
-            return self.render_png(latent, face.c, face.psi, face.noise_mode)
+            return self.render(face, latent)
+
+    def result(self, tab: Tab, payload: dict) -> Face:
+        """What an edit, mix or average shows, as a face (not kept in the tab)."""
+        base, latent, name = self.compose(tab, payload)
+        face = dataclasses.replace(base, id=new_id(), name=name[:120], latent=latent)
+        with self.lock:
+            face.png = self.render(face)
+        return face
 
     def keep(self, tab: Tab, payload: dict) -> Face:
         """Keep what an edit, mix or average shows as a new face of the tab."""
-        base, latent, name = self.compose(tab, payload)
-        face = Face(new_id(), name[:120], latent, base.c, base.psi, base.noise_mode)
-        with self.lock:
-            face.png = self.render_png(latent, face.c, face.psi, face.noise_mode)
-        return tab.add_face(face)
+        return tab.add_face(self.result(tab, payload))
 
     def morph(self, tab: Tab, payload: dict) -> dict:
         """A morph through the chosen faces, written as GIF and H.264 MP4 (the files `interpolate` writes)."""
@@ -237,11 +294,12 @@ class Studio:
         loop = field(payload, "loop", bool, False)
         if not 2 <= frames <= MAX_FRAMES or not 1 <= fps <= 60:
             raise BadInput(f"frames must lie in 2-{MAX_FRAMES} and fps in 1-60")
-        if not faces:
-            raise BadInput("choose at least two faces for a morph")
+        if len(faces) < 2:
+            raise BadInput("add at least two faces to morph between: tick them in the list")
         first, space = faces[0], "w" if has_wplus(self.net) else "z"
         with self.lock:
-            images = morph_frames(self.sampler(first.c, first.psi, first.noise_mode),
+            images = morph_frames(self.sampler(first.c, first.psi, first.noise_mode, translate=first.translate,
+                                               rotate=first.rotate),
                                   np.stack([f.latent for f in faces]), frames, loop, space)
         for old in list(tab.files):
             tab.files.pop(old).unlink(missing_ok=True)

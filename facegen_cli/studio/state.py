@@ -1,4 +1,5 @@
-"""Per-tab state: each browser tab has its own faces, jobs and latest-request counters, bounded in number.
+"""Per-tab state: each browser tab has its own faces, jobs and latest-request counters, bounded in number;
+its faces outlive the server when the tabs have a FaceStore.
 
 A tab names itself with a random hex id that it sends in every API path. Nothing a client sends
 ever becomes a file name: faces, morphs and uploads are looked up by ids the server made.
@@ -12,11 +13,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from facegen_cli.errors import BadInput, FacegenError
+
+if TYPE_CHECKING:
+    from facegen_cli.studio.store import FaceStore
 
 TAB_ID = re.compile(r"[0-9a-f]{16,64}")
 MAX_TABS = 64
@@ -42,11 +46,14 @@ class Face:
     c: np.ndarray
     psi: float = 1.0  # applied when rendering a z latent; baked into W+ already
     noise_mode: str = "const"
+    translate: tuple[float, float] | None = None  # StyleGAN3's input transform, applied when rendering
+    rotate: float | None = None
     png: bytes = b""
 
     def summary(self, tab: str) -> dict:
-        """What the page shows about the face."""
-        return {"id": self.id, "name": self.name, "image": f"/api/t/{tab}/faces/{self.id}.png"}
+        """What the page shows about the face, with its two downloads."""
+        url = f"/api/t/{tab}/faces/{self.id}"
+        return {"id": self.id, "name": self.name, "image": f"{url}.png", "npy": f"{url}.npy"}
 
 
 @dataclass
@@ -63,12 +70,15 @@ class Tab:
     renders: int = 0
     dropped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    save: Callable[[str, list[Face]], None] | None = None  # keeps the face list on disk
 
     def add_face(self, face: Face) -> Face:
         with self.lock:
             self.faces[face.id] = face
             while len(self.faces) > MAX_FACES:
                 self.faces.popitem(last=False)
+            if self.save:
+                self.save(self.id, list(self.faces.values()))
         return face
 
     def face_list(self) -> list[Face]:
@@ -103,9 +113,10 @@ class Tab:
 class Tabs:
     """The tabs the studio knows, most recently used last; the oldest go (with their files) past MAX_TABS."""
 
-    def __init__(self, root: Path, limit: int = MAX_TABS):
+    def __init__(self, root: Path, limit: int = MAX_TABS, store: FaceStore | None = None):
         self.root = root
         self.limit = limit
+        self.store = store
         self._tabs: OrderedDict[str, Tab] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -115,7 +126,9 @@ class Tabs:
         with self._lock:
             tab = self._tabs.get(tab_id)
             if tab is None:
-                tab = self._tabs[tab_id] = Tab(tab_id, self.root / tab_id)
+                tab = self._tabs[tab_id] = Tab(tab_id, self.root / tab_id, save=self.store and self.store.save)
+                if self.store:
+                    tab.faces.update((face.id, face) for face in self.store.load(tab_id)[-MAX_FACES:])
             self._tabs.move_to_end(tab_id)
             while len(self._tabs) > self.limit:
                 _, old = self._tabs.popitem(last=False)

@@ -20,6 +20,9 @@ class TooLarge(BadInput):
 
 
 def mib(n: int) -> str:
+    """A size as people read it: '20 MiB', '4.5 MiB', under 1 MiB in KiB ('98 KiB')."""
+    if n < 1 << 20:
+        return f"{n / 1024:.0f} KiB"
     return f"{n / (1 << 20):.1f}".rstrip("0").rstrip(".") + " MiB"
 
 

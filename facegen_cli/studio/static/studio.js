@@ -18,12 +18,14 @@ function tabId() {
   return id;
 }
 const base = `/api/t/${tabId()}`;
-const state = { info: null, faces: [], current: null, page: 0, pageSize: 12, mixLayers: new Set(), quiz: null };
+const state = { info: null, faces: [], current: null, page: 0, pageSize: 12, mixLayers: new Set(), quiz: null, morphOrder: [] };
 window.studio = { latencies: [], serverMs: [], shown: 0, state };
 
+let messageAt = 0;  // when the message bar last showed an error
 function showMessage(text) {
   $("message-text").textContent = text;
   $("message").hidden = false;
+  messageAt = performance.now();
 }
 function clearMessage() { $("message").hidden = true; }
 $("message-close").onclick = clearMessage;
@@ -47,11 +49,35 @@ async function api(path, options = {}) {
   return options.raw ? response : response.json();
 }
 
-// Run an action; its error (never a stack trace) goes to the message bar.
+// Run an action; its error (never a stack trace) goes to the message bar, and its success clears an error
+// shown before it started (not one that a later action has shown meanwhile).
 async function guard(action) {
-  try { return await action(); } catch (error) {
+  const started = performance.now();
+  try {
+    const result = await action();
+    if (messageAt < started) clearMessage();
+    return result;
+  } catch (error) {
     if (error.name !== "AbortError") showMessage(error.message);
   }
+}
+
+// A seed typed in a box: a whole number the network takes, or an error saying which ones it takes.
+function readSeed(input) {
+  const text = input.value.trim(), max = state.info.max_seed;
+  if (!/^[0-9]+$/.test(text) || Number(text) > max) throw new Error(`seed must be a whole number from 0 to ${max} (got ${text || "nothing"})`);
+  return Number(text);
+}
+
+// Download what an edit, mix or average shows (not kept as a face) as PNG or latent.
+async function downloadResult(payload, kind) {
+  const response = await api(`result.${kind}`, { method: "POST", json: payload, raw: true });
+  const name = (response.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+  const link = el("a", { href: URL.createObjectURL(await response.blob()), download: name ? name[1] : `face.${kind}` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
 }
 
 // A live image (slider edits, mixes): at most one request in flight per image; changes made meanwhile
@@ -94,16 +120,30 @@ function liveImage(channel, img, onShown) {
 }
 
 // ---- faces (the tray) ----
+// A face's two downloads, as links.
+function downloadLinks(face) {
+  const stop = (event) => event.stopPropagation();  // a click on a link is not a click on its tray row
+  return el("span", { className: "downloads" },
+    el("a", { href: face.image, download: "", textContent: "PNG", title: "download the image", onclick: stop }),
+    el("a", { href: face.npy, download: "", textContent: ".npy", title: "download the latent", onclick: stop }));
+}
+
 async function refreshFaces() {
   state.faces = (await api("faces")).faces;
   if (!state.faces.some((f) => f.id === state.current)) state.current = state.faces.length ? state.faces[state.faces.length - 1].id : null;
   const list = $("tray-list");
   list.replaceChildren(...state.faces.slice().reverse().map((f) => {
-    const item = el("li", { className: f.id === state.current ? "current" : "", title: f.name }, el("img", { src: f.image, alt: "" }), el("span", { textContent: f.name }));
+    const item = el("li", { className: f.id === state.current ? "current" : "", title: f.name }, el("img", { src: f.image, alt: "" }),
+      el("span", { className: "name", textContent: f.name }), downloadLinks(f));
     item.dataset.face = f.id;
     item.onclick = () => selectFace(f.id);
     return item;
   }));
+  $("tray-empty").hidden = state.faces.length > 0;
+  for (const part of document.querySelectorAll(".needs-one")) part.hidden = state.faces.length >= 1;
+  for (const part of document.querySelectorAll(".has-one")) part.hidden = state.faces.length < 1;
+  for (const part of document.querySelectorAll(".needs-two")) part.hidden = state.faces.length >= 2;
+  for (const part of document.querySelectorAll(".has-two")) part.hidden = state.faces.length < 2;
   for (const select of document.querySelectorAll(".face-select")) {
     const keep = select.value;
     select.replaceChildren(...state.faces.map((f) => el("option", { value: f.id, textContent: f.name })));
@@ -129,7 +169,7 @@ function checkSize(file, limit) {
   if (file.size > limit) throw new Error(`${file.name}: ${(file.size / 2 ** 20).toFixed(1)} MiB is over the ${limit / 2 ** 20} MiB limit`);
 }
 
-$("tray-open").onclick = () => openSeed(Math.max(0, Number($("tray-seed").value) || 0));
+$("tray-open").onclick = () => guard(async () => openSeed(readSeed($("tray-seed"))));
 
 function faceById(id) { return state.faces.find((f) => f.id === id); }
 
@@ -146,27 +186,34 @@ $("upload-latent").onchange = (event) => guard(async () => {
 });
 
 // ---- Explore ----
-function labelQuery() {
+// How seeds become faces: the Explore page's settings, as the API's fields (empty ones left out).
+function exploreLook() {
   const parts = [];
   for (const input of $("explore-labels").querySelectorAll("input")) {
     if (input.dataset.attr) parts.push(`${input.dataset.attr}=${input.value}`);
   }
   const klass = $("explore-labels").querySelector("[data-class]");
-  return { attrs: parts.join(","), label: klass ? klass.value : "" };
+  const look = { psi: Number($("explore-psi").value), noise: $("explore-noise").value, attrs: parts.join(","), label: klass ? klass.value : "" };
+  if (state.info.wplus && $("explore-cutoff").value.trim() !== "") look.cutoff = Number($("explore-cutoff").value);
+  if (state.info.transform) {
+    for (const [key, id] of [["tx", "explore-tx"], ["ty", "explore-ty"], ["rotate", "explore-rotate"]]) look[key] = Number($(id).value) || 0;
+  }
+  return look;
 }
 
 let exploreController = null, exploreSeq = 0;
-async function loadExplore() {
-  const start = state.page * state.pageSize, psi = $("explore-psi").value, noise = $("explore-noise").value;
-  const { attrs, label } = labelQuery();
-  $("explore-range").textContent = `seeds ${start}–${start + state.pageSize - 1}`;
+// Show the page of seeds `page` (default: the current one); the page number and its label change only once it has come.
+async function loadExplore(page = state.page) {
+  const start = page * state.pageSize;
   if (exploreController) exploreController.abort();
   exploreController = new AbortController();
   exploreSeq = Math.max(exploreSeq + 1, Date.now() * 1000);
-  const query = new URLSearchParams({ start, count: state.pageSize, psi, noise, attrs, label, seq: exploreSeq });
+  const query = new URLSearchParams({ ...exploreLook(), start, count: state.pageSize, seq: exploreSeq });
   await guard(async () => {
     const result = await api(`explore?${query}`, { signal: exploreController.signal });
     if (!result) return;
+    state.page = page;
+    $("explore-range").textContent = `seeds ${start}–${start + state.pageSize - 1}`;
     $("explore-grid").replaceChildren(...result.faces.map((f) => {
       const img = el("img", { src: f.image, alt: `seed ${f.seed}` });
       img.dataset.seed = f.seed;
@@ -178,29 +225,27 @@ async function loadExplore() {
 
 async function openSeed(seed) {
   await guard(async () => {
-    const { attrs, label } = labelQuery();
-    const face = await api("faces", { method: "POST", json: { seed: Number(seed), psi: Number($("explore-psi").value), noise: $("explore-noise").value, attrs, label } });
+    const face = await api("faces", { method: "POST", json: { ...exploreLook(), seed: Number(seed) } });
     state.current = face.id;
     await refreshFaces();
     $("explore-face").hidden = false;
     $("explore-face-img").src = face.image;
     $("explore-face-name").textContent = face.name;
     $("explore-face-png").href = face.image;
-    $("explore-face-npy").href = face.image.replace(/\.png$/, ".npy");
+    $("explore-face-npy").href = face.npy;
     redraw();
   });
 }
 
 $("explore-psi").oninput = () => { $("explore-psi-value").textContent = $("explore-psi").value; loadExplore(); };
-$("explore-noise").onchange = loadExplore;
-$("explore-prev").onclick = () => { state.page = Math.max(0, state.page - 1); loadExplore(); };
-$("explore-next").onclick = () => { state.page += 1; loadExplore(); };
-$("explore-go").onclick = () => {
-  const seed = Math.max(0, Number($("explore-seed").value) || 0);
-  state.page = Math.floor(seed / state.pageSize);
-  loadExplore();
-  openSeed(seed);
-};
+for (const id of ["explore-noise", "explore-cutoff", "explore-tx", "explore-ty", "explore-rotate"]) $(id).onchange = () => loadExplore();
+$("explore-prev").onclick = () => loadExplore(Math.max(0, state.page - 1));
+$("explore-next").onclick = () => loadExplore(state.page + 1);
+$("explore-go").onclick = () => guard(async () => {
+  const seed = readSeed($("explore-seed"));
+  loadExplore(Math.floor(seed / state.pageSize));
+  await openSeed(seed);
+});
 $("explore-edit").onclick = () => { location.hash = "#edit"; };
 $("explore-as-a").onclick = () => { $("mix-a").value = state.current; location.hash = "#mix"; };
 $("explore-as-b").onclick = () => { $("mix-b").value = state.current; location.hash = "#mix"; };
@@ -221,7 +266,12 @@ const editLive = liveImage("edit", $("edit-img"), (ms, serverMs) => {
   $("edit-latency").textContent = `${Math.round(ms)} ms`;
 });
 function requestEdit(startedAt) {
-  if (!state.info.wplus || !$("edit-face").value) return;
+  const face = faceById($("edit-face").value);
+  if (face && $("edit-before").dataset.face !== face.id) {
+    $("edit-before").src = face.image;
+    $("edit-before").dataset.face = face.id;
+  }
+  if (!state.info.wplus || !face) return;
   editLive(editPayload(), startedAt);
 }
 
@@ -235,7 +285,7 @@ function buildSliders() {
     const fix = el("input", { type: "checkbox", title: "keep this attribute fixed while moving the others" });
     fix.dataset.fix = d.name;
     fix.onchange = () => requestEdit();
-    rows.push(el("label", { textContent: d.name, title: d.method }), slider, value, el("label", {}, fix, " keep fixed"));
+    rows.push(el("label", { textContent: d.label, title: d.title }), slider, value, el("label", {}, fix, " keep fixed"));
   }
   $("edit-sliders").replaceChildren(...rows);
 }
@@ -245,6 +295,7 @@ function resetSliders() {
   for (const input of $("edit-sliders").querySelectorAll("input[type=range]")) { input.value = 0; input.nextSibling.textContent = "0"; }
 }
 $("edit-reset").onclick = () => { resetSliders(); requestEdit(); };
+$("edit-png").onclick = $("edit-npy").onclick = (event) => guard(() => downloadResult(editPayload(), event.target.dataset.kind));
 // The kept face becomes the one being edited, from zero: the picture stays the same.
 $("edit-keep").onclick = async () => { await keep(editPayload()); resetSliders(); requestEdit(); };
 
@@ -293,7 +344,9 @@ function requestMix() {
 }
 $("mix-a").onchange = requestMix;
 $("mix-b").onchange = requestMix;
-$("mix-keep").onclick = () => keep({ op: "mix", a: $("mix-a").value, b: $("mix-b").value, layers: mixSpec() });
+function mixPayload() { return { op: "mix", a: $("mix-a").value, b: $("mix-b").value, layers: mixSpec() }; }
+$("mix-keep").onclick = () => keep(mixPayload());
+$("mix-png").onclick = $("mix-npy").onclick = (event) => guard(() => downloadResult(mixPayload(), event.target.dataset.kind));
 
 function averagePayload() {
   const faces = [], weights = [];
@@ -305,23 +358,31 @@ function averagePayload() {
 }
 const avgLive = liveImage("average", $("avg-img"));
 function requestAverage() {
-  const payload = averagePayload();
-  if (payload.faces.length >= 2) avgLive(payload);
+  const payload = averagePayload(), enough = payload.faces.length >= 2;
+  $("avg-hint").hidden = enough;
+  for (const id of ["avg-img", "avg-keep", "avg-png", "avg-npy"]) $(id).hidden = !enough;
+  if (enough) avgLive(payload);
 }
 $("avg-keep").onclick = () => keep(averagePayload());
+$("avg-png").onclick = $("avg-npy").onclick = (event) => guard(() => downloadResult(averagePayload(), event.target.dataset.kind));
 
-// Checklists (average, morph) keep their ticks and weights when the faces change.
+// Checklists (average, morph) keep their ticks and weights when the faces change; the morph's keeps its order.
 function renderChecklists() {
-  for (const [listId, withWeight, onChange] of [["avg-list", true, requestAverage], ["morph-list", false, null]]) {
+  const ids = state.faces.map((f) => f.id);
+  state.morphOrder = state.morphOrder.filter((id) => ids.includes(id)).concat(ids.filter((id) => !state.morphOrder.includes(id)));
+  for (const [listId, withWeight, onChange, order] of [["avg-list", true, requestAverage, ids], ["morph-list", false, null, state.morphOrder]]) {
     const list = $(listId), before = {};
     for (const row of list.children) before[row.dataset.face] = row;
-    list.replaceChildren(...state.faces.map((f) => {
-      if (before[f.id]) return before[f.id];
+    list.replaceChildren(...order.map((id) => {
+      if (before[id]) return before[id];
+      const f = faceById(id);
       const box = el("input", { type: "checkbox" });
       const parts = [box, el("img", { src: f.image, alt: "" }), el("span", { textContent: f.name })];
       if (withWeight) parts.push(el("input", { type: "number", step: 0.1, value: 1, title: "weight" }));
+      else parts.push(el("button", { className: "move up", textContent: "▲", title: "earlier in the morph", onclick: (e) => moveKeyframe(e, id, -1) }),
+        el("button", { className: "move down", textContent: "▼", title: "later in the morph", onclick: (e) => moveKeyframe(e, id, 1) }));
       const row = el("label", {}, ...parts);
-      row.dataset.face = f.id;
+      row.dataset.face = id;
       if (onChange) row.oninput = onChange;
       return row;
     }));
@@ -329,11 +390,23 @@ function renderChecklists() {
 }
 
 // ---- Morph ----
+function moveKeyframe(event, id, step) {
+  event.preventDefault();  // a button inside a label would also tick its box
+  const order = state.morphOrder, at = order.indexOf(id), to = at + step;
+  if (to < 0 || to >= order.length) return;
+  [order[at], order[to]] = [order[to], order[at]];
+  renderChecklists();
+}
+function morphPayload() {
+  const faces = [...$("morph-list").children].filter((row) => row.querySelector("input").checked).map((row) => row.dataset.face);
+  return { faces, frames: Number($("morph-frames").value), fps: Number($("morph-fps").value), loop: $("morph-loop").checked };
+}
 $("morph-make").onclick = () => guard(async () => {
-  const faces = [...$("morph-list").querySelectorAll("label")].filter((row) => row.querySelector("input").checked).map((row) => row.dataset.face);
+  const payload = morphPayload();
+  if (payload.faces.length < 2) throw new Error("add at least two faces to morph between: tick them in the list");
   $("morph-status").textContent = "rendering…";
   try {
-    const made = await api("morph", { method: "POST", json: { faces, frames: Number($("morph-frames").value), fps: Number($("morph-fps").value), loop: $("morph-loop").checked } });
+    const made = await api("morph", { method: "POST", json: payload });
     $("morph-video").src = made.mp4;
     $("morph-gif").src = made.gif;
     $("morph-mp4-link").href = made.mp4;
@@ -356,6 +429,9 @@ $("project-start").onclick = () => guard(async () => {
   $("project-done").hidden = true;
   let job = await api(`project?${query}`, { method: "POST", body: file });
   clearMessage();
+  for (const id of ["project-target", "project-preview"]) $(id).removeAttribute("src");  // nothing of the last photo
+  $("project-empty").hidden = true;
+  $("project-job").hidden = false;
   while (!job.done) {
     showJob(job);
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -365,6 +441,8 @@ $("project-start").onclick = () => guard(async () => {
   if (job.error) throw new Error(`${job.name}: ${job.error}`);
   state.current = job.face.id;
   await refreshFaces();
+  $("project-png").href = job.face.image;
+  $("project-npy").href = job.face.npy;
   $("project-done").hidden = false;
 });
 function showJob(job) {
@@ -373,7 +451,7 @@ function showJob(job) {
   const loss = job.stats.pixel_mse !== undefined ? `, pixel MSE ${job.stats.pixel_mse.toFixed(4)}` : "";
   const psnr = job.stats.psnr_db !== undefined ? `, PSNR ${job.stats.psnr_db.toFixed(1)} dB` : "";
   $("project-status").textContent = `${job.done ? (job.error ? "failed" : "done") : "projecting"}: step ${job.step} of ${job.steps}${loss}${psnr}`;
-  if (job.target && !$("project-target").src.endsWith("target.png")) $("project-target").src = job.target;
+  if (job.target && $("project-target").getAttribute("src") !== job.target) $("project-target").src = job.target;
   if (job.preview) $("project-preview").src = job.preview;
 }
 $("project-edit").onclick = () => { location.hash = "#edit"; };
@@ -444,17 +522,19 @@ async function start() {
       $("explore-labels").replaceChildren(...info.label_names.map((name) => {
         const input = el("input", { type: "range", min: 0, max: 1, step: 0.1, value: 0.5 });
         input.dataset.attr = name;
-        input.onchange = loadExplore;
+        input.onchange = () => loadExplore();
         return el("label", {}, `${name} `, input);
       }));
     } else if (info.c_dim) {
       const klass = el("input", { type: "number", min: 0, max: info.c_dim - 1, value: 0 });
       klass.dataset.class = "1";
-      klass.onchange = loadExplore;
+      klass.onchange = () => loadExplore();
       $("explore-labels").replaceChildren(el("label", {}, "class ", klass));
     }
     for (const note of document.querySelectorAll(".needs-wplus")) note.hidden = info.wplus;
     for (const part of document.querySelectorAll(".wplus-only")) part.hidden = !info.wplus;
+    for (const part of document.querySelectorAll(".transform-only")) part.hidden = !info.transform;
+    $("explore-cutoff").max = info.num_ws;
     $("quiz-unavailable").hidden = info.quiz;
     $("quiz-setup").hidden = !info.quiz;
     $("edit-layers").append(...Object.keys(info.groups).map((g) => el("option", { value: g, textContent: g })));
