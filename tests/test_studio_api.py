@@ -363,12 +363,13 @@ def test_cli_without_the_extra_says_how_to_get_it(monkeypatch):
 def test_ctrl_c_stops_the_server_cleanly(tmp_path):
     net = tiny_checkpoint(tmp_path / "tiny.safetensors")
     env = {**os.environ, "TMPDIR": str(tmp_path), "FACEGEN_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen([*FACEGEN, "studio", "--network", str(net),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([*FACEGEN, "studio", "--network", str(net), "--port", "0", "--state", str(tmp_path / "kept")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         assert ok_json(f"{url}api/info")["resolution"] == 32
+        open_seed(url.rstrip("/"), TAB, 1)
         assert list(tmp_path.glob("facegen-studio-*"))
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
@@ -376,6 +377,7 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path):
         proc.kill()
     assert "Traceback" not in proc.stderr.read()
     assert not list(tmp_path.glob("facegen-studio-*"))  # its working files are gone
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == [f"faces-{TAB}.npz"]  # the faces are not
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_explore_grid_pages_psi_and_downloads(site):
 
 
 def test_edit_sliders_change_the_face(site):
-    url, net, driver, _ = site
+    url, net, driver, downloads = site
     browser.open_seed(driver, 5)
     browser.goto(driver, "edit")
     browser.settled(driver, "edit-img")
@@ -90,6 +90,8 @@ def test_edit_sliders_change_the_face(site):
     ws = read_latent(sampler, 5)
     np.testing.assert_array_equal(shown(driver, "edit-img"), sampler.images(ws[None])[0])
     slider = driver.find_element("css selector", "#edit-sliders input[data-direction='sefa-01']")
+    label = driver.find_element("css selector", "#edit-sliders label:nth-of-type(3)")  # rows: label, slider, value, fixed
+    assert label.text.startswith("SeFa 2 (σ=") and "without labels" in label.get_attribute("title")
     before = driver.execute_script("return studio.shown")
     for value in np.linspace(0.1, 3.0, 30):  # a drag: each change supersedes the one before
         browser.set_slider(driver, slider, round(float(value), 1))
@@ -101,8 +103,16 @@ def test_edit_sliders_change_the_face(site):
     np.testing.assert_array_equal(shown(driver, "edit-img"), expected)  # the last position wins
     assert driver.find_element("id", "edit-latency").text.endswith(" ms")
     assert driver.execute_script("return studio.shown") - before < 30  # superseded positions were never drawn
+    np.testing.assert_array_equal(shown(driver, "edit-before"), sampler.images(ws[None])[0])  # before beside after
+    driver.find_element("id", "edit-npy").click()  # what the page shows, without keeping it
+    edited = np.load(wait_download(downloads, "seed-5-psi-0.7-sefa-01-3.npy"))
+    np.testing.assert_array_equal(sampler.images(edited[None])[0], expected)
     driver.find_element("id", "edit-keep").click()  # the edit becomes a face of its own, edited from zero
     browser.wait_for(driver, "return studio.state.faces.at(-1).name === 'seed 5 (psi 0.7), sefa-01 +3'")
+    kept = driver.execute_script("return studio.state.faces.at(-1).id")
+    driver.find_element("css selector", f"#tray-list li[data-face='{kept}'] .downloads a:first-child").click()
+    np.testing.assert_array_equal(pixels(wait_download(downloads, "seed-5-psi-0.7-sefa-01-3.png").read_bytes()),
+                                  expected)
     browser.wait_for(driver, "return document.querySelector('#edit-sliders output').textContent === '0'")
     browser.settled(driver, "edit-img")
     np.testing.assert_array_equal(shown(driver, "edit-img"), expected)
@@ -134,6 +144,10 @@ def test_morph_plays_h264_in_the_page(site):
     rows = driver.find_elements("css selector", "#morph-list label")
     for row in rows[-2:]:
         row.find_element("css selector", "input").click()
+    ticked = driver.execute_script("return morphPayload().faces")
+    rows[-1].find_element("css selector", "button.up").click()  # the last keyframe becomes the first of the two
+    assert driver.execute_script("return morphPayload().faces") == ticked[::-1]
+    assert driver.find_elements("css selector", "#morph-list label")[-1].get_attribute("data-face") == ticked[0]
     frames = driver.find_element("id", "morph-frames")
     frames.clear()
     frames.send_keys("8")
@@ -173,21 +187,25 @@ def test_quiz_scores_a_known_answer_sheet(site):
 
 
 def test_project_a_photo_then_edit_it(site, tmp_path):
-    url, net, driver, _ = site
-    photo = tmp_path / "me.png"
-    Image.new("RGB", (40, 40), (150, 110, 90)).save(photo)
+    url, net, driver, downloads = site
     browser.goto(driver, "project")
-    driver.find_element("id", "project-file").send_keys(str(photo))
-    for field, value in (("project-steps", "3"),):
-        box = driver.find_element("id", field)
-        box.clear()
-        box.send_keys(value)
+    box = driver.find_element("id", "project-steps")
+    box.clear()
+    box.send_keys("3")
     driver.execute_script("document.getElementById('project-align').value = 'none';"
                           "document.getElementById('project-perceptual').checked = false;")
-    driver.find_element("id", "project-start").click()
-    browser.wait_for(driver, "return !document.getElementById('project-done').hidden")
+    for name, colour in (("first.png", (40, 160, 60)), ("me.png", (150, 110, 90))):  # the second photo replaces the first
+        photo = tmp_path / name
+        Image.new("RGB", (40, 40), colour).save(photo)
+        driver.find_element("id", "project-file").send_keys(str(photo))
+        driver.find_element("id", "project-start").click()
+        browser.wait_for(driver, "return studio.state.faces.at(-1).name === arguments[0]"
+                                 " && !document.getElementById('project-done').hidden", 60, f"projected {name}")
+        browser.wait_for(driver, "return document.getElementById('project-target').complete")
+        assert shown(driver, "project-target").tolist() == [[list(colour)] * 32] * 32
     assert "done: step 3 of 3" in driver.find_element("id", "project-status").text
-    assert driver.execute_script("return studio.state.faces.at(-1).name") == "projected me.png"
+    driver.find_element("id", "project-npy").click()
+    assert np.load(wait_download(downloads, "projected-me.png.npy")).shape == (net.G_ema.num_ws, net.G_ema.w_dim)
     driver.find_element("id", "project-edit").click()
     browser.wait_for(driver, "return !document.getElementById('page-edit').hidden")
     assert driver.execute_script("return document.getElementById('edit-face').selectedOptions[0].text") == \
@@ -221,3 +239,42 @@ def test_two_tabs_keep_their_own_faces(site):
     driver.execute_script("refreshFaces()")
     time.sleep(0.5)
     assert driver.execute_script("return studio.state.faces.map((f) => f.id)") == mine
+
+
+def test_a_first_visit_explains_itself_and_refuses_bad_seeds(site):
+    url, net, driver, _ = site
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")  # a new tab: no faces yet
+    try:
+        browser.open_studio(driver, url)
+        for page in ("edit", "mix", "morph", "project"):
+            browser.goto(driver, page)
+            hints = [p.text for p in driver.find_elements("css selector", f"#page-{page} .empty-state") if p.is_displayed()]
+            assert len(hints) == 1 and ("Explore" in hints[0] or "photo" in hints[0]), page
+            broken = driver.execute_script(  # an image on screen has a picture: no broken-image boxes or alt text
+                "return [...document.querySelectorAll('img')].filter((i) => i.offsetParent !== null"
+                " && !(i.complete && i.naturalWidth > 0)).map((i) => i.id || i.alt)")
+            assert broken == [], page
+        browser.goto(driver, "explore")
+        label = driver.find_element("id", "explore-range").text
+        box = driver.find_element("id", "explore-seed")
+        for typed in ("-5", "99999999999"):
+            box.clear()
+            box.send_keys(typed)
+            driver.find_element("id", "explore-go").click()
+            browser.wait_for(driver, "return !document.getElementById('message').hidden")
+            assert driver.find_element("id", "message-text").text == \
+                f"seed must be a whole number from 0 to 4294967295 (got {typed})"
+            assert driver.find_element("id", "explore-range").text == label  # still the page on screen
+            assert driver.execute_script("return studio.state.faces.length") == 0  # seed 0 was not opened
+        browser.open_seed(driver, 6)  # the next action that works takes the error away
+        browser.wait_for(driver, "return document.getElementById('message').hidden")
+        browser.goto(driver, "morph")
+        driver.find_element("css selector", "#morph-list input").click()
+        driver.find_element("id", "morph-make").click()
+        browser.wait_for(driver, "return !document.getElementById('message').hidden")
+        assert driver.find_element("id", "message-text").text == \
+            "add at least two faces to morph between: tick them in the list"
+    finally:
+        driver.close()
+        driver.switch_to.window(first)
