@@ -40,7 +40,7 @@ def write_samples(sampler: Sampler, seeds: Sequence[int], out: str | Path, grid:
 
 def _save_samples(sampler: Sampler, seeds: Sequence[int], out: Path, grid: tuple[int, int] | None,
                   save_latents: bool, fmt: str, on_image: Callable[[], None] | None) -> Iterator[dict]:
-    cells = []
+    cells, latents = [], []
     moved = {k: v for k, v in (("translate", sampler.translate), ("rotate", sampler.rotate)) if v is not None}
     about = {"psi": sampler.psi, "noise_mode": sampler.noise_mode}
     for sample in sampler.samples(seeds):
@@ -49,6 +49,7 @@ def _save_samples(sampler: Sampler, seeds: Sequence[int], out: Path, grid: tuple
             record["latent"] = str(save_latent(out / f"seed{sample.seed:04d}.npy", sample.ws))
         if grid:
             cells.append(sample.image)
+            latents += [record["latent"]] if save_latents else []
         else:
             record["path"] = str(save_image(sample.image, out / f"seed{sample.seed:04d}.{fmt}", fmt))
             yield record
@@ -56,4 +57,4 @@ def _save_samples(sampler: Sampler, seeds: Sequence[int], out: Path, grid: tuple
             on_image()
     if grid:
         path = save_image(make_grid(np.stack(cells), *grid), out / f"grid.{fmt}", fmt)
-        yield {"path": str(path), "seeds": list(seeds), **about}
+        yield {"path": str(path), "seeds": list(seeds), **about, **({"latents": latents} if save_latents else {})}

@@ -2,12 +2,15 @@
 files written but not printed, hidden photos, ±1 labels and the training seed."""
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -129,3 +132,60 @@ def test_a_read_only_destination_is_named(tmp_path):
         assert dest.read_bytes() == b"old" and list(tmp_path.iterdir()) == [dest]
     finally:
         subprocess.run(["chattr", "-i", str(dest)], capture_output=True)
+
+
+def test_generated_latents_pipe_into_an_average(tmp_path):
+    """`generate --save-latents` prints its latents too, so they can be piped on: `| grep npy | mix - --average`."""
+    facegen = " ".join(shlex.quote(a) for a in FACEGEN)
+    script = (f"{facegen} generate --seeds 0-3 --save-latents -o {tmp_path}/gen | grep npy | "
+              f"{facegen} mix - --average --save-latents -o {tmp_path}/mix")
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [f"{tmp_path}/mix/average.png", f"{tmp_path}/mix/average.npy"]
+    latents = [np.load(tmp_path / "gen" / f"seed{s:04d}.npy") for s in range(4)]
+    assert np.allclose(np.load(tmp_path / "mix" / "average.npy"), np.mean(latents, axis=0), atol=1e-6)
+    assert not np.allclose(latents[0], latents[1])  # four different faces were averaged
+
+
+def _printed(args: list) -> list[Path]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.stderr
+    return [Path(line) for line in result.stdout.splitlines()]
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def test_every_file_a_command_writes_is_printed(tmp_path, special):
+    """Each command's stdout lists exactly the files it wrote: images, latents, direction sidecars, a run's files."""
+    net = special / "net.safetensors"
+    grid = _printed(["generate", "-n", net, "-s", "0-1", "--grid", "1x2", "--save-latents", "-o", tmp_path / "g"])
+    assert set(grid) == _files(tmp_path / "g") and len(grid) == 3
+    result = CliRunner().invoke(app, ["generate", "-n", str(net), "-s", "0", "--save-latents", "--json", "-o",
+                                      str(tmp_path / "j")])
+    record = json.loads(result.stdout)
+    assert {Path(record["path"]), Path(record["latent"])} == _files(tmp_path / "j")
+    sefa = _printed(["directions", "sefa", net, "-k", "1", "-o", tmp_path / "d"])
+    assert sefa == [tmp_path / "d" / "sefa-00.npy", tmp_path / "d" / "sefa-00.json"]
+    edit = _printed(["edit", "-n", net, "seed:0", "--direction", sefa[0], "--range", "-1:1", "--steps", "2",
+                     "--save-latents", "-o", tmp_path / "e"])
+    assert set(edit) == _files(tmp_path / "e") and len(edit) == 3
+    mixed = _printed(["mix", "-n", net, "seed:0", "seed:1", "--save-latents", "-o", tmp_path / "m"])
+    assert set(mixed) == _files(tmp_path / "m") and len(mixed) == 2
+    frames = _printed(["interpolate", "-n", net, "seed:0", "seed:1", "--frames", "3", "-o", tmp_path / "f"])
+    assert set(frames) == _files(tmp_path / "f") and len(frames) == 3
+
+
+def test_a_training_run_prints_every_file_it_wrote_its_checkpoint_last(tmp_path):
+    data = tmp_path / "faces"
+    data.mkdir()
+    for i, face in enumerate(celeba_faces(8)):
+        face.save(data / f"{i}.png")
+    printed = _printed(["train", data, "-o", tmp_path / "runs", "--kimg", "0.004", "--batch", "4", "--cbase", "256",
+                        "--cmax", "32", "--map", "1", "--workers", "0", "--device", "cpu", "--aug", "noaug"])
+    (run,) = (tmp_path / "runs").iterdir()
+    assert set(printed) == _files(run) and len(printed) == len(set(printed))
+    assert printed[-1] == run / "network-snapshot-000000.004.safetensors"
+    assert {run / "training_options.json", run / "stats.jsonl", run / "fakes000000.004.png"} <= set(printed)

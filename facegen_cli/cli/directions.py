@@ -28,14 +28,15 @@ def sefa(
 ) -> None:
     """Closed-form factorisation of the modulation weights: the top-k directions, no data needed."""
     from facegen_cli.devices import resolve_device
-    from facegen_cli.latent.directions import run_sefa
+    from facegen_cli.latent.directions import direction_files, run_sefa
     from facegen_cli.networks import load_network
     from facegen_cli.sampler import require_wplus
 
     net = load_network(one_network(network_arg, network), resolve_device(device))
     require_wplus(net, "SeFa")
     for path in run_sefa(net, out, k=k, layers=layer_indices(net.G_ema, layers)):
-        emit(path)
+        for written in direction_files(path):
+            emit(written)
 
 
 def fit(
@@ -54,6 +55,7 @@ def fit(
     """InterFaceGAN: label sampled faces with the classifier, fit a linear boundary in W, save its normal."""
     from facegen_cli.devices import resolve_device
     from facegen_cli.latent.boundary import run_fit
+    from facegen_cli.latent.directions import direction_files
     from facegen_cli.networks import load_network
 
     net = load_network(one_network(network_arg, network), resolve_device(device))
@@ -62,4 +64,5 @@ def fit(
         path, accuracy = run_fit(net, attr, classifier, out, samples=samples, ratio=ratio, seed_start=seed_start,
                                  psi=psi, on_batch=lambda n: bar.advance(task, n))
     console.print(f"{attr}: held-out accuracy of the boundary {accuracy:.1%}")
-    emit(path)
+    for written in direction_files(path):
+        emit(written)

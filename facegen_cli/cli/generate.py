@@ -60,4 +60,9 @@ def generate(
                             on_image=lambda: bar.advance(task))
     with bar:
         for record in records:
-            emit(record if as_json else record["path"], as_json)
+            if as_json:
+                emit(record, as_json)
+            else:  # the image, then its latent (or, for a grid, every seed's latent)
+                for path in [record["path"], *([record["latent"]] if "latent" in record else []),
+                             *record.get("latents", [])]:
+                    emit(path)

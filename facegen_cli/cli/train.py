@@ -91,5 +91,6 @@ def train(
             status.update(f"kimg {s['kimg']:.3f}/{trainer.opts.kimg:g}  {losses}")
 
         last = trainer.run(on_step=show)
-    if last is not None:
-        emit(str(last))
+    if last is not None:  # every file the run wrote, its last checkpoint last
+        for path in [p for p in trainer.written if p != last] + [last]:
+            emit(str(path))

@@ -68,6 +68,11 @@ def save_direction(direction: Direction, folder: str | Path) -> Path:
     return path
 
 
+def direction_files(path: Path) -> list[Path]:
+    """The files one saved direction is: `NAME.npy` (`path`, as save_direction returns it) and `NAME.json`."""
+    return [path, path.with_suffix(".json")]
+
+
 def load_direction(spec: str, net: Network) -> Direction:
     """A direction by file path or by name (user's store, then shipped); it must belong to `net`."""
     if not spec.strip():

@@ -125,6 +125,7 @@ class Trainer:
         init_distributed(self.env, self.device)
         self._build()
         self.run_dir: Path | None = None
+        self.written: list[Path] = []  # every file this run wrote, in order (rank 0)
         if plan.resume is not None:
             self._restore(plan.resume)
         if plan.source is not None:
@@ -136,7 +137,7 @@ class Trainer:
 
     def _build(self) -> None:
         """G, D, G_ema, augmentation, the optimizer phases and the loss, initialised from `opts.seed`."""
-        torch.manual_seed(self.opts.seed + self.env.rank)
+        snapshots.seed_all(self.opts.seed + self.env.rank)
         arch = get_architecture(self.family.arch)
         layout = memory_format_for(self.device, self.opts.channels_last)
         self.G = arch.make_G(**self.G_kwargs).to(self.device, memory_format=layout).train().requires_grad_(False)
@@ -190,7 +191,7 @@ class Trainer:
         else:  # a different number of processes: the stored streams do not map onto the ranks
             self.log(f"note: {path} was written by {len(state['rng'])} processes, this run has "
                      f"{self.env.world_size}; random streams restart from --seed")
-            torch.manual_seed(self.opts.seed + self.env.rank + self.step)
+            snapshots.seed_all(self.opts.seed + self.env.rank + self.step)
         self.run_dir = path.parent
         self.log(f"resuming {self.run_dir} at {self.cur_nimg / 1000:.3f} kimg")
         before = state["options"].get("precision")
@@ -206,6 +207,7 @@ class Trainer:
             self.run_dir = new_run_dir(self.opts)
         write_text_atomic(self.run_dir / "training_options.json", self.opts.to_json())
         self.scalars = snapshots.ScalarLog(self.run_dir)
+        self._wrote(self.run_dir / "training_options.json", self.scalars.path)
         if not self.scalars.enabled:
             self.log("note: tensorboard is not installed; statistics go to stats.jsonl only")
 
@@ -233,12 +235,17 @@ class Trainer:
         path = save_checkpoint(self.run_dir / snapshots.snapshot_name(kimg), self.family.arch, self.G_kwargs,
                                self.G_ema, G=self.G, D=self.D, D_kwargs=self.D_kwargs, provenance=provenance,
                                training_state=self.training_state(rng))
-        snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, self.grid, self.run_dir / f"fakes{kimg:010.3f}.png",
-                             **self.family.sample_kwargs)
+        fakes = snapshots.save_fakes(self.G_ema, self.grid_z, self.grid_c, self.grid,
+                                     self.run_dir / f"fakes{kimg:010.3f}.png", **self.family.sample_kwargs)
         snapshots.append_stats(self.run_dir / "stats.jsonl",
                                {"kimg": kimg, **stats, "time": walltime, "snapshot": path.name})
         self.scalars.add(self.cur_nimg, {"kimg": kimg, **stats}, walltime=walltime)
+        self._wrote(path, fakes, self.run_dir / "stats.jsonl")
         return path
+
+    def _wrote(self, *paths: Path | None) -> None:
+        """Add `paths` (None: no file) to `written`, each once."""
+        self.written += [p for p in paths if p is not None and p not in self.written]
 
     def _label_means(self) -> list[float] | None:
         if self.dataset.label_dim == 0:

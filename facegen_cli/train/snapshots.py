@@ -67,6 +67,13 @@ def rng_state() -> dict:
     return state
 
 
+def seed_all(seed: int) -> None:
+    """Seed every generator rng_state keeps (torch, numpy's global one, Python's), so one seed gives one run."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    random.seed(seed)
+
+
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
@@ -97,6 +104,7 @@ class ScalarLog:
 
     def __init__(self, run_dir: Path | None):
         self.writer = None
+        self.path: Path | None = None  # the event file
         if run_dir is None:
             return
         try:
@@ -104,6 +112,7 @@ class ScalarLog:
         except ImportError:
             return
         self.writer = SummaryWriter(str(run_dir))
+        self.path = max(run_dir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime, default=None)
 
     @property
     def enabled(self) -> bool:
