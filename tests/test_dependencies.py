@@ -24,7 +24,7 @@ LAYERS = [
     ["metrics"],
     ["latent"],
     ["estimators"],
-    ["generate", "train"],
+    ["generate", "train", "controls"],
     ["studio"],
     ["cli"],
 ]

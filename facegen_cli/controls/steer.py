@@ -1,0 +1,222 @@
+"""Set controls to values: move a latent along fitted directions until the estimators read the targets.
+
+The step lives in the span of the controls' directions: W+ plus sum_i a_i v_i on each control's layers,
+where v_i is control i's direction with the kept attributes' directions projected out (InterFaceGAN's
+conditional edit), so the step is orthogonal to every kept direction. The coefficients a are found by
+reading the IMAGE: Broyden's method (the secant method for one control), started from the slopes measured
+when the controls were fitted, a few renders and readings in all, each |a_i| at most `limit`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from facegen_cli.checkpoint import Network
+from facegen_cli.controls.store import CONTROLS, ControlSpec, check_value, control_name, network_controls, to_search
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
+from facegen_cli.estimators.face import POSE, read_face
+from facegen_cli.images import save_image
+from facegen_cli.latent.directions import ODD_STRENGTH, conditioned, known_directions, load_direction
+from facegen_cli.latent.io import save_latent
+from facegen_cli.latent.sources import Source, read_latent, source_name
+from facegen_cli.metrics.identity import NoFace, identity_distance
+from facegen_cli.sampler import Sampler, require_wplus
+
+Reader = Callable[[np.ndarray], dict[str, np.ndarray]]  # NHWC uint8 faces -> name -> one value per face
+Identity = Callable[[np.ndarray, np.ndarray], float]
+ITERATIONS = 6  # renders after the source's, at most
+
+
+def broyden(evaluate: Callable[[np.ndarray], np.ndarray], jacobian: np.ndarray, tolerance: np.ndarray,
+            limit: float, iterations: int = ITERATIONS) -> tuple[np.ndarray, np.ndarray, int]:
+    """Coefficients a (each within +-limit) whose residual `evaluate(a)` (reading minus target) is smallest,
+    relative to `tolerance`; Broyden's updates of `jacobian` (the secant method in 1-D). Returns a, its
+    residual and the renders used. A residual with NaN (nothing read) halves the step, three times at most."""
+    a = np.zeros(len(jacobian))
+    f = evaluate(a)
+    if not np.isfinite(f).all():
+        raise FacegenError("the estimators read nothing on the source face")
+    j0, jac = np.diag(np.diag(jacobian)), jacobian.astype(np.float64).copy()
+    best, best_f, renders = a, f, 1
+    for _ in range(iterations):
+        if np.all(np.abs(f) <= tolerance):
+            break
+        step = np.linalg.lstsq(jac, -f, rcond=None)[0]
+        for _halving in range(4):
+            new = np.clip(a + step, -limit, limit)
+            new_f = evaluate(new)
+            renders += 1
+            if np.isfinite(new_f).all():
+                break
+            step = step / 2
+        else:
+            break
+        moved = new - a
+        if not moved.any():
+            break
+        jac += np.outer(new_f - f - jac @ moved, moved) / (moved @ moved)
+        diag = np.diag(jac)
+        # a noisy reading must not turn a slope around or flatten it: keep the fitted slope then
+        bad = (diag * np.diag(j0) <= 0) | (np.abs(diag) < 0.1 * np.abs(np.diag(j0)))
+        jac[bad, bad] = np.diag(j0)[bad]
+        a, f = new, new_f
+        if np.max(np.abs(f) / tolerance) < np.max(np.abs(best_f) / tolerance):
+            best, best_f = a, f
+    return best, best_f, renders
+
+
+@dataclass
+class Move:
+    """One set control: its spec, target, direction (kept ones projected out), layers and slope."""
+
+    name: str
+    spec: ControlSpec
+    target: float
+    vector: np.ndarray
+    layers: list[int] | None
+    slope: float
+
+
+@dataclass
+class Kept:
+    """An attribute held during the edit: its direction and the estimator reading that reports it."""
+
+    name: str
+    vector: np.ndarray
+    reader: str
+
+
+@dataclass
+class ControlResult:
+    """What an edit asked for and what the image shows."""
+
+    requested: dict[str, float]
+    achieved: dict[str, float]
+    met: dict[str, bool]
+    strengths: dict[str, float]
+    kept_before: dict[str, float] = field(default_factory=dict)
+    kept_after: dict[str, float] = field(default_factory=dict)
+    identity_distance: float | None = None
+    renders: int = 0
+    ws: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+    def summary(self) -> dict:
+        """The JSON the CLI prints (no arrays)."""
+        return {"requested": self.requested, "achieved": self.achieved, "met": self.met, "strengths": self.strengths,
+                "kept": {k: {"before": self.kept_before[k], "after": self.kept_after.get(k)} for k in self.kept_before},
+                "identity_distance": self.identity_distance, "renders": self.renders}
+
+
+def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
+    """A control or any direction of the network (e.g. Male), held by projection; read by its estimator."""
+    if name.lower() in {c.lower() for c in CONTROLS}:
+        control = control_name(name)
+        if control not in fitted:
+            raise BadInput(f"this network has no direction for control {control} (fit it with "
+                           "tools/fit_shipped_controls.py)")
+        return Kept(control, fitted[control][1].vector, CONTROLS[control].reader)
+    known = {k.lower(): k for k in known_directions(net)}
+    if name.lower() not in known:
+        raise BadInput(f"cannot keep {name!r}: neither a control ({', '.join(CONTROLS)}) nor a direction of "
+                       f"this network ({', '.join(sorted(known.values())) or 'none'})")
+    d = load_direction(known[name.lower()], net)
+    attr = d.info.get("attr", d.name)
+    return Kept(d.name, d.vector, "Age" if attr == "age" else attr)
+
+
+def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tuple[list[Move], list[Kept]]:
+    """The checked request: each target's control fitted for `net`, in range; keeps resolved; no overlap."""
+    require_wplus(net, "setting controls")
+    if not targets:
+        raise BadParameter("targets", "targets: set at least one control, e.g. Age=60")
+    fitted = network_controls(net)
+    names = {control_name(n): check_value(control_name(n), v) for n, v in targets.items()}
+    kept = [kept_attribute(net, k, fitted) for k in keep]
+    both = sorted(set(names) & {k.name for k in kept})
+    if both:
+        raise BadInput(f"{both[0]} is both set and kept; a control is either set to a value or kept")
+    moves = []
+    for name, value in names.items():
+        if name not in fitted:
+            raise BadInput(f"this network has no direction for control {name} (fit it with "
+                           "tools/fit_shipped_controls.py)")
+        control, direction = fitted[name]
+        vector = conditioned(direction.vector, [k.vector for k in kept]) if kept else direction.vector
+        moves.append(Move(name, control.spec, value, vector, control.layers, control.slope))
+    return moves, kept
+
+
+def moved(ws: np.ndarray, moves: list[Move], strengths: np.ndarray) -> np.ndarray:
+    """W+ plus each move's strength times its vector on its layers."""
+    out = ws.copy()
+    for move, a in zip(moves, strengths):
+        out[slice(None) if move.layers is None else move.layers] += np.float32(a) * move.vector
+    return out
+
+
+def search_tolerance(spec: ControlSpec, target: float) -> float:
+    """The tolerance in the search's units (a probability's tolerance as a logit's, at the target)."""
+    if spec.unit != "probability":
+        return spec.tolerance
+    t = min(max(target, 0.02), 0.98)
+    return spec.tolerance / (t * (1 - t))
+
+
+def steer(sampler: Sampler, ws: np.ndarray, targets: dict[str, float], keep: list[str] | None = None,
+          reader: Reader | None = None, identity: Identity | None = identity_distance,
+          iterations: int = ITERATIONS, limit: float = ODD_STRENGTH) -> ControlResult:
+    """Move W+ `ws` along the fitted controls' directions until the estimators read `targets` (name -> value)
+    on the image, holding the `keep` attributes' directions fixed; `identity` compares source and result."""
+    moves, kept = plan_moves(sampler.net, targets, keep or [])
+    if reader is None:
+        wants_pose = any(m.spec.reader in POSE for m in moves) or any(k.reader in POSE for k in kept)
+        reader = lambda images: read_face(images, pose=wants_pose)  # noqa: E731
+    rendered: dict[tuple, tuple[np.ndarray, dict]] = {}
+
+    def render(a: np.ndarray) -> tuple[np.ndarray, dict]:
+        key = tuple(np.round(a, 6))
+        if key not in rendered:
+            image = sampler.images(moved(ws, moves, a)[None])[0]
+            rendered[key] = image, {k: float(v[0]) for k, v in reader(image[None]).items()}
+        return rendered[key]
+
+    def residual(a: np.ndarray) -> np.ndarray:
+        values = render(a)[1]
+        return np.array([to_search(m.spec, values.get(m.spec.reader, math.nan)) - to_search(m.spec, m.target)
+                         for m in moves], np.float64)
+
+    tolerance = np.array([search_tolerance(m.spec, m.target) for m in moves])
+    a, _, renders = broyden(residual, np.diag([m.slope for m in moves]), tolerance, limit, iterations)
+    source_image, before = render(np.zeros(len(moves)))
+    image, after = render(a)
+    achieved = {m.name: after[m.spec.reader] for m in moves}
+    distance = None
+    if identity is not None:
+        try:
+            distance = identity(source_image, image)
+        except NoFace:
+            distance = None
+    return ControlResult(
+        requested={m.name: m.target for m in moves}, achieved=achieved,
+        met={m.name: bool(abs(achieved[m.name] - m.target) <= m.spec.tolerance) for m in moves},
+        strengths={m.name: float(s) for m, s in zip(moves, a)},
+        kept_before={k.name: before.get(k.reader) for k in kept}, kept_after={k.name: after.get(k.reader) for k in kept},
+        identity_distance=distance, renders=renders, ws=moved(ws, moves, a), image=image)
+
+
+def run_controls(sampler: Sampler, source: Source, targets: dict[str, float], out: str | Path,
+                 keep: list[str] | None = None, save_latents: bool = False,
+                 iterations: int = ITERATIONS) -> tuple[list[Path], ControlResult]:
+    """`steer` the latent `source` and save the image (and its W+ when asked) under `out`."""
+    plan_moves(sampler.net, targets, keep or [])  # every refusal before the network draws anything
+    result = steer(sampler, read_latent(sampler, source), targets, keep, iterations=iterations)
+    stem = f"{source_name(source)}-" + "-".join(f"{k}{v:g}" for k, v in result.requested.items())
+    paths = [save_image(result.image, Path(out) / f"{stem}.png")]
+    if save_latents:
+        paths.append(save_latent(Path(out) / f"{stem}.npy", result.ws))
+    return paths, result

@@ -1,0 +1,118 @@
+"""Explicit controls on tiny networks (the mechanics): the search, the keep projection, the refusals, the
+controls file and the entanglement report."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facegen_cli.cli.main import app
+from facegen_cli.controls.steer import broyden, plan_moves, steer
+from facegen_cli.controls.store import Control, read_controls, save_controls
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
+from facegen_cli.latent.directions import Direction, save_direction, store_dir
+from facegen_cli.sampler import Sampler
+
+
+def test_broyden_hits_a_target_of_a_monotone_reader():
+    reading = lambda a: 40 + 30 * np.tanh(a / 4)  # noqa: E731 - saturating, like an estimator
+    a, residual, renders = broyden(lambda a: reading(a) - 62.0, np.array([[5.0]]), np.array([0.5]), limit=10)
+    assert abs(reading(a[0]) - 62.0) <= 0.5 and abs(residual[0]) <= 0.5
+    assert renders <= 7
+
+
+def test_broyden_solves_coupled_readings_jointly_and_stays_within_the_limit():
+    mix = np.array([[3.0, 1.0], [-0.8, 2.0]])
+    read = lambda a: mix @ a + 0.05 * a ** 3  # noqa: E731
+    target = np.array([4.0, -3.0])
+    a, residual, _ = broyden(lambda a: read(a) - target, np.diag([2.0, 2.5]), np.array([0.05, 0.05]), limit=10)
+    assert np.all(np.abs(residual) <= 0.05)
+    a, residual, _ = broyden(lambda a: read(a) - np.array([500.0, 0.0]), np.diag([3.0, 2.0]), np.ones(2), limit=4)
+    assert np.all(np.abs(a) <= 4) and residual[0] < 0  # out of reach: as near as the limit allows
+
+
+@pytest.fixture
+def fitted(tiny_net, private_cache):
+    """Three controls and a Male direction for the tiny network, in its store; returns the directions."""
+    rng = np.random.default_rng(0)
+    vectors = {name: v / np.linalg.norm(v) for name, v in
+               zip(("Age_years", "Yaw", "Smiling", "Male"), rng.standard_normal((4, 64)).astype(np.float32))}
+    folder = store_dir(tiny_net)
+    for name, v in vectors.items():
+        save_direction(Direction(name, v, tiny_net.network_id, None, {"attr": name}), folder)
+    save_controls([Control("Age", "Age_years", 4.0), Control("Yaw", "Yaw", -3.0, [0, 1, 2, 3]),
+                   Control("Smiling", "Smiling", 0.8)], tiny_net.network_id, folder)
+    return vectors
+
+
+def test_the_controls_file_round_trips(tmp_path):
+    controls = [Control("Age", "Age_years", 4.25, None, {"cv_r2": 0.5}), Control("Yaw", "Yaw", -3.0, [0, 1])]
+    path = save_controls(controls, "abc123", tmp_path)
+    assert read_controls(path) == ("abc123", controls)
+    path.write_text(json.dumps({"format": "facegen-controls", "version": 1, "network_id": "x",
+                                "controls": [{"name": "Height", "direction": "h", "slope": 1}]}))
+    with pytest.raises(FacegenError, match="unknown control 'Height'"):
+        read_controls(path)
+    path.write_text("{")
+    with pytest.raises(FacegenError, match="controls.json: unreadable"):
+        read_controls(path)
+
+
+def test_the_step_is_orthogonal_to_the_kept_directions(tiny_net, fitted):
+    moves, kept = plan_moves(tiny_net, {"age": 40, "Smiling": 0.9}, ["Male", "Yaw"])
+    assert [m.name for m in moves] == ["Age", "Smiling"] and [k.name for k in kept] == ["Male", "Yaw"]
+    for move in moves:
+        assert abs(np.dot(move.vector, fitted["Male"])) < 1e-5 and abs(np.dot(move.vector, fitted["Yaw"])) < 1e-5
+        assert np.linalg.norm(move.vector) == pytest.approx(1, abs=1e-5)
+    assert np.dot(moves[0].vector, fitted["Age_years"]) > 0.5  # still mostly the control's own direction
+
+
+@pytest.mark.parametrize("targets, keep, error, fragment", [
+    ({"Height": 3}, [], BadInput, "unknown control 'Height'"),
+    ({"Age": 500}, [], BadParameter, "Age=500 is outside 5..90 years"),
+    ({"Yaw": 170}, [], BadParameter, "Yaw=170 is outside -45..45 degrees"),
+    ({"Smiling": 1.5}, [], BadParameter, "Smiling=1.5 is outside 0..1"),
+    ({"Pitch": 10}, [], BadInput, "no direction for control Pitch"),
+    ({"Age": 40}, ["age"], BadInput, "Age is both set and kept"),
+    ({"Age": 40}, ["Wings"], BadInput, "cannot keep 'Wings'"),
+    ({}, [], BadParameter, "set at least one control"),
+])
+def test_bad_requests_are_refused(tiny_net, fitted, targets, keep, error, fragment):
+    with pytest.raises(error, match=fragment):
+        plan_moves(tiny_net, targets, keep)
+
+
+def test_steering_reaches_a_target_read_on_the_image(tiny_net, fitted):
+    """A reader that is monotone along Age's direction (the image's projection on the change that direction
+    makes): the search must land on the target reading, move nothing but the span, and report kept values."""
+    sampler = Sampler(tiny_net)
+    ws = sampler.seed_latent(3)
+    base = sampler.images(ws[None])[0].astype(np.float64)
+    pattern = sampler.images((ws + fitted["Age_years"])[None])[0].astype(np.float64) - base
+    pattern /= np.sum(pattern ** 2)
+
+    def reader(images):
+        age = 30 + 4 * np.array([np.sum((im - base) * pattern) for im in images.astype(np.float64)])
+        return {"Age": age, "Male": np.full(len(images), 0.3)}
+
+    result = steer(sampler, ws, {"Age": 38}, ["Male"], reader=reader, identity=None)
+    assert abs(result.achieved["Age"] - 38) <= 1.0 and result.met == {"Age": True}
+    assert result.kept_before == {"Male": 0.3} and result.kept_after == {"Male": 0.3}
+    step = (result.ws - ws)
+    assert np.allclose(step, step[0]) and abs(np.dot(step[0], fitted["Male"])) < 1e-4
+    assert json.loads(json.dumps(result.summary()))["requested"] == {"Age": 38}
+
+
+def test_the_cli_refuses_bad_controls_in_one_line(tiny_net, fitted, tmp_path):
+    for args, fragment in ((["--set", "Age=500"], "--set Age=500 is outside"),
+                           (["--set", "Wings=1"], "unknown control 'Wings'"),
+                           (["--set", "Age=40", "--keep", "Age"], "both set and kept"),
+                           (["--set", "Age=40", "--set", "age=50"], "given twice"),
+                           (["--set", "Age=40", "--direction", "Smiling"], "takes no --direction")):
+        result = CliRunner().invoke(app, ["edit", "seed:1", *args, "-o", str(tmp_path / "o"),
+                                          "-n", str(tiny_net.path)])
+        lines = result.stderr.splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and fragment in lines[0], result.stderr
+        assert not (tmp_path / "o").exists()
