@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,9 +19,12 @@ from typer.testing import CliRunner
 from facegen_cli.cli.main import app
 from facegen_cli.errors import FacegenError
 from facegen_cli.fileio import write_bytes_atomic
+from facegen_cli.latent.classifier import load_classifier
 from facegen_cli.paths import weights_dir
+from facegen_cli.train.loop import Trainer
+from facegen_cli.train.options import TrainOptions
 from cli_cases import Case, run_cases
-from real_faces import celeba_faces
+from real_faces import CELEBA, CELEBA_IMAGES, celeba_faces
 from tiny_nets import tiny_checkpoint
 
 FACEGEN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
@@ -189,3 +193,64 @@ def test_a_training_run_prints_every_file_it_wrote_its_checkpoint_last(tmp_path)
     assert set(printed) == _files(run) and len(printed) == len(set(printed))
     assert printed[-1] == run / "network-snapshot-000000.004.safetensors"
     assert {run / "training_options.json", run / "stats.jsonl", run / "fakes000000.004.png"} <= set(printed)
+
+
+def test_a_hidden_photo_is_reported_as_passed_over(tmp_path):
+    """`.name.jpg` holding a face is not read, but listed in the report with the reason `hidden file`."""
+    if not CELEBA_IMAGES.is_dir():
+        pytest.skip(f"real faces not found: {CELEBA_IMAGES}")
+    raw = tmp_path / "raw"
+    (raw / ".thumbs").mkdir(parents=True)
+    shutil.copy(CELEBA_IMAGES / "000001.jpg", raw / "face.jpg")
+    shutil.copy(CELEBA_IMAGES / "000002.jpg", raw / ".face.jpg")
+    shutil.copy(CELEBA_IMAGES / "000003.jpg", raw / ".thumbs" / "face.jpg")
+    result = CliRunner().invoke(app, ["prepare", str(raw), str(tmp_path / "ds"), "--align", "celeba", "--size",
+                                      "64", "-j", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert "skipped: hidden file" in result.stderr and "skipped: hidden folder" in result.stderr
+    report = json.loads((tmp_path / "ds" / "prepare-report.json").read_text())
+    assert report["faces"] == 1 and report["photos"] == 2  # the folder is not a photo; the hidden file is counted
+    assert {"file": ".face.jpg", "reason": "hidden file"} in report["skipped_files"]
+    assert {"file": ".thumbs/", "reason": "hidden folder"} in report["skipped_files"]
+
+
+def test_plus_minus_one_labels_train_a_binary_classifier(tmp_path):
+    """A CSV of -1/+1 labels (CelebA's convention) gives 0/1 targets, said on stderr: BCE, not a regression."""
+    if not CELEBA_IMAGES.is_dir():
+        pytest.skip(f"real faces not found: {CELEBA_IMAGES}")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = ["file,Smiling"]
+    for line in (CELEBA / "list_attr_celeba.txt").read_text().splitlines()[2:42]:
+        name, *values = line.split()
+        shutil.copy(CELEBA_IMAGES / name, raw / name)
+        rows.append(f"{name},{values[31]}")  # Smiling, -1 or 1
+    (tmp_path / "smiling.csv").write_text("\n".join(rows) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["prepare", str(raw), str(tmp_path / "ds"), "--align", "celeba", "--size", "64",
+                                 "--labels", str(tmp_path / "smiling.csv"), "-j", "1"])
+    assert result.exit_code == 0, result.stderr
+    labels = {v for _, v in json.loads((tmp_path / "ds" / "dataset.json").read_text())["labels"]}
+    assert labels == {-1, 1}  # the data set keeps what the CSV says
+    result = runner.invoke(app, ["classifier", "train", str(tmp_path / "ds"), "--size", "16", "--epochs", "1",
+                                 "--batch", "8", "-o", str(tmp_path / "clf.safetensors")])
+    assert result.exit_code == 0, result.stderr
+    assert "Smiling: labels -1/+1 read as 0/1 (a binary attribute)" in result.stderr
+    clf = load_classifier(tmp_path / "clf.safetensors")
+    assert clf.binary == [True] and "accuracy" in clf.info["holdout"]["Smiling"]
+
+
+def test_one_training_seed_gives_one_numpy_state(tmp_path):
+    """Two fresh runs with one --seed leave numpy's global generator in the same state (and another seed not)."""
+    data = tmp_path / "faces"
+    data.mkdir()
+    for i, face in enumerate(celeba_faces(4)):
+        face.save(data / f"{i}.png")
+    states = []
+    for run, seed in enumerate((5, 5, 6)):
+        np.random.seed(1000 + run)  # whatever the process did before
+        options = TrainOptions(data=str(data), out=str(tmp_path / f"runs{run}"), seed=seed, cbase=256, cmax=32,
+                               map=1, batch=4, workers=0, device="cpu", aug="noaug")
+        Trainer(options, log=lambda msg: None)
+        states.append(np.random.get_state()[1].copy())
+    assert np.array_equal(states[0], states[1]) and not np.array_equal(states[0], states[2])

@@ -29,6 +29,7 @@ def train(
 
     names = [a.strip() for a in attrs.split(",") if a.strip()] if attrs else None
     report = train_classifier(dataset, out, names, size=size, epochs=epochs, batch=batch, lr=lr, holdout=holdout,
-                              seed=seed, on_epoch=lambda e, loss: console.print(f"epoch {e}/{epochs}: loss {loss:.4f}"))
+                              seed=seed, on_epoch=lambda e, loss: console.print(f"epoch {e}/{epochs}: loss {loss:.4f}"),
+                              on_note=lambda note: console.print(note, markup=False))
     console.print(json.dumps(report["holdout"]))
     emit(report["path"])

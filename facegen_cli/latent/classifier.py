@@ -1,7 +1,8 @@
 """A small CNN that reads face attributes (CelebA's 40, UTKFace age/gender), trained on CPU.
 
-Attributes whose labels are all 0/1 are binary (logit, BCE); others, like age, are numeric
-(standardised regression). The file is safetensors with the names and scales in its header.
+Attributes whose labels are all 0/1 are binary (logit, BCE), and so are those labelled -1/+1 (read
+as 0/1); others, like age, are numeric (standardised regression). The file is safetensors with the
+names and scales in its header.
 """
 from __future__ import annotations
 
@@ -102,10 +103,17 @@ def read_labelled(path: str | Path, attrs: list[str] | None, size: int) -> tuple
 
 def train_classifier(dataset: str | Path, out: str | Path, attrs: list[str] | None = None, size: int = 64,
                      epochs: int = 5, batch: int = 64, lr: float = 2e-3, holdout: float = 0.1, seed: int = 0,
-                     on_epoch: Callable[[int, float], None] | None = None) -> dict:
-    """Train on a dataset from `facegen prepare --labels`; save to `out`; return held-out scores."""
+                     on_epoch: Callable[[int, float], None] | None = None,
+                     on_note: Callable[[str], None] | None = None) -> dict:
+    """Train on a dataset from `facegen prepare --labels`; save to `out`; return held-out scores. `on_note` hears
+    of labels read another way than they are written (-1/+1 columns as 0/1)."""
     torch.manual_seed(seed)
     images, labels, names = read_labelled(dataset, attrs, size)
+    for j, name in enumerate(names):
+        if -1 in labels[:, j] and np.isin(labels[:, j], (-1, 1)).all():
+            labels[:, j] = (labels[:, j] + 1) / 2
+            if on_note:
+                on_note(f"{name}: labels -1/+1 read as 0/1 (a binary attribute)")
     binary = [bool(np.isin(labels[:, j], (0, 1)).all()) for j in range(labels.shape[1])]
     mean = np.where(binary, 0.0, labels.mean(0))
     std = np.where(binary, 1.0, labels.std(0) + 1e-8)

@@ -30,9 +30,10 @@ def _identity(st: os.stat_result) -> tuple[int, int]:
 def find_photos(raw: Path, exclude: Iterable[Path] = ()) -> Listing:
     """Every non-hidden regular file under `raw`, following symlinked files and folders.
 
-    Passed over with a reason: FIFOs, devices and sockets (never opened), folders that cannot be
-    listed, symlinks that lead nowhere, folders already listed (a symlink loop or a second link to
-    one folder) and outputs of `facegen prepare`. The paths in `exclude` (this run's output) are
+    Passed over with a reason: hidden files and folders (names starting with a dot: `.DS_Store`,
+    AppleDouble `._x.jpg`, `.git/`; never read, and a hidden folder is not entered), FIFOs, devices
+    and sockets (never opened), folders that cannot be listed, symlinks that lead nowhere, folders
+    already listed (a symlink loop or a second link to one folder) and outputs of `facegen prepare`. The paths in `exclude` (this run's output) are
     left out without a word.
     """
     excluded = set()
@@ -51,8 +52,6 @@ def find_photos(raw: Path, exclude: Iterable[Path] = ()) -> Listing:
             listing.skipped.append((rel + "/", f"folder not listed ({e.strerror or e})"))
             return
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
             child = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 st = entry.stat()  # follows symlinks; stat never opens the file
@@ -63,7 +62,10 @@ def find_photos(raw: Path, exclude: Iterable[Path] = ()) -> Listing:
             ident = _identity(st)
             if ident in excluded:
                 continue
-            if stat.S_ISREG(st.st_mode):
+            if entry.name.startswith("."):
+                is_dir = stat.S_ISDIR(st.st_mode)
+                listing.skipped.append((child + "/" if is_dir else child, f"hidden {'folder' if is_dir else 'file'}"))
+            elif stat.S_ISREG(st.st_mode):
                 listing.files.append(child)
             elif stat.S_ISDIR(st.st_mode):
                 _folder(Path(entry.path), child, ident, ancestors)
