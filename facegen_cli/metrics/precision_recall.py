@@ -46,11 +46,13 @@ def check_k(k: int, *counts: int, param: str = "k") -> None:
 
 
 def _squared_distances(x: np.ndarray, y: np.ndarray, batch: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, block): squared distances of rows start .. start+batch of `x` to every row of `y`."""
+    """(start, block): squared distances of rows start .. start+batch of `x` to every row of `y`, in one
+    buffer that each step overwrites."""
     y_norms = np.einsum("ij,ij->i", y, y)
+    buffer = np.empty((min(batch, len(x)), len(y)))
     for start in range(0, len(x), batch):
         rows = x[start:start + batch]
-        block = rows @ y.T
+        block = np.matmul(rows, y.T, out=buffer[:len(rows)])
         block *= -2
         block += np.einsum("ij,ij->i", rows, rows)[:, None]
         block += y_norms[None, :]
