@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facegen_cli.generate import generate_samples
 from facegen_cli.networks import load_network
+from facegen_cli.sampler import Sampler
 from facegen_cli.studio import browser
 from facegen_cli.studio.server import build_app, start_in_thread
 
@@ -23,6 +23,7 @@ from facegen_cli.studio.server import build_app, start_in_thread
 def save(driver, out: Path, name: str) -> None:
     """A screenshot as a small palette PNG."""
     path = out / f"{name}.png"
+    browser.wait_for(driver, "return [...document.images].every((i) => i.complete)")  # the tray's thumbnails too
     driver.save_screenshot(str(path))
     Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     print(path)
@@ -36,12 +37,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stand_ins = Path(tmp) / "real"
         stand_ins.mkdir()
-        for sample in generate_samples(net, range(1000, 1008), psi=0.5):
+        for sample in Sampler(net, psi=0.5).samples(range(1000, 1008)):
             Image.fromarray(sample.image).save(stand_ins / f"standin{sample.seed}.png")
         photo = Path(tmp) / "photo.png"
-        face = next(generate_samples(net, [2024], psi=0.5)).image
+        face = next(Sampler(net, psi=0.5).samples([2024])).image
         Image.fromarray(face).resize((256, 256), Image.LANCZOS).save(photo)
-        running = start_in_thread(build_app(net, stand_ins))
+        running = start_in_thread(build_app(net, stand_ins, state=Path(tmp) / "state"))  # the user's faces untouched
         driver = browser.chromium(width=1280, height=800)
         try:
             browser.open_studio(driver, running.url)
