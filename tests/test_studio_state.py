@@ -73,3 +73,28 @@ def test_quiz_without_real_faces_says_how(studio):
     quiz = QuizMaster(studio.net, None, studio.lock)
     with pytest.raises(BadInput, match="start the studio with --data"):
         quiz.start(studio.tabs.get("f" * 16), 4, 0.7)
+
+
+def test_the_face_store_round_trips_and_sets_aside_what_does_not_fit(tmp_path, caplog):
+    from facegen_cli.studio.store import FaceStore
+
+    png = b"\x89PNG\r\n\x1a\n" + b"pixels"
+    faces = [Face("0123456789ab", "seed 1 (psi 0.7)", np.arange(6, dtype=np.float32).reshape(2, 3),
+                  np.zeros(0, np.float32), 0.7, "const", (0.25, -0.1), 30.0, png),
+             Face("ba9876543210", "mix", np.ones((2, 3), np.float32), np.zeros(0, np.float32), png=png)]
+    FaceStore(tmp_path, (2, 3), 0).save("a" * 16, faces)
+    loaded = FaceStore(tmp_path, (2, 3), 0).load("a" * 16)
+    assert [(f.id, f.name, f.psi, f.translate, f.rotate, f.png) for f in loaded] == \
+        [(f.id, f.name, f.psi, f.translate, f.rotate, f.png) for f in faces]
+    np.testing.assert_array_equal(loaded[0].latent, faces[0].latent)
+    assert FaceStore(tmp_path, (2, 3), 0).load("b" * 16) == []  # a tab never saved
+    assert FaceStore(tmp_path, (4, 3), 0).load("a" * 16) == []  # another network's latents: set aside
+    assert "does not fit this network" in caplog.text and (tmp_path / f"faces-{'a' * 16}.corrupt").exists()
+    for damage in (b"", b"not a zip at all", b"PK\x03\x04"):
+        (tmp_path / f"faces-{'c' * 16}.npz").write_bytes(damage)
+        assert FaceStore(tmp_path, (2, 3), 0).load("c" * 16) == []
+    store = FaceStore(tmp_path / "few", (2, 3), 0, limit=2)
+    for tab in ("d", "e", "f"):
+        store.save(tab * 16, faces[:1])
+        time.sleep(0.01)
+    assert sorted(p.name for p in store.folder.iterdir()) == [f"faces-{'e' * 16}.npz", f"faces-{'f' * 16}.npz"]
