@@ -27,6 +27,10 @@ from facegen_cli.models.registry import get_architecture
 FORMAT = "facegen-checkpoint"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
+# A tuned file (pivotal tuning) holds only the parameters of G_ema's TUNED_PART, in fp16; its provenance's
+# TUNED_FROM names the base network it applies to: {"id": its network id, "path": where it was}.
+TUNED_FROM = "tuned_from"
+TUNED_PART = "synthesis"
 
 
 @dataclass
@@ -49,8 +53,10 @@ class Network:
 
     @property
     def network_id(self) -> str:
-        """A stable identity for files tied to this model (latent directions)."""
-        return str(self.provenance.get("id") or (self.path.stem if self.path else self.arch))
+        """A stable identity for files tied to this model (latent directions); a tuned network (pivotal
+        tuning) has its base network's, so the base's directions apply to it."""
+        tuned_from = self.provenance.get(TUNED_FROM) or {}
+        return str(tuned_from.get("id") or self.provenance.get("id") or (self.path.stem if self.path else self.arch))
 
 
 def pack_state(tree: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
@@ -106,10 +112,58 @@ def save_checkpoint(path: str | os.PathLike, arch: str, G_kwargs: dict, G_ema: n
         "D_kwargs": D_kwargs or {}, "provenance": provenance, "training_state": state_json,
         "modules": [p for p, m in (("G_ema", G_ema), ("G", G), ("D", D)) if m is not None],
     }
-    metadata = {"facegen": json.dumps(header)}
+    return _write(path, tensors, header)
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict) -> Path:
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata={"facegen": json.dumps(header)})
     return path
+
+
+def save_tuned(path: str | os.PathLike, net: Network) -> Path:
+    """Write a tuned network as only the parameters of its G_ema's TUNED_PART in fp16 (buffers stay the base's),
+    its provenance naming the base (TUNED_FROM)."""
+    if TUNED_FROM not in net.provenance:
+        raise ValueError("save_tuned takes a tuned network (its provenance names the base)")
+    prefix = f"G_ema.{TUNED_PART}."
+    tensors = {prefix + name: p.detach().cpu().half().clone(memory_format=torch.contiguous_format)
+               for name, p in getattr(net.G_ema, TUNED_PART).named_parameters()}
+    provenance = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "facegen_version": __version__, **net.provenance, "id": weights_id(tensors, "G_ema.")}
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": net.arch, "G_kwargs": net.G_kwargs,
+              "D_kwargs": {}, "provenance": provenance, "training_state": None, "modules": ["G_ema"]}
+    return _write(Path(path), tensors, header)
+
+
+def apply_tuned(path: str | os.PathLike, base: Network) -> Network:
+    """The tuned network in the file at `path`, made from `base` (which it changes in place): its G_ema with the
+    file's TUNED_PART. `base` must be the network the file was tuned from (its id and settings)."""
+    path = Path(path)
+    header = read_header(path)
+    record = header["provenance"].get(TUNED_FROM) or {}
+    if record.get("id") != base.network_id:
+        raise FacegenError(f"{path}: tuned from network {record.get('id')}, but its base here "
+                           f"({base.path or base.arch}) is network {base.network_id}")
+    if header["arch"] != base.arch or header["G_kwargs"] != json.loads(json.dumps(base.G_kwargs)):
+        raise FacegenError(f"{path}: its settings differ from its base network's ({base.path or base.arch})")
+    tensors = _read_tensors(path)
+    prefix = f"G_ema.{TUNED_PART}."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if len(state) != len(tensors):
+        raise FacegenError(f"{path}: a tuned file holds only G_ema.{TUNED_PART} tensors")
+    part = getattr(base.G_ema, TUNED_PART)
+    load_strict(part, state, f"{path}: G_ema.{TUNED_PART}", "its base network",
+                keep_own=tuple(name for name, _ in part.named_buffers()))
+    return Network(arch=base.arch, G_kwargs=base.G_kwargs, G_ema=base.G_ema.eval().requires_grad_(False),
+                   provenance=header["provenance"], path=path)
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise FacegenError(f"{path}: unreadable checkpoint ({e})") from None
 
 
 def weights_id(tensors: dict[str, torch.Tensor], prefix: str) -> str:
@@ -194,10 +248,10 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
     """Load a checkpoint; `modules` picks which of G_ema, G, D to build."""
     path = Path(path)
     header = read_header(path)
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise FacegenError(f"{path}: unreadable checkpoint ({e})") from None
+    if TUNED_FROM in header["provenance"]:
+        raise FacegenError(f"{path}: a tuned network, which needs its base network (load it by its path as a "
+                           f"network, not as a checkpoint)")
+    tensors = _read_tensors(path)
     built = {}
     for which in modules:
         if which not in header["modules"]:

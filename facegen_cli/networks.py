@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from facegen_cli.checkpoint import SUFFIX, Network
-from facegen_cli.convert.foreign import read_network_file
+from facegen_cli.checkpoint import SUFFIX, TUNED_FROM, Network, apply_tuned, read_header
+from facegen_cli.convert.foreign import read_network_file, sniff_format
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.paths import cache_dir, weights_dir
 
@@ -88,13 +88,33 @@ def resolve_network(spec: str | None) -> Path:
 
 
 def load_network(spec: str | None, device: torch.device | str = "cpu", modules: tuple[str, ...] = ("G_ema",)) -> Network:
-    """Load whatever `spec` names onto `device`, ready for inference."""
-    net = read_network_file(resolve_network(spec), modules)
+    """Load whatever `spec` names onto `device`, ready for inference; a tuned file on its base network."""
+    path = resolve_network(spec)
+    base = tuned_base(path)
+    net = read_network_file(path, modules) if base is None else apply_tuned(path, load_network(str(base)))
     for name in modules:
         module = getattr(net, name)
         if module is not None:
             setattr(net, name, module.to(device))
     return net
+
+
+def tuned_base(path: Path) -> Path | None:
+    """For a tuned file, the file of its base network: the shipped network of the recorded id, else the
+    recorded path (whose id `apply_tuned` checks); None for any other network file."""
+    if sniff_format(path) != "facegen":
+        return None
+    record = read_header(path)["provenance"].get(TUNED_FROM)
+    if record is None:
+        return None
+    for shipped in shipped_networks().values():
+        if read_header(shipped)["provenance"].get("id") == record.get("id"):
+            return shipped
+    recorded = Path(record.get("path") or "")
+    if record.get("path") and recorded.is_file() and recorded.resolve() != path.resolve():
+        return recorded
+    raise FacegenError(f"{path}: its base network {record.get('id')} is not shipped and not found at "
+                       f"{record.get('path')}")
 
 
 def describe_network(spec: str | None) -> dict:

@@ -22,6 +22,7 @@ from facegen_cli.images import save_image, to_uint8
 from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.perceptual import Perceptual
+from facegen_cli.metrics.identity import NoFace, identity_distance
 from facegen_cli.sampler import require_wplus
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.prepare import align
@@ -48,18 +49,53 @@ class ProjectOptions:
     seed: int = 0
     precision: str = "fp32"  # of the generator's synthesis; see facegen_cli.precision
 
+    def __post_init__(self) -> None:
+        check_optimisation(self)
+        if not (math.isfinite(self.noise_weight) and self.noise_weight >= 0):
+            raise BadParameter("noise_weight", f"noise_weight {self.noise_weight} must be 0 or more")
 
-def align_photo(path: str | Path, size: int, how: str = "ffhq") -> np.ndarray:
-    """The photo's largest face aligned the FFHQ way at `size` (or, with 'none', its centre square)."""
+
+def check_optimisation(opts) -> None:
+    """The settings projection and tuning share: steps at least 1, a positive lr, loss weights finite and not
+    negative and not both zero (nothing would be optimised), a seed not negative."""
+    if opts.steps < 1:
+        raise BadParameter("steps", f"steps {opts.steps} must be at least 1")
+    if not (math.isfinite(opts.lr) and opts.lr > 0):
+        raise BadParameter("lr", f"lr {opts.lr} must be a positive number")
+    for name in ("perceptual_weight", "pixel_weight"):
+        value = getattr(opts, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise BadParameter(name, f"{name} {value} must be 0 or more")
+    if opts.perceptual_weight == 0 and opts.pixel_weight == 0:
+        raise BadParameter("perceptual_weight", "perceptual_weight and pixel_weight are both 0; one must be positive")
+    if opts.seed < 0:
+        raise BadParameter("seed", f"seed {opts.seed} is negative")
+
+
+def align_photo(path: str | Path, size: int, how: str = "ffhq",
+                on_faces: Callable[[int], None] | None = None) -> np.ndarray:
+    """The photo's largest face aligned the FFHQ way at `size` (or, with 'none', its centre square, the
+    photo's own pixels when it is already `size` square); `on_faces` hears how many faces were found."""
     if how not in ALIGNS:
         raise BadParameter("align", f"align must be one of {', '.join(ALIGNS)}, got {how!r}")
     rgb = load_photo(path)
     if how == "none":
+        if rgb.shape[:2] == (size, size):
+            return rgb
         return align.crop(rgb, align.centre_rect(rgb.shape[1], rgb.shape[0]), size)
-    faces = pick_faces(detect_faces(rgb), max_faces=1)
+    found = detect_faces(rgb)
+    if on_faces:
+        on_faces(len(found))
+    faces = pick_faces(found, max_faces=1)
     if not faces:
         raise FacegenError(f"{path}: no face found; if it is already aligned, pass --align none")
     return align.align_ffhq(rgb, face_points(rgb, faces[0].box), size)
+
+
+def goal_image(target: np.ndarray, G, device: torch.device) -> torch.Tensor:
+    """The HWC uint8 `target` as a [1, C, H, W] image in [-1, 1] with G's channels."""
+    goal = torch.tensor(target).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return goal.mean(1, keepdim=True) if G.img_channels == 1 else goal
 
 
 def learning_rate(opts: ProjectOptions, t: float) -> float:
@@ -98,17 +134,13 @@ def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOpti
             frame_every: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
     """Optimise a latent for the HWC uint8 `target`; returns W+ [num_ws, w_dim], the image, distances."""
     require_wplus(net, "projection")
-    if opts.steps < 1:
-        raise BadParameter("steps", "steps must be at least 1")
     G = copy.deepcopy(net.G_ema).eval().requires_grad_(False)
     if G.c_dim:
         raise BadInput("projection into conditional networks is not supported")
     device = next(G.parameters()).device
     precision = resolve_precision(opts.precision, device)
     torch.manual_seed(opts.seed)
-    goal = torch.from_numpy(target).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
-    if G.img_channels == 1:
-        goal = goal.mean(1, keepdim=True)
+    goal = goal_image(target, G, device)
     perceptual = Perceptual(device) if opts.perceptual_weight else None
     goal_features = perceptual.features(goal) if perceptual else None
     w_avg, w_std = w_statistics(G, seed=opts.seed)
@@ -155,12 +187,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
 
 
-def run_project(net: Network, photo: str | Path, out: str | Path, opts: ProjectOptions = ProjectOptions(),
-                how: str = "ffhq", video: bool = False,
-                on_step: Callable[[int, dict], None] | None = None) -> tuple[list[Path], dict]:
-    """Align `photo`, project it, write target, projection, latent (and progress video) under `out`."""
-    out = Path(out)
-    target = align_photo(photo, net.G_ema.img_resolution, how)
+def project_photo(net: Network, target: np.ndarray, opts: ProjectOptions, video: bool = False,
+                  on_step: Callable[[int, dict], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict, list]:
+    """`project` with, when `video`, about 100 progress frames (target | projection) collected."""
     frames: list[np.ndarray] = []
 
     def step(i: int, frame: np.ndarray | None, stats: dict) -> None:
@@ -170,11 +199,40 @@ def run_project(net: Network, photo: str | Path, out: str | Path, opts: ProjectO
         if on_step:
             on_step(i, stats)
 
-    every = max(1, opts.steps // 100) if video else 0
-    ws, image, stats = project(net, target, opts, step, every)
-    stem = Path(photo).stem
+    ws, image, stats = project(net, target, opts, step, max(1, opts.steps // 100) if video else 0)
+    return ws, image, stats, frames
+
+
+def image_stats(image: np.ndarray, target: np.ndarray) -> dict:
+    """PSNR of a reconstruction against the aligned photo's own uint8 pixels, and the identity distance
+    between their faces (None where either shows no face dlib finds; below SAME_PERSON_THRESHOLD: the same
+    person)."""
+    err = (image.astype(np.float64) - target.astype(np.float64).mean(2, keepdims=True)
+           if image.shape[2] == 1 else image.astype(np.float64) - target)
+    mse = float(np.square(err).mean())
+    try:
+        identity = identity_distance(image, target) if image.shape[2] == 3 else None
+    except NoFace:
+        identity = None
+    return {"psnr_db": 10 * math.log10(255 ** 2 / mse) if mse else float("inf"), "identity_distance": identity}
+
+
+def write_projection(out: str | Path, stem: str, target: np.ndarray, image: np.ndarray, ws: np.ndarray,
+                     frames: list[np.ndarray]) -> list[Path]:
+    """Target, projection, latent (and the progress video when there are frames) under `out`."""
+    out = Path(out)
     paths = [save_image(target, out / f"{stem}-target.png"), save_image(image, out / f"{stem}-projected.png"),
              save_latent(out / f"{stem}-projected.npy", ws)]
-    if video:
+    if frames:
         paths += write_frames(np.stack(frames), out / f"{stem}-progress.mp4", fps=25)
-    return paths, stats
+    return paths
+
+
+def run_project(net: Network, photo: str | Path, out: str | Path, opts: ProjectOptions = ProjectOptions(),
+                how: str = "ffhq", video: bool = False, on_step: Callable[[int, dict], None] | None = None,
+                on_faces: Callable[[int], None] | None = None) -> tuple[list[Path], dict]:
+    """Align `photo`, project it, write target, projection, latent (and progress video) under `out`."""
+    target = align_photo(photo, net.G_ema.img_resolution, how, on_faces)
+    ws, image, stats, frames = project_photo(net, target, opts, video, on_step)
+    stats.update(image_stats(image, target))
+    return write_projection(out, Path(photo).stem, target, image, ws, frames), stats
