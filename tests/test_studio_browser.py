@@ -256,6 +256,8 @@ def test_a_first_visit_explains_itself_and_refuses_bad_seeds(site):
                 " && !(i.complete && i.naturalWidth > 0)).map((i) => i.id || i.alt)")
             assert broken == [], page
         browser.goto(driver, "explore")
+        assert driver.find_element("id", "explore-cutoff").is_displayed()  # a W+ network: truncation cutoff
+        assert not driver.find_element("id", "explore-tx").is_displayed()  # move/turn: StyleGAN3 only
         label = driver.find_element("id", "explore-range").text
         box = driver.find_element("id", "explore-seed")
         for typed in ("-5", "99999999999"):
