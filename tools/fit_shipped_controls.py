@@ -1,0 +1,112 @@
+"""Fit the explicit controls of `weights/default.safetensors` (`facegen edit SRC --set Age=60 ...`).
+
+    .venv/bin/python tools/fit_shipped_controls.py [--samples 1500] [--slope-seeds 16]
+
+1. Sample --samples faces of the default model (seeds 0.., psi 1) and read each with the estimators
+   (facegen_cli.estimators.face.read_face: age in years, yaw and pitch in degrees).
+2. Continuous controls (Age, Yaw, Pitch): ridge regression of the reading on W (the penalty chosen by
+   5-fold cross-validation, whose R^2 is kept); the unit vector of the coefficients is the direction,
+   saved as `Age_years`, `Yaw`, `Pitch` beside the shipped directions. The others (Smiling,
+   Mouth_Slightly_Open, Eyeglasses, the four hair colours) take the shipped InterFaceGAN boundaries.
+3. Each control's slope, the search's first guess: seeds 100000.. (--slope-seeds of them, none used
+   above) moved -2 and +2 along its direction and read; the median change per unit in the search's
+   units (years, degrees, logit of the probability).
+4. `controls.json` beside the directions in weights/directions/<network id>/.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from facegen_cli.controls.entanglement import read_along, unit_effects  # noqa: E402
+from facegen_cli.controls.store import CONTROLS, Control, save_controls, to_search  # noqa: E402
+from facegen_cli.estimators.face import read_face  # noqa: E402
+from facegen_cli.latent.directions import Direction, load_direction, save_direction, shipped_dir  # noqa: E402
+from facegen_cli.networks import load_network  # noqa: E402
+from facegen_cli.sampler import Sampler  # noqa: E402
+
+REGRESSED = {"Age": "Age_years", "Yaw": "Yaw", "Pitch": "Pitch"}  # control -> the direction fitted for it
+PENALTIES = np.logspace(-1, 4, 11)
+
+
+def ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
+    """Coefficients of y on centred x with an L2 penalty."""
+    xc, yc = x - x.mean(0), y - y.mean()
+    return np.linalg.solve(xc.T @ xc + penalty * np.eye(x.shape[1]), xc.T @ yc)
+
+
+def cross_validated(x: np.ndarray, y: np.ndarray, folds: int = 5) -> tuple[np.ndarray, float, float]:
+    """Ridge coefficients at the penalty with the best 5-fold R^2; that R^2 and the penalty."""
+    fold = np.arange(len(y)) % folds
+    scores = []
+    for penalty in PENALTIES:
+        pred = np.empty(len(y))
+        for k in range(folds):
+            train, test = fold != k, fold == k
+            beta = ridge(x[train], y[train], penalty)
+            pred[test] = (x[test] - x[train].mean(0)) @ beta + y[train].mean()
+        scores.append(1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2))
+    best = int(np.argmax(scores))
+    return ridge(x, y, PENALTIES[best]), float(scores[best]), float(PENALTIES[best])
+
+
+def sample_readings(sampler: Sampler, samples: int, batch: int = 64) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """W of seeds 0..samples-1 and their faces' readings (NaN pose where dlib finds no face)."""
+    ws, read = [], []
+    for start in range(0, samples, batch):
+        w = np.stack([sampler.seed_latent(s) for s in range(start, min(start + batch, samples))])
+        ws.append(w[:, 0])
+        read.append(read_face(sampler.images(w)))
+        print(f"read {start + len(w)} of {samples} faces", file=sys.stderr, flush=True)
+    return np.concatenate(ws).astype(np.float64), {k: np.concatenate([r[k] for r in read]) for k in read[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1500, help="faces to sample for the regressions")
+    parser.add_argument("--slope-seeds", type=int, default=16, help="faces the slopes are measured on")
+    args = parser.parse_args()
+    start = time.time()
+    net = load_network(None, "cpu")
+    sampler = Sampler(net)
+    folder = shipped_dir(net)
+    w, read = sample_readings(sampler, args.samples)
+    directions = {}
+    for control, name in REGRESSED.items():
+        y = read[CONTROLS[control].reader]
+        ok = np.isfinite(y)
+        beta, r2, penalty = cross_validated(w[ok], y[ok])
+        norm = float(np.linalg.norm(beta))
+        info = {"method": "ridge regression of the estimator's reading on W", "reader": CONTROLS[control].reader,
+                "samples": int(ok.sum()), "seed_start": 0, "psi": 1.0, "cv_r2": round(r2, 4), "penalty": penalty,
+                "units_per_w_unit": round(norm, 4)}
+        directions[control] = Direction(name, (beta / norm).astype(np.float32), net.network_id, None, info)
+        save_direction(directions[control], folder)
+        print(f"{control}: {ok.sum()} faces read, cross-validated R^2 {r2:.3f} (penalty {penalty:g}), "
+              f"{norm:.2f} {CONTROLS[control].unit} per unit of W", flush=True)
+    for control in CONTROLS:
+        directions.setdefault(control, load_direction(str(folder / f"{control}.npy"), net))
+    slope_seeds = range(100_000, 100_000 + args.slope_seeds)
+    readings = read_along(sampler, list(directions.values()), slope_seeds, step=2.0, identity=None)
+    effects = unit_effects(readings, lambda name, v: to_search(CONTROLS[name], v) if name in CONTROLS else v)
+    controls = []
+    for i, (control, d) in enumerate(directions.items()):
+        slope = float(effects[CONTROLS[control].reader][i])
+        controls.append(Control(control, d.name, round(slope, 4), d.layers,
+                                {"slope_seeds": f"{slope_seeds.start}-{slope_seeds.stop - 1}", "slope_step": 2.0,
+                                 **({"cv_r2": d.info["cv_r2"]} if "cv_r2" in d.info else {})}))
+        print(f"{control}: direction {d.name}, slope {slope:.3f} per unit "
+              f"({'logit' if CONTROLS[control].unit == 'probability' else CONTROLS[control].unit})", flush=True)
+    print(save_controls(controls, net.network_id, folder))
+    print(f"{time.time() - start:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
