@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli.cli.main import app
+from facegen_cli.controls.entanglement import draw_heatmap, report
 from facegen_cli.controls.steer import broyden, plan_moves, steer
 from facegen_cli.controls.store import Control, read_controls, save_controls
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
@@ -116,3 +118,18 @@ def test_the_cli_refuses_bad_controls_in_one_line(tiny_net, fitted, tmp_path):
         lines = result.stderr.splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and fragment in lines[0], result.stderr
         assert not (tmp_path / "o").exists()
+
+
+def test_the_report_has_one_row_per_direction_and_draws_a_heatmap(tiny_net, fitted, tmp_path):
+    def reader(images):
+        mean = images.reshape(len(images), -1).mean(1)
+        return {"Age": mean / 4, "Yaw": mean - 120, "Smiling": mean / 255}
+
+    result = report(Sampler(tiny_net), [0, 1], step=1.0, reader=reader, identity=None)
+    assert result["directions"] == ["Age_years", "Male", "Smiling", "Yaw"]
+    assert result["estimators"] == ["Age", "Yaw", "Smiling", "identity"]
+    assert np.asarray(result["matrix"], dtype=float).shape == (4, 4)
+    assert result["units"] == {"Age": "years", "Yaw": "degrees", "Smiling": "probability", "identity": "dlib distance"}
+    assert json.loads(json.dumps(result)) == result
+    with Image.open(draw_heatmap(result, tmp_path / "map.png")) as image:
+        assert image.size[0] > 150 and image.size[1] > 90

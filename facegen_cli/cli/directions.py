@@ -11,7 +11,8 @@ from facegen_cli.cli.options import layer_indices, layers_help, network_argument
 
 MAX_SAMPLES = 1_000_000  # faces `directions fit` samples, labels and keeps in memory
 
-app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier).",
+app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier) and report "
+                       "how they entangle.",
                   no_args_is_help=True)
 out_folder = out_option(None, "Output folder; default: the network's direction store, where "
                               "`edit --direction NAME` finds them.")
@@ -66,3 +67,39 @@ def fit(
     console.print(f"{attr}: held-out accuracy of the boundary {accuracy:.1%}")
     for written in direction_files(path):
         emit(written)
+
+
+def report(
+    network_arg: Optional[str] = network_argument,
+    network: Optional[str] = network_option,
+    seeds: str = typer.Option("0-15", "--seeds", help="The faces each direction moves, e.g. 0-15."),
+    step: float = typer.Option(2.0, "--step", help="How far each face moves either way along a direction."),
+    psi: float = psi_option,
+    as_json: bool = typer.Option(False, "--json", help="Print the matrix as one JSON object instead of a table."),
+    device: str = device_option,
+    out: Path = out_option(Path("out/directions-report.png"), "The heatmap PNG."),
+) -> None:
+    """The entanglement matrix: how one unit along each direction moves every estimator (age, pose,
+    attributes, identity), as a table (or JSON) and a heatmap."""
+    from facegen_cli.controls.entanglement import draw_heatmap, report as entanglement
+    from facegen_cli.devices import resolve_device
+    from facegen_cli.networks import load_network
+    from facegen_cli.sampler import Sampler
+    from facegen_cli.specs import parse_seeds
+
+    seed_list = parse_seeds(seeds)
+    net = load_network(one_network(network_arg, network), resolve_device(device))
+    with progress("dir") as bar:
+        task = bar.add_task("read directions", total=None)
+        result = entanglement(Sampler(net, psi=psi), seed_list, step, on_direction=lambda _: bar.advance(task))
+    result["heatmap"] = str(draw_heatmap(result, out))
+    if as_json:
+        emit(result, as_json=True)
+        return
+    width = max(len(d) for d in result["directions"])
+    emit(" " * width + "".join(f"{e[:10]:>11}" for e in result["estimators"]))
+    for name, row in zip(result["directions"], result["matrix"]):
+        emit(f"{name:<{width}}" + "".join(f"{v:>11.3g}" if v is not None else f"{'-':>11}" for v in row))
+    console.print("per unit of W: " + ", ".join(f"{e} in {u}" for e, u in result["units"].items()
+                                                if u != "probability") + ", the rest in probability")
+    emit(result["heatmap"])

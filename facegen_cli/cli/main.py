@@ -163,6 +163,7 @@ def _register() -> None:
     command("studio", studio.studio)
     command("sefa", directions.sefa, directions.app)
     command("fit", directions.fit, directions.app)
+    command("report", directions.report, directions.app)
     app.add_typer(directions.app, name="directions")
     command("train", classifier.train, classifier.app)
     app.add_typer(classifier.app, name="classifier")

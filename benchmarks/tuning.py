@@ -1,0 +1,235 @@
+"""Your own photo: W projection, W+ projection and pivotal tuning side by side on held-out photos, then edits.
+
+The photos (`tuning_photos.txt`, names only) are faces the shipped model never trained on: CelebA from
+009001 on and UTKFace from the end of the sorted list (half women, half men, several ages and skin
+tones), and single-face photos from wild/. Each is aligned the FFHQ way at 64 px by facegen's prepare
+code (`align_photo`). Per photo and method: PSNR against the aligned pixels, identity distance to the
+aligned photo (dlib), CPU and wall seconds (the tuned row's include its pivot, the W row's projection);
+for the tuned network, locality (mean PSNR of 100 random seeds drawn by the tuned vs the base network) and three shipped edits (Smiling, Age, Blond_Hair) at the
+smallest strength of STRENGTHS that moves the shipped classifier's probability by at least 0.3 (Age
+read as P(Young)), with the identity distance to the photo after the edit.
+
+    python benchmarks/tuning.py --select > benchmarks/tuning_photos.txt     # choose the photos (once)
+    python benchmarks/tuning.py --out DIR [--part 1/3] [--photos N]         # measure: DIR/results-*.jsonl
+    python benchmarks/tuning.py --report DIR                                # table (stdout) + DIR/figure.png
+
+Measuring runs one torch thread per process; parts run side by side cover the list between them.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from machine import cpu_name
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data"
+PHOTOS = HERE / "tuning_photos.txt"
+PIVOT_STEPS = 150  # of the W projection (the tuning's pivot, as `project --tune` runs it) and of the W+ one
+SEEDS = range(100)  # locality: the tuned and the base network draw these
+EDITS = {"Smiling": "Smiling", "Age": "Young", "Blond_Hair": "Blond_Hair"}  # direction -> classifier attribute
+STRENGTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+MIN_SHIFT = 0.3
+QUOTA = {0: 1, 1: 2, 2: 2, 3: 1}  # UTKFace photos per age band (0-19, 20-39, 40-59, 60+) and gender
+WILD = ("deepface/img1.jpg", "face_recognition/biden.jpg", "face_recognition/knn_train__rose_leslie__img1.jpg",
+        "face_api_js/happy.jpg")  # single-face photos of four people
+
+
+def select() -> list[str]:
+    """Interleaved, so that the first N photos keep the mix: 12 CelebA (6 women, 6 men) from 009001 on,
+    12 UTKFace from the end of the sorted list (6 women, 6 men across ages and races), 4 single-face wild
+    photos; each must align."""
+    from facegen_cli.errors import FacegenError
+    from facegen_cli.latent.project import align_photo
+
+    def aligns(path: Path) -> bool:
+        try:
+            align_photo(path, 64)
+            return True
+        except FacegenError:
+            return False
+
+    groups: list[list[str]] = []
+    with open(DATA / "celeba10k" / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["image_id"] >= "009001.jpg"]
+    for male in ("-1", "1"):
+        picked: list[str] = []
+        for r in rows:
+            if len(picked) == 6:
+                break
+            if r["Male"] == male and aligns(DATA / "celeba10k" / "images" / r["image_id"]):
+                picked.append(r["image_id"])
+        groups.append([f"celeba10k/images/{name}" for name in picked])
+    with open(DATA / "utkface" / "labels.csv", newline="") as f:
+        utk = {r["file"]: r for r in csv.DictReader(f) if r["parse_ok"] == "1"}
+    tail = sorted(os.listdir(DATA / "utkface" / "images"))[::-1]
+    for gender in ("1", "0"):  # women, men: six each by age band (QUOTA), one race at most twice per band
+        seen: list[tuple[int, str]] = []
+        groups.append([])
+        for name in tail:
+            r = utk.get(name)
+            if r is None or r["gender"] != gender:
+                continue
+            band = min(int(r["age"]) // 20, 3)
+            if sum(b == band for b, _ in seen) == QUOTA[band] or seen.count((band, r["race"])) == 1:
+                continue
+            if aligns(DATA / "utkface" / "images" / name):
+                seen.append((band, r["race"]))
+                groups[-1].append(f"utkface/images/{name}")
+    groups.append([f"wild/{name}" for name in WILD if aligns(DATA / "wild" / name)])
+    return [g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]  # interleaved
+
+
+def classifier_probabilities(images: np.ndarray, classifiers: dict) -> dict[str, np.ndarray]:
+    """Probability of each edited attribute for HWC uint8 images."""
+    import torch
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    attributes = classifiers["celeba"]
+    p = attributes.predict(x)
+    return {attr: p[:, attributes.index(attr)] for attr in EDITS.values()}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.square(a.astype(np.float64) - b).mean())
+    return 10 * np.log10(255 ** 2 / mse) if mse else float("inf")
+
+
+def timed(fn):
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = fn()
+    return result, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def measure(name: str, net, classifiers: dict, out: Path) -> dict:
+    """Every number of one photo; its images (photo, W, W+, tuned, edits) saved under out/images."""
+    from facegen_cli.images import save_image
+    from facegen_cli.latent.directions import load_direction, move
+    from facegen_cli.latent.project import ProjectOptions, align_photo, image_stats, project
+    from facegen_cli.latent.tuning import TuneOptions, tune
+    from facegen_cli.metrics.identity import NoFace, identity_distance
+    from facegen_cli.sampler import Sampler
+
+    target = align_photo(DATA / name, 64)
+    row: dict = {"photo": name, "load": os.getloadavg()[0]}
+    (pivot, image, _), cpu, wall = timed(lambda: project(net, target, ProjectOptions(steps=PIVOT_STEPS)))
+    row["W"] = {**image_stats(image, target), "cpu_s": cpu, "wall_s": wall}
+    (_, image_wplus, _), cpu_wplus, wall_wplus = timed(
+        lambda: project(net, target, ProjectOptions(steps=PIVOT_STEPS, wplus=True)))
+    row["W+"] = {**image_stats(image_wplus, target), "cpu_s": cpu_wplus, "wall_s": wall_wplus}
+    (tuned, tuned_image, _), tune_cpu, tune_wall = timed(lambda: tune(net, target, pivot, TuneOptions()))
+    images = [target, image, image_wplus, tuned_image]
+    sampler, base = Sampler(tuned), Sampler(net)
+    seeds = base.map(base.zs(list(SEEDS)))
+    locality = float(np.mean([psnr(a, b) for a, b in zip(sampler.images(seeds), base.images(seeds))]))
+    row["tuned"] = {**image_stats(tuned_image, target), "cpu_s": cpu + tune_cpu, "wall_s": wall + tune_wall,
+                    "locality_psnr_db": locality}
+    before = classifier_probabilities(tuned_image[None], classifiers)
+    row["edits"] = {}
+    for direction, attr in EDITS.items():
+        d = load_direction(direction, tuned)
+        p0 = float(before[attr][0])
+        sign = 1.0 if p0 < 0.5 else -1.0
+        if attr == "Young":
+            sign = -sign  # the Age direction lowers P(Young)
+        latents = np.stack([move(pivot, d.vector, sign * s, d.layers) for s in STRENGTHS])
+        edited = sampler.images(latents)
+        shifts = np.abs(classifier_probabilities(edited, classifiers)[attr] - p0)
+        i = int(np.argmax(shifts >= MIN_SHIFT)) if (shifts >= MIN_SHIFT).any() else len(STRENGTHS) - 1
+        try:
+            identity = identity_distance(edited[i], target)
+        except NoFace:
+            identity = None
+        row["edits"][direction] = {"strength": sign * STRENGTHS[i], "p_before": p0, "shift": float(shifts[i]),
+                                   "reached": bool(shifts[i] >= MIN_SHIFT), "identity_distance": identity}
+        images.append(edited[i])
+    save_image(np.concatenate(images, axis=1), out / "images" / f"{name.replace('/', '_')}.png")
+    return row
+
+
+def run(out: Path, part: str, count: int | None) -> None:
+    import torch
+
+    from facegen_cli.latent.classifier import load_classifier
+    from facegen_cli.networks import load_network
+    from facegen_cli.paths import weights_dir
+
+    torch.set_num_threads(1)
+    index, parts = (int(v) for v in part.split("/"))
+    names = PHOTOS.read_text().split()[:count][index - 1::parts]
+    net = load_network("default")
+    classifiers = {"celeba": load_classifier(weights_dir() / "classifiers" / "celeba-attributes.safetensors")}
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / f"results-{index}of{parts}.jsonl"
+    done = {json.loads(line)["photo"] for line in log.read_text().splitlines()} if log.exists() else set()
+    for name in names:
+        if name in done:
+            continue
+        row = measure(name, net, classifiers, out)
+        with open(log, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{name}: W {row['W']['psnr_db']:.1f} dB, W+ {row['W+']['psnr_db']:.1f}, tuned "
+              f"{row['tuned']['psnr_db']:.1f} ({row['tuned']['cpu_s']:.0f} CPU s)", file=sys.stderr, flush=True)
+
+
+def mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def report(out: Path) -> None:
+    """The Markdown table of every results-*.jsonl under `out`, and the figure of the first photos."""
+    from facegen_cli.images import make_grid, save_image
+    from PIL import Image
+
+    rows = [json.loads(line) for log in sorted(out.glob("results-*.jsonl")) for line in log.read_text().splitlines()]
+    order = PHOTOS.read_text().split()
+    rows.sort(key=lambda r: order.index(r["photo"]))
+    print(f"{len(rows)} photos, {cpu_name()}, one torch thread per process, load average "
+          f"{min(r['load'] for r in rows):.1f}-{max(r['load'] for r in rows):.1f} while measuring\n")
+    print("| method | PSNR dB (mean, min) | identity distance (mean, max) | under 0.5 | CPU s / photo | "
+          "wall s / photo | locality PSNR dB (100 seeds) |")
+    print("|---|---|---|---|---|---|---|")
+    for method in ("W", "W+", "tuned"):
+        p = [r[method]["psnr_db"] for r in rows]
+        d = [r[method]["identity_distance"] for r in rows]
+        found = [v for v in d if v is not None]
+        loc = mean(r[method].get("locality_psnr_db") for r in rows) if method == "tuned" else None
+        print(f"| {method} | {np.mean(p):.1f}, {np.min(p):.1f} | {mean(d):.3f}, {max(found):.3f} | "
+              f"{sum(v < 0.5 for v in found)}/{len(rows)} | {mean(r[method]['cpu_s'] for r in rows):.0f} | "
+              f"{mean(r[method]['wall_s'] for r in rows):.0f} | {'' if loc is None else f'{loc:.1f}'} |")
+    print("\n| edit of the tuned reconstruction | strength (median of abs) | probability moved >= 0.3 | "
+          "identity distance after (mean, max) | under 0.5 |")
+    print("|---|---|---|---|---|")
+    for direction in EDITS:
+        e = [r["edits"][direction] for r in rows]
+        d = [x["identity_distance"] for x in e if x["identity_distance"] is not None]
+        print(f"| {direction} | {np.median([abs(x['strength']) for x in e]):g} | "
+              f"{sum(x['reached'] for x in e)}/{len(e)} | {mean(d):.3f}, {max(d):.3f} | "
+              f"{sum(v < 0.5 for v in d)}/{len(e)} ({100 * sum(v < 0.5 for v in d) / len(e):.0f} %) |")
+    strips = [np.asarray(Image.open(out / "images" / f"{r['photo'].replace('/', '_')}.png")) for r in rows[:8]]
+    figure = save_image(make_grid(np.stack(strips), len(strips), 1), out / "figure.png")
+    print(f"\nfigure: {figure} (columns: photo, W, W+, tuned, {', '.join(EDITS)})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--select", action="store_true", help="print the photo list")
+    parser.add_argument("--out", type=Path, help="folder of results and images")
+    parser.add_argument("--part", default="1/1", help="I/K: measure every K-th photo from the I-th")
+    parser.add_argument("--photos", type=int, help="only the first N photos of the list")
+    parser.add_argument("--report", type=Path, help="print the table of a measured folder")
+    args = parser.parse_args()
+    if args.select:
+        print("\n".join(select()))
+    elif args.report:
+        report(args.report)
+    else:
+        run(args.out, args.part, args.photos)
