@@ -17,12 +17,15 @@ import torch
 from typer.testing import CliRunner
 
 from facegen_cli.cli.main import app
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.fileio import write_bytes_atomic
 from facegen_cli.latent.classifier import load_classifier
+from facegen_cli.latent.directions import load_direction
+from facegen_cli.networks import load_network
 from facegen_cli.paths import weights_dir
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
+from bad_input_corpus import run_corpus
 from cli_cases import Case, run_cases
 from real_faces import CELEBA, CELEBA_IMAGES, celeba_faces
 from tiny_nets import tiny_checkpoint
@@ -103,7 +106,9 @@ def _error(args: list[str], code: int) -> str:
 def test_messages_name_the_file_and_the_reason(tmp_path, special):
     shipped = weights_dir() / "default.safetensors"
     assert _error(["edit", "seed:1", "--direction", "", "--strength", "1", "-o", tmp_path],
-                  2).endswith("--direction '' is empty; give a direction name or a .npy file")
+                  2).endswith("--direction '' is empty; give a value")
+    with pytest.raises(BadParameter, match="^direction '' is empty; give a direction name or a .npy file$"):
+        load_direction("", load_network(special / "net.safetensors"))  # the engine too (studio, notebooks)
     line = _error(["directions", "fit", "--attr", "Smiling", "--samples", "40", "--classifier", shipped], 1)
     assert f"{shipped}: is a facegen network checkpoint, not a classifier" in line
     torch.save({"g_ema": {"w": torch.randn(4096)}}, tmp_path / "whole.pt")
@@ -254,3 +259,35 @@ def test_one_training_seed_gives_one_numpy_state(tmp_path):
         Trainer(options, log=lambda msg: None)
         states.append(np.random.get_state()[1].copy())
     assert np.array_equal(states[0], states[1]) and not np.array_equal(states[0], states[2])
+
+
+@pytest.mark.slow
+def test_the_bad_input_corpus_has_no_traceback_hang_or_exit_0():
+    """Hundreds of bad invocations over every command (tests/bad_input_corpus.py): none ends in a traceback, a
+    hang or exit 0 on input the README calls invalid."""
+    counts, outcomes = run_corpus()
+    assert counts["invocations"] >= 300 and counts["commands"] >= 14
+    bad = {o.case.name: o.problems for o in outcomes if {"traceback", "hang", "exit 0"} & set(o.problems)}
+    assert not bad, bad
+
+
+def test_an_empty_word_is_refused_wherever_it_is_typed(tmp_path, special):
+    """'' would mean no grid, no seed list (so 50,000 random ones) or, as a path, the current folder."""
+    net = special / "net.safetensors"
+    cases = {("generate", "-n", net, "-s", "0", "--grid", "", "-o", tmp_path): "--grid '' is empty",
+             ("generate", "-n", net, "--seeds=", "-o", tmp_path): "--seeds '' is empty",
+             ("fid", special / "faces", net, "--seeds", " "): "--seeds ' ' is empty",
+             ("interpolate", "-n", net, "seed:0", "seed:1", "--space", "", "-o", tmp_path / "a.gif"): "--space ''",
+             ("prepare", "", tmp_path / "ds"): "an empty argument '' after 'prepare'",
+             ("prepare", special / "faces", tmp_path / "ds", "--labels", ""): "--labels '' is empty"}
+    for args, message in cases.items():
+        assert message in _error(list(args), 2)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_learning_rates_and_margins_that_cannot_work_are_refused(tmp_path, special):
+    for lr in ("0", "-1", "1e308"):
+        line = _error(["classifier", "train", special / "faces", "--lr", lr, "-o", tmp_path / "c.safetensors"], 2)
+        assert line.startswith(f"facegen: error: --lr {float(lr):g} is outside (0, 1]"), line
+    line = _error(["prepare", special / "faces", tmp_path / "ds", "--align", "box", "--margin", "1e308"], 2)
+    assert "--margin 1e+308 is outside 0-4" in line

@@ -44,6 +44,19 @@ def report(error: BaseException) -> NoReturn:
     fail(f"internal error {type(error).__name__}: {error} (set {DEBUG_ENV}=1 for the traceback)", 1)
 
 
+def refuse_empty_words(argv: list[str] | None) -> None:
+    """Refuse an empty word on the command line (`--grid ''`, `--seeds=`, `prepare '' OUT`): it would silently
+    mean 'none' or, for a path, the current folder. Named by its option, or by the word before it."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    for i, word in enumerate(words):
+        option = word[:-1] if word.startswith("--") and word.endswith("=") else None
+        if option or not word.strip():
+            before, shown = (option, "") if option else (words[i - 1] if i else "facegen", word)
+            if before.startswith("-"):
+                raise BadInput(f"{before} {shown!r} is empty; give a value")
+            raise BadInput(f"an empty argument {word!r} after {before!r}; give a value")
+
+
 class OneLineErrors(TyperGroup):
     """The root group: Typer's usage errors (bad option values, missing arguments) as one line."""
 
@@ -51,6 +64,7 @@ class OneLineErrors(TyperGroup):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
+            refuse_empty_words(kwargs.get("args", args[0] if args else None))
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as error:  # click's UsageError and friends
             if type(error).__name__ == "NoArgsIsHelpError":

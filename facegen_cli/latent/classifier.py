@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from facegen_cli.data.dataset import ImageDataset
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.fileio import atomic_path, refuse_special
 
 FORMAT = "facegen-classifier"
@@ -84,7 +84,8 @@ def read_labelled(path: str | Path, attrs: list[str] | None, size: int) -> tuple
     meta = data.read_meta() or {}
     names = meta.get("label_names")
     if not meta.get("labels") or not names:
-        raise FacegenError(f"{path}: no labels with names in dataset.json; run `facegen prepare --labels ...`")
+        raise FacegenError(f"{path}: no labels with names in dataset.json; prepare the data with its labels "
+                           "(facegen prepare's labels option)")
     table = {n: (v if isinstance(v, list) else [v]) for n, v in meta["labels"]}
     cols = list(range(len(names)))
     if attrs:
@@ -107,6 +108,8 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: list[str] | No
                      on_note: Callable[[str], None] | None = None) -> dict:
     """Train on a dataset from `facegen prepare --labels`; save to `out`; return held-out scores. `on_note` hears
     of labels read another way than they are written (-1/+1 columns as 0/1)."""
+    if not 0 < lr <= 1:  # Adam moves each weight by about lr per step
+        raise BadParameter("lr", f"lr {lr:g} is outside (0, 1]")
     torch.manual_seed(seed)
     images, labels, names = read_labelled(dataset, attrs, size)
     for j, name in enumerate(names):

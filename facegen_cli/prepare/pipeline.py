@@ -41,6 +41,7 @@ class Stopped(KeyboardInterrupt):
 
 
 MAX_UPSAMPLE = 3
+MAX_MARGIN = 4
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class PrepareOptions:
         for key in ("upsample", "min_face", "max_faces", "margin", "detect_size"):
             if (getattr(self, key) or 0) < 0:
                 raise BadParameter(key, f"{key} {getattr(self, key)} cannot be negative")
+        if self.margin > MAX_MARGIN:
+            raise BadParameter("margin", f"margin {self.margin:g} is outside 0-{MAX_MARGIN} (per side, in box sides: at "
+                                         f"{MAX_MARGIN} the face is a ninth of the crop's width)")
         if (self.upsample or 0) > MAX_UPSAMPLE:  # each step doubles the copy's sides: 3 is 64 times its pixels
             raise BadParameter("upsample", f"upsample {self.upsample} is outside 0-{MAX_UPSAMPLE} (each step doubles "
                                            "the detection copy's width and height)")
