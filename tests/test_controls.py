@@ -133,3 +133,6 @@ def test_the_report_has_one_row_per_direction_and_draws_a_heatmap(tiny_net, fitt
     assert json.loads(json.dumps(result)) == result
     with Image.open(draw_heatmap(result, tmp_path / "map.png")) as image:
         assert image.size[0] > 150 and image.size[1] > 90
+    for step in (0, -1, 1e308):
+        with pytest.raises(BadParameter, match="step"):
+            report(Sampler(tiny_net), [0], step=step, reader=reader, identity=None)

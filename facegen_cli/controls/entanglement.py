@@ -19,7 +19,7 @@ from facegen_cli.controls.steer import Identity, Reader
 from facegen_cli.errors import BadParameter
 from facegen_cli.estimators.face import read_face
 from facegen_cli.fileio import atomic_path
-from facegen_cli.latent.directions import Direction, known_directions, load_direction
+from facegen_cli.latent.directions import Direction, check_strength, known_directions, load_direction
 from facegen_cli.metrics.identity import NoFace, identity_distance
 from facegen_cli.sampler import Sampler, require_wplus
 
@@ -45,6 +45,7 @@ def read_along(sampler: Sampler, directions: Sequence[Direction], seeds: Sequenc
     """Read every seed's face moved -step, 0 and +step along each direction (its own layers)."""
     if not step > 0:
         raise BadParameter("step", f"step {step:g} must be above 0")
+    check_strength(step, "step", f"step {step:g}")
     ws = np.stack([sampler.seed_latent(s) for s in seeds])
     source = sampler.images(ws)
     base = reader(source)
@@ -123,8 +124,8 @@ def draw_heatmap(result: dict, path: str | Path, cell: int = 44) -> Path:
     written in the cells."""
     rows, cols = result["directions"], result["estimators"]
     m = np.asarray(result["matrix"], np.float64)
-    scale = np.nanmax(np.abs(m), axis=0)
-    scale[~(scale > 0)] = 1
+    scale = np.max(np.abs(np.nan_to_num(m)), axis=0)
+    scale[scale == 0] = 1
     left, top = 150, 90
     image = Image.new("RGB", (left + cell * len(cols) + 4, top + cell * len(rows) + 4), "white")
     draw = ImageDraw.Draw(image)

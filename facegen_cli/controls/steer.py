@@ -106,10 +106,16 @@ class ControlResult:
     image: np.ndarray | None = None
 
     def summary(self) -> dict:
-        """The JSON the CLI prints (no arrays)."""
-        return {"requested": self.requested, "achieved": self.achieved, "met": self.met, "strengths": self.strengths,
-                "kept": {k: {"before": self.kept_before[k], "after": self.kept_after.get(k)} for k in self.kept_before},
+        """The JSON the CLI prints (no arrays; a reading that found no face is None)."""
+        return {"requested": self.requested, "achieved": _finite(self.achieved), "met": self.met,
+                "strengths": self.strengths,
+                "kept": {k: _finite({"before": self.kept_before[k], "after": self.kept_after.get(k)})
+                         for k in self.kept_before},
                 "identity_distance": self.identity_distance, "renders": self.renders}
+
+
+def _finite(values: dict) -> dict:
+    return {k: v if v is not None and math.isfinite(v) else None for k, v in values.items()}
 
 
 def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
