@@ -23,7 +23,7 @@ LAYERS = [
     ["sampler"],
     ["metrics"],
     ["latent"],
-    ["estimators"],
+    ["estimators", "encoder"],
     ["generate", "train", "controls"],
     ["studio"],
     ["cli"],

@@ -158,8 +158,8 @@ def _root(
 
 
 def _register() -> None:
-    from facegen_cli.cli import (classifier, convert, directions, edit, eqt, generate, identity, info, interpolate,
-                                 mix, prepare, project, train)
+    from facegen_cli.cli import (classifier, convert, directions, edit, encoder, eqt, generate, identity, info,
+                                 interpolate, mix, prepare, project, train)
     from facegen_cli.cli import fid, studio
 
     command("generate", generate.generate)
@@ -181,6 +181,8 @@ def _register() -> None:
     app.add_typer(directions.app, name="directions")
     command("train", classifier.train, classifier.app)
     app.add_typer(classifier.app, name="classifier")
+    command("train", encoder.train, encoder.app)
+    app.add_typer(encoder.app, name="encoder")
 
 
 _register()

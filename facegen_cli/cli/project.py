@@ -29,6 +29,10 @@ def project(
     locality_weight: Optional[float] = typer.Option(None, "--locality-weight",
                                                     help="Weight of the regulariser that keeps the tuned network's "
                                                          "other faces as they were (--tune; default 0.5); 0 = off."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Take the latent from this encoder file in one "
+                                                                  "forward pass (`default`: the network's shipped "
+                                                                  "one) instead of optimising; with --tune, the "
+                                                                  "tuning starts from it."),
     align: str = typer.Option("ffhq", "--align", help="ffhq (detect and align the largest face) or none "
                                                       "(centre square, for aligned images; used as it is when "
                                                       "already the network's size)."),
@@ -48,11 +52,12 @@ def project(
     """Align PHOTO, optimise W (or W+) and the noise maps to reproduce it (and with --tune, the network around
     that W); write image, latent, distances."""
     from facegen_cli.devices import resolve_device
+    from facegen_cli.encoder.encode import run_encode
     from facegen_cli.latent.project import ProjectOptions, run_project
     from facegen_cli.latent.tuning import TuneOptions, run_tune
     from facegen_cli.networks import load_network
 
-    steps = steps or (PIVOT_STEPS if tune else STEPS)
+    steps_given, steps = steps, steps or (PIVOT_STEPS if tune else STEPS)
     opts = ProjectOptions(steps=steps, wplus=wplus, lr=lr, perceptual_weight=perceptual_weight,
                           pixel_weight=pixel_weight, noise_weight=noise_weight, seed=seed, precision=precision)
     given = {k: v for k, v in (("steps", tune_steps), ("locality_weight", locality_weight)) if v is not None}
@@ -60,6 +65,8 @@ def project(
                             precision=precision, **given) if tune else None
     if tune and wplus:
         raise BadInput("--tune starts from a W projection; leave out --wplus")
+    if encoder is not None and (wplus or video or steps_given is not None):
+        raise BadInput("--encoder gives the latent in one forward pass; leave out --steps, --wplus and --video")
     net = load_network(network, resolve_device(device))
 
     def faces(count: int) -> None:
@@ -67,9 +74,12 @@ def project(
             console.print(f"{photo}: {count} faces found; projecting the largest")
 
     with progress("step") as bar:
-        task = bar.add_task("project", total=steps)
+        task = bar.add_task("project", total=steps, visible=encoder is None)
         tuning = bar.add_task("tune", total=tune_opts.steps if tune_opts else 0, visible=tune)
-        if tune_opts:
+        if encoder is not None:
+            paths, stats = run_encode(net, photo, out, encoder, how=align, precision=precision, tune_opts=tune_opts,
+                                      on_tune_step=lambda i, s: bar.update(tuning, completed=i + 1), on_faces=faces)
+        elif tune_opts:
             paths, stats = run_tune(net, photo, out, opts, tune_opts, how=align, video=video,
                                     on_step=lambda i, s: bar.update(task, completed=i + 1),
                                     on_tune_step=lambda i, s: bar.update(tuning, completed=i + 1), on_faces=faces)
@@ -77,8 +87,8 @@ def project(
             paths, stats = run_project(net, photo, out, opts, how=align, video=video,
                                        on_step=lambda i, s: bar.update(task, completed=i + 1), on_faces=faces)
     if as_json:
-        emit({**stats, "steps": steps, "wplus": wplus, "tune_steps": tune_opts.steps if tune_opts else 0,
-              "paths": [str(p) for p in paths]}, as_json=True)
+        emit({**stats, "steps": 0 if encoder else steps, "wplus": wplus, "encoder": encoder,
+              "tune_steps": tune_opts.steps if tune_opts else 0, "paths": [str(p) for p in paths]}, as_json=True)
         return
     console.print(json.dumps(stats))
     for path in paths:

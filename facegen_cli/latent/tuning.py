@@ -129,13 +129,17 @@ def run_tune(net: Network, photo: str | Path, out: str | Path, opts: ProjectOpti
              tune_opts: TuneOptions = TuneOptions(), how: str = "ffhq", video: bool = False,
              on_step: Callable[[int, dict], None] | None = None,
              on_tune_step: Callable[[int, dict], None] | None = None,
-             on_faces: Callable[[int], None] | None = None) -> tuple[list[Path], dict]:
+             on_faces: Callable[[int], None] | None = None,
+             find_pivot: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, dict, list]] | None = None
+             ) -> tuple[list[Path], dict]:
     """Align `photo`, project it into W (the pivot), tune the network around it; write what `run_project`
-    writes plus the tuned reconstruction `STEM-tuned.png` and the tuned network `STEM-tuned.safetensors`."""
+    writes plus the tuned reconstruction `STEM-tuned.png` and the tuned network `STEM-tuned.safetensors`.
+    `find_pivot(target)` -> (W+, image, distances, frames), e.g. an encoder's, replaces the W projection."""
     if opts.wplus:
         raise BadParameter("wplus", "wplus: pivotal tuning starts from a W projection, not W+")
     target = align_photo(photo, net.G_ema.img_resolution, how, on_faces)
-    ws, image, pivot_stats, frames = project_photo(net, target, opts, video, on_step)
+    ws, image, pivot_stats, frames = (find_pivot(target) if find_pivot
+                                      else project_photo(net, target, opts, video, on_step))
     tuned, tuned_image, stats = tune(net, target, ws, tune_opts, on_tune_step)
     stem, out = Path(photo).stem, Path(out)
     paths = write_projection(out, stem, target, image, ws, frames)
