@@ -58,6 +58,7 @@ def _special_cases(d: Path) -> list[Case]:
         "generate": ["generate", "-n", fifo, "-s", "0", "-o", out],
         "convert": ["convert", fifo, f"{d}/x.safetensors"],
         "prepare": ["prepare", fifo, f"{d}/prepared"],
+        "project": ["project", fifo, "-n", net, "--steps", "1", "-o", out],
         "prepare-labels": ["prepare", str(d), f"{d}/prepared", "--labels", fifo],
         "train": ["train", fifo, "--dry-run", "-o", f"{d}/runs"],
         "train-resume": ["train", str(d), "--resume", fifo, "-o", f"{d}/runs"],

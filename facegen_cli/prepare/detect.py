@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.fileio import SPECIAL_FILES
+from facegen_cli.fileio import SPECIAL_FILES, refuse_special
 
 DETECTORS = ("haar", "dlib", "dlib-cnn")
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
@@ -145,7 +145,7 @@ def read_photo(path: str | Path) -> Photo:
 def load_photo(path: str | Path) -> np.ndarray:
     """The RGB pixels of the photo at `path`, or an error naming it: BadInput when there is no such file,
     FacegenError when it cannot be read or decoded."""
-    if not Path(path).is_file():
+    if not refuse_special(path, "a photo").is_file():
         raise BadInput(f"{path}: {'is a folder, not a photo' if Path(path).is_dir() else 'no such photo'}")
     try:
         return read_photo(path).rgb
