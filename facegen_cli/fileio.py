@@ -1,11 +1,11 @@
-"""Atomic file writes (a temporary name beside the target, then rename), output checks, and stdin for `-`."""
+"""Atomic file writes (a temporary name beside the target, then rename), output checks, and refusing
+special files before they are opened."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
 import stat
-import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -91,7 +91,7 @@ def nearest_existing(path: Path) -> Path:
     return next((p for p in path.parents if p.exists() or p.is_symlink()), Path("."))
 
 
-def check_writable(path: str | os.PathLike, folder: bool, what: str = "--out") -> Path:
+def check_writable(path: str | os.PathLike, folder: bool, what: str) -> Path:
     """Fail early, with one line naming `what`, when `path` cannot be written as a folder (`folder`) or a
     file: it exists as the other kind, a parent is a file, or the nearest existing folder refuses a file
     (probed by creating and removing one, which also catches read-only mounts and /proc, even as root)."""
@@ -119,19 +119,3 @@ def check_writable(path: str | os.PathLike, folder: bool, what: str = "--out") -
         reason = "it takes no new files" if e.errno == errno.ENOENT else e.strerror or e  # /proc says ENOENT
         raise BadInput(f"{what} {path}: cannot write in {base} ({reason})") from None
     return path
-
-
-def read_stdin(what: str) -> str:
-    """All of stdin for a `-` argument; refused when stdin is a terminal, where reading would wait forever."""
-    if sys.stdin is None or sys.stdin.isatty():
-        raise BadInput(f"{what} '-' reads stdin, which is a terminal here; pipe the values in")
-    try:
-        kind = special_kind(os.fstat(sys.stdin.fileno()).st_mode)
-    except (OSError, ValueError, AttributeError):  # a replaced stdin (tests) has no descriptor
-        kind = None
-    if kind in ("character device", "block device"):  # /dev/zero or a disk would be read forever
-        raise BadInput(f"{what} '-' reads stdin, which is a {kind} here; pipe the values in")
-    try:
-        return sys.stdin.read()
-    except UnicodeDecodeError:
-        raise BadInput(f"{what} '-': stdin is not text") from None

@@ -13,10 +13,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli.checkpoint import load_checkpoint
+from facegen_cli.cli.common import read_stdin
 from facegen_cli.cli.main import app, report
 from facegen_cli.data.dataset import ImageSource, check_images
 from facegen_cli.errors import BadInput, FacegenError
-from facegen_cli.fileio import read_stdin
 from facegen_cli.metrics.sources import dataset_stream
 from tiny_nets import tiny_checkpoint
 

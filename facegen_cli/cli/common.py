@@ -3,6 +3,7 @@ options checked while the command line is parsed (output paths, noise mode)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -13,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from facegen_cli.errors import BadInput, BadParameter
-from facegen_cli.fileio import check_writable, read_stdin
+from facegen_cli.fileio import check_writable, special_kind
 
 console = Console(stderr=True, soft_wrap=True)  # log lines stay whole in files and pipes
 
@@ -55,15 +56,15 @@ train_precision_option = typer.Option(None, "--precision", callback=_precision,
 
 
 def _writable_folder(value: Optional[Path]) -> Optional[Path]:
-    return None if value is None else check_writable(value, folder=True)
+    return None if value is None else check_writable(value, folder=True, what="--out")
 
 
 def _writable_file(value: Optional[Path]) -> Optional[Path]:
-    return None if value is None else check_writable(value, folder=False)
+    return None if value is None else check_writable(value, folder=False, what="--out")
 
 
 def _writable_file_or_folder(value: Optional[Path]) -> Optional[Path]:
-    return None if value is None else check_writable(value, folder=not value.suffix)
+    return None if value is None else check_writable(value, folder=not value.suffix, what="--out")
 
 
 def _nonempty_path(value: str | Path) -> Path:
@@ -143,6 +144,22 @@ def emit(value: Any, as_json: bool = False) -> None:
     except UnicodeEncodeError:
         sys.stdout.buffer.write(line.encode("utf-8", "surrogateescape") + b"\n")
         sys.stdout.buffer.flush()
+
+
+def read_stdin(what: str) -> str:
+    """All of stdin for a `-` argument; refused when stdin is a terminal, where reading would wait forever."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise BadInput(f"{what} '-' reads stdin, which is a terminal here; pipe the values in")
+    try:
+        kind = special_kind(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # a replaced stdin (tests) has no descriptor
+        kind = None
+    if kind in ("character device", "block device"):  # /dev/zero or a disk would be read forever
+        raise BadInput(f"{what} '-' reads stdin, which is a {kind} here; pipe the values in")
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise BadInput(f"{what} '-': stdin is not text") from None
 
 
 def read_stdin_tokens() -> str:
