@@ -17,7 +17,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
         raise BadInput(f"unknown device {spec!r}; use auto, cpu or cuda[:N]") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise FacegenError(f"device {spec!r} asked for, but no CUDA device is available; use --device cpu")
+            raise FacegenError(f"device {spec!r} asked for, but no CUDA device is available; use the cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise FacegenError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
     elif device.type != "cpu":

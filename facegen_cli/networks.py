@@ -82,7 +82,7 @@ def resolve_network(spec: str | None) -> Path:
             raise BadInput(f"{path}: is a folder, not a network file")
         return path
     if spec == DEFAULT_NETWORK:
-        raise FacegenError(f"no default model in {weights_dir()}; pass --network PATH or a published name")
+        raise FacegenError(f"no default model in {weights_dir()}; name a network file or a published network")
     names = sorted(set(shipped) | set(PUBLISHED))
     raise BadInput(f"{spec}: no such network file or name (names: {', '.join(names)})")
 

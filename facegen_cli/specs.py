@@ -2,14 +2,15 @@
 spans, grids, label vectors, `Name=value` attributes, translations.
 
 Only the front ends (the CLI in `facegen_cli/cli/` and the studio's query fields) import this
-module; the engine takes the typed values. Each parser takes the name the user knows the value by
-(`--layers` on the command line), so its one-line error names it.
+module; the engine takes the typed values. Each parser takes the name of the parameter it fills
+(`layers`) and refuses a bad value with a BadParameter starting with that name, which the CLI shows
+as its own option and the studio as its field.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadInput, BadParameter
 
 MAX_SEED = 2 ** 32 - 1
 MAX_SEEDS = 1_000_000  # more images than any command here draws in one run; a typo like 0-4294967295 stops here
@@ -44,12 +45,12 @@ def count_seeds(spec: str) -> int:
     return sum(end - start + 1 for start, end in seed_ranges(spec))
 
 
-def parse_seeds(spec: str, limit: int = MAX_SEEDS, name: str = "--seeds") -> list[int]:
+def parse_seeds(spec: str, limit: int = MAX_SEEDS, name: str = "seeds") -> list[int]:
     """A comma-separated list of seeds and inclusive ranges, in order; at most `limit` seeds."""
     ranges = seed_ranges(spec)
     count = sum(end - start + 1 for start, end in ranges)
     if count > limit:
-        raise BadInput(f"{name} {spec!r} names {count} seeds; at most {limit} are taken here")
+        raise BadParameter(name, f"{name} {spec!r} names {count} seeds; at most {limit} are taken here")
     return [seed for start, end in ranges for seed in range(start, end + 1)]
 
 
@@ -70,7 +71,7 @@ def parse_sources(specs: list[str], limit: int = MAX_SOURCES) -> list[int | Path
     return out
 
 
-def parse_layers(spec: str, name: str = "--layers") -> list[str | tuple[int, int | None]]:
+def parse_layers(spec: str, name: str = "layers") -> list[str | tuple[int, int | None]]:
     """`coarse|middle|fine` or index ranges like `0-3,8-` (8- runs to the last layer)."""
     parts: list[str | tuple[int, int | None]] = []
     for part in (p.strip() for p in spec.split(",")):
@@ -82,23 +83,24 @@ def parse_layers(spec: str, name: str = "--layers") -> list[str | tuple[int, int
             start = int(lo)
             end = (int(hi) if hi else None) if sep else start
         except ValueError:
-            raise BadInput(f"{name} {spec!r}: use coarse, middle, fine or ranges like 0-3,8-") from None
+            raise BadParameter(name, f"{name} {spec!r}: use coarse, middle, fine or ranges like 0-3,8-") from None
         parts.append((start, end))
     return parts
 
 
-def parse_numbers(spec: str, name: str, example: str = "0.3,0.7") -> list[float]:
-    """Comma-separated finite numbers."""
+def parse_numbers(spec: str, name: str, example: str = "0.3,0.7", key: str = "") -> list[float]:
+    """Comma-separated finite numbers; `key` names the entry of `name` they are (`attr Male=`)."""
+    shown = f"{name} {key}=" if key else name
     try:
         values = [float(v) for v in spec.split(",")]
     except ValueError:
-        raise BadInput(f"{name} {spec!r}: give comma-separated numbers like {example}") from None
+        raise BadParameter(name, f"{shown} {spec!r}: give comma-separated numbers like {example}") from None
     if not all(math.isfinite(v) for v in values):
-        raise BadInput(f"{name} {spec!r}: give finite numbers")
+        raise BadParameter(name, f"{shown} {spec!r}: give finite numbers")
     return values
 
 
-def parse_span(spec: str, name: str = "--range") -> tuple[float, float]:
+def parse_span(spec: str, name: str = "span") -> tuple[float, float]:
     """`LOW:HIGH` as two finite numbers."""
     return _number_pair(spec, ":", name, "LOW:HIGH, e.g. -3:3")
 
@@ -108,52 +110,52 @@ def _number_pair(spec: str, sep: str, name: str, form: str) -> tuple[float, floa
     try:
         first, second = (float(v) for v in spec.split(sep))
     except ValueError:
-        raise BadInput(f"{name} {spec!r}: write it as {form}") from None
+        raise BadParameter(name, f"{name} {spec!r}: write it as {form}") from None
     if not (math.isfinite(first) and math.isfinite(second)):
-        raise BadInput(f"{name} {spec!r}: give finite numbers")
+        raise BadParameter(name, f"{name} {spec!r}: give finite numbers")
     return first, second
 
 
-def parse_grid(spec: str, name: str = "--grid") -> tuple[int, int]:
+def parse_grid(spec: str, name: str = "grid") -> tuple[int, int]:
     """`4x4` -> (4, 4)."""
     try:
         rows, cols = (int(v) for v in spec.lower().split("x"))
     except ValueError:
-        raise BadInput(f"{name} must look like ROWSxCOLS (e.g. 4x4), got {spec!r}") from None
+        raise BadParameter(name, f"{name} must look like ROWSxCOLS (e.g. 4x4), got {spec!r}") from None
     if rows < 1 or cols < 1:
-        raise BadInput(f"{name} must have at least one row and one column, got {spec!r}")
+        raise BadParameter(name, f"{name} must have at least one row and one column, got {spec!r}")
     return rows, cols
 
 
-def parse_label(spec: str, name: str = "--label") -> list[float]:
+def parse_label(spec: str, name: str = "label") -> list[float]:
     """A class index or one value per label, comma-separated."""
     return parse_numbers(spec, name, example="3 or 0,1,0.5")
 
 
-def parse_attrs(spec: str, name: str = "--attr") -> dict[str, float]:
+def parse_attrs(spec: str, name: str = "attr") -> dict[str, float]:
     """`Male=1,Smiling=0.5` as names and finite values."""
     attrs = {}
     for item in spec.split(","):
         key, sep, value = item.partition("=")
         if not sep:
-            raise BadInput(f"{name} {item!r}: write attributes as Name=value, e.g. Male=1,Smiling=1")
-        attrs[key.strip()] = parse_numbers(value, f"{name} {key.strip()}=", example="1")[0]
+            raise BadParameter(name, f"{name} {item!r}: write attributes as Name=value, e.g. Male=1,Smiling=1")
+        attrs[key.strip()] = parse_numbers(value, name, example="1", key=key.strip())[0]
     return attrs
 
 
-def parse_attr_default(spec: str, name: str = "--attr-default") -> float | str:
+def parse_attr_default(spec: str, name: str = "attr_default") -> float | str:
     """`mean` (each attribute's frequency in the data) or a number."""
     if spec.strip() == "mean":
         return "mean"
     try:
         value = float(spec)
     except ValueError:
-        raise BadInput(f"{name} {spec!r} is neither `mean` nor a number") from None
+        raise BadParameter(name, f"{name} {spec!r} is neither `mean` nor a number") from None
     if not math.isfinite(value):
-        raise BadInput(f"{name} {spec!r} is neither `mean` nor a number")
+        raise BadParameter(name, f"{name} {spec!r} is neither `mean` nor a number")
     return value
 
 
-def parse_translate(spec: str, name: str = "--translate") -> tuple[float, float]:
+def parse_translate(spec: str, name: str = "translate") -> tuple[float, float]:
     """`X,Y` (fractions of the image size) as two finite numbers."""
     return _number_pair(spec, ",", name, "X,Y (two numbers, fractions of the image size)")

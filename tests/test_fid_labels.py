@@ -65,12 +65,12 @@ def test_each_image_is_drawn_with_the_labels_its_seed_picks(conditional, tmp_pat
 
 def test_labels_from_is_required_by_conditional_networks_and_checked(conditional, tmp_path):
     data = labelled_folder(tmp_path / "data")
-    with pytest.raises(BadInput, match="a conditional network; give --labels-from DATA"):
+    with pytest.raises(BadInput, match="^labels_from is needed: .* is a conditional network"):
         network_stream(str(conditional), [0, 1])
     with pytest.raises(BadInput, match="2 labels per image; the network takes 3"):
         network_stream(str(conditional), [0, 1], labels_from=str(labelled_folder(tmp_path / "two", c_dim=2)))
     plain = tiny_checkpoint(tmp_path / "plain.safetensors")
-    with pytest.raises(BadInput, match="an unconditional network; --labels-from is for conditional ones"):
+    with pytest.raises(BadInput, match="^labels_from is for conditional networks; .* is unconditional"):
         network_stream(str(plain), [0, 1], labels_from=str(data))
     unlabelled = tmp_path / "unlabelled"
     unlabelled.mkdir()

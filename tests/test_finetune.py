@@ -117,7 +117,7 @@ def test_frozen_discriminator_layers_do_not_change_and_the_rest_learns(faces, tr
 
 
 def test_a_network_that_does_not_fit_the_data_is_one_line_before_any_work(faces, trained, tmp_path):
-    with pytest.raises(BadInput, match=r"--resume-from .*: the network has resolution 32, .* has 64"):
+    with pytest.raises(BadInput, match=r"^resume_from .*: the network has resolution 32, .* has 64"):
         bigger = tmp_path / "big"
         bigger.mkdir()
         for i in range(4):
@@ -127,7 +127,7 @@ def test_a_network_that_does_not_fit_the_data_is_one_line_before_any_work(faces,
     with pytest.raises(BadInput, match=r"the network has cbase 512; leave the option out or match it"):
         Trainer(TrainOptions(data=str(faces), out=str(tmp_path / "runs"), resume_from=str(trained),
                              **{**TINY, "cbase": 1024}), log=quiet)
-    with pytest.raises(BadInput, match=r"--freezed 99: D has \d+ layers"):
+    with pytest.raises(BadInput, match=r"^freezed 99: D has \d+ layers"):
         Trainer(TrainOptions(data=str(faces), out=str(tmp_path / "runs"), resume_from=str(trained), freezed=99,
                              **TINY), log=quiet)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -81,13 +81,13 @@ def test_minutes_stops_training_with_a_final_snapshot(faces, tiny_file, tmp_path
     assert time.time() - began >= 3  # 0.05 minutes, then the step under way and the snapshot
     assert last == latest_snapshot(trainer.run_dir) and last is not None
     assert 0 < trainer.cur_nimg < 1000 * 1000
-    assert said[-1] == f"stopped by --minutes 0.05 at {trainer.cur_nimg / 1000:.3f} kimg"
+    assert said[-1] == f"stopped by the time limit of 0.05 minutes at {trainer.cur_nimg / 1000:.3f} kimg"
     assert read_header(last)["provenance"]["kimg"] == trainer.cur_nimg / 1000
     assert json.loads((trainer.run_dir / "training_options.json").read_text())["minutes"] == 0.05
 
 
 def test_minutes_must_be_positive(faces):
-    with pytest.raises(BadInput, match="--minutes 0: must be positive"):
+    with pytest.raises(BadInput, match="^minutes 0: must be positive"):
         resolve(TrainOptions(data=str(faces), minutes=0, **TINY), 32)
 
 

@@ -65,9 +65,9 @@ def test_move_touches_only_the_chosen_layers():
     assert parse_span("-3:3") == (-3.0, 3.0)
     assert strengths_of(None, parse_span("-3:3"), 7).tolist() == [-3, -2, -1, 0, 1, 2, 3]
     assert strengths_of(1.5, None, 7).tolist() == [1.5]
-    with pytest.raises(BadInput, match="--range '3': write it as LOW:HIGH"):
+    with pytest.raises(BadInput, match="^span '3': write it as LOW:HIGH"):
         parse_span("3")
-    with pytest.raises(BadInput, match="--range '-3:inf': give finite numbers"):
+    with pytest.raises(BadInput, match="^span '-3:inf': give finite numbers"):
         parse_span("-3:inf")
     with pytest.raises(BadInput, match="^steps must be at least 2"):
         strengths_of(None, (-3.0, 3.0), 1)

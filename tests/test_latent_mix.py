@@ -29,7 +29,7 @@ def test_layer_groups_follow_the_paper():
         resolve_layers(8, parse_layers("fine"))
     with pytest.raises(BadInput, match="outside"):
         resolve_layers(8, parse_layers("3-12"))
-    with pytest.raises(BadInput, match="--layers 'a-b'"):
+    with pytest.raises(BadInput, match="^layers 'a-b'"):
         parse_layers("a-b")
 
 
@@ -66,10 +66,10 @@ def test_grid_has_sources_on_the_borders(tiny_net, tmp_path):
 
 
 def test_average_weights_and_the_z_only_family(tiny_net, z_net, tmp_path):
-    assert parse_numbers("1,3", "--weights") == [1.0, 3.0]
-    with pytest.raises(BadInput, match="--weights '1,x'"):
-        parse_numbers("1,x", "--weights")
-    assert normalized_weights(parse_numbers("1,3", "--weights"), 2).tolist() == [0.25, 0.75]
+    assert parse_numbers("1,3", "weights") == [1.0, 3.0]
+    with pytest.raises(BadInput, match="^weights '1,x'"):
+        parse_numbers("1,x", "weights")
+    assert normalized_weights(parse_numbers("1,3", "weights"), 2).tolist() == [0.25, 0.75]
     assert normalized_weights(None, 4).tolist() == [0.25] * 4
     with pytest.raises(BadInput, match="3 latents"):
         normalized_weights([1, 2], 3)

@@ -241,7 +241,7 @@ def test_a_face_below_min_face_is_skipped_with_its_reason(tmp_path):
     raw = _raw_with(tmp_path, SMALL_FACE)
     report = prepare(raw, tmp_path / "out", PrepareOptions(align="box", size=64, min_face=100), workers=1)
     assert report["faces"] == 0
-    assert report["skipped_files"][0]["reason"].startswith("face below --min-face")
+    assert report["skipped_files"][0]["reason"].startswith("face below the minimum size")
 
 
 def test_a_killed_run_resumes_without_redoing_finished_photos(tmp_path, monkeypatch):

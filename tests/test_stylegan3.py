@@ -292,7 +292,7 @@ def test_generate_translate_and_rotate(tmp_path):
     list(write_samples(Sampler(net, translate=(0.1, 0.0)), [5], tmp_path / "again"))
     assert torch.equal(net.G_ema.synthesis.input.transform, torch.eye(3))  # restored afterwards
     assert parse_translate("0.25,-0.1") == (0.25, -0.1)
-    with pytest.raises(BadInput, match="--translate"):
+    with pytest.raises(BadInput, match="^translate '0.1'"):
         parse_translate("0.1")
     with pytest.raises(BadInput, match="StyleGAN3"):
         Sampler(load_checkpoint(tiny_checkpoint(tmp_path / "sg2.safetensors")), rotate=5)

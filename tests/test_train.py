@@ -170,9 +170,9 @@ def test_path_length_and_style_mixing_are_the_runs_choice(faces, tmp_path, mixin
 
 
 def test_loss_options_of_stylegan2_are_refused_elsewhere_and_checked(faces, tmp_path):
-    cases = {("--model", "dcgan", "--pl-weight", "1"): "--pl-weight sets stylegan2's loss; --model dcgan has none",
+    cases = {("--model", "dcgan", "--pl-weight", "1"): "--pl-weight sets stylegan2's loss; a dcgan model has none",
              ("--cfg", "stylegan3-t", "--style-mixing", "0.5"):
-                 "--style-mixing sets stylegan2's loss; --model stylegan3",
+                 "--style-mixing sets stylegan2's loss; a stylegan3 model",
              ("--pl-weight", "-1"): "--pl-weight -1: must be 0 (off) or a positive number",
              ("--pl-weight", "nan"): "--pl-weight nan: give a finite number",
              ("--style-mixing", "1.5"): "--style-mixing 1.5: a probability, 0 to 1"}
@@ -199,9 +199,9 @@ def test_cond_opens_the_dataset_once(labelled, tmp_path, monkeypatch):
 def test_labels_are_noted_and_cond_needs_them(faces, labelled, tmp_path):
     notes = []
     plan_training(options(labelled, tmp_path), log=notes.append)
-    assert any("has labels" in note and "--cond" in note for note in notes)
+    assert any("has labels" in note and "(cond)" in note for note in notes)
     assert plan_training(options(labelled, tmp_path, cond=True), log=quiet).G_kwargs["c_dim"] == 2
-    with pytest.raises(BadInput, match="--cond.*no labels"):
+    with pytest.raises(BadInput, match="^cond: .*no labels"):
         plan_training(options(faces, tmp_path, cond=True), log=quiet)
     result = CliRunner().invoke(app, ["train", str(faces), "--out", str(tmp_path), "--cond", "--dry-run", *CLI_TINY])
     assert result.exit_code == 2 and "no labels" in result.stderr
@@ -288,7 +288,7 @@ def test_channels_last_computes_what_contiguous_nchw_computes(faces, tmp_path):
     for name in ("G", "D"):
         a, b = dict(getattr(fast, name).named_parameters()), dict(getattr(plain, name).named_parameters())
         for key in a:
-            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=f"{name}.{key}")
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
             if a[key].grad is not None:
                 torch.testing.assert_close(a[key].grad, b[key].grad, rtol=1e-3, atol=1e-5, msg=f"{name}.{key}.grad")
 

@@ -17,7 +17,7 @@ def _check_range(value: Optional[str]) -> Optional[str]:
     from facegen_cli.specs import parse_span
 
     if value is not None:
-        parse_span(value)
+        parse_span(value, "--range")  # raised while parsing, outside the command: named as the user wrote it
     return value
 
 
@@ -30,7 +30,7 @@ def _parse_targets(values: Optional[list[str]]) -> Optional[dict[str, float]]:
         return None
     wanted: dict[str, float] = {}
     for value in values:
-        for name, number in parse_attrs(value, "--set").items():
+        for name, number in parse_attrs(value, "targets").items():
             if name.lower() in {w.lower() for w in wanted}:
                 raise BadInput(f"--set {name} is given twice")
             wanted[name] = number

@@ -43,7 +43,7 @@ def mix(
         raise BadInput("--weights goes with --average")
     if not average and len(sources) != 2:
         raise BadInput(f"style mixing takes two inputs, A and B (seed lists or files); got {len(sources)}")
-    share = parse_numbers(weights, "--weights") if weights is not None else None
+    share = parse_numbers(weights, "weights") if weights is not None else None
     net = load_network(network, resolve_device(device))
     sampler = make_sampler(net, psi, noise_mode, label, attr, precision=precision)
     if average:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from facegen_cli.cli.common import read_stdin
 from facegen_cli.errors import BadInput
-from facegen_cli.fileio import read_stdin
 from facegen_cli.specs import (parse_attr_default, parse_attrs, parse_label, parse_layers, parse_sources,
                                parse_translate)
 
@@ -70,7 +70,7 @@ def read_sources(specs: list[str]) -> list:
     return parse_sources(tokens)
 
 
-def layer_indices(G: torch.nn.Module, spec: Optional[str], name: str = "--layers") -> Optional[list[int]]:
+def layer_indices(G: torch.nn.Module, spec: Optional[str], name: str = "layers") -> Optional[list[int]]:
     """W+ indices of G for a `--layers` text, or None when it is not given."""
     from facegen_cli.latent.layers import resolve_layers
 

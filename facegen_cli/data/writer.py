@@ -47,7 +47,7 @@ class DatasetWriter:
         if self.out.exists() and not self.out.is_dir() and not self.is_zip:
             raise FacegenError(f"{self.out}: exists and is not a folder (name a folder or a .zip)")
         if not resume and self.started:
-            raise FacegenError(f"{self.out}: already exists; pass --resume to continue it, or choose a new output")
+            raise FacegenError(f"{self.out}: already exists; resume it, or choose a new output")
         self.complete = self._finished()
         if self.complete:  # there is nothing to resume
             return

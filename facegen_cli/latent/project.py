@@ -88,7 +88,7 @@ def align_photo(path: str | Path, size: int, how: str = "ffhq",
         on_faces(len(found))
     faces = pick_faces(found, max_faces=1)
     if not faces:
-        raise FacegenError(f"{path}: no face found; if it is already aligned, pass --align none")
+        raise FacegenError(f"{path}: no face found; if it is already aligned, use align none")
     return align.align_ffhq(rgb, face_points(rgb, faces[0].box), size)
 
 

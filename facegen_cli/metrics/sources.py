@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from facegen_cli.data.dataset import ImageDataset, ImageSource, check_images, decode_image
-from facegen_cli.errors import BadInput, BadParameter, FacegenError
+from facegen_cli.errors import BadParameter, FacegenError
 
 Batches = Iterator[Sequence[np.ndarray]]
 
@@ -93,11 +93,11 @@ def network_stream(spec: str, seeds: Sequence[int], psi: float = 1.0, batch: int
     labels = None
     if label_count(net):
         if labels_from is None:
-            raise BadInput(f"{spec}: a conditional network; give --labels-from DATA to draw each image with the "
-                           "labels of one of DATA's images")
+            raise BadParameter("labels_from", f"labels_from is needed: {spec} is a conditional network, which draws "
+                                                  "each image with the labels of one image of that dataset")
         labels = labels_for_seeds(labels_from, seeds, label_count(net))
     elif labels_from is not None:
-        raise BadInput(f"{spec}: an unconditional network; --labels-from is for conditional ones")
+        raise BadParameter("labels_from", f"labels_from is for conditional networks; {spec} is unconditional")
     sampler = Sampler(net, psi=psi, batch=batch, precision=precision)
     return ImageStream(str(spec), len(seeds), lambda: sampler.image_batches(seeds, labels))
 
@@ -107,9 +107,10 @@ def labels_for_seeds(data: str, seeds: Sequence[int], c_dim: int) -> np.ndarray:
     NVIDIA's metrics draw the labels of a conditional generator from its training set)."""
     dataset = ImageDataset(data)
     if not dataset.has_labels:
-        raise BadInput(f"--labels-from {data}: no labels in its dataset.json")
+        raise BadParameter("labels_from", f"labels_from {data}: no labels in its dataset.json")
     dataset.load_labels()
     if dataset.label_dim != c_dim:
-        raise BadInput(f"--labels-from {data}: {dataset.label_dim} labels per image; the network takes {c_dim}")
+        raise BadParameter("labels_from", f"labels_from {data}: {dataset.label_dim} labels per image; the network "
+                                          f"takes {c_dim}")
     picks = [int(np.random.default_rng(seed).integers(len(dataset))) for seed in seeds]
     return dataset.labels[picks].astype(np.float32)

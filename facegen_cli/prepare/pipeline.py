@@ -107,7 +107,7 @@ def _samples(rgb: np.ndarray, opts: PrepareOptions) -> tuple[list[tuple[np.ndarr
     faces = pick_faces(found, opts.min_face, opts.max_faces)
     if not faces:
         if found:
-            raise Skip(f"face below --min-face ({max(f.side for f in found)} px < {opts.min_face} px)", rejected)
+            raise Skip(f"face below the minimum size ({max(f.side for f in found)} px < {opts.min_face} px)", rejected)
         raise Skip("no face", rejected)
     crops = []
     for face in faces:

@@ -76,7 +76,7 @@ def frozen_discriminator_layers(D: nn.Module, count: int) -> frozenset[str]:
     layers = [f"b{res}.{layer}" for res in getattr(D, "block_resolutions", [])
               for layer in ("fromrgb", "conv0", "conv1", "skip") if hasattr(getattr(D, f"b{res}"), layer)]
     if not 0 <= count <= len(layers):
-        raise BadInput(f"--freezed {count}: D has {len(layers)} layers that can be frozen")
+        raise BadParameter("freezed", f"freezed {count}: D has {len(layers)} layers that can be frozen")
     chosen = tuple(f"{layer}." for layer in layers[:count])
     return frozenset(name for name, _ in D.named_parameters() if name.startswith(chosen))
 
@@ -200,17 +200,20 @@ class ClassicFamily:
         kw = opts.model_kwargs
         check_model_kwargs(self.arch, kw, self.options)
         if opts.freezed:
-            raise BadInput("--freezed freezes StyleGAN2 discriminator layers; the classic families take none")
+            raise BadParameter("freezed", "freezed freezes StyleGAN2 discriminator layers; the classic families "
+                                          "take none")
         if resolution not in RESOLUTIONS:
             raise BadInput(f"{self.arch} trains at {', '.join(map(str, RESOLUTIONS))} px; the data is {resolution}px")
         if self.conditional and c_dim == 0:
-            raise BadInput(f"{self.arch} needs labels: prepare the data with `facegen prepare --labels`")
+            raise BadInput(f"{self.arch} needs labels: prepare the data with its labels (facegen prepare's labels "
+                           "option)")
         if self.objective == "vae" and (c_dim or opts.aug != "noaug"):
-            raise BadInput("vae trains unconditionally and without augmentation (no --cond, --aug noaug)")
+            raise BadInput("vae trains unconditionally and without augmentation (cond off, aug noaug)")
         if kw.get("recon", "bce") not in RECONSTRUCTIONS:
-            raise BadInput(f"--recon must be one of {', '.join(RECONSTRUCTIONS)}, got {kw['recon']!r}")
+            raise BadParameter("recon", f"recon must be one of {', '.join(RECONSTRUCTIONS)}, got {kw['recon']!r}")
         if opts.gamma and self.objective != "wgan":
-            raise BadInput(f"--gamma weighs R1 (stylegan2) or the gradient penalty (wgan-gp), not {self.arch}")
+            raise BadParameter("gamma", f"gamma weighs R1 (stylegan2) or the gradient penalty (wgan-gp), not "
+                                        f"{self.arch}")
         width = kw.get("width", 64)
         G_kwargs = dict(z_dim=opts.z_dim, c_dim=c_dim, img_resolution=resolution, img_channels=channels,
                         width=width, pixel_norm=kw.get("pixel_norm", False))
@@ -253,4 +256,5 @@ def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise BadInput(f"unknown --model {name!r}; use one of {', '.join(FAMILIES)}") from None
+        raise BadParameter("model", f"model {name!r} is not a family facegen trains; use one of "
+                                    f"{', '.join(FAMILIES)}") from None

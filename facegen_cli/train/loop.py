@@ -190,7 +190,7 @@ class Trainer:
             snapshots.set_rng_state(state["rng"][self.env.rank])
         else:  # a different number of processes: the stored streams do not map onto the ranks
             self.log(f"note: {path} was written by {len(state['rng'])} processes, this run has "
-                     f"{self.env.world_size}; random streams restart from --seed")
+                     f"{self.env.world_size}; random streams restart from the run's seed")
             snapshots.seed_all(self.opts.seed + self.env.rank + self.step)
         self.run_dir = path.parent
         self.log(f"resuming {self.run_dir} at {self.cur_nimg / 1000:.3f} kimg")
@@ -281,7 +281,7 @@ class Trainer:
                     tick = Tick(self.cur_nimg)
                     next_snap += snap_nimg
             if out_of_time:
-                self.log(f"stopped by --minutes {opts.minutes:g} at {self.cur_nimg / 1000:.3f} kimg")
+                self.log(f"stopped by the time limit of {opts.minutes:g} minutes at {self.cur_nimg / 1000:.3f} kimg")
         finally:
             self.scalars.close()
         return last

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadParameter
 from facegen_cli.precision import check_precision
 
 # NVIDIA's stylegan3 train.py, configs T and R alike (R's changes to G are in train/families.py); the EMA
@@ -80,14 +80,15 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
     opts = replace(opts, model=model_of(opts), cfg=preset_of(opts),
                    precision=check_precision(opts.precision or "fp32"))
     if opts.precision == "bf16" and (opts.model != "stylegan2" or opts.fp16):
-        raise BadInput("--precision bf16 trains stylegan2 without --fp16 (NVIDIA's fp16 blocks); "
-                       + ("drop --fp16" if opts.fp16 else f"--model {opts.model} trains in fp32"))
+        raise BadParameter("precision", "precision bf16 trains stylegan2 without NVIDIA's fp16 blocks; "
+                           + ("leave fp16 off" if opts.fp16 else f"a {opts.model} model trains in fp32"))
     if opts.aug not in (None, "ada", "noaug"):
-        raise BadInput(f"--aug must be ada or noaug, got {opts.aug!r}")
-    if opts.kimg <= 0 or opts.snap <= 0:
-        raise BadInput("--kimg and --snap must be positive")
+        raise BadParameter("aug", f"aug must be ada or noaug, got {opts.aug!r}")
+    for name in ("kimg", "snap"):
+        if getattr(opts, name) <= 0:
+            raise BadParameter(name, f"{name} {getattr(opts, name):g}: must be positive")
     if opts.minutes is not None and opts.minutes <= 0:
-        raise BadInput(f"--minutes {opts.minutes:g}: must be positive")
+        raise BadParameter("minutes", f"minutes {opts.minutes:g}: must be positive")
     check_regularisers(opts)
     values = asdict(opts)
     for key, default in {**PRESETS[opts.cfg], "aug": "ada", **(family_defaults or {})}.items():
@@ -95,14 +96,15 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
             values[key] = default
     values["res"] = values["res"] or resolution
     if values["res"] != resolution:
-        raise BadInput(f"--res {values['res']} differs from the data's {resolution}px images; re-run facegen prepare")
+        raise BadParameter("res", f"res {values['res']} differs from the data's {resolution}px images; "
+                                  "re-run facegen prepare")
     batch = values["batch"]
     if batch % world_size:
-        raise BadInput(f"--batch {batch} does not split evenly across {world_size} processes")
+        raise BadParameter("batch", f"batch {batch} does not split evenly across {world_size} processes")
     per_rank = batch // world_size
     values["batch_gpu"] = values["batch_gpu"] or per_rank
     if per_rank % values["batch_gpu"]:
-        raise BadInput(f"--batch-gpu {values['batch_gpu']} must divide the per-process batch {per_rank}")
+        raise BadParameter("batch_gpu", f"batch_gpu {values['batch_gpu']} must divide the per-process batch {per_rank}")
     if values["gamma"] is None:  # NVIDIA's heuristic for the R1 weight
         values["gamma"] = round(0.0002 * values["res"] ** 2 / batch, 4)
     if values["ema_kimg"] is None:
@@ -112,14 +114,14 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
 
 def check_regularisers(opts: TrainOptions) -> None:
     """--pl-weight and --style-mixing belong to stylegan2's loss (StyleGAN3 and the classic families use neither)."""
-    given = [flag for flag, value in (("--pl-weight", opts.pl_weight), ("--style-mixing", opts.style_mixing))
+    given = [name for name, value in (("pl_weight", opts.pl_weight), ("style_mixing", opts.style_mixing))
              if value is not None]
     if given and opts.model != "stylegan2":
-        raise BadInput(f"{given[0]} sets stylegan2's loss; --model {opts.model} has none")
+        raise BadParameter(given[0], f"{given[0]} sets stylegan2's loss; a {opts.model} model has none")
     if opts.pl_weight is not None and not 0 <= opts.pl_weight < math.inf:
-        raise BadInput(f"--pl-weight {opts.pl_weight:g}: must be 0 (off) or a positive number")
+        raise BadParameter("pl_weight", f"pl_weight {opts.pl_weight:g}: must be 0 (off) or a positive number")
     if opts.style_mixing is not None and not 0 <= opts.style_mixing <= 1:
-        raise BadInput(f"--style-mixing {opts.style_mixing:g}: a probability, 0 to 1")
+        raise BadParameter("style_mixing", f"style_mixing {opts.style_mixing:g}: a probability, 0 to 1")
 
 
 def model_of(opts: TrainOptions) -> str:
@@ -133,11 +135,11 @@ def preset_of(opts: TrainOptions) -> str:
     own = [name for name, made_for in PRESET_MODELS.items() if made_for == model]
     cfg = opts.cfg or (own[0] if own else "small")
     if cfg not in PRESETS:
-        raise BadInput(f"unknown --cfg {cfg!r}; use one of {', '.join(PRESETS)}")
+        raise BadParameter("cfg", f"cfg {cfg!r} is not a preset; use one of {', '.join(PRESETS)}")
     if own and cfg not in own:
-        raise BadInput(f"--model {model} trains with --cfg {' or '.join(own)}, not {cfg}")
+        raise BadParameter("cfg", f"cfg {cfg}: a {model} model trains with the {' or '.join(own)} preset")
     if PRESET_MODELS.get(cfg, model) != model:
-        raise BadInput(f"--cfg {cfg} trains --model {PRESET_MODELS[cfg]}, not {model}")
+        raise BadParameter("cfg", f"cfg {cfg} trains a {PRESET_MODELS[cfg]} model, not {model}")
     return cfg
 
 

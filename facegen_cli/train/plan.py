@@ -50,7 +50,8 @@ def plan_training(opts: TrainOptions, resume: str | None = None, log: Log = prin
     log = log if env.is_main else quiet
     device = training_device(opts.device, env)
     if resume is not None and opts.resume_from is not None:
-        raise BadInput("--resume continues a run, --resume-from starts a new one from a network: pass one of them")
+        raise BadParameter("resume_from", "resume_from starts a new run from a network, resume continues one: give "
+                                          "one of them")
     opts, checkpoint = continued(opts, resume)
     if checkpoint is None:
         check_new_run(opts)
@@ -155,32 +156,34 @@ def open_dataset(opts: TrainOptions, log: Log) -> ImageDataset:
     """The training images, opened once (every image checked), with their labels when `opts.cond`."""
     dataset = ImageDataset(opts.data, mirror=opts.mirror)
     if dataset.has_labels and not opts.cond:
-        log(f"note: {opts.data} has labels; pass --cond to train a conditional model on them")
+        log(f"note: {opts.data} has labels; a conditional model (cond) trains on them")
     if opts.cond:
         if not dataset.has_labels:  # checked before the labelled read, which fails unhelpfully
-            raise BadInput(f"--cond: {opts.data} has no labels in dataset.json")
+            raise BadParameter("cond", f"cond: {opts.data} has no labels in dataset.json")
         dataset.load_labels()
     return dataset
 
 
 def adopt_network(opts: TrainOptions, family: Family, dataset: ImageDataset, source: Network) -> TrainOptions:
     """Options that rebuild `source`'s architecture; one line for anything that cannot fit the data."""
-    where = f"--resume-from {opts.resume_from}"
+    where = f"resume_from {opts.resume_from}"
     if source.arch != family.arch:
-        raise BadInput(f"{where}: a {source.arch} network; train it with --model {source.arch}")
+        raise BadParameter("resume_from", f"{where}: a {source.arch} network; train it as a {source.arch} model")
     kw = source.G_kwargs
     wanted = {"resolution": (kw["img_resolution"], dataset.resolution),
               "channels": (kw["img_channels"], dataset.channels),
               "labels": (kw.get("c_dim", 0), dataset.label_dim)}
     for what, (net_value, data_value) in wanted.items():
         if net_value != data_value:
-            raise BadInput(f"{where}: the network has {what} {net_value}, {opts.data} has {data_value}")
+            raise BadParameter("resume_from", f"{where}: the network has {what} {net_value}, {opts.data} has "
+                                               f"{data_value}")
     values = asdict(opts)
     for key, value in family.network_options(source.G_kwargs).items():
         if key == "model_kwargs":
             values[key] = {**values[key], **value}
         elif values[key] is not None and values[key] != value:
-            raise BadInput(f"{where}: the network has {key} {value}; leave the option out or match it")
+            raise BadParameter("resume_from", f"{where}: the network has {key} {value}; leave the option out or "
+                                                   "match it")
         else:
             values[key] = value
     return TrainOptions(**values)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from facegen_cli.checkpoint import read_header, unpack_state
-from facegen_cli.errors import FacegenError
+from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.fileio import refuse_special, write_text_atomic
 from facegen_cli.images import make_grid, save_image, to_uint8
 
@@ -33,7 +33,7 @@ def find_resume(spec: str, out: Path) -> Path:
         runs = sorted((p for p in out.glob("*") if re.match(r"\d{5}-", p.name) and latest_snapshot(p)),
                       key=lambda p: latest_snapshot(p).stat().st_mtime)
         if not runs:
-            raise FacegenError(f"--resume latest: no run with a snapshot in {out}")
+            raise BadParameter("resume", f"resume latest: no run with a snapshot in {out}")
         return latest_snapshot(runs[-1])
     path = refuse_special(spec, "a checkpoint or run folder")
     if path.is_dir():
