@@ -11,11 +11,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli.cli.main import app
-from facegen_cli.encoder.encode import encode
+from facegen_cli.encoder.encode import encode, run_encode
 from facegen_cli.encoder.model import Encoder, offset_norm
 from facegen_cli.encoder.store import check_network, find_encoder, load_encoder, save_encoder
 from facegen_cli.encoder.train import EncoderTrainer, EncoderTrainOptions, train_encoder
 from facegen_cli.errors import BadInput
+from facegen_cli.latent.project import image_stats
+from facegen_cli.latent.tuning import TuneOptions
 from facegen_cli.networks import load_network
 from real_faces import celeba_faces
 from tiny_nets import tiny_checkpoint
@@ -117,3 +119,17 @@ def test_project_with_an_encoder_writes_its_files(net_file, tmp_path):
     assert np.allclose(latent, encode(net, load_encoder(enc_file), target)[0], atol=1e-5)
     refused = run("project", photo, "-n", net_file, "--encoder", enc_file, "--steps", 5, "-o", out)
     assert refused.exit_code == 2 and "--encoder gives the latent in one forward pass" in refused.output
+
+
+def test_tuning_starts_from_the_encoders_latent(net_file, tmp_path):
+    net = load_network(str(net_file))
+    enc_file, _ = train_encoder(net, tmp_path / "e.safetensors", options(kimg=0.004))
+    photo = tmp_path / "face.png"
+    next(celeba_faces(1, size=32, first=9002)).save(photo)
+    paths, stats = run_encode(net, photo, tmp_path / "out", enc_file, how="none",
+                              tune_opts=TuneOptions(steps=2, perceptual_weight=0.0))
+    assert [p.name for p in paths][-2:] == ["face-tuned.png", "face-tuned.safetensors"]
+    target = np.asarray(Image.open(tmp_path / "out" / "face-target.png"))
+    pivot, image, _ = encode(net, load_encoder(enc_file), target)
+    assert np.allclose(np.load(tmp_path / "out" / "face-projected.npy"), pivot, atol=1e-5)
+    assert stats["pivot"]["psnr_db"] == pytest.approx(image_stats(image, target)["psnr_db"])
