@@ -63,7 +63,8 @@ def utk_heldout(work: Path, count: int) -> tuple[Path, int]:
     images = DATA / "utkface" / "images"
     unseen = sorted(p.name for p in images.iterdir() if p.name.count("_") == 3 and p.name not in trained)
     chosen = random.Random(1).sample(unseen, count)
-    return prepare(link_folder(images, chosen, work / "utk_heldout_raw"), work / "utk_heldout64", "utkface"), len(trained)
+    folder = link_folder(images, chosen, work / "utk_heldout_raw")
+    return prepare(folder, work / "utk_heldout64", "utkface"), len(trained)
 
 
 def auc(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -103,7 +104,8 @@ def main() -> None:
     print("| age | value |\n|---|---:|")
     print(f"| mean abs error, years | {err.mean():.2f} |\n| median abs error, years | {np.median(err):.2f} |")
     print(f"| Pearson r | {np.corrcoef(read, truth)[0, 1]:.3f} |")
-    print(f"| mean abs error of answering the training mean ({train_mean:.1f}) | {np.abs(truth - train_mean).mean():.2f} |")
+    print(f"| mean abs error of answering the training mean ({train_mean:.1f}) | "
+          f"{np.abs(truth - train_mean).mean():.2f} |")
     for low, high in ((0, 20), (20, 40), (40, 60), (60, 120)):
         band = (truth >= low) & (truth < high)
         print(f"| MAE for true age {low}-{high} ({band.sum()} faces) | {err[band].mean():.2f} |")

@@ -211,7 +211,8 @@ def steer(sampler: Sampler, ws: np.ndarray, targets: dict[str, float], keep: lis
         requested={m.name: m.target for m in moves}, achieved=achieved,
         met={m.name: bool(abs(achieved[m.name] - m.target) <= m.spec.tolerance) for m in moves},
         strengths={m.name: float(s) for m, s in zip(moves, a)},
-        kept_before={k.name: before.get(k.reader) for k in kept}, kept_after={k.name: after.get(k.reader) for k in kept},
+        kept_before={k.name: before.get(k.reader) for k in kept},
+        kept_after={k.name: after.get(k.reader) for k in kept},
         identity_distance=distance, renders=renders, ws=moved(ws, moves, a), image=image)
 
 
