@@ -1,26 +1,23 @@
 """Does training hold its memory? Resident set size of a tiny StyleGAN2 run over many steps.
 
-A fresh process trains a tiny network (32 px, 64 channels at most, batch 4) on noise images
-through the real loop (`Trainer.run`, all four phases, lazy regularisers, G_ema) and reads its
-current RSS from /proc after every step. The table gives the RSS at a few steps and the growth
-from the end of the warm-up (`--settle` steps) to the last step: flat means nothing accumulates
-across steps (graphs, statistics, caches).
+Each precision is a case in its own process, whose one round trains a tiny network (32 px, 64
+channels at most, batch 4) on noise images through the real loop (`Trainer.run`, all four phases,
+lazy regularisers, G_ema) and reads its current RSS from /proc after every step: `rss_at` at a few
+steps and `growth_mib` from the end of the warm-up (`--settle` steps) to the last step. Flat means
+nothing accumulates across steps (graphs, statistics, caches).
 
-    python benchmarks/memory.py                       # 1,000 steps, fp32 and bf16, each a fresh process
-    python benchmarks/memory.py --steps 200 --precision bf16
+    python -m benchmarks.memory                       # 1,000 steps, fp32 and bf16
+    python -m benchmarks.memory --steps 200 --precision bf16
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from machine import cpu_name
-from train import noise_dataset
+from benchmarks import harness
+from benchmarks.train import noise_dataset
 
 CHECKPOINTS = (1, 10, 100, 250, 500, 750, 1000)
 
@@ -32,9 +29,8 @@ def rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def run_case(steps: int, precision: str) -> dict:
-    import torch
-
+def train_watching(steps: int, precision: str, settle: int) -> dict:
+    """RSS after each of `steps` training steps of the tiny network."""
     from facegen_cli.train.loop import Trainer
     from facegen_cli.train.options import TrainOptions
 
@@ -46,39 +42,27 @@ def run_case(steps: int, precision: str) -> dict:
         trainer = Trainer(opts, log=lambda msg: None)
         rss: list[float] = []
         trainer.run(on_step=lambda stats: rss.append(rss_mib()))
-    return {"steps": len(rss), "rss": rss, "precision": trainer.loss.precision.name,
-            "threads": torch.get_num_threads()}
+    return {"steps": len(rss), "precision": trainer.loss.precision.name,
+            "rss_at": {s: round(rss[s - 1], 1) for s in CHECKPOINTS if s <= len(rss)},
+            "growth_mib": round(rss[-1] - rss[min(settle, len(rss)) - 1], 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build(params: dict) -> harness.Work:
+    return harness.Work(lambda: train_watching(params["steps"], params["precision"], params["settle"]),
+                        units={"steps": params["steps"]})
+
+
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--settle", type=int, default=100, help="steps before growth is counted")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "auto"])
-    parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.case:
-        print(json.dumps(run_case(args.steps, args.precision[0])))
-        return
-    load = os.getloadavg()[0]
-    rows = []
-    for precision in args.precision:
-        cmd = [sys.executable, os.path.abspath(__file__), "--case", "--steps", str(args.steps), "--precision", precision]
-        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"{precision}: {rows[-1]['rss'][-1]:.0f} MiB after {rows[-1]['steps']} steps", file=sys.stderr)
-    marks = [s for s in CHECKPOINTS if s <= args.steps]
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores; tiny StyleGAN2 (32 px, cbase 512, cmax 64, batch 4, "
-          f"ADA on). Load average {load:.1f} before, {os.getloadavg()[0]:.1f} after.")
-    print()
-    print("| precision | " + " | ".join(f"RSS at step {s}" for s in marks)
-          + f" | growth, step {args.settle} to {args.steps} |")
-    print("|:---|" + "---:|" * (len(marks) + 1))
-    for r in rows:
-        rss = r["rss"]
-        growth = rss[-1] - rss[min(args.settle, len(rss)) - 1]
-        print(f"| {r['precision']} | " + " | ".join(f"{rss[s - 1]:.0f} MiB" for s in marks) + f" | {growth:+.1f} MiB |")
+
+
+def cases(args: argparse.Namespace, folder: Path) -> list[harness.Case]:
+    steps, settle = (4, 2) if args.quick else (args.steps, args.settle)
+    return [harness.Case(precision, dict(steps=steps, settle=settle, precision=precision), group=precision, rounds=1)
+            for precision in args.precision]
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(harness.Benchmark(build, cases, options, warmup=0))

@@ -1,32 +1,30 @@
 """Time the StyleGAN2 ops and networks: CUDA kernels against the plain-PyTorch references.
 
-    python benchmarks/ops.py                  # the GPU if there is one, else the CPU
-    python benchmarks/ops.py --device cpu --quick
-    python benchmarks/ops.py --res 512 --batch 32
+    python -m benchmarks.ops                  # the GPU if there is one, else the CPU
+    python -m benchmarks.ops --device cpu --quick
+    python -m benchmarks.ops --res 512 --batch 32
 
-Each case runs kernel and reference alternately, `--repeat` times, and reports medians.
-On a GPU every case is timed with both paths; on the CPU (or where the kernels did not
-build) only the reference runs. "GB/s" is the least memory traffic the op needs (each
-input read once, each output written once) divided by the time: against the device's peak
-it says how close an op comes to being limited by memory alone. The table is Markdown, to
-paste into benchmarks/RESULTS.md.
+Each op or network step is a group: on a GPU whose kernels built, a kernel case and a reference
+case (each its own process) alternate round by round; on the CPU only the reference runs. A round
+is as many calls as last about 0.02 s (GPU) or 0.1 s (CPU). `bytes_per_s` is the least memory
+traffic the op needs (each input read once, each output written once) over the time: against the
+device's peak it says how close an op comes to being limited by memory alone.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from facegen_cli.models.stylegan2 import Discriminator, Generator
-from facegen_cli.ops import build
+from facegen_cli.ops import build as op_build
 from facegen_cli.ops.bias_act import bias_act
 from facegen_cli.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
-from timing import calls_for, seconds_per_call
+from benchmarks import harness
 
 
 @dataclass
@@ -37,22 +35,6 @@ class Case:
     run: Callable[[], object]
     bytes_moved: int | None = None  # least memory traffic of one call, for GB/s
     images: int | None = None  # images per call, for img/s
-
-
-def _time(case: Case, device: torch.device, repeat: int, with_kernel: bool,
-          target_s: float) -> tuple[float | None, float]:
-    """Median seconds per call: (kernel or None, reference)."""
-    with build.reference_ops():
-        calls = calls_for(case.run, device, target_s)
-    if with_kernel:
-        calls_for(case.run, device, target_s)  # warm the kernel path too
-    kernel, reference = [], []
-    for _ in range(repeat):
-        if with_kernel:
-            kernel.append(seconds_per_call(case.run, device, calls))
-        with build.reference_ops():
-            reference.append(seconds_per_call(case.run, device, calls))
-    return (statistics.median(kernel) if kernel else None), statistics.median(reference)
 
 
 def _elem(dtype: torch.dtype) -> int:
@@ -108,14 +90,14 @@ def op_cases(device: torch.device, batch: int, channels: int, res: int, dtypes: 
     return cases
 
 
-def network_cases(device: torch.device, args: argparse.Namespace) -> list[Case]:
+def network_cases(device: torch.device, args: dict) -> list[Case]:
     torch.manual_seed(0)
-    net = dict(img_resolution=args.res, channel_base=args.channel_base, channel_max=args.channel_max,
-               num_fp16_res=args.fp16_res, conv_clamp=256 if args.fp16_res else None)
-    G = Generator(z_dim=512, w_dim=512, mapping_layers=args.mapping, **net).to(device)
+    net = dict(img_resolution=args["res"], channel_base=args["channel_base"], channel_max=args["channel_max"],
+               num_fp16_res=args["fp16_res"], conv_clamp=256 if args["fp16_res"] else None)
+    G = Generator(z_dim=512, w_dim=512, mapping_layers=args["mapping"], **net).to(device)
     D = Discriminator(**net).to(device)
-    z = torch.randn(args.batch, G.z_dim, device=device)
-    reals = torch.randn(args.batch, 3, args.res, args.res, device=device)
+    z = torch.randn(args["batch"], G.z_dim, device=device)
+    reals = torch.randn(args["batch"], 3, args["res"], args["res"], device=device)
 
     def generate():
         with torch.inference_mode():
@@ -134,77 +116,79 @@ def network_cases(device: torch.device, args: argparse.Namespace) -> list[Case]:
         (grad,) = torch.autograd.grad(D(img).sum(), img, create_graph=True)
         grad.square().sum(dim=[1, 2, 3]).mean().backward()
 
-    shape = f"{args.batch}x3x{args.res}x{args.res}"
-    kind = f"fp16 top {args.fp16_res} res" if args.fp16_res else "float32"
-    return [Case("G forward (inference)", shape, kind, generate, images=args.batch),
-            Case("train step: G+D fwd+bwd", shape, kind, train_step, images=args.batch),
-            Case("R1 step: D double backward", shape, kind, r1_step, images=args.batch)]
+    shape = "{batch}x3x{res}x{res}".format(**args)
+    kind = "fp16 top {fp16_res} res".format(**args) if args["fp16_res"] else "float32"
+    return [Case("G forward (inference)", shape, kind, generate, images=args["batch"]),
+            Case("train step: G+D fwd+bwd", shape, kind, train_step, images=args["batch"]),
+            Case("R1 step: D double backward", shape, kind, r1_step, images=args["batch"])]
 
 
-def _fmt_ms(s: float | None) -> str:
-    return "-" if s is None else f"{s * 1e3:.3f}"
+def sizes(device: str, quick: bool) -> dict:
+    """The shapes: on a GPU a config-F 256x256 StyleGAN2 at batch 16, on the CPU the small 64x64 config."""
+    gpu = device.startswith("cuda")
+    found = dict(batch=16 if gpu else 4, res=256 if gpu else 64, channels=512 if gpu else 128,
+                 channel_base=32768 if gpu else 4096, channel_max=512 if gpu else 256, mapping=8 if gpu else 2,
+                 fp16_res=4 if gpu else 0)
+    if quick:
+        found.update(batch=4 if gpu else 2, res=128 if gpu else 32, channels=32, channel_base=1024, channel_max=64)
+    return found
 
 
-def _rate(case: Case, s: float | None) -> str:
-    if s is None:
-        return "-"
-    if case.bytes_moved is not None:
-        return f"{case.bytes_moved / s / 1e9:.3g} GB/s"
-    return f"{case.images / s:.3g} img/s"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller shapes")
-    parser.add_argument("--repeat", type=int, default=None, help="measurements per case (median reported)")
-    parser.add_argument("--batch", type=int, default=None)
-    parser.add_argument("--res", type=int, default=None, help="network resolution (ops run at it too)")
-    parser.add_argument("--channels", type=int, default=None, help="channels of the op benchmarks")
-    parser.add_argument("--channel-base", type=int, default=None)
-    parser.add_argument("--channel-max", type=int, default=None)
-    parser.add_argument("--mapping", type=int, default=None, help="mapping layers")
-    parser.add_argument("--fp16-res", type=int, default=None, help="resolutions run in fp16 (CUDA only)")
-    parser.add_argument("--skip-networks", action="store_true")
-    args = parser.parse_args(argv)
-
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    gpu = device.type == "cuda"
-    # GPU: a config-F 256x256 StyleGAN2 at batch 16; CPU: the small 64x64 config of ENVIRONMENT.md.
-    defaults = dict(batch=16 if gpu else 4, res=256 if gpu else 64, channels=512 if gpu else 128,
-                    channel_base=32768 if gpu else 4096, channel_max=512 if gpu else 256,
-                    mapping=8 if gpu else 2, fp16_res=4 if gpu else 0, repeat=3 if args.quick else (15 if gpu else 5))
-    if args.quick:
-        defaults.update(batch=4 if gpu else 2, res=128 if gpu else 32)
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if gpu:
+def build(params: dict) -> harness.Work:
+    """The named case on the device; a round is `calls` calls, through the kernel or the reference."""
+    device = torch.device(params["device"])
+    if device.type == "cuda":
         torch.cuda.set_device(device)
+    shape = params["shape"]
+    cases = network_cases(device, shape) if params["network"] else \
+        op_cases(device, shape["batch"], shape["channels"], shape["res"], [getattr(torch, params["dtype"])])
+    case = next(c for c in cases if c.name == params["case"])
+    reference = params["path"] == "reference"
 
-    described = build.describe_ops() if gpu else {op: "reference (CPU tensors)" for op in build.OPS}
-    with_kernel = gpu and all(reason.startswith("cuda kernel") for reason in described.values())
-    name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"# facegen ops benchmark: {name}, torch {torch.__version__}", file=sys.stderr)
-    for op, reason in described.items():
-        print(f"#   {op}: {reason}", file=sys.stderr)
+    def call() -> object:
+        if reference:
+            with op_build.reference_ops():
+                return case.run()
+        return case.run()
 
-    dtypes = [torch.float32, torch.float16] if gpu else [torch.float32]
-    cases = op_cases(device, args.batch, args.channels, args.res, dtypes)
+    target = 0.02 if device.type == "cuda" else 0.1
+    calls = harness.calls_for(call, params["device"], target)
+    units = {"bytes": case.bytes_moved * calls} if case.bytes_moved is not None else {"images": case.images * calls}
+    return harness.Work(lambda: {"seconds_per_call": harness.seconds_per_call(call, params["device"], calls)},
+                        info={"shape": case.shape, "calls": calls}, units=units)
+
+
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--skip-networks", action="store_true")
+    for name, text in (("batch", "batch"), ("res", "resolution of the network and the ops"),
+                       ("channels", "channels of the ops"), ("channel-base", "network channel base"),
+                       ("channel-max", "network channel maximum"), ("mapping", "mapping layers"),
+                       ("fp16-res", "resolutions run in fp16 (CUDA only)")):
+        parser.add_argument(f"--{name}", type=int, default=None, help=text)
+
+
+def cases(args: argparse.Namespace, folder: Path) -> list[harness.Case]:
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
+        "cpu" if args.device == "auto" else args.device
+    shape = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in sizes(device, args.quick).items()}
+    gpu = device.startswith("cuda")
+    described = op_build.describe_ops() if gpu else {op: "reference (CPU tensors)" for op in op_build.OPS}
+    paths = ["kernel", "reference"] if all(r.startswith("cuda kernel") for r in described.values()) and gpu \
+        else ["reference"]
+    dtypes = ["float32", "float16"] if gpu else ["float32"]
+    named = [(c.name, dtype, False) for dtype in dtypes for c in op_cases(torch.device("cpu"), 1, 1, 4, [torch.float32])]
     if not args.skip_networks:
-        cases += network_cases(device, args)
-    target_s = 0.02 if gpu else 0.1
-
-    print("| case | shape | dtype | reference ms | kernel ms | speed-up | reference rate | kernel rate |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
-    for case in cases:
-        kernel, reference = _time(case, device, args.repeat, with_kernel, target_s)
-        speedup = "-" if kernel is None else f"{reference / kernel:.2f}x"
-        print(f"| {case.name} | {case.shape} | {case.dtype} | {_fmt_ms(reference)} | {_fmt_ms(kernel)} | "
-              f"{speedup} | {_rate(case, reference)} | {_rate(case, kernel)} |", flush=True)
-    return 0
+        kind = f"fp16 top {shape['fp16_res']} res" if shape["fp16_res"] else "float32"
+        named += [(name, kind, True) for name in ("G forward (inference)", "train step: G+D fwd+bwd",
+                                            "R1 step: D double backward")]
+    if args.quick:  # one op and one network
+        named = [named[0], named[-1]]
+    rounds = 15 if gpu else 5
+    return [harness.Case(f"{name} {dtype} {path}", dict(case=name, dtype=dtype, network=network, path=path,
+                                                        device=device, shape=shape), group=f"{name} {dtype}",
+                         rounds=rounds) for name, dtype, network in named for path in paths]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.main(harness.Benchmark(build, cases, options))

@@ -1,0 +1,1 @@
+"""facegen's benchmarks: run each as `python -m benchmarks.NAME` (see harness.py)."""
