@@ -2,30 +2,24 @@
 
 For each network (the shipped model, and a random config-F generator at 256 px) and each
 choice of the parts kept in fp32 (`facegen_cli.precision.FP32_PARTS`), the same seeds are drawn
-in fp32 and under bf16 autocast; the table gives the mean and max absolute difference on the
-[-1, 1] scale, the share of 8-bit pixels more than 1/255 away from fp32, and the time of the
-bf16 pass relative to fp32 (median over rounds that alternate the order).
+in fp32 and under bf16 autocast, each case its own process: `info` gives the mean and max absolute
+difference from fp32 on the [-1, 1] scale and the share of 8-bit pixels more than 1/255 away;
+a network's fp32 case and its bf16 choices alternate round by round, so `vs_first` is each
+choice's speed relative to fp32.
 
-    python benchmarks/precision.py
-    python benchmarks/precision.py --nets default --rounds 5
-
-The output is a Markdown table (stdout) for benchmarks/RESULTS.md; progress goes to stderr.
+    python -m benchmarks.precision
+    python -m benchmarks.precision --nets default --rounds 5
 """
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import sys
-import time
 from pathlib import Path
 
-from machine import cpu_name
-
-ROOT = Path(__file__).resolve().parents[1]
-# (label, parts kept in fp32); "everything" wraps the mapping network in autocast too.
+from benchmarks import harness
+from benchmarks.harness import ROOT
+# (label, parts kept in fp32); None: the fp32 reference.
 CHOICES = [
+    ("fp32", None),
     ("nothing (all bf16)", frozenset()),
     ("mapping", frozenset({"mapping"})),
     ("mapping, affine, demod", frozenset({"mapping", "affine", "demod"})),
@@ -34,7 +28,7 @@ CHOICES = [
 
 
 def load_generator(name: str):
-    """(G, batch, seeds, description) for `default` (the shipped model) or `f256` (random config F)."""
+    """(G, batch, seeds, description) for `default` (the shipped model), `f256` (random config F) or `tiny`."""
     import torch
 
     from facegen_cli.checkpoint import load_checkpoint
@@ -44,16 +38,18 @@ def load_generator(name: str):
         G = load_checkpoint(ROOT / "weights" / "default.safetensors").G_ema
         return G, 8, list(range(8)), "shipped default model (64 px, 1.4 M)"
     torch.manual_seed(0)
-    G = Generator(z_dim=512, w_dim=512, img_resolution=256, mapping_layers=8, channel_base=32768,
+    res, base = (32, 1024) if name == "tiny" else (256, 32768)
+    G = Generator(z_dim=512, w_dim=512, img_resolution=res, mapping_layers=8, channel_base=base,
                   channel_max=512).eval().requires_grad_(False)
     with torch.no_grad():
         for layer in G.synthesis.modules():
             if hasattr(layer, "noise_strength"):
                 layer.noise_strength.fill_(0.1)  # random init has none; a trained network has some
-    return G, 1, [0, 1], "random config F, 256 px (30 M)"
+    return G, 1, [0, 1], f"random config F, {res} px, channel base {base}"
 
 
-def measure(name: str, rounds: int) -> list[dict]:
+def build(params: dict) -> harness.Work:
+    """The network, its images in fp32 and (a bf16 choice) under autocast with `parts` kept fp32; a round draws."""
     import numpy as np
     import torch
 
@@ -61,58 +57,37 @@ def measure(name: str, rounds: int) -> list[dict]:
     from facegen_cli.images import to_uint8
     from facegen_cli.sampler import seed_to_z
 
-    G, batch, seeds, label = load_generator(name)
-    z = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in seeds]))
-    chunks = z.split(batch)
+    G, batch, seeds, label = load_generator(params["net"])
+    chunks = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in seeds])).split(batch)
+    bf16 = params["parts"] is not None
+    if bf16:
+        precision.FP32_PARTS = frozenset(params["parts"])
 
-    def draw(bf16: bool) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    def draw(in_bf16: bool) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=in_bf16):
             return torch.cat([G(c, noise_mode="const").float() for c in chunks])
 
-    rows = []
-    with torch.inference_mode():
-        ref = draw(False)
-        ref8 = to_uint8(ref).astype(np.int16)
-        for choice, parts in CHOICES:
-            precision.FP32_PARTS = parts
-            img = draw(True)
-            diff = (img - ref).abs()
-            off = np.abs(to_uint8(img).astype(np.int16) - ref8) > 1
-            times: dict[bool, list[float]] = {False: [], True: []}
-            for rnd in range(rounds + 1):
-                for bf16 in ((False, True) if rnd % 2 else (True, False)):
-                    start = time.perf_counter()
-                    draw(bf16)
-                    if rnd:
-                        times[bf16].append(time.perf_counter() - start)
-            speed = statistics.median(times[False]) / statistics.median(times[True])
-            rows.append({"net": label, "choice": choice, "mean": float(diff.mean()), "max": float(diff.max()),
-                         "off": float(off.mean()), "speed": speed, "images": len(seeds), "batch": batch})
-            print(f"{name} {choice}: mean {rows[-1]['mean']:.4f} max {rows[-1]['max']:.3f} "
-                  f"speed {speed:.2f}x", file=sys.stderr, flush=True)
-    return rows
+    ref, img = draw(False), draw(bf16)
+    diff = (img - ref).abs()
+    off = np.abs(to_uint8(img).astype(np.int16) - to_uint8(ref).astype(np.int16)) > 1
+    info = {"net": label, "images": len(seeds), "batch": batch, "mean_abs_diff": float(diff.mean()),
+            "max_abs_diff": float(diff.max()), "pixels_off_by_more_than_1": float(off.mean())}
+
+    def one_round() -> None:
+        draw(bf16)
+
+    return harness.Work(one_round, info=info, units={"images": len(seeds)})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nets", nargs="+", default=["default", "f256"], choices=["default", "f256"])
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per choice, after a warm-up")
-    args = parser.parse_args()
-    import torch
 
-    load = os.getloadavg()[0]
-    rows = [row for name in args.nets for row in measure(name, args.rounds)]
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), torch "
-          f"{torch.__version__}, Python {platform.python_version()}; noise mode const, psi 1. Load average "
-          f"{load:.1f} before, {os.getloadavg()[0]:.1f} after.")
-    print()
-    print("| network | kept in fp32 | images (batch) | mean abs diff | max abs diff | 8-bit pixels off by > 1 "
-          "| bf16 speed vs fp32 |")
-    print("|:---|:---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['net']} | {r['choice']} | {r['images']} ({r['batch']}) | {r['mean']:.4f} | {r['max']:.3f} | "
-              f"{r['off']:.1%} | {r['speed']:.2f}x |")
+
+def cases(args: argparse.Namespace, folder: Path) -> list[harness.Case]:
+    return [harness.Case(f"{net} {choice}", dict(net=net, parts=sorted(parts) if parts is not None else None),
+                         group=net, rounds=3) for net in (["tiny"] if args.quick else args.nets)
+            for choice, parts in (CHOICES[:2] if args.quick else CHOICES)]
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(harness.Benchmark(build, cases, options))
