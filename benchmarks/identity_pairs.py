@@ -7,7 +7,7 @@ measured as a generated face would be). For each it prints accuracy at the 0.6 t
 threshold and its accuracy, the same-person and different-person distance distributions, and the
 pairs skipped (no face) with the reason; then the mean distance of each 64 px face to its mirror image.
 
-    .venv/bin/python benchmarks/identity_pairs.py [--pairs PATH]
+    .venv/bin/python -m benchmarks.identity_pairs [--pairs PATH]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from machine import cpu_name
+from benchmarks.machine import cpu_name
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PAIRS = DATA / "wild" / "deepface" / "master.csv"

@@ -1,7 +1,7 @@
 """Where a latent or an edit strength stops drawing a face, on the shipped model: the bounds behind
 `sampler.LATENT_RADII` and `latent.directions.ODD_STRENGTH` / `MAX_STRENGTH`.
 
-    python benchmarks/latent_bounds.py [--seeds 20000] [--faces 4]
+    python -m benchmarks.latent_bounds [--seeds 20000] [--faces 4] [--quick]
 
 Prints one JSON object:
 - radius: distances |w - w_avg| of the W that `--seeds` seeds map to (psi 1): mean, median, 99th
@@ -12,31 +12,27 @@ Prints one JSON object:
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_name  # noqa: E402
-
-from facegen_cli.latent.directions import load_direction, move  # noqa: E402
-from facegen_cli.networks import load_network  # noqa: E402
-from facegen_cli.sampler import Sampler  # noqa: E402
+from benchmarks import harness
+from facegen_cli.latent.directions import load_direction, move
+from facegen_cli.networks import load_network
+from facegen_cli.sampler import Sampler
 
 DIRECTIONS = ("Age", "Smiling", "Male")
 STRENGTHS = (3, 5, 10, 20, 30, 50, 100, 300, 1000, -1e6)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments(__doc__)
     parser.add_argument("--seeds", type=int, default=20000)
     parser.add_argument("--faces", type=int, default=4)
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.faces = 100, 1
     torch.set_num_threads(1)
     began = time.perf_counter()
     net = load_network(None)
@@ -53,12 +49,12 @@ def main() -> None:
     strengths = {}
     for name in DIRECTIONS:
         vector = load_direction(name, net).vector
-        for strength in STRENGTHS:
+        for strength in STRENGTHS[:2] if args.quick else STRENGTHS:
             images = sampler.images(np.stack([move(w, vector, strength) for w in faces])).astype(np.float64)
             strengths[f"{name} {strength:g}"] = {"change": round(float(np.abs(images - base).mean()), 1),
                                                  "saturated": round(float(((images <= 1) | (images >= 254)).mean()), 3)}
-    print(json.dumps({"machine": cpu_name(), "radius": radius, "strengths": strengths,
-                      "seconds": round(time.perf_counter() - began, 1)}, indent=1))
+    harness.write([{"machine": harness.machine(), "radius": radius, "strengths": strengths,
+                    "seconds": round(time.perf_counter() - began, 1)}], args.out)
 
 
 if __name__ == "__main__":

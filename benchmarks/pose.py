@@ -1,8 +1,8 @@
 """How well `facegen_cli.estimators.pose` reads head pose.
 
-    python benchmarks/pose.py [--first 9001] [--count 200] [--wild]
+    python -m benchmarks.pose [--first 9001] [--count 200] [--wild] [--quick]
 
-Prints one JSON object:
+Prints one JSON object (--quick: 5 photos, the synthetic grid alone at 20 degree steps):
 - synthetic: the generic face's landmarks projected with every yaw, pitch and roll in -40..40 degrees
   (10 degree steps), on and off the camera's axis, solved back (`pose_from_landmarks`): the largest and
   median error; then the same with Gaussian noise of 0.5 px on each landmark of a 64 px image;
@@ -15,26 +15,20 @@ Prints one JSON object:
 """
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import math
-import os
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_name  # noqa: E402
+from benchmarks import harness
+from benchmarks.harness import DATA
+from facegen_cli.estimators import pose
+from facegen_cli.latent.project import align_photo
+from facegen_cli.prepare.detect import Skip, read_photo
 
-from facegen_cli.estimators import pose  # noqa: E402
-from facegen_cli.latent.project import align_photo  # noqa: E402
-from facegen_cli.prepare.detect import Skip, read_photo  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ANGLES = (yaw, pitch, roll) = ("yaw", "pitch", "roll")
 
 
@@ -47,12 +41,12 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def synthetic(noise_px: float, size: int = 64, seed: int = 0) -> dict:
+def synthetic(noise_px: float, size: int = 64, seed: int = 0, step: int = 10) -> dict:
     """Largest and median angle error over the grid of poses, on and off the camera's axis."""
     rng = np.random.default_rng(seed)
     model = np.array([pose.FACE_MODEL[i] for i in pose.LANDMARKS])
     errors = []
-    for angles in itertools.product(range(-40, 41, 10), repeat=3):
+    for angles in itertools.product(range(-40, 41, step), repeat=3):
         for offset in ((0.0, 0.0), (60.0, -40.0)):
             t = np.array([*offset, 450.0])
             # the angles are measured from the line of sight: turn the face with it
@@ -129,20 +123,20 @@ def wild_photos() -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments(__doc__)
     parser.add_argument("--first", type=int, default=9001)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--wild", action="store_true")
     args = parser.parse_args()
-    celeba = [DATA / "celeba10k" / "images" / f"{i:06d}.jpg" for i in range(args.first, args.first + args.count)]
+    count, step = (5, 20) if args.quick else (args.count, 10)
+    celeba = [DATA / "celeba10k" / "images" / f"{i:06d}.jpg" for i in range(args.first, args.first + count)]
     start = time.perf_counter()
-    result = {"synthetic": synthetic(0.0), "synthetic_noisy": synthetic(0.5), "mirror_celeba": mirror(celeba),
-              "aligned_celeba": aligned(celeba)}
+    result = {"synthetic": synthetic(0.0, step=step), "synthetic_noisy": synthetic(0.5, step=step),
+              "mirror_celeba": mirror(celeba), "aligned_celeba": aligned(celeba)}
     if args.wild:
         result["aligned_wild"] = aligned(wild_photos())
-    result.update(seconds=round(time.perf_counter() - start, 1), cpu=cpu_name(),
-                  threads=os.environ.get("OMP_NUM_THREADS"), load=[round(x, 2) for x in os.getloadavg()])
-    print(json.dumps(result, indent=1))
+    result.update(seconds=round(time.perf_counter() - start, 1), machine=harness.machine(), load=harness.load_average())
+    harness.write([result], args.out)
 
 
 if __name__ == "__main__":

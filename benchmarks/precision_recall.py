@@ -5,8 +5,8 @@ compared the way `facegen fid A B --pr` compares them (clean-mode Inception pool
 side), for several k and for the first half of each set; then the time and peak memory of
 `precision_recall` alone on random features of `--synthetic` x 2048 per side.
 
-    python benchmarks/precision_recall.py                     # 1000 vs 1000, k 1 3 5 10, 10k synthetic
-    FACEGEN_CACHE=/tmp/cache python benchmarks/precision_recall.py --synthetic 0
+    python -m benchmarks.precision_recall                     # 1000 vs 1000, k 1 3 5 10, 10k synthetic
+    FACEGEN_CACHE=/tmp/cache python -m benchmarks.precision_recall --synthetic 0
 
 Features go to the usual feature cache, so a second run extracts nothing. Markdown on stdout.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from machine import cpu_name, memory_gib
+from benchmarks.machine import cpu_name, memory_gib
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba10k" / "images"
 FACE_BOX = (12, 22, 76, 86)  # CelebA's classic 128x128 crop at half resolution, as tests/real_faces.py

@@ -1,6 +1,6 @@
 """How well a trivial rule wins the studio's real-or-generated quiz: "the sharper image is real".
 
-    python benchmarks/quiz_baseline.py [--network default] [--first 9001] [--count 1000] [--psi 0.7 1.0]
+    python -m benchmarks.quiz_baseline [--network default] [--first 9001] [--count 1000] [--psi 0.7 1.0] [--quick]
 
 Pairs each real face with a generated one (seeds 0, 1, ...: the quiz's seed pool) and calls the one
 with the larger variance of the Laplacian (of its grey image) real; a tie counts half. 50 % is fair.
@@ -21,9 +21,6 @@ median sharpness of each side.
 """
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 import math
 import tempfile
 import time
@@ -34,13 +31,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks import harness
+from benchmarks.harness import DATA
 from facegen_cli.data.dataset import decode_image
 from facegen_cli.networks import load_network
 from facegen_cli.sampler import Sampler
 from facegen_cli.studio.quiz import RealFaces
-from machine import cpu_name
 
-CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba10k" / "images"
+CELEBA = DATA / "celeba10k" / "images"
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -87,13 +85,15 @@ def aligned_faces(photos: list[Path], size: int, channels: int) -> dict[str, byt
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments(__doc__)
     parser.add_argument("--network", default="default")
     parser.add_argument("--first", type=int, default=9001)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--control", type=int, default=8001)
     parser.add_argument("--psi", type=float, nargs="+", default=[0.7, 1.0])
     args = parser.parse_args()
+    if args.quick:
+        args.count, args.psi = 8, args.psi[:1]
     torch.set_num_threads(1)
     started = time.perf_counter()
     net = load_network(args.network)
@@ -111,12 +111,10 @@ def main() -> None:
     for psi in args.psi:
         fake = np.array([sharpness(s.image) for s in Sampler(net, psi=psi).samples(range(len(kept)))])
         results[f"psi {psi:g}"] = {"old": play(old, fake), "new": play(new, fake)}
-    print(json.dumps({"network": str(net.path or args.network), "size": size,
-                      "photos": f"{photos[0].name}-{photos[-1].name}", "photos_used": len(kept),
-                      "skipped_no_face": len(photos) - len(kept), "results": results,
-                      "seconds": round(time.perf_counter() - started, 1), "cpu": cpu_name(),
-                      "torch_threads": torch.get_num_threads(), "date": datetime.date.today().isoformat()},
-                     indent=1))
+    harness.write([{"network": str(net.path or args.network), "size": size,
+                    "photos": f"{photos[0].name}-{photos[-1].name}", "photos_used": len(kept),
+                    "skipped_no_face": len(photos) - len(kept), "results": results,
+                    "seconds": round(time.perf_counter() - started, 1), "machine": harness.machine()}], args.out)
 
 
 if __name__ == "__main__":

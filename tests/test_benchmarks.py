@@ -72,9 +72,8 @@ def test_quick_is_one_round_and_out_writes_the_same_json_lines(tmp_path):
 
 
 # Each script with --quick; a script's `quick_needs()` says what this machine lacks for it, if anything.
-SCRIPTS = ["fid", "generate", "memory", "modconv", "ops", "precision", "layouts", "peer_nvidia", "train",
-           "prepare", "studio", "studio_soak", "equal_cpu", "identity_pairs", "pose", "quiz_baseline",
-           "precision_recall", "latent_bounds"]
+SCRIPTS = ["fid", "generate", "memory", "modconv", "ops", "precision", "layouts", "peer_nvidia", "train", "pose",
+           "quiz_baseline", "latent_bounds"]
 
 
 @pytest.mark.slow
