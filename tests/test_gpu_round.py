@@ -71,6 +71,7 @@ def tiny_file(tmp_path_factory) -> Path:
 
 # --- facegen train --minutes ---------------------------------------------------------------------
 
+@pytest.mark.slow  # a CPU dry run of a GPU stage: over 10 s on two shared cores
 def test_minutes_stops_training_with_a_final_snapshot(faces, tiny_file, tmp_path):
     opts = TrainOptions(data=str(faces), out=str(tmp_path), resume_from=str(tiny_file), kimg=1000, snap=1000,
                         minutes=0.05, **TINY)
@@ -220,6 +221,7 @@ class PooledFeatures(torch.nn.Module):
         return torch.tanh(self.fc(torch.nn.functional.adaptive_avg_pool2d(self.conv(x), 2).flatten(1)))
 
 
+@pytest.mark.slow  # a CPU dry run of a GPU stage: over 10 s on two shared cores
 def test_the_fid_stage_measures_as_facegen_fid_and_its_statistics_give_the_same_fid_here(
         faces, tiny_file, tmp_path, monkeypatch):
     from facegen_cli.metrics.fid import compute_fid
