@@ -119,7 +119,7 @@ def test_a_tuned_file_refuses_another_base_and_corruption(tuned, tmp_path):
     assert result.exit_code == 1 and result.stderr.count("\n") == 1 and str(corrupt) in result.stderr
 
 
-BAD_OPTIONS = [(["--lr", "-1"], "--lr"), (["--perceptual-weight", "-1"], "--perceptual-weight"),
+BAD_OPTIONS = [(["--lr", "-1"], "--lr"), (["--lr", "1e308"], "--lr"), (["--perceptual-weight", "-1"], "--perceptual-weight"),
                (["--pixel-weight", "-0.5"], "--pixel-weight"),
                (["--perceptual-weight", "0", "--pixel-weight", "0"], "--perceptual-weight"),
                (["--seed", "-1"], "--seed"), (["--tune", "--locality-weight", "-1"], "--locality-weight")]

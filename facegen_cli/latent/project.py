@@ -56,12 +56,12 @@ class ProjectOptions:
 
 
 def check_optimisation(opts) -> None:
-    """The settings projection and tuning share: steps at least 1, a positive lr, loss weights finite and not
+    """The settings projection and tuning share: steps at least 1, lr in (0, 1], loss weights finite and not
     negative and not both zero (nothing would be optimised), a seed not negative."""
     if opts.steps < 1:
         raise BadParameter("steps", f"steps {opts.steps} must be at least 1")
-    if not (math.isfinite(opts.lr) and opts.lr > 0):
-        raise BadParameter("lr", f"lr {opts.lr} must be a positive number")
+    if not (math.isfinite(opts.lr) and 0 < opts.lr <= 1):
+        raise BadParameter("lr", f"lr {opts.lr:g} is outside (0, 1]: Adam's step in W or in weights")
     for name in ("perceptual_weight", "pixel_weight"):
         value = getattr(opts, name)
         if not (math.isfinite(value) and value >= 0):
