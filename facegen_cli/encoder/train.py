@@ -48,7 +48,7 @@ class EncoderTrainOptions:
     offset_weight: float = 0.1
     real_fraction: float = 0.5  # of each batch drawn from the data, when there is data
     seed: int = 0
-    precision: str = "fp32"  # of the encoder and the synthesis; bf16 steps took 17x the CPU time on this EPYC
+    precision: str = "fp32"  # encoder and synthesis; bf16 took 17x the CPU time on a CPU without native bf16
     snapshot_minutes: float = 5.0
     encoder: dict = field(default_factory=dict)  # Encoder kwargs beyond the network's sizes (a new encoder only)
 
