@@ -142,7 +142,7 @@ def test_schedules_and_optimisers() -> None:
     ("acgan", {}, 0, "needs labels"),
     ("vae", {"spectral_norm": True}, 0, "spectral_norm: not an option of vae; dcgan"),
     ("dcgan", {"beta": 2.0}, 0, "beta: not an option of dcgan; vae takes it"),
-    ("vae", {"recon": "l1"}, 0, "--recon"),
+    ("vae", {"recon": "l1"}, 0, "recon must be one of bce, mse, got 'l1'"),
     ("vae", {}, 3, "unconditionally"),
 ])
 def test_build_refuses_what_a_family_cannot_do(model: str, kwargs: dict, c_dim: int, match: str) -> None:

@@ -80,10 +80,10 @@ def test_the_cfg_picks_stylegan3_and_nvidias_settings_and_the_dry_run_builds_not
         assert plan["gamma"] == pytest.approx(0.0002 * 16 ** 2 / 4, abs=1e-4) and plan["ema_kimg"] == 4 * 10 / 32
     code, plan = dry_run(faces, "--cfg", "stylegan3-t", "--map", "3", "--glr", "0.001")
     assert (plan["map"], plan["glr"], plan["cbase"]) == (3, 0.001, 256)
-    for args, refusal in ((["--model", "stylegan2", "--cfg", "stylegan3-t"], "--cfg stylegan3-t trains --model "
-                                                                            "stylegan3, not stylegan2"),
-                          (["--model", "stylegan3", "--cfg", "small"], "--model stylegan3 trains with --cfg "
-                                                                        "stylegan3-t or stylegan3-r, not small"),
+    for args, refusal in ((["--model", "stylegan2", "--cfg", "stylegan3-t"], "--cfg stylegan3-t trains a stylegan3 "
+                                                                            "model, not stylegan2"),
+                          (["--model", "stylegan3", "--cfg", "small"], "--cfg small: a stylegan3 model trains with "
+                                                                        "the stylegan3-t or stylegan3-r preset"),
                           ([], "stylegan2 trains at 32-1024 px; the data is 16px")):  # neither: StyleGAN2's small
         code, error = dry_run(faces, *args)
         assert code == 2 and refusal in error, error

@@ -114,6 +114,8 @@ def conditioned(vector: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
     norm = np.linalg.norm(vector)
     if norm < 1e-6:
         raise BadInput("the direction lies in the span of the conditional directions; nothing is left to edit")
+    if not basis and abs(norm - 1) < 1e-5:
+        return vector.astype(np.float32)  # already a unit vector: kept bit for bit, so edits move W by it exactly
     return (vector / norm).astype(np.float32)
 
 
