@@ -6,7 +6,7 @@ list, four wild photos; none trained on), aligned the FFHQ way at the network's 
 photo is the encoding alone (the encoder's forward pass and one synthesis), CPU and wall, one torch thread; PSNR
 and identity distance (dlib) are what `project` reports.
 
-    python -m benchmarks.encoder ENCODER.safetensors [--network default] [--subset 16] [--project 4] [--figure F]
+    python -m benchmarks.encoder ENCODER.safetensors [--subset 16] [--tune 4] [--project 4] [--figure F]
 
 --subset N adds a table of the first N photos (pivotal tuning's measured subset in RESULTS.md).
 """
@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("encoder", type=Path)
     parser.add_argument("--network", default="default")
     parser.add_argument("--project", type=int, default=0, help="run the W optimiser on the first N photos too")
+    parser.add_argument("--tune", type=int, default=0, help="tune the network around the encoder's latent (the "
+                        "defaults of project --tune) on the first N photos too")
     parser.add_argument("--subset", type=int, default=0, help="a second table of the first N photos")
     parser.add_argument("--figure", type=Path, help="photo | w_avg | encoder (| W) strips of the first 8 photos")
     args = parser.parse_args()
@@ -59,6 +61,7 @@ def main() -> None:
     from facegen_cli.encoder.store import EncoderFile, find_encoder
     from facegen_cli.images import make_grid, save_image
     from facegen_cli.latent.project import ProjectOptions, align_photo, image_stats, project
+    from facegen_cli.latent.tuning import TuneOptions, tune
     from facegen_cli.networks import load_network
 
     torch.set_num_threads(1)
@@ -74,8 +77,13 @@ def main() -> None:
         row: dict = {"photo": name, "load": os.getloadavg()[0]}
         images = [target]
         for method, enc in (("w_avg", start), ("encoder", found)):
-            (_, image, _), cpu, wall = timed(lambda: encode(net, enc, target))
+            (ws, image, _), cpu, wall = timed(lambda: encode(net, enc, target))
             row[method] = {**image_stats(image, target), "cpu_s": cpu, "wall_s": wall}
+            images.append(image)
+        if i < args.tune:
+            (_, image, _), tune_cpu, tune_wall = timed(lambda: tune(net, target, ws, TuneOptions()))
+            row["encoder + tuning"] = {**image_stats(image, target), "cpu_s": cpu + tune_cpu,
+                                       "wall_s": wall + tune_wall}
             images.append(image)
         if i < args.project:
             (_, image, _), cpu, wall = timed(lambda: project(net, target, ProjectOptions(steps=W_STEPS)))
@@ -92,10 +100,10 @@ def main() -> None:
     print("| start | photos | PSNR dB (mean) | identity distance (mean) | under 0.5 / 0.6 | CPU s / photo | "
           "wall s / photo |")
     print("|---|---|---|---|---|---|---|")
-    for method in ("w_avg", "encoder", "W optimiser"):
+    for method in ("w_avg", "encoder", "encoder + tuning", "W optimiser"):
         if any(method in r for r in rows):
             print(summary(rows, method))
-    for first in sorted({n for n in (args.subset, args.project) if n}):
+    for first in sorted({n for n in (args.subset, args.project, args.tune) if n}):
         print(f"\nthe first {first} photos:")
         for method in ("w_avg", "encoder"):
             print(summary(rows[:first], method))
