@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from facegen_cli.errors import FacegenError
-from facegen_cli.metrics.identity import MIN_SIDE, NoFace, face_box
+from facegen_cli.metrics.identity import NoFace, enlarged, face_box
 from facegen_cli.prepare.detect import detect_faces, pick_faces
 from facegen_cli.prepare.landmarks import points68
 
@@ -93,22 +93,13 @@ def pose_from_landmarks(landmarks: np.ndarray, width: int, height: int) -> Pose:
     return Pose(math.degrees(yaw), math.degrees(pitch), math.degrees(roll))
 
 
-def _enlarged(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """The image enlarged by a whole factor until its shorter side reaches MIN_SIDE (dlib's detector and
-    landmarks want faces of 80 px or more: a 64 px generated face is read 4 times larger), and the factor."""
-    factor = math.ceil(MIN_SIDE / min(rgb.shape[:2]))
-    if factor <= 1:
-        return rgb, 1
-    return cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC), factor
-
-
 def face_landmarks(rgb: np.ndarray, aligned: bool = False) -> np.ndarray | None:
     """dlib's 68 landmarks of the largest face in an HWC uint8 RGB image (pixel (x, y)), or None.
 
     `aligned` says the image is an FFHQ-aligned crop (as the generator draws them): where the detector
     finds no face, the box is the one the alignment implies, kept when the landmarks hold on to eyes,
     nose and mouth there (metrics.identity.face_box, which measured that box)."""
-    big, factor = _enlarged(np.ascontiguousarray(rgb))
+    big, factor = enlarged(np.ascontiguousarray(rgb))  # a 64 px face read 4 times larger
     if aligned:
         try:
             box = face_box(big)

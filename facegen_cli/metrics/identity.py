@@ -6,9 +6,10 @@ person by dlib's rule (`SAME_PERSON_THRESHOLD`). The network reads a 150x150 chi
 around the face's 5 landmarks (`shape_predictor_5_face_landmarks.dat`: eye corners and nose base), so
 each image goes through the steps dlib expects:
 
-1. An image whose shorter side is under `MIN_SIDE` (256) px is first upscaled (bicubic) to that side:
-   facegen's faces are often 64x64, too small for dlib's HOG detector, which looks for faces of about
-   80 px (40 px upsampled once), and the landmarks and chip are then cut from the larger copy.
+1. An image whose shorter side is under `MIN_SIDE` (256) px is first enlarged (bicubic, by a whole
+   factor) to at least that side: facegen's faces are often 64x64, too small for dlib's HOG detector,
+   which looks for faces of about 80 px (40 px upsampled once), and the landmarks and chip are then cut
+   from the larger copy.
 2. The largest face dlib's HOG detector finds (`prepare.detect.detect_faces`, which downscales large
    photos and upsamples small ones as `facegen prepare` does) gives the box for the landmarks.
 3. Where it finds none in a square image (an aligned face crop), the box is the place FFHQ alignment
@@ -22,6 +23,7 @@ resolution and at 64 px: `benchmarks/identity_pairs.py`, results in benchmarks/R
 """
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -54,13 +56,13 @@ def _check_image(image: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _upscaled(rgb: np.ndarray) -> np.ndarray:
-    """`rgb` upscaled (bicubic) so that its shorter side is at least MIN_SIDE."""
-    h, w = rgb.shape[:2]
-    scale = MIN_SIDE / min(h, w)
-    if scale <= 1:
-        return rgb
-    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
+def enlarged(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """`rgb` enlarged (bicubic) by the whole factor that brings its shorter side to at least MIN_SIDE, and the
+    factor (1: left as it is), so points found in the copy map back exactly."""
+    factor = math.ceil(MIN_SIDE / min(rgb.shape[:2]))
+    if factor <= 1:
+        return rgb, 1
+    return cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC), factor
 
 
 def face_box(rgb: np.ndarray, name: str = "image") -> tuple[int, int, int, int]:
@@ -97,7 +99,7 @@ class IdentityModel:
         """The image as dlib reads it (upscaled when small) and its face's 5 landmarks."""
         import dlib
 
-        rgb = _upscaled(_check_image(image, name))
+        rgb, _ = enlarged(_check_image(image, name))
         left, top, right, bottom = face_box(rgb, name)
         predictor, _ = self._loaded()
         return rgb, predictor(rgb, dlib.rectangle(left, top, right - 1, bottom - 1))
