@@ -175,19 +175,30 @@ def weights_id(tensors: dict[str, torch.Tensor], prefix: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def facegen_metadata(path: str | os.PathLike) -> dict:
+    """The `facegen` JSON object in a safetensors file's header metadata, read without the tensors: ValueError
+    when the file holds none (FileNotFoundError and other OS errors pass through)."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if size <= 0 or size > 100_000_000:
+            raise ValueError("no safetensors header")
+        try:
+            header = json.loads(json.loads(f.read(size)).get("__metadata__", {})["facegen"])
+        except (KeyError, UnicodeDecodeError, AttributeError, TypeError) as e:
+            raise ValueError(f"no facegen header ({e})") from None
+    if not isinstance(header, dict):
+        raise ValueError("the facegen header is not an object")
+    return header
+
+
 def read_header(path: str | os.PathLike) -> dict:
     """The JSON header of a checkpoint, without loading its tensors."""
     path = refuse_special(path, "a checkpoint")
     try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if size <= 0 or size > 100_000_000:
-                raise ValueError
-            meta = json.loads(f.read(size)).get("__metadata__", {})
-        header = json.loads(meta["facegen"])
+        header = facegen_metadata(path)
     except FileNotFoundError:
         raise FacegenError(f"{path}: no such file") from None
-    except (ValueError, KeyError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+    except ValueError:
         raise FacegenError(f"{path}: not a facegen checkpoint (use `facegen convert` for NVIDIA or "
                            f"rosinality files)") from None
     if header.get("format") != FORMAT:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from facegen_cli import __version__
-from facegen_cli.checkpoint import Network, SUFFIX, load_strict, pack_state, unpack_state
+from facegen_cli.checkpoint import Network, SUFFIX, facegen_metadata, load_strict, pack_state, unpack_state
 from facegen_cli.encoder.model import Encoder
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import atomic_path, refuse_special
@@ -65,11 +65,10 @@ def read_encoder_header(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise BadInput(f"{path}: no such encoder file")
     try:
-        with safe_open(str(path), "pt") as f:
-            header = json.loads((f.metadata() or {})["facegen"])
-    except (SafetensorError, OSError, KeyError, ValueError, TypeError):
+        header = facegen_metadata(path)
+    except (OSError, ValueError):
         raise FacegenError(f"{path}: not a facegen encoder file") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    if header.get("format") != FORMAT:
         raise FacegenError(f"{path}: not a facegen encoder file")
     if header.get("format_version", 0) > FORMAT_VERSION:
         raise FacegenError(f"{path}: written by a newer facegen (encoder format {header['format_version']}); upgrade")
