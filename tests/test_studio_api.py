@@ -493,10 +493,10 @@ def test_edit_strength_outside_the_engine_range_is_refused(studio):
 
 
 def test_a_body_shorter_than_its_length_times_out(studio, monkeypatch):
-    from facegen_cli.studio import app
+    from facegen_cli.studio import web
 
     url, _, _ = studio
-    monkeypatch.setattr(app, "BODY_TIMEOUT", 1.0)
+    monkeypatch.setattr(web, "BODY_TIMEOUT", 1.0)
     host, port = url.removeprefix("http://").split(":")
     for path in (f"/api/t/{TAB}/faces", f"/api/t/{TAB}/faces/upload?name=x.npy"):
         with socket.create_connection((host, int(port)), timeout=10) as sock:
