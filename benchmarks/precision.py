@@ -31,8 +31,8 @@ def load_generator(name: str):
     """(G, batch, seeds, description) for `default` (the shipped model), `f256` (random config F) or `tiny`."""
     import torch
 
-    from facegen_cli.checkpoint import load_checkpoint
     from facegen_cli.models.stylegan2 import Generator
+    from facegen_cli.networks import load_checkpoint
 
     if name == "default":
         G = load_checkpoint(ROOT / "weights" / "default.safetensors").G_ema

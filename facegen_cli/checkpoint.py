@@ -10,9 +10,8 @@ import datetime
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypedDict
 
 import torch
 from safetensors import SafetensorError
@@ -33,30 +32,18 @@ TUNED_FROM = "tuned_from"
 TUNED_PART = "synthesis"
 
 
-@dataclass
-class Network:
-    """A loaded model: its networks, how to rebuild them, where it came from."""
+class NetworkParts(TypedDict):
+    """What a network file holds, as the checkpoint reader and every importer return it (networks.Network wraps
+    it with the file's path)."""
 
     arch: str
     G_kwargs: dict
+    D_kwargs: dict
     G_ema: nn.Module
-    G: nn.Module | None = None
-    D: nn.Module | None = None
-    D_kwargs: dict = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)
-    training_state: dict | None = None
-    path: Path | None = None
-
-    @property
-    def architecture(self):
-        return get_architecture(self.arch)
-
-    @property
-    def network_id(self) -> str:
-        """A stable identity for files tied to this model (latent directions); a tuned network (pivotal
-        tuning) has its base network's, so the base's directions apply to it."""
-        tuned_from = self.provenance.get(TUNED_FROM) or {}
-        return str(tuned_from.get("id") or self.provenance.get("id") or (self.path.stem if self.path else self.arch))
+    G: nn.Module | None
+    D: nn.Module | None
+    provenance: dict
+    training_state: dict | None
 
 
 def pack_state(tree: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
@@ -121,45 +108,23 @@ def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict) -> Path:
     return path
 
 
-def save_tuned(path: str | os.PathLike, net: Network) -> Path:
+def save_tuned(path: str | os.PathLike, arch: str, G_kwargs: dict, G_ema: nn.Module, provenance: dict) -> Path:
     """Write a tuned network as only the parameters of its G_ema's TUNED_PART in fp16 (buffers stay the base's),
     its provenance naming the base (TUNED_FROM)."""
-    if TUNED_FROM not in net.provenance:
+    if TUNED_FROM not in provenance:
         raise ValueError("save_tuned takes a tuned network (its provenance names the base)")
     prefix = f"G_ema.{TUNED_PART}."
     tensors = {prefix + name: p.detach().cpu().half().clone(memory_format=torch.contiguous_format)
-               for name, p in getattr(net.G_ema, TUNED_PART).named_parameters()}
+               for name, p in getattr(G_ema, TUNED_PART).named_parameters()}
     provenance = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "facegen_version": __version__, **net.provenance, "id": weights_id(tensors, "G_ema.")}
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": net.arch, "G_kwargs": net.G_kwargs,
+                  "facegen_version": __version__, **provenance, "id": weights_id(tensors, "G_ema.")}
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "G_kwargs": G_kwargs,
               "D_kwargs": {}, "provenance": provenance, "training_state": None, "modules": ["G_ema"]}
     return _write(Path(path), tensors, header)
 
 
-def apply_tuned(path: str | os.PathLike, base: Network) -> Network:
-    """The tuned network in the file at `path`, made from `base` (which it changes in place): its G_ema with the
-    file's TUNED_PART. `base` must be the network the file was tuned from (its id and settings)."""
-    path = Path(path)
-    header = read_header(path)
-    record = header["provenance"].get(TUNED_FROM) or {}
-    if record.get("id") != base.network_id:
-        raise FacegenError(f"{path}: tuned from network {record.get('id')}, but its base here "
-                           f"({base.path or base.arch}) is network {base.network_id}")
-    if header["arch"] != base.arch or header["G_kwargs"] != json.loads(json.dumps(base.G_kwargs)):
-        raise FacegenError(f"{path}: its settings differ from its base network's ({base.path or base.arch})")
-    tensors = _read_tensors(path)
-    prefix = f"G_ema.{TUNED_PART}."
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if len(state) != len(tensors):
-        raise FacegenError(f"{path}: a tuned file holds only G_ema.{TUNED_PART} tensors")
-    part = getattr(base.G_ema, TUNED_PART)
-    load_strict(part, state, f"{path}: G_ema.{TUNED_PART}", "its base network",
-                keep_own=tuple(name for name, _ in part.named_buffers()))
-    return Network(arch=base.arch, G_kwargs=base.G_kwargs, G_ema=base.G_ema.eval().requires_grad_(False),
-                   provenance=header["provenance"], path=path)
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, by name."""
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as e:
@@ -254,15 +219,15 @@ def _build(arch_name: str, kwargs: dict, which: str, tensors: dict[str, torch.Te
     return load_strict(module, state, f"{path}: {which}", "the stored architecture")
 
 
-def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", modules: tuple[str, ...] = ("G_ema",),
-                    with_training_state: bool = False) -> Network:
-    """Load a checkpoint; `modules` picks which of G_ema, G, D to build."""
+def read_checkpoint(path: str | os.PathLike, modules: tuple[str, ...] = ("G_ema",),
+                    with_training_state: bool = False) -> NetworkParts:
+    """The parts of a checkpoint, on the CPU; `modules` picks which of G_ema, G, D to build."""
     path = Path(path)
     header = read_header(path)
     if TUNED_FROM in header["provenance"]:
         raise FacegenError(f"{path}: a tuned network, which needs its base network (load it by its path as a "
                            f"network, not as a checkpoint)")
-    tensors = _read_tensors(path)
+    tensors = read_tensors(path)
     built = {}
     for which in modules:
         if which not in header["modules"]:
@@ -271,10 +236,10 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
             built[which] = None
             continue
         kwargs = header["D_kwargs"] if which == "D" else header["G_kwargs"]
-        built[which] = _build(header["arch"], kwargs, which, tensors, path).to(device)
+        built[which] = _build(header["arch"], kwargs, which, tensors, path)
     state = None
     if with_training_state and header.get("training_state") is not None:
         state = unpack_state(header["training_state"], tensors)
-    return Network(arch=header["arch"], G_kwargs=header["G_kwargs"], D_kwargs=header.get("D_kwargs", {}),
-                   G_ema=built["G_ema"], G=built.get("G"), D=built.get("D"), provenance=header["provenance"],
-                   training_state=state, path=path)
+    return NetworkParts(arch=header["arch"], G_kwargs=header["G_kwargs"], D_kwargs=header.get("D_kwargs", {}),
+                        G_ema=built["G_ema"], G=built.get("G"), D=built.get("D"), provenance=header["provenance"],
+                        training_state=state)

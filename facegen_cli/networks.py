@@ -1,18 +1,24 @@
-"""Find and load a network by path or name: our checkpoints, NVIDIA pickles, rosinality files,
-NVIDIA's published StyleGAN2 and StyleGAN3 networks (downloaded once into the cache) and the shipped models."""
+"""Network, a loaded model, and finding and loading one by path or name: our checkpoints, NVIDIA pickles,
+rosinality files, NVIDIA's published StyleGAN2 and StyleGAN3 networks (downloaded once into the cache) and the
+shipped models."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from facegen_cli.checkpoint import SUFFIX, TUNED_FROM, Network, apply_tuned, read_header
-from facegen_cli.convert.foreign import read_network_file, sniff_format
+from facegen_cli.checkpoint import (SUFFIX, TUNED_FROM, TUNED_PART, load_strict, read_checkpoint, read_header,
+                                    read_tensors)
+from facegen_cli.convert.foreign import read_network_parts, sniff_format
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
+from facegen_cli.models.registry import Architecture, get_architecture
 from facegen_cli.paths import cache_dir, weights_dir
 
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/"
@@ -36,6 +42,70 @@ PUBLISHED.update({
 })
 DEFAULT_NETWORK = "default"
 DOWNLOAD_TIMEOUT_S = 15
+
+
+@dataclass
+class Network:
+    """A loaded model: its networks, how to rebuild them, where it came from."""
+
+    arch: str
+    G_kwargs: dict
+    G_ema: nn.Module
+    G: nn.Module | None = None
+    D: nn.Module | None = None
+    D_kwargs: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    training_state: dict | None = None
+    path: Path | None = None
+
+    @property
+    def architecture(self) -> Architecture:
+        return get_architecture(self.arch)
+
+    @property
+    def network_id(self) -> str:
+        """A stable identity for files tied to this model (latent directions); a tuned network (pivotal
+        tuning) has its base network's, so the base's directions apply to it."""
+        tuned_from = self.provenance.get(TUNED_FROM) or {}
+        return str(tuned_from.get("id") or self.provenance.get("id") or (self.path.stem if self.path else self.arch))
+
+
+def _on(device: torch.device | str, net: Network, modules: tuple[str, ...]) -> Network:
+    for name in modules:
+        module = getattr(net, name)
+        if module is not None:
+            setattr(net, name, module.to(device))
+    return net
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", modules: tuple[str, ...] = ("G_ema",),
+                    with_training_state: bool = False) -> Network:
+    """A facegen checkpoint as a Network; `modules` picks which of G_ema, G, D to build."""
+    path = Path(path)
+    return _on(device, Network(**read_checkpoint(path, modules, with_training_state), path=path), modules)
+
+
+def apply_tuned(path: str | os.PathLike, base: Network) -> Network:
+    """The tuned network in the file at `path`, made from `base` (which it changes in place): its G_ema with the
+    file's TUNED_PART. `base` must be the network the file was tuned from (its id and settings)."""
+    path = Path(path)
+    header = read_header(path)
+    record = header["provenance"].get(TUNED_FROM) or {}
+    if record.get("id") != base.network_id:
+        raise FacegenError(f"{path}: tuned from network {record.get('id')}, but its base here "
+                           f"({base.path or base.arch}) is network {base.network_id}")
+    if header["arch"] != base.arch or header["G_kwargs"] != json.loads(json.dumps(base.G_kwargs)):
+        raise FacegenError(f"{path}: its settings differ from its base network's ({base.path or base.arch})")
+    tensors = read_tensors(path)
+    prefix = f"G_ema.{TUNED_PART}."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if len(state) != len(tensors):
+        raise FacegenError(f"{path}: a tuned file holds only G_ema.{TUNED_PART} tensors")
+    part = getattr(base.G_ema, TUNED_PART)
+    load_strict(part, state, f"{path}: G_ema.{TUNED_PART}", "its base network",
+                keep_own=tuple(name for name, _ in part.named_buffers()))
+    return Network(arch=base.arch, G_kwargs=base.G_kwargs, G_ema=base.G_ema.eval().requires_grad_(False),
+                   provenance=header["provenance"], path=path)
 
 
 def shipped_networks() -> dict[str, Path]:
@@ -91,12 +161,9 @@ def load_network(spec: str | None, device: torch.device | str = "cpu", modules: 
     """Load whatever `spec` names onto `device`, ready for inference; a tuned file on its base network."""
     path = resolve_network(spec)
     base = tuned_base(path)
-    net = read_network_file(path, modules) if base is None else apply_tuned(path, load_network(str(base)))
-    for name in modules:
-        module = getattr(net, name)
-        if module is not None:
-            setattr(net, name, module.to(device))
-    return net
+    if base is None:
+        return _on(device, Network(**read_network_parts(path, modules), path=path), modules)
+    return _on(device, apply_tuned(path, load_network(str(base))), modules)
 
 
 def tuned_base(path: Path) -> Path | None:

@@ -49,10 +49,10 @@ def make_fixtures(d: Path) -> None:
     import torch
     from PIL import Image
 
-    from facegen_cli.checkpoint import load_checkpoint
     from facegen_cli.latent.directions import Direction, save_direction
     from real_faces import CELEBA_IMAGES, celeba_faces
     from tiny_nets import tiny_checkpoint
+    from facegen_cli.networks import load_checkpoint
 
     network_id = load_checkpoint(tiny_checkpoint(d / "net.safetensors")).network_id
     os.mkfifo(d / "fifo.jpg")

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from facegen_cli.checkpoint import Network, save_checkpoint
+from facegen_cli.checkpoint import save_checkpoint
 from facegen_cli.models import registry
 from facegen_cli.models.stylegan2 import Generator
-from facegen_cli.networks import load_network
+from facegen_cli.networks import Network, load_network
 from tiny_nets import G_KWARGS, tiny_checkpoint
 
 DEFAULT_THREADS = 2

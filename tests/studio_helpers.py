@@ -8,8 +8,7 @@ from typing import Iterator
 
 import pytest
 import torch
-from facegen_cli.checkpoint import Network
-from facegen_cli.networks import load_network
+from facegen_cli.networks import Network, load_network
 from facegen_cli.studio.server import build_app, start_in_thread
 from real_faces import CELEBA_IMAGES
 from tiny_nets import tiny_checkpoint

@@ -8,9 +8,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from facegen_cli.checkpoint import load_checkpoint, load_strict, pack_state, read_header, save_checkpoint, unpack_state
+from facegen_cli.checkpoint import load_strict, pack_state, read_header, save_checkpoint, unpack_state
 from facegen_cli.errors import FacegenError
 from tiny_nets import D_KWARGS, G_KWARGS, tiny_D, tiny_G
+from facegen_cli.networks import load_checkpoint
 
 
 def _training_state() -> dict:

@@ -17,10 +17,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.data.writer import DatasetWriter, encode_png
+from facegen_cli.networks import load_checkpoint
 from facegen_cli.prepare.labels import load_labels
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions

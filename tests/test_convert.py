@@ -22,13 +22,12 @@ from typer.testing import CliRunner
 
 import nvidia_layout as nl
 import tf_layout as tl
-from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.convert.importer import convert_file
 from facegen_cli.convert.nvidia import FAMILIES, FamilyImporter, network_family
 from facegen_cli.convert.safe_pickle import PersistentRecord, load_restricted
 from facegen_cli.errors import FacegenError
-from facegen_cli.networks import load_network
+from facegen_cli.networks import load_checkpoint, load_network
 from facegen_cli.ops.upfirdn2d import setup_filter
 from facegen_cli.sampler import seed_to_z
 from tiny_nets import D_KWARGS, G_KWARGS, SG3_KWARGS, SG3_R, tiny_D, tiny_G, tiny_sg3

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
+from facegen_cli.checkpoint import save_checkpoint
 from facegen_cli.cli.main import app
 from facegen_cli.errors import BadInput
 from facegen_cli.generate import write_samples
@@ -20,6 +20,7 @@ from facegen_cli.metrics.equivariance import generator_eqt, shift_image, transla
 from facegen_cli.models.registry import get_architecture
 from facegen_cli.models.stylegan3 import (CONFIG_R_CHANGES, Generator, SynthesisNetwork, config_name,
                                           design_lowpass_filter, kwargs_from_nvidia, layer_schedule)
+from facegen_cli.networks import load_checkpoint
 from facegen_cli.sampler import Sampler
 from facegen_cli.specs import parse_translate
 from tiny_nets import tiny_checkpoint

@@ -60,7 +60,7 @@ def test_tuning_moves_the_pivot_toward_the_photo(tuned):
 
 def test_a_tuned_file_round_trips_and_holds_only_the_tuned_part(tuned, tmp_path, base_file):
     base, net, image, _, _, pivot = tuned
-    path = save_tuned(tmp_path / "face-tuned.safetensors", net)
+    path = save_tuned(tmp_path / "face-tuned.safetensors", net.arch, net.G_kwargs, net.G_ema, net.provenance)
     assert path.stat().st_size < base_file.stat().st_size
     loaded = load_network(str(path))
     assert loaded.path == path and loaded.provenance[TUNED_FROM]["id"] == base.network_id
@@ -85,7 +85,7 @@ def test_the_locality_regulariser_keeps_a_far_face(base_file):
 
 def test_a_tuned_network_works_in_generate_and_edit_with_the_base_directions(tuned, tmp_path):
     base, net, _, _, _, pivot = tuned
-    path = save_tuned(tmp_path / "face-tuned.safetensors", net)
+    path = save_tuned(tmp_path / "face-tuned.safetensors", net.arch, net.G_kwargs, net.G_ema, net.provenance)
     save_direction(Direction("Brighter", np.eye(64, dtype=np.float32)[0], base.network_id), store_dir(base))
     np.save(tmp_path / "face.npy", pivot)
     result = run("generate", "--network", path, "--seeds", "0", "--out", tmp_path / "gen")
@@ -102,7 +102,7 @@ def test_a_tuned_file_refuses_another_base_and_corruption(tuned, tmp_path):
     base_copy = tmp_path / "base.safetensors"
     shutil.copy(net.provenance[TUNED_FROM]["path"], base_copy)
     net.provenance = {**net.provenance, TUNED_FROM: {**net.provenance[TUNED_FROM], "path": str(base_copy)}}
-    path = save_tuned(tmp_path / "face-tuned.safetensors", net)
+    path = save_tuned(tmp_path / "face-tuned.safetensors", net.arch, net.G_kwargs, net.G_ema, net.provenance)
     assert load_network(str(path)).path == path
     tiny_checkpoint(base_copy, seed=4)  # the recorded base replaced by another network
     with pytest.raises(FacegenError, match="tuned from network .* but its base here .* is network"):

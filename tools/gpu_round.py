@@ -204,7 +204,8 @@ def read_stats(path: Path) -> list[dict]:
 def export(r: Round, run: Path) -> Path:
     """Stage 4 (before the FID, so a later kill keeps it): the snapshot of the last line of stats.jsonl (a kill
     may leave a newer one without its line) small, its grid and the stats."""
-    from facegen_cli.checkpoint import load_checkpoint, save_checkpoint
+    from facegen_cli.checkpoint import save_checkpoint
+    from facegen_cli.networks import load_checkpoint
 
     last = read_stats(run / "stats.jsonl")[-1]
     snapshot, grid = run / last["snapshot"], run / f"fakes{last['kimg']:010.3f}.png"

@@ -16,8 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from facegen_cli.checkpoint import load_checkpoint, read_header, save_checkpoint
+from facegen_cli.checkpoint import read_header, save_checkpoint
 from facegen_cli.errors import FacegenError
+from facegen_cli.networks import load_checkpoint
 from facegen_cli.train.snapshots import network_kimg
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.fileio import write_text_atomic
 from facegen_cli.latent.directions import Direction, load_direction, shipped_dir, store_dir
+from facegen_cli.networks import Network
 
 FORMAT = "facegen-controls"
 VERSION = 1

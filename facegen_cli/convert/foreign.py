@@ -1,10 +1,10 @@
 """Read any network file facegen knows — its own checkpoints, NVIDIA pickles, rosinality
-checkpoints — as a Network, telling the formats apart by their first bytes (once)."""
+checkpoints — into its parts, telling the formats apart by their first bytes (once)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from facegen_cli.checkpoint import Network, load_checkpoint
+from facegen_cli.checkpoint import NetworkParts, read_checkpoint
 from facegen_cli.errors import FacegenError
 from facegen_cli.fileio import refuse_special
 
@@ -27,17 +27,14 @@ def sniff_format(path: Path) -> str:
                        f"rosinality .pt)")
 
 
-def read_network_file(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> Network:
+def read_network_parts(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> NetworkParts:
     """The networks named in `modules` (G_ema always) from `path`, on the CPU; foreign files are
     imported as weights only, without running any code from them."""
     fmt = sniff_format(path)
     if fmt == "facegen":
-        return load_checkpoint(path, modules=modules)
+        return read_checkpoint(path, modules)
     if fmt == "nvidia-pickle":
         from facegen_cli.convert.nvidia import import_nvidia_pickle
-        data = import_nvidia_pickle(path, modules)
-    else:
-        from facegen_cli.convert.rosinality import import_rosinality
-        data = import_rosinality(path, modules)
-    return Network(arch=data.get("arch", "stylegan2"), G_kwargs=data["G_kwargs"], D_kwargs=data["D_kwargs"],
-                   G_ema=data["G_ema"], G=data["G"], D=data["D"], provenance=data["provenance"], path=path)
+        return import_nvidia_pickle(path, modules)
+    from facegen_cli.convert.rosinality import import_rosinality
+    return import_rosinality(path, modules)

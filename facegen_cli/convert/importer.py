@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facegen_cli.checkpoint import SUFFIX, save_checkpoint
-from facegen_cli.convert.foreign import read_network_file
+from facegen_cli.convert.foreign import read_network_parts
 from facegen_cli.errors import BadInput
 from facegen_cli.fileio import refuse_special
 
@@ -20,7 +20,7 @@ def convert_file(source: Path, dest: Path, ema_only: bool = False, half: bool = 
     if dest.suffix != SUFFIX:
         raise BadInput(f"{dest}: facegen checkpoints end in {SUFFIX}")
     modules = ("G_ema",) if ema_only else ("G_ema", "G", "D")
-    net = read_network_file(source, modules)
-    G, D, D_kwargs = (None, None, {}) if ema_only else (net.G, net.D, net.D_kwargs)
-    return save_checkpoint(dest, net.arch, net.G_kwargs, net.G_ema, G=G, D=D, D_kwargs=D_kwargs,
-                           provenance=net.provenance, half=half)
+    parts = read_network_parts(source, modules)
+    G, D, D_kwargs = (None, None, {}) if ema_only else (parts["G"], parts["D"], parts["D_kwargs"])
+    return save_checkpoint(dest, parts["arch"], parts["G_kwargs"], parts["G_ema"], G=G, D=D, D_kwargs=D_kwargs,
+                           provenance=parts["provenance"], half=half)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from facegen_cli.checkpoint import NetworkParts
 from facegen_cli.convert import nvidia_stylegan2, nvidia_stylegan3, tf_stylegan2
 from facegen_cli.convert.safe_pickle import PersistentRecord, TFNetworkRecord, load_restricted
 from facegen_cli.errors import FacegenError
@@ -69,10 +70,11 @@ def _build(build: Build, record: Any, what: str) -> tuple[dict, nn.Module]:
 
 
 def _import_networks(path: Path, importer: FamilyImporter, g_rec: Any, G: Any, D: Any,
-                     modules: tuple[str, ...]) -> dict:
+                     modules: tuple[str, ...], provenance: dict) -> NetworkParts:
     """G_ema always; G and D only when asked for and present."""
-    out: dict[str, Any] = {"arch": importer.arch, "G": None, "D": None, "D_kwargs": {}}
-    out["G_kwargs"], out["G_ema"] = _build(importer.generator, g_rec, f"{path}: G_ema")
+    G_kwargs, G_ema = _build(importer.generator, g_rec, f"{path}: G_ema")
+    out = NetworkParts(arch=importer.arch, G_kwargs=G_kwargs, G_ema=G_ema, G=None, D=None, D_kwargs={},
+                       provenance=provenance, training_state=None)
     if "G" in modules and G is not None and G is not g_rec:
         out["G"] = _build(importer.generator, G, f"{path}: G")[1]
     if "D" in modules and D is not None and importer.discriminator is not None:
@@ -80,16 +82,15 @@ def _import_networks(path: Path, importer: FamilyImporter, g_rec: Any, G: Any, D
     return out
 
 
-def _import_tf(path: Path, data: Any, modules: tuple[str, ...]) -> dict:
+def _import_tf(path: Path, data: Any, modules: tuple[str, ...]) -> NetworkParts:
     G, D, Gs = data if isinstance(data, tuple) else (None, None, data)
-    out = _import_networks(path, TF_IMPORTER, Gs, G, D, modules)
-    out["provenance"] = {"source": "nvidia-tf-pickle", "source_file": path.name,
-                         "source_class": str(Gs.state.get("build_func_name", "")), "dataset": ""}
-    return out
+    return _import_networks(path, TF_IMPORTER, Gs, G, D, modules,
+                            {"source": "nvidia-tf-pickle", "source_file": path.name,
+                             "source_class": str(Gs.state.get("build_func_name", "")), "dataset": ""})
 
 
-def import_nvidia_pickle(path: Path, modules: tuple[str, ...] = ALL_MODULES) -> dict:
-    """Read an NVIDIA pickle into {'arch', 'G_kwargs', 'D_kwargs', 'G_ema', 'G', 'D', 'provenance'}.
+def import_nvidia_pickle(path: Path, modules: tuple[str, ...] = ALL_MODULES) -> NetworkParts:
+    """Read an NVIDIA pickle into its network's parts.
 
     Only the networks named in `modules` are built (G_ema always is).
     """
@@ -111,9 +112,8 @@ def import_nvidia_pickle(path: Path, modules: tuple[str, ...] = ALL_MODULES) -> 
     importer = FAMILIES.get(family or "")
     if importer is None:
         raise FacegenError(f"{path}: generator class {g_rec.class_name!r} is not a StyleGAN2 or StyleGAN3 network")
-    out = _import_networks(path, importer, g_rec, nets["G"], nets["D"], modules)
     training_set = data.get("training_set_kwargs") or {}
-    out["provenance"] = {"source": "nvidia-pickle", "source_file": path.name, "source_class": g_rec.class_name,
-                         "source_family": family,
-                         "dataset": str(training_set.get("path", "")) if isinstance(training_set, dict) else ""}
-    return out
+    return _import_networks(path, importer, g_rec, nets["G"], nets["D"], modules,
+                            {"source": "nvidia-pickle", "source_file": path.name, "source_class": g_rec.class_name,
+                             "source_family": family,
+                             "dataset": str(training_set.get("path", "")) if isinstance(training_set, dict) else ""})

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegen_cli.checkpoint import NetworkParts
 from facegen_cli.convert.nvidia_stylegan2 import channel_settings, load_exact
 from facegen_cli.errors import FacegenError, torch_load_reason
 from facegen_cli.models.stylegan2 import Discriminator, Generator
@@ -101,8 +102,8 @@ def estimate_w_avg(G: Generator, samples: int = 10_000) -> torch.Tensor:
         return G.mapping(z, None)[:, 0].mean(dim=0)
 
 
-def import_rosinality(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> dict:
-    """Read a rosinality checkpoint into {'G_kwargs', 'D_kwargs', 'G_ema', 'G', 'D', 'provenance'}.
+def import_rosinality(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")) -> NetworkParts:
+    """Read a rosinality checkpoint into a StyleGAN2 network's parts.
 
     Only the networks named in `modules` are built (G_ema always is).
     """
@@ -126,8 +127,8 @@ def import_rosinality(path: Path, modules: tuple[str, ...] = ("G_ema", "G", "D")
     if latent_avg is None:
         G_ema.mapping.w_avg.copy_(estimate_w_avg(G_ema))
     G = build_G("g", G_ema.mapping.w_avg) if "g" in ckpt and "G" in modules else None
-    out = {"G_kwargs": G_kwargs, "G_ema": G_ema, "G": G, "D_kwargs": {}, "D": None,
-           "provenance": {"source": "rosinality-checkpoint", "source_file": path.name}}
+    out = NetworkParts(arch="stylegan2", G_kwargs=G_kwargs, G_ema=G_ema, G=G, D_kwargs={}, D=None,
+                       provenance={"source": "rosinality-checkpoint", "source_file": path.name}, training_state=None)
     if "d" in ckpt and "D" in modules:
         out["D_kwargs"] = dict(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=channel_base,
                                channel_max=channel_max)

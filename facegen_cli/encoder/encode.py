@@ -9,11 +9,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.encoder.store import EncoderFile, find_encoder
 from facegen_cli.images import to_uint8
 from facegen_cli.latent.project import align_photo, goal_image, image_stats, psnr, write_projection
 from facegen_cli.latent.tuning import TuneOptions, run_tune
+from facegen_cli.networks import Network
 from facegen_cli.precision import resolve_precision, synthesize
 
 

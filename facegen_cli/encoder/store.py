@@ -19,10 +19,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from facegen_cli import __version__
-from facegen_cli.checkpoint import Network, SUFFIX, facegen_metadata, load_strict, pack_state, unpack_state
+from facegen_cli.checkpoint import SUFFIX, facegen_metadata, load_strict, pack_state, unpack_state
 from facegen_cli.encoder.model import Encoder
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import atomic_path, refuse_special
+from facegen_cli.networks import Network
 from facegen_cli.paths import weights_dir
 
 FORMAT = "facegen-encoder"

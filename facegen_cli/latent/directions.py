@@ -15,12 +15,12 @@ from typing import Iterator
 import numpy as np
 from torch import nn
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, BadParameter, FacegenError, ParameterWarning
 from facegen_cli.fileio import refuse_special, write_text_atomic
 from facegen_cli.images import make_grid, save_image
 from facegen_cli.latent.io import read_array, save_latent
 from facegen_cli.latent.sources import Source, read_latent, source_name
+from facegen_cli.networks import Network
 from facegen_cli.paths import cache_dir, weights_dir
 from facegen_cli.sampler import Sampler, require_wplus
 
@@ -29,6 +29,7 @@ from facegen_cli.sampler import Sampler, require_wplus
 # at 20-30 and 40-80 % at 100 (benchmarks/RESULTS.md, "latent bounds").
 ODD_STRENGTH = 10
 MAX_STRENGTH = 100
+MAX_STEPS = 1000  # images in one strip
 
 
 @dataclass
@@ -189,8 +190,8 @@ def strengths_of(strength: float | None, span: tuple[float, float] | None, steps
         raise BadParameter("strength", "strength: give either one strength or a span of strengths")
     if strength is not None:
         return np.array([check_strength(strength, "strength", f"strength {strength:g}")])
-    if steps < 2:
-        raise BadParameter("steps", "steps must be at least 2")
+    if not 2 <= steps <= MAX_STEPS:
+        raise BadParameter("steps", f"steps {steps} is outside 2-{MAX_STEPS}")
     text = f"span {span[0]:g}:{span[1]:g}"
     if span[0] == span[1]:
         raise BadParameter("span", f"{text} is empty: every image would be the same; give LOW:HIGH with LOW < HIGH")

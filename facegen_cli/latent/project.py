@@ -16,13 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.images import save_image, to_uint8
 from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.perceptual import Perceptual
 from facegen_cli.metrics.identity import NoFace, identity_distance
+from facegen_cli.networks import Network
 from facegen_cli.sampler import require_wplus
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.prepare import align

@@ -19,12 +19,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from facegen_cli.checkpoint import TUNED_FROM, TUNED_PART, Network, save_tuned
+from facegen_cli.checkpoint import TUNED_FROM, TUNED_PART, save_tuned
 from facegen_cli.errors import BadParameter
 from facegen_cli.images import save_image, to_uint8
 from facegen_cli.latent.perceptual import Perceptual
 from facegen_cli.latent.project import (ProjectOptions, align_photo, check_optimisation, goal_image, image_stats,
                                         project_photo, psnr, w_statistics, write_projection)
+from facegen_cli.networks import Network
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.sampler import require_wplus
 
@@ -143,6 +144,7 @@ def run_tune(net: Network, photo: str | Path, out: str | Path, opts: ProjectOpti
     tuned, tuned_image, stats = tune(net, target, ws, tune_opts, on_tune_step)
     stem, out = Path(photo).stem, Path(out)
     paths = write_projection(out, stem, target, image, ws, frames)
-    paths += [save_image(tuned_image, out / f"{stem}-tuned.png"), save_tuned(out / f"{stem}-tuned.safetensors", tuned)]
+    paths += [save_image(tuned_image, out / f"{stem}-tuned.png"),
+              save_tuned(out / f"{stem}-tuned.safetensors", tuned.arch, tuned.G_kwargs, tuned.G_ema, tuned.provenance)]
     pivot_stats.update(image_stats(image, target))
     return paths, {**stats, **image_stats(tuned_image, target), "pivot": pivot_stats}

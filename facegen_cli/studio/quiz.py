@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.data.dataset import LABELS_FILE, ImageSource, decode_image
 from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.networks import Network
 from facegen_cli.prepare import align
 from facegen_cli.prepare.pipeline import PrepareOptions, process_photo
 from facegen_cli.sampler import Sampler, attribute_defaults, label_count

@@ -14,9 +14,9 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import check_writable
+from facegen_cli.networks import Network
 from facegen_cli.paths import cache_dir
 from facegen_cli.studio.app import create_app
 from facegen_cli.studio.projection import Projector

@@ -18,12 +18,13 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from facegen_cli.checkpoint import Network, load_checkpoint, save_checkpoint
+from facegen_cli.checkpoint import save_checkpoint
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import memory_format_for
 from facegen_cli.errors import FacegenError
 from facegen_cli.fileio import write_text_atomic
 from facegen_cli.models.registry import get_architecture
+from facegen_cli.networks import Network, load_checkpoint
 from facegen_cli.train import snapshots
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.distributed import (DistEnv, all_gather_objects, average_buffers, average_gradients,
