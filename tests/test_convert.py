@@ -24,7 +24,7 @@ import nvidia_layout as nl
 import tf_layout as tl
 from facegen_cli.cli.main import app
 from facegen_cli.convert.importer import convert_file
-from facegen_cli.convert.nvidia import FAMILIES, FamilyImporter, network_family
+from facegen_cli.convert.nvidia import IMPORTERS, FamilyImporter, network_family
 from facegen_cli.convert.safe_pickle import PersistentRecord, load_restricted
 from facegen_cli.errors import FacegenError
 from facegen_cli.networks import load_checkpoint, load_network
@@ -141,8 +141,8 @@ def test_only_the_asked_networks_are_built(tmp_path, monkeypatch):
             return build(record, what)
         return run
 
-    sg2 = FAMILIES["stylegan2"]
-    monkeypatch.setitem(FAMILIES, "stylegan2",
+    sg2 = IMPORTERS["stylegan2"]
+    monkeypatch.setitem(IMPORTERS, "stylegan2",
                         FamilyImporter(sg2.arch, counted(sg2.generator), counted(sg2.discriminator)))
     direct = load_network(str(src))
     assert built == [f"{src}: G_ema"]

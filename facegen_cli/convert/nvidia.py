@@ -34,7 +34,8 @@ class FamilyImporter:
     discriminator: Build | None = None
 
 
-FAMILIES: dict[str, FamilyImporter] = {
+# One importer per network family of NVIDIA's PyTorch snapshots, keyed by `network_family`'s answer.
+IMPORTERS: dict[str, FamilyImporter] = {
     "stylegan2": FamilyImporter("stylegan2", nvidia_stylegan2.import_generator, nvidia_stylegan2.import_discriminator),
     # StyleGAN3 snapshots pair the alias-free generator with networks_stylegan2's discriminator.
     "stylegan3": FamilyImporter("stylegan3", nvidia_stylegan3.import_generator, nvidia_stylegan2.import_discriminator),
@@ -109,7 +110,7 @@ def import_nvidia_pickle(path: Path, modules: tuple[str, ...] = ALL_MODULES) -> 
     if g_rec is None:
         raise FacegenError(f"{path}: not an NVIDIA network pickle (no G_ema or G inside)")
     family = network_family(g_rec)
-    importer = FAMILIES.get(family or "")
+    importer = IMPORTERS.get(family or "")
     if importer is None:
         raise FacegenError(f"{path}: generator class {g_rec.class_name!r} is not a StyleGAN2 or StyleGAN3 network")
     training_set = data.get("training_set_kwargs") or {}
