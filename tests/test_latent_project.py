@@ -10,9 +10,8 @@ from PIL import Image
 
 from facegen_cli.errors import FacegenError
 from facegen_cli.images import save_image
-from facegen_cli.latent import perceptual
 from facegen_cli.latent.project import ProjectOptions, learning_rate, noise_penalty, project, run_project
-from facegen_cli.metrics import inception
+from facegen_cli.metrics import inception, perceptual
 from facegen_cli.sampler import Sampler
 
 pytestmark = pytest.mark.usefixtures("private_cache")

@@ -16,10 +16,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from facegen_cli.classifier import load_classifier
 from facegen_cli.cli.main import app
 from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.fileio import write_bytes_atomic
-from facegen_cli.latent.classifier import load_classifier
 from facegen_cli.latent.directions import load_direction
 from facegen_cli.networks import load_network
 from facegen_cli.paths import weights_dir

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from facegen_cli.classifier import load_classifier
 from facegen_cli.cli.main import app
-from facegen_cli.latent.classifier import load_classifier
 from facegen_cli.latent.directions import known_directions, load_direction, move, shipped_dir
 from facegen_cli.latent.sources import read_latent
 from facegen_cli.networks import load_network

@@ -36,9 +36,9 @@ from safetensors.torch import load_file, save_file
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from facegen_cli.classifier import load_classifier, read_labelled  # noqa: E402
 from facegen_cli.fileio import atomic_path  # noqa: E402
 from facegen_cli.latent.boundary import fit_boundary, sample_scores  # noqa: E402
-from facegen_cli.latent.classifier import load_classifier, read_labelled  # noqa: E402
 from facegen_cli.latent.directions import Direction, run_edit, save_direction, shipped_dir  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402

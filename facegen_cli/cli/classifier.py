@@ -25,7 +25,7 @@ def train(
     out: Path = out_option(Path("classifier.safetensors"), "Classifier file to write.", kind="file"),
 ) -> None:
     """Train a small CNN on CPU; report held-out accuracy (binary) or mean error (numeric, e.g. age)."""
-    from facegen_cli.latent.classifier import train_classifier
+    from facegen_cli.classifier import train_classifier
 
     names = [a.strip() for a in attrs.split(",") if a.strip()] if attrs else None
     report = train_classifier(dataset, out, names, size=size, epochs=epochs, batch=batch, lr=lr, holdout=holdout,

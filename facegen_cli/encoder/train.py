@@ -25,8 +25,8 @@ from facegen_cli.devices import memory_format_for
 from facegen_cli.encoder.model import Encoder, offset_norm
 from facegen_cli.encoder.store import check_network, load_encoder, save_encoder
 from facegen_cli.errors import BadInput, BadParameter
-from facegen_cli.latent.perceptual import Perceptual
 from facegen_cli.latent.project import w_statistics
+from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.sampler import require_wplus

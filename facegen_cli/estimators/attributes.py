@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegen_cli.classifier import Classifier, load_classifier
 from facegen_cli.errors import BadParameter
-from facegen_cli.latent.classifier import Classifier, load_classifier
 from facegen_cli.paths import weights_dir
 
 CELEBA_FILE = "celeba-attributes.safetensors"

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facegen_cli.classifier import load_classifier
 from facegen_cli.errors import BadParameter, FacegenError
-from facegen_cli.latent.classifier import load_classifier
 from facegen_cli.latent.directions import Direction, save_direction, store_dir
 from facegen_cli.networks import Network
 from facegen_cli.sampler import MAX_SEED, Sampler, check_seed, require_wplus

@@ -18,16 +18,16 @@ import torch.nn.functional as F
 
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.images import save_image, to_uint8
-from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.io import save_latent
-from facegen_cli.latent.perceptual import Perceptual
 from facegen_cli.metrics.identity import NoFace, identity_distance
+from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.sampler import require_wplus
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import detect_faces, load_photo, pick_faces
 from facegen_cli.prepare.landmarks import face_points
+from facegen_cli.video import write_frames
 
 ALIGNS = ("ffhq", "none")
 

@@ -22,9 +22,9 @@ import torch
 from facegen_cli.checkpoint import TUNED_FROM, TUNED_PART, save_tuned
 from facegen_cli.errors import BadParameter
 from facegen_cli.images import save_image, to_uint8
-from facegen_cli.latent.perceptual import Perceptual
 from facegen_cli.latent.project import (ProjectOptions, align_photo, check_optimisation, goal_image, image_stats,
                                         project_photo, psnr, w_statistics, write_projection)
+from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.precision import resolve_precision, synthesize
 from facegen_cli.sampler import require_wplus

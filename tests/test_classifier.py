@@ -9,10 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from facegen_cli.classifier import load_classifier, train_classifier
 from facegen_cli.cli.main import app
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.images import save_image
-from facegen_cli.latent.classifier import load_classifier, train_classifier
 from facegen_cli.latent.directions import load_direction, move
 from facegen_cli.latent.sources import read_latent
 from facegen_cli.sampler import Sampler

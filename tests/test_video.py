@@ -4,7 +4,7 @@ from __future__ import annotations
 import imageio_ffmpeg
 import numpy as np
 
-from facegen_cli.latent.frames import write_frames
+from facegen_cli.video import write_frames
 
 
 def ramp_frames(count: int, height: int, width: int, channels: int = 3) -> np.ndarray:
