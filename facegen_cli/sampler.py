@@ -17,12 +17,12 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.devices import drawing_memory_format
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.images import to_uint8
 from facegen_cli.models.stylegan2 import NOISE_MODES
-from facegen_cli.precision import Precision, in_precision, resolve_precision, synthesize
+from facegen_cli.networks import Network
+from facegen_cli.precision import Precision, check_precision, in_precision, resolve_precision, synthesis_in_precision
 
 PSI_RANGE = (-2.0, 2.0)
 MAX_SEED = 2 ** 32 - 1  # numpy's RandomState takes seeds 0 .. 2**32 - 1
@@ -75,6 +75,52 @@ def check_noise_mode(noise_mode: str) -> str:
     return noise_mode
 
 
+def _check_finite(param: str, values: Sequence[float], shown: object) -> None:
+    if not all(math.isfinite(v) for v in values):
+        raise BadParameter(param, f"{param} {shown} holds a value that is not finite")
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """How a network is drawn, every value checked here without a network: truncation (psi, and cutoff, the
+    W+ entries truncated), noise mode, conditioning as a user gives it (a label: one class index or one value
+    per label; or named attributes, those unnamed at `attr_default`: a number or `mean`), precision, images
+    per pass, StyleGAN3's input shift and turn. `Sampler.from_options` checks the rest against a network."""
+
+    psi: float = 1.0
+    cutoff: int | None = None
+    noise_mode: str = "const"
+    label: Sequence[float] | None = None
+    attrs: Mapping[str, float] | None = None
+    attr_default: float | str | None = None
+    precision: str | Precision = "fp32"
+    batch: int = 8
+    translate: tuple[float, float] | None = None
+    rotate: float | None = None
+
+    def __post_init__(self) -> None:
+        check_psi(self.psi)
+        if self.cutoff is not None and self.cutoff < 0:
+            raise BadParameter("cutoff", f"cutoff {self.cutoff} is less than 0")
+        check_noise_mode(self.noise_mode)
+        if isinstance(self.precision, str):
+            check_precision(self.precision)
+        if self.batch < 1:
+            raise BadParameter("batch", f"batch {self.batch} is less than 1")
+        if self.translate is not None:
+            _check_finite("translate", self.translate, tuple(self.translate))
+        if self.rotate is not None:
+            _check_finite("rotate", [self.rotate], self.rotate)
+        if self.label is not None:
+            if self.attrs is not None or self.attr_default is not None:
+                raise BadParameter("label", "label: give either a label or attributes, not both")
+            _check_finite("label", self.label, list(self.label))
+        for name, value in (self.attrs or {}).items():
+            _check_finite("attr", [value], f"{name}={value}")
+        if self.attr_default is not None and self.attr_default != "mean":
+            _check_finite("attr_default", [self.attr_default], self.attr_default)
+
+
 def has_wplus(net: Network) -> bool:
     """Whether the network takes per-layer latents (style mixing, layer-wise edits)."""
     return net.architecture.has_wplus
@@ -115,14 +161,11 @@ def conditioning(net: Network, label: Sequence[float] | None = None, attrs: Mapp
     if label is None:
         raise BadParameter("label", f"label: this network is conditional ({c_dim} labels); give a label or attributes")
     values = [float(v) for v in label]
-    if not all(math.isfinite(v) for v in values):
-        raise BadParameter("label", f"label {values} holds a value that is not finite")
     if len(values) == 1 and c_dim > 1:
-        index = int(values[0])
-        if not 0 <= index < c_dim or index != values[0]:
+        if not (values[0].is_integer() and 0 <= values[0] < c_dim):
             raise BadParameter("label", f"label: class {values[0]:g} is outside 0-{c_dim - 1}")
         vec = np.zeros([c_dim], np.float32)
-        vec[index] = 1
+        vec[int(values[0])] = 1
         return vec
     if len(values) != c_dim:
         raise BadParameter("label", f"label has {len(values)} values; this network takes {c_dim}")
@@ -137,46 +180,52 @@ def _attribute_vector(net: Network, attrs: Mapping[str, float], attr_default: fl
     for name, value in attrs.items():
         if name not in names:
             raise BadParameter("attr", f"attr: unknown attribute {name!r}; known: {', '.join(names)}")
-        if not math.isfinite(value):
-            raise BadParameter("attr", f"attr {name}={value} is not a finite number")
         vec[names.index(name)] = value
     return vec
 
 
 class Sampler:
-    """A network bound to how it is run; every option is checked here, once."""
+    """A network bound to how it is run: the options checked by SampleOptions, then here against the network."""
 
     def __init__(self, net: Network, psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",
                  label: np.ndarray | None = None, precision: str | Precision = "fp32", batch: int = 8,
                  translate: tuple[float, float] | None = None, rotate: float | None = None,
                  fused_modconv: bool | None = None):
+        SampleOptions(psi=psi, cutoff=cutoff, noise_mode=noise_mode, precision=precision, batch=batch,
+                      translate=translate, rotate=rotate)
         self.net, self.G = net, net.G_ema
         self.device = next(self.G.parameters()).device
-        self.psi = check_psi(float(psi))
+        self.psi = float(psi)
         self.cutoff = self._check_cutoff(cutoff)
-        self.noise_mode = check_noise_mode(noise_mode)
+        self.noise_mode = noise_mode
         self.c = self._label(label)
         self.precision = resolve_precision(precision, self.device)
         layout = drawing_memory_format(self.device, self.precision.name)
         if layout != torch.contiguous_format:  # on a copy, so that fp32 users of `net` keep the plain layout
             self.G = copy.deepcopy(self.G).to(memory_format=layout)
-        if batch < 1:
-            raise BadParameter("batch", f"batch {batch} is less than 1")
         self.batch = batch
         self._check_transform(translate, rotate)
         self.translate, self.rotate = translate, rotate
         self.fused_modconv = fused_modconv
+
+    @classmethod
+    def from_options(cls, net: Network, options: SampleOptions) -> Sampler:
+        """The Sampler drawing `net` as `options` say (the label or attributes turned into its vector)."""
+        c = conditioning(net, options.label, options.attrs, options.attr_default)
+        return cls(net, psi=options.psi, cutoff=options.cutoff, noise_mode=options.noise_mode, label=c,
+                   precision=options.precision, batch=options.batch, translate=options.translate,
+                   rotate=options.rotate)
 
     @property
     def has_wplus(self) -> bool:
         return has_wplus(self.net)
 
     def _check_cutoff(self, cutoff: int | None) -> int | None:
-        """None, or a count of W+ entries to truncate, 0 to the network's num_ws."""
+        """None, or a count of W+ entries to truncate, at most the network's num_ws."""
         num_ws = getattr(self.G, "num_ws", None)
-        if cutoff is not None and not 0 <= cutoff <= (num_ws if num_ws is not None else cutoff):
-            within = f"0-{num_ws} (this network has {num_ws} W+ entries)" if num_ws is not None else "0 or more"
-            raise BadParameter("cutoff", f"cutoff {cutoff} is outside {within}")
+        if cutoff is not None and num_ws is not None and cutoff > num_ws:
+            raise BadParameter("cutoff", f"cutoff {cutoff} is outside 0-{num_ws} (this network has {num_ws} W+ "
+                                         "entries)")
         return cutoff
 
     @functools.cached_property
@@ -229,10 +278,6 @@ class Sampler:
         if not hasattr(getattr(self.G, "synthesis", None), "set_transform"):
             raise BadParameter("translate", f"translate and rotate need a StyleGAN3 network; {self.net.arch} has no "
                                             "input transform")
-        if translate is not None and not all(math.isfinite(v) for v in translate):
-            raise BadParameter("translate", f"translate {translate} is not finite")
-        if rotate is not None and not math.isfinite(rotate):
-            raise BadParameter("rotate", f"rotate {rotate} is not finite")
 
     def labels(self, n: int) -> torch.Tensor | None:
         """The conditioning vector repeated for a batch of `n`, or None for an unconditional network."""
@@ -267,7 +312,7 @@ class Sampler:
         `c`: a classic family's labels, one row per z (default: the sampler's label)."""
         with self._transform():
             if self.has_wplus:
-                return synthesize(self.G, latents, self.precision, noise_mode=self.noise_mode,
+                return synthesis_in_precision(self.G, latents, self.precision, noise_mode=self.noise_mode,
                                   fused_modconv=self.fused_modconv, generator=generator)
             return in_precision(self.G, latents, self.labels(len(latents)) if c is None else c,
                                 truncation_psi=self.psi, precision=self.precision)

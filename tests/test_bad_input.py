@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.common import read_stdin
 from facegen_cli.cli.main import app, report
 from facegen_cli.data.dataset import ImageSource, check_images
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.metrics.sources import dataset_stream
 from tiny_nets import tiny_checkpoint
+from facegen_cli.networks import load_checkpoint
 
 
 NUM_WS, W_DIM = 8, 64  # the tiny network's W+
@@ -108,7 +108,7 @@ CASES = {
                             2, "--fps"),
     "generate-all-seeds": (["generate", *NET, "-s", "0-4294967295", "-o", "{out}"], 2, "4294967296 seeds"),
     "generate-seeds-over-grid": (["generate", *NET, "-s", "0-99", "--grid", "2x2", "-o", "{out}"],
-                                 2, "100 seeds do not fit"),
+                                 2, "--grid 2x2 does not fit 100 seeds"),
     "mix-weights-nan": (["mix", *NET, "seed:0", "seed:1", "--average", "--weights", "nan,1", "-o", "{out}"],
                         2, "--weights"),
     "mix-all-seeds": (["mix", *NET, "seed:0-4294967295", "seed:1", "-o", "{out}"], 2, "'seed:0-4294967295'"),

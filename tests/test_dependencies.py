@@ -25,7 +25,7 @@ LAYERS = [
     ["latent"],
     ["estimators", "encoder"],
     ["generate", "train", "controls"],
-    ["studio"],
+    ["studio", "api"],
     ["cli"],
 ]
 FRONT_ENDS = {"cli", "studio"}  # only these parse what users type (specs) or draw on a terminal (rich, typer)

@@ -12,8 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli import networks
-from facegen_cli.checkpoint import load_checkpoint
 from facegen_cli.cli.main import app
+from facegen_cli.networks import load_checkpoint
 from facegen_cli.sampler import Sampler, seed_to_z
 from facegen_cli.specs import parse_seeds
 from tiny_nets import tiny_checkpoint
@@ -95,7 +95,7 @@ def test_grid(tmp_path, network):
     assert np.array_equal(grid[32:, :32], np.asarray(Image.open(single / "seed0002.png")))
     result = run("generate", "-n", network, "--seeds", "0-4", "--grid", "2x2", "--out", tmp_path / "toosmall")
     assert result.exit_code == 2
-    assert result.stderr == "facegen: error: 5 seeds do not fit a 2x2 grid\n"
+    assert result.stderr == "facegen: error: --grid 2x2 does not fit 5 seeds\n"  # the engine's check, named by the option
     assert not (tmp_path / "toosmall").exists()
 
 

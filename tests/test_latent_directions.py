@@ -69,8 +69,10 @@ def test_move_touches_only_the_chosen_layers():
         parse_span("3")
     with pytest.raises(BadInput, match="^span '-3:inf': give finite numbers"):
         parse_span("-3:inf")
-    with pytest.raises(BadInput, match="^steps must be at least 2"):
+    with pytest.raises(BadInput, match="^steps 1 is outside 2-1000"):
         strengths_of(None, (-3.0, 3.0), 1)
+    with pytest.raises(BadInput, match="^steps 1001 is outside 2-1000"):
+        strengths_of(None, (-3.0, 3.0), 1001)
 
 
 def test_conditional_direction_is_orthogonal_to_the_others():

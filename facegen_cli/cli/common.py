@@ -1,5 +1,5 @@
 """Pieces every command shares: the stderr console, progress bars, reading `-` from stdin, and typed
-options checked while the command line is parsed (output paths, noise mode)."""
+options checked while the command line is parsed (output paths)."""
 from __future__ import annotations
 
 import json
@@ -23,18 +23,6 @@ DEVICE_HELP = "auto, cpu or cuda[:N]."
 
 network_option = typer.Option(None, "--network", "-n", help=NETWORK_HELP)
 device_option = typer.Option("auto", "--device", help=DEVICE_HELP)
-
-
-def _noise_mode(value: str) -> str:
-    from facegen_cli.sampler import check_noise_mode
-
-    try:
-        return check_noise_mode(value)
-    except BadParameter as error:  # raised while parsing, outside the command: name the option here
-        raise BadInput(error.naming("--noise-mode")) from None
-
-
-noise_mode_option = typer.Option("const", "--noise-mode", callback=_noise_mode, help="const, random or none.")
 
 
 def _precision(value: Optional[str]) -> Optional[str]:

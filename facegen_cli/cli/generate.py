@@ -2,62 +2,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
-                                    precision_option, progress, read_stdin_tokens)
-from facegen_cli.cli.options import (attr_default_option, attr_option, batch_option, cutoff_option, label_option,
-                                     make_sampler, psi_option, rotate_option, save_latents_option, translate_option)
+from facegen_cli.cli.common import emit, out_option, progress
+from facegen_cli.cli.options import sampling, save_latents_option, seed_list, typed
+from facegen_cli.specs import parse_grid
+
+if TYPE_CHECKING:
+    from facegen_cli.sampler import SampleOptions
 
 
+@sampling
 def generate(
-    seeds: str = typer.Option("0-7", "--seeds", "-s", help="Seeds like 0-99,120,200-205; '-' reads them from stdin."),
-    network: Optional[str] = network_option,
-    psi: float = psi_option,
-    cutoff: Optional[int] = cutoff_option,
-    noise_mode: str = noise_mode_option,
-    label: Optional[str] = label_option,
-    attr: Optional[str] = attr_option,
-    attr_default: Optional[str] = attr_default_option,
-    batch: int = batch_option,
-    device: str = device_option,
-    precision: str = precision_option,
+    seeds: list = typer.Option("0-7", "--seeds", "-s", parser=typed(seed_list, "--seeds"), metavar="SEEDS",
+                               help="Seeds like 0-99,120,200-205; '-' reads them from stdin."),
+    options: SampleOptions = None,
     out: Path = out_option(Path("out"), "Output folder."),
-    grid: Optional[str] = typer.Option(None, "--grid", help="ROWSxCOLS: write one grid image instead of one per seed."),
+    grid: Optional[tuple] = typer.Option(None, "--grid", parser=typed(parse_grid, "--grid"), metavar="ROWSxCOLS",
+                                         help="Write one grid image instead of one per seed."),
     save_latents: bool = save_latents_option,
     fmt: str = typer.Option("png", "--format", help="png or jpg."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per image instead of paths."),
-    translate: Optional[str] = translate_option,
-    rotate: Optional[float] = rotate_option,
+    network: Optional[str] = None,
+    device: str = "auto",
 ) -> None:
     """Generate faces for a list of seeds (seed -> z exactly as NVIDIA's tools draw it)."""
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.errors import BadInput
-    from facegen_cli.generate import write_samples
-    from facegen_cli.images import check_format
-    from facegen_cli.networks import load_network
-    from facegen_cli.sampler import check_psi
-    from facegen_cli.specs import count_seeds, parse_grid, parse_seeds, parse_translate
+    from facegen_cli import api
 
-    shape = parse_grid(grid) if grid else None
-    spec = read_stdin_tokens() if seeds == "-" else seeds
-    if shape and count_seeds(spec) > shape[0] * shape[1]:  # before a long list is built
-        raise BadInput(f"{count_seeds(spec)} seeds do not fit a {shape[0]}x{shape[1]} grid")
-    seed_list = parse_seeds(spec)
-    check_psi(psi)  # these three before the network loads
-    check_format(fmt)
-    if translate is not None:
-        parse_translate(translate)
-    net = load_network(network, resolve_device(device))
-    sampler = make_sampler(net, psi, noise_mode, label, attr, attr_default, precision, batch, cutoff, translate,
-                           rotate)
     bar = progress()
-    task = bar.add_task("generate", total=len(seed_list))
-    # write_samples checks every option before returning; the progress bar starts only after that.
-    records = write_samples(sampler, seed_list, out, grid=shape, save_latents=save_latents, fmt=fmt,
-                            on_image=lambda: bar.advance(task))
+    task = bar.add_task("generate", total=len(seeds))
+    # api.generate checks every option before returning; the progress bar starts only after that.
+    records = api.generate(seeds, out, network=network, options=options, grid=grid, save_latents=save_latents,
+                           fmt=fmt, device=device, on_progress=lambda done, total: bar.update(task, completed=done))
     with bar:
         for record in records:
             if as_json:

@@ -2,40 +2,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from facegen_cli.cli.common import (device_option, emit, network_option, noise_mode_option, out_option,
-                                    precision_option)
-from facegen_cli.cli.options import attr_option, label_option, make_sampler, psi_option, read_sources
+from facegen_cli.cli.common import emit, out_option
+from facegen_cli.cli.options import read_sources, sampling
 
-MAX_FRAMES = 10_000  # all frames are held in memory before they are written
+if TYPE_CHECKING:
+    from facegen_cli.sampler import SampleOptions
 
 
+@sampling
 def interpolate(
     sources: List[str] = typer.Argument(..., help="Keyframes: .npy files or seed:N (seed:0-3 for a list)."),
-    network: Optional[str] = network_option,
-    frames: int = typer.Option(60, "--frames", min=2, max=MAX_FRAMES, help="Frames in all."),
+    frames: int = typer.Option(60, "--frames", help="Frames in all."),
     space: Optional[str] = typer.Option(None, "--space", help="w (lerp) or z (slerp, seeds only); default w, "
                                                                "z for networks without W."),
     loop: bool = typer.Option(False, "--loop", help="Come back to the first keyframe."),
     fps: float = typer.Option(24.0, "--fps", help="Frames per second of a GIF or MP4, 1-120."),
-    psi: float = psi_option,
-    noise_mode: str = noise_mode_option,
-    label: Optional[str] = label_option,
-    attr: Optional[str] = attr_option,
-    device: str = device_option,
-    precision: str = precision_option,
+    options: SampleOptions = None,
     out: Path = out_option(Path("out/interpolation.gif"), "A .gif, an .mp4, a .png strip, or a folder for numbered "
                                                            "frames.", kind="either"),
+    network: Optional[str] = None,
+    device: str = "auto",
 ) -> None:
     """Morph from A to B (to C ...): lerp in W or slerp in Z, written as GIF, MP4, PNG strip or frames."""
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.latent.interpolate import run_interpolate
-    from facegen_cli.networks import load_network
+    from facegen_cli import api
 
-    net = load_network(network, resolve_device(device))
-    sampler = make_sampler(net, psi, noise_mode, label, attr, precision=precision)
-    for path in run_interpolate(sampler, read_sources(sources), out, frames=frames, space=space, loop=loop, fps=fps):
+    for path in api.interpolate(read_sources(sources), out, network, options, frames=frames, space=space, loop=loop,
+                                fps=fps, device=device):
         emit(path)

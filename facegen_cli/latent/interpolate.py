@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from facegen_cli.errors import BadInput, BadParameter
-from facegen_cli.latent.frames import check_fps, output_kind, write_frames
 from facegen_cli.latent.sources import Source, read_latent
 from facegen_cli.sampler import Sampler
+from facegen_cli.video import check_fps, output_kind, write_frames
+
+MAX_FRAMES = 10_000  # all frames are held in memory before they are written
 
 SPACES = ("w", "z")
 
@@ -64,11 +66,13 @@ def run_interpolate(sampler: Sampler, sources: list[Source], out: str | Path, fr
 
 
 def check_keyframes(keys: int, frames: int, loop: bool) -> None:
-    """Refuse fewer than two keyframes, or too few frames to show each of them."""
+    """Refuse fewer than two keyframes, too few frames to show each of them, or more than MAX_FRAMES."""
     if keys < 2:
         raise BadInput("interpolation needs at least two latents")
     if frames < keys - (0 if loop else 1) + 1:
         raise BadParameter("frames", f"frames {frames} is too few for {keys} keyframes")
+    if frames > MAX_FRAMES:
+        raise BadParameter("frames", f"frames {frames} is more than {MAX_FRAMES}, the most held in memory at once")
 
 
 def morph_frames(sampler: Sampler, keys: np.ndarray, frames: int, loop: bool, space: str) -> np.ndarray:
