@@ -107,6 +107,33 @@ def test_steering_reaches_a_target_read_on_the_image(tiny_net, fitted):
     assert json.loads(json.dumps(result.summary()))["requested"] == {"Age": 38}
 
 
+def test_a_kept_reading_the_set_control_drags_along_is_held_by_its_own_direction(tiny_net, fitted):
+    """The Male reading moves with the Age change itself (as a real estimator's does), which projecting the
+    Male direction out of the step cannot stop: the search must use the Male direction to hold it, within
+    the kept limit, while Age still reaches its target."""
+    sampler = Sampler(tiny_net)
+    ws = sampler.seed_latent(5)
+    base = sampler.images(ws[None])[0].astype(np.float64)
+
+    def pattern(vector):
+        change = sampler.images((ws + vector)[None])[0].astype(np.float64) - base
+        return change / np.sum(change ** 2)
+
+    age_pattern, male_pattern = pattern(fitted["Age_years"]), pattern(fitted["Male"])
+
+    def reader(images):
+        along = lambda p: np.array([np.sum((im - base) * p) for im in images.astype(np.float64)])  # noqa: E731
+        age, male = along(age_pattern), along(male_pattern)
+        return {"Age": 30 + 4 * age, "Male": 1 / (1 + np.exp(-(male + 1.2 * age)))}
+
+    result = steer(sampler, ws, {"Age": 34}, ["Male"], reader=reader, identity=None)
+    assert abs(result.achieved["Age"] - 34) <= 1.0
+    assert abs(result.kept_after["Male"] - result.kept_before["Male"]) <= 0.05
+    assert result.strengths["Male"] != 0
+    unheld = 1 / (1 + np.exp(-1.2))  # Age 34 is one unit of the age pattern: what projection alone leaves
+    assert abs(unheld - 0.5) > 0.15
+
+
 def test_the_cli_refuses_bad_controls_in_one_line(tiny_net, fitted, tmp_path):
     for args, fragment in ((["--set", "Age=500"], "--set Age=500 is outside"),
                            (["--set", "Wings=1"], "unknown control 'Wings'"),

@@ -1,10 +1,13 @@
 """Set controls to values: move a latent along fitted directions until the estimators read the targets.
 
-The step lives in the span of the controls' directions: W+ plus sum_i a_i v_i on each control's layers,
-where v_i is control i's direction with the kept attributes' directions projected out (InterFaceGAN's
-conditional edit), so the step is orthogonal to every kept direction. The coefficients a are found by
-reading the IMAGE: Broyden's method (the secant method for one control), started from the slopes measured
-when the controls were fitted, a few renders and readings in all, each |a_i| at most `limit`.
+The step lives in the span of the directions: W+ plus sum_i a_i v_i on each direction's layers, where v_i
+is a set control's direction with the kept attributes' directions projected out (InterFaceGAN's
+conditional edit), or a kept attribute's own direction. Projection alone does not hold a kept reading (the
+fitted directions are not the estimators' gradients), so each kept attribute is also a target of the
+search: its reading on the source. The coefficients a are found by reading the IMAGE: Broyden's method
+(the secant method for one control), started from the slopes measured when the controls were fitted (a
+kept direction with no fitted slope is probed once), a few renders and readings in all, each |a_i| at
+most `limit`.
 """
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from typing import Callable
 
 import numpy as np
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.controls.store import CONTROLS, ControlSpec, check_value, control_name, network_controls, to_search
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.estimators.face import POSE, read_face
@@ -24,18 +26,26 @@ from facegen_cli.latent.directions import ODD_STRENGTH, conditioned, known_direc
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.sources import Source, read_latent, source_name
 from facegen_cli.metrics.identity import NoFace, identity_distance
+from facegen_cli.networks import Network
 from facegen_cli.sampler import Sampler, require_wplus
 
 Reader = Callable[[np.ndarray], dict[str, np.ndarray]]  # NHWC uint8 faces -> name -> one value per face
 Identity = Callable[[np.ndarray, np.ndarray], float]
-ITERATIONS = 6  # renders after the source's, at most
+ITERATIONS = 6  # renders after the source's, at most, plus HOLD_ITERATIONS per kept attribute
+HOLD_ITERATIONS = 2
+HOLD_TOLERANCE = {"years": 2.0, "degrees": 2.0, "probability": 0.05}  # how near a kept reading is held
+PROBE = 2.0  # units along a kept direction with no fitted slope, to measure one
+HOLD_LIMIT = 3.0  # a kept direction corrects, never repaints: |strength| at most this many units
 
 
 def broyden(evaluate: Callable[[np.ndarray], np.ndarray], jacobian: np.ndarray, tolerance: np.ndarray,
-            limit: float, iterations: int = ITERATIONS) -> tuple[np.ndarray, np.ndarray, int]:
-    """Coefficients a (each within +-limit) whose residual `evaluate(a)` (reading minus target) is smallest,
-    relative to `tolerance`; Broyden's updates of `jacobian` (the secant method in 1-D). Returns a, its
-    residual and the renders used. A residual with NaN (nothing read) halves the step, three times at most."""
+            limit: float | np.ndarray, iterations: int = ITERATIONS) -> tuple[np.ndarray, np.ndarray, int]:
+    """Coefficients a (each within +-limit: one bound, or one per coefficient) whose residual `evaluate(a)`
+    (reading minus target) is smallest relative to `tolerance`; Broyden's updates of `jacobian` (the secant
+    method in 1-D). A coefficient the step would take past its bound stays at the bound while the others
+    are solved for without it. Returns a, its residual and the renders used. A residual with NaN (nothing
+    read) halves the step, three times at most."""
+    limit = np.broadcast_to(np.asarray(limit, np.float64), (len(jacobian),))
     a = np.zeros(len(jacobian))
     f = evaluate(a)
     if not np.isfinite(f).all():
@@ -45,7 +55,7 @@ def broyden(evaluate: Callable[[np.ndarray], np.ndarray], jacobian: np.ndarray, 
     for _ in range(iterations):
         if np.all(np.abs(f) <= tolerance):
             break
-        step = np.linalg.lstsq(jac, -f, rcond=None)[0]
+        step = bounded_step(jac, f, a, limit)
         for _halving in range(4):
             new = np.clip(a + step, -limit, limit)
             new_f = evaluate(new)
@@ -69,6 +79,18 @@ def broyden(evaluate: Callable[[np.ndarray], np.ndarray], jacobian: np.ndarray, 
     return best, best_f, renders
 
 
+def bounded_step(jac: np.ndarray, f: np.ndarray, a: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """The Newton step -jac^-1 f from `a` (least squares), with the coefficients it would take past
+    `limit` held at their bounds and the rest solved again for what those leave over."""
+    step = np.linalg.lstsq(jac, -f, rcond=None)[0]
+    over = np.abs(a + step) > limit
+    if over.any() and not over.all():
+        step[over] = np.clip(a + step, -limit, limit)[over] - a[over]
+        free = ~over
+        step[free] = np.linalg.lstsq(jac[:, free], -f - jac[:, over] @ step[over], rcond=None)[0]
+    return step
+
+
 @dataclass
 class Move:
     """One set control: its spec, target, direction (kept ones projected out), layers and slope."""
@@ -83,11 +105,20 @@ class Move:
 
 @dataclass
 class Kept:
-    """An attribute held during the edit: its direction and the estimator reading that reports it."""
+    """An attribute held during the edit: its direction, the estimator reading that reports it, and (for a
+    fitted control) the layers it moves and its slope."""
 
     name: str
     vector: np.ndarray
     reader: str
+    layers: list[int] | None = None
+    slope: float | None = None
+
+    @property
+    def spec(self) -> ControlSpec:
+        """How its reading is held: a control's own unit, else a probability."""
+        reading = CONTROLS.get(self.reader, ControlSpec(self.reader, "probability", 0, 1, 0.03))
+        return ControlSpec(reading.reader, reading.unit, reading.low, reading.high, HOLD_TOLERANCE[reading.unit])
 
 
 @dataclass
@@ -125,7 +156,8 @@ def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
         if control not in fitted:
             raise BadInput(f"this network has no direction for control {control} (fit it with "
                            "tools/fit_shipped_controls.py)")
-        return Kept(control, fitted[control][1].vector, CONTROLS[control].reader)
+        fit, direction = fitted[control]
+        return Kept(control, direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
     known = {k.lower(): k for k in known_directions(net)}
     if name.lower() not in known:
         raise BadInput(f"cannot keep {name!r}: neither a control ({', '.join(CONTROLS)}) nor a direction of "
@@ -177,29 +209,37 @@ def steer(sampler: Sampler, ws: np.ndarray, targets: dict[str, float], keep: lis
           reader: Reader | None = None, identity: Identity | None = identity_distance,
           iterations: int = ITERATIONS, limit: float = ODD_STRENGTH) -> ControlResult:
     """Move W+ `ws` along the fitted controls' directions until the estimators read `targets` (name -> value)
-    on the image, holding the `keep` attributes' directions fixed; `identity` compares source and result."""
+    on the image, holding the `keep` attributes where the source reads them; `identity` compares source and
+    result."""
     moves, kept = plan_moves(sampler.net, targets, keep or [])
     if reader is None:
         wants_pose = any(m.spec.reader in POSE for m in moves) or any(k.reader in POSE for k in kept)
         reader = lambda images: read_face(images, pose=wants_pose)  # noqa: E731
-    rendered: dict[tuple, tuple[np.ndarray, dict]] = {}
+    rendered: dict[bytes, tuple[np.ndarray, dict]] = {}
 
-    def render(a: np.ndarray) -> tuple[np.ndarray, dict]:
-        key = tuple(np.round(a, 6))
+    def render(latent: np.ndarray) -> tuple[np.ndarray, dict]:
+        key = np.round(latent, 6).tobytes()
         if key not in rendered:
-            image = sampler.images(moved(ws, moves, a)[None])[0]
+            image = sampler.images(latent[None])[0]
             rendered[key] = image, {k: float(v[0]) for k, v in reader(image[None]).items()}
         return rendered[key]
 
-    def residual(a: np.ndarray) -> np.ndarray:
-        values = render(a)[1]
-        return np.array([to_search(m.spec, values.get(m.spec.reader, math.nan)) - to_search(m.spec, m.target)
-                         for m in moves], np.float64)
+    source_image, before = render(ws)
+    holds = [h for h in (hold(k, before, lambda h: render(moved(ws, [h], np.array([PROBE])))[1],
+                              min(limit, HOLD_LIMIT))
+                         for k in kept) if h is not None]
+    span = moves + holds
 
-    tolerance = np.array([search_tolerance(m.spec, m.target) for m in moves])
-    a, _, renders = broyden(residual, np.diag([m.slope for m in moves]), tolerance, limit, iterations)
-    source_image, before = render(np.zeros(len(moves)))
-    image, after = render(a)
+    def residual(a: np.ndarray) -> np.ndarray:
+        values = render(moved(ws, span, a))[1]
+        return np.array([to_search(m.spec, values.get(m.spec.reader, math.nan)) - to_search(m.spec, m.target)
+                         for m in span], np.float64)
+
+    tolerance = np.array([search_tolerance(m.spec, m.target) for m in span])
+    limits = np.array([limit] * len(moves) + [min(limit, HOLD_LIMIT)] * len(holds))
+    a, _, _ = broyden(residual, np.diag([m.slope for m in span]), tolerance, limits,
+                      iterations + HOLD_ITERATIONS * len(holds))
+    image, after = render(moved(ws, span, a))
     achieved = {m.name: after[m.spec.reader] for m in moves}
     distance = None
     if identity is not None:
@@ -210,10 +250,28 @@ def steer(sampler: Sampler, ws: np.ndarray, targets: dict[str, float], keep: lis
     return ControlResult(
         requested={m.name: m.target for m in moves}, achieved=achieved,
         met={m.name: bool(abs(achieved[m.name] - m.target) <= m.spec.tolerance) for m in moves},
-        strengths={m.name: float(s) for m, s in zip(moves, a)},
+        strengths={m.name: float(s) for m, s in zip(span, a)},
         kept_before={k.name: before.get(k.reader) for k in kept},
         kept_after={k.name: after.get(k.reader) for k in kept},
-        identity_distance=distance, renders=renders, ws=moved(ws, moves, a), image=image)
+        identity_distance=distance, renders=len(rendered), ws=moved(ws, span, a), image=image)
+
+
+def hold(kept: Kept, before: dict[str, float], probe: Callable[[Move], dict[str, float]],
+         limit: float) -> Move | None:
+    """A kept attribute as a target of the search (its reading on the source), or None where it cannot
+    take part: nothing read on the source, or its direction cannot move the reading by its tolerance within
+    `limit` units (a kept direction with no fitted slope is probed `PROBE` units out)."""
+    value = before.get(kept.reader, math.nan)
+    if not math.isfinite(value):
+        return None
+    spec = kept.spec
+    move = Move(kept.name, spec, value, kept.vector, kept.layers, kept.slope or 0.0)
+    if kept.slope is None:
+        probed = probe(move).get(kept.reader, math.nan)
+        move.slope = float(to_search(spec, probed) - to_search(spec, value)) / PROBE
+    if not math.isfinite(move.slope) or abs(move.slope) * limit < search_tolerance(spec, value):
+        return None
+    return move
 
 
 def run_controls(sampler: Sampler, source: Source, targets: dict[str, float], out: str | Path,
