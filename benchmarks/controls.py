@@ -1,35 +1,35 @@
 """How well `facegen edit SRC --set CONTROL=VALUE` hits its targets on the shipped model, and what else moves.
 
-    python benchmarks/controls.py [--seeds 0-99] [--controls Age,Yaw,Pitch,Smiling] [--out FILE.jsonl]
+    python -m benchmarks.controls [--seeds 0-99] [--controls Age,Yaw,Pitch,Smiling] [--log FILE.jsonl]
+    python -m benchmarks.controls --quick      # seed 0, Smiling
 
 For each seed (psi 0.7) and each request below, `controls.steer` moves the face along the fitted controls
 (the kept attributes of KEEP projected out) and the estimators read the result. Targets: median |error|
 per control; kept attributes: the share of edits whose every kept reading moved at most 0.15 (probability)
 or 5 years; identity: the share within dlib distance 0.5 of the source; faces: the share of results in
 which dlib's HOG detector finds a face (the image enlarged to 256 px, no fallback box). One JSON line per
-edit goes to --out (a second run with the same --out skips the edits already there), then a Markdown
-summary on stdout. `--controls` picks the requests: by default those with goals (above); the others
+edit goes to --log (a second run with the same --log skips the edits already there); the summary, one JSON
+object per control and target and per control, goes to --out (default stdout). `--controls` picks the
+requests: by default those with goals (above); the others
 (Mouth_Slightly_Open 0.1/0.9, Eyeglasses and each hair colour 0.9) are measured the same way.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_name  # noqa: E402
-
-from facegen_cli.controls.steer import steer  # noqa: E402
-from facegen_cli.controls.store import CONTROLS  # noqa: E402
-from facegen_cli.networks import load_network  # noqa: E402
-from facegen_cli.prepare.detect import detect_faces  # noqa: E402
-from facegen_cli.sampler import Sampler  # noqa: E402
+from benchmarks import harness
+from facegen_cli.controls.steer import steer
+from facegen_cli.controls.store import CONTROLS
+from facegen_cli.networks import load_network
+from facegen_cli.prepare.detect import detect_faces
+from facegen_cli.sampler import Sampler
 
 REQUESTS = {"Age": (20, 40, 60), "Yaw": (-20, 0, 20), "Pitch": (-10, 10), "Smiling": (0.1, 0.9),
             "Mouth_Slightly_Open": (0.1, 0.9), "Eyeglasses": (0.9,), "Black_Hair": (0.9,), "Blond_Hair": (0.9,),
@@ -60,11 +60,12 @@ def kept_moved(row: dict) -> bool:
     return True
 
 
-def run(seeds: list[int], controls: list[str], out: Path) -> None:
-    rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+def run(seeds: list[int], controls: list[str], log_path: Path) -> None:
+    """Each edit not yet in `log_path`, appended to it."""
+    rows = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
     done = {(r["seed"], r["control"], r["target"]) for r in rows}
     sampler = Sampler(load_network(None, "cpu"), psi=0.7)
-    with open(out, "a") as log:
+    with open(log_path, "a") as log:
         for seed in seeds:
             ws = sampler.seed_latent(seed)
             for control in controls:
@@ -80,58 +81,61 @@ def run(seeds: list[int], controls: list[str], out: Path) -> None:
             print(f"seed {seed} done", file=sys.stderr, flush=True)
 
 
-def summarise(out: Path) -> None:
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+def numbers(sel: list[dict], control: str) -> dict:
+    """Median |error|, and the shares met, kept within limits, within the identity limit, with a face found."""
+    err = np.array([abs(r["achieved"][control] - r["target"]) for r in sel])
+    ident = np.array([r["identity_distance"] if r["identity_distance"] is not None else np.inf for r in sel])
+    return {"edits": len(sel), "median_abs_error": round(float(np.median(err)), 2), "goal": GOALS.get(control),
+            "met": round(float(np.mean([r["met"][control] for r in sel])), 3),
+            "kept_within_limits": round(float(np.mean([kept_moved(r) for r in sel])), 3),
+            f"identity_within_{IDENTITY_LIMIT}": round(float(np.mean(ident <= IDENTITY_LIMIT)), 3),
+            "median_identity": round(float(np.median(ident)), 3),
+            "face_found": round(float(np.mean([r["face"] for r in sel])), 3),
+            "median_renders": float(np.median([r["renders"] for r in sel])),
+            "median_s": round(float(np.median([r["seconds"] for r in sel])), 1)}
+
+
+def kept_change(sel: list[dict], name: str) -> dict:
+    """Median and 90th percentile |change| of one kept reading."""
+    moved = np.array([abs(r["kept"][name]["after"] - r["kept"][name]["before"]) for r in sel
+                      if r["kept"][name]["after"] is not None and r["kept"][name]["before"] is not None])
+    return {"median": round(float(np.median(moved)), 3), "p90": round(float(np.percentile(moved, 90)), 3)}
+
+
+def summarise(log: Path) -> list[dict]:
+    """One record per control and target, then one per control with its kept readings' changes."""
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
     seeds = sorted({r["seed"] for r in rows})
-    print(f"# Explicit controls ({cpu_name()}, {time.strftime('%Y-%m-%d')}): seeds {seeds[0]}-{seeds[-1]} "
-          f"({len(seeds)}), psi 0.7\n")
-    print("| control | target | median abs error | goal | met tolerance | kept within limits | identity <= 0.5 | "
-          "face found | median renders | median s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    present = [c for c in REQUESTS if any(r["control"] == c for r in rows)]
-    for control in present:
-        for target in REQUESTS[control]:
-            sel = [r for r in rows if r["control"] == control and r["target"] == target]
-            if not sel:
-                continue
-            err = np.array([abs(r["achieved"][control] - target) for r in sel])
-            ident = np.array([r["identity_distance"] if r["identity_distance"] is not None else np.inf for r in sel])
-            print(f"| {control} | {target:g} | {np.median(err):.2f} | {GOALS.get(control, '-')} | "
-                  f"{np.mean([r['met'][control] for r in sel]):.0%} | {np.mean([kept_moved(r) for r in sel]):.0%} | "
-                  f"{np.mean(ident <= IDENTITY_LIMIT):.0%} | {np.mean([r['face'] for r in sel]):.0%} | "
-                  f"{np.median([r['renders'] for r in sel]):.0f} | {np.median([r['seconds'] for r in sel]):.1f} |")
-    print("\n| control | median abs error | goal | kept within limits (goal 90 %) | identity <= 0.5 (goal 80 %) | "
-          "median identity | face found (goal 95 %) |\n|---|---:|---:|---:|---:|---:|---:|")
-    for control in present:
+    common = {"seeds": f"{seeds[0]}-{seeds[-1]}", "psi": 0.7}
+    records = []
+    for control in (c for c in REQUESTS if any(r["control"] == c for r in rows)):
         sel = [r for r in rows if r["control"] == control]
-        err = np.array([abs(r["achieved"][control] - r["target"]) for r in sel])
-        ident = np.array([r["identity_distance"] if r["identity_distance"] is not None else np.inf for r in sel])
-        print(f"| {control} | {np.median(err):.2f} | {GOALS.get(control, '-')} | "
-              f"{np.mean([kept_moved(r) for r in sel]):.0%} | {np.mean(ident <= IDENTITY_LIMIT):.0%} | "
-              f"{np.median(ident):.3f} | {np.mean([r['face'] for r in sel]):.0%} |")
-    print("\nkept attributes, median |change| (and 90th percentile):")
-    for control in present:
-        sel = [r for r in rows if r["control"] == control]
-        parts = []
-        for name in KEEP[control]:
-            moved = np.array([abs(r["kept"][name]["after"] - r["kept"][name]["before"]) for r in sel
-                              if r["kept"][name]["after"] is not None and r["kept"][name]["before"] is not None])
-            parts.append(f"{name} {np.median(moved):.3f} ({np.percentile(moved, 90):.3f})")
-        print(f"- {control}: " + ", ".join(parts))
+        for target in (t for t in REQUESTS[control] if any(r["target"] == t for r in sel)):
+            records.append({"control": control, "target": target,
+                            **numbers([r for r in sel if r["target"] == target], control), **common})
+        records.append({"control": control, "target": "all", **numbers(sel, control),
+                        "kept_change": {name: kept_change(sel, name) for name in KEEP[control]}, **common})
+    return records
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments(__doc__)
     parser.add_argument("--seeds", default="0-99", help="FIRST-LAST")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "scratch" / "controls"
-                        / "bench.jsonl")
+    parser.add_argument("--log", type=Path, default=harness.ROOT.parent / "scratch" / "controls" / "bench.jsonl",
+                        help="one JSON line per edit; kept between runs")
     parser.add_argument("--controls", default=MAIN, help=f"comma-separated, of {', '.join(REQUESTS)}")
     parser.add_argument("--summary-only", action="store_true")
     args = parser.parse_args()
-    first, last = (int(x) for x in args.seeds.split("-"))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not args.summary_only:
-        run(list(range(first, last + 1)), args.controls.split(","), args.out)
-    summarise(args.out)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.quick:
+            args.seeds, args.controls, args.log = "0-0", "Smiling", Path(tmp, "bench.jsonl")
+        first, last = (int(x) for x in args.seeds.split("-"))
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        if not args.summary_only:
+            run(list(range(first, last + 1)), args.controls.split(","), args.log)
+        records = summarise(args.log)
+    env, load = harness.machine(), harness.load_average()
+    harness.write([{**r, "machine": env, "load": load} for r in records], args.out)
 
 
 if __name__ == "__main__":

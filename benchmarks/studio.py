@@ -1,19 +1,16 @@
 """Studio latency, measured in the browser: from a slider's `input` event to the new face's `load` event.
 
-    python benchmarks/studio.py [--network default] [--changes 60] [--drag 40]
+    python -m benchmarks.studio [--network default] [--changes 60] [--drag 40] [--quick]
 
 Starts `facegen studio` in its own process, opens it in headless Chromium, opens seed 0 in Edit
 and moves one SeFa slider: `--changes` single changes (each waits for its face, then 100 ms), then
 a drag of `--drag` changes 16 ms apart (a 60 Hz pointer; WebDriver makes them slower), counting the
 faces shown, the server's renders and drops, and the positions the page never sent (superseded while
-a request was in flight).
-Prints one JSON object; the machine's load (`uptime`) goes with it, since the CPU is shared.
+a request was in flight). `--quick`: 3 changes and a drag of 5.
+Prints one JSON object; the machine and its load go with it, since the CPU is shared.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,13 +18,14 @@ import time
 
 import numpy as np
 
+from benchmarks import harness
 from facegen_cli.studio import browser
 
 RUN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
 
 
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+def quick_needs() -> str | None:
+    return browser.missing()
 
 
 def percentiles(values: list[float]) -> dict:
@@ -37,17 +35,21 @@ def percentiles(values: list[float]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments(__doc__)
     parser.add_argument("--network", default="default")
     parser.add_argument("--changes", type=int, default=60)
     parser.add_argument("--drag", type=int, default=40)
     args = parser.parse_args()
-    load_before = load_average()
+    if args.quick:
+        args.changes, args.drag = 3, 5
+    load_before = harness.load_average()
     server = subprocess.Popen([*RUN, "studio", "--network", args.network, "--port", "0"], stdout=subprocess.PIPE,
                               text=True)
     driver = None
     try:
         url = server.stdout.readline().strip()
+        if not url:
+            raise SystemExit(f"the studio did not start (exit code {server.wait()})")
         driver = browser.chromium()
         browser.open_studio(driver, url)
         driver.find_element("css selector", "#explore-grid img[data-seed='0']").click()
@@ -84,13 +86,13 @@ def main() -> None:
         drawn = driver.execute_script("return studio.shown") - shown
         renders, dropped = after["renders"] - before["renders"], after["dropped"] - before["dropped"]
         result = {
-            "network": args.network, "load_before": load_before, "load_after": load_average(),
+            "network": args.network, "load": {"before": load_before, "after": harness.load_average()},
             "single_changes": {"browser": percentiles(single[0]), "server": percentiles(single[1])},
             "drag": {"changes": args.drag, "seconds": round(drag_s, 2), "faces_shown": drawn,
                      "last_face_after_s": round(settle_s, 3),
                      "server_renders": renders, "server_dropped": dropped, "never_sent": args.drag - renders - dropped},
         }
-        print(json.dumps(result, indent=1))
+        harness.write([{**result, "machine": harness.machine()}], args.out)
     finally:
         if driver is not None:
             driver.quit()

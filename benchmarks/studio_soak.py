@@ -1,18 +1,17 @@
 """Studio soak: many clients, each its own tab, making requests for a while, on loopback only.
 
-    python benchmarks/studio_soak.py [--network default] [--clients 20] [--seconds 60]
+    python -m benchmarks.studio_soak [--network default] [--clients 20] [--seconds 60] [--quick]
 
 Starts `facegen studio` in its own process. Each client opens seeds, pages the grid, drags an edit
 slider and a mix, and lists its faces, in a loop; a probe asks for /api/info twice a second to see
 that the server stays responsive, and the server's resident memory is sampled every second. Prints
 one JSON object: requests and failures, latencies, the probe's latencies, and memory after the
-first quarter of the run against the end (flat means per-tab state is bounded).
+first quarter of the run against the end (flat means per-tab state is bounded), with the machine and
+its load. `--quick`: 2 clients for 8 seconds.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import urllib.request
 from collections import defaultdict
 
 import numpy as np
+
+from benchmarks import harness
 
 RUN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
 
@@ -98,16 +99,20 @@ def summary(values: list[float]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments(__doc__)
     parser.add_argument("--network", default="default")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    if args.quick:
+        args.clients, args.seconds = 2, 8
+    load_before = harness.load_average()
     server = subprocess.Popen([*RUN, "studio", "--network", args.network, "--port", "0"], stdout=subprocess.PIPE,
                               text=True)
     try:
         url = server.stdout.readline().strip()
+        if not url:
+            raise SystemExit(f"the studio did not start (exit code {server.wait()})")
         log: dict[str, list] = defaultdict(list)
         lock, stop = threading.Lock(), threading.Event()
         threads = [threading.Thread(target=client, args=(url, i, stop, log, lock), daemon=True)
@@ -127,7 +132,7 @@ def main() -> None:
         quarter = [m for t, m in memory if t >= args.seconds / 4]
         result = {
             "network": args.network, "clients": args.clients, "seconds": args.seconds,
-            "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
+            "load": {"before": load_before, "after": harness.load_average()},
             "requests": len(statuses), "failures": sum(s not in (200, 204) for s in statuses),
             "stale_dropped": sum(s == 204 for s in statuses),
             "latency": {kind: summary(values) for kind, values in sorted(log.items())},
@@ -137,7 +142,7 @@ def main() -> None:
                         "growth_after_quarter": round(memory[-1][1] - quarter[0], 1)},
             "server_alive": server.poll() is None,
         }
-        print(json.dumps(result, indent=1))
+        harness.write([{**result, "machine": harness.machine()}], args.out)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)

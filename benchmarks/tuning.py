@@ -5,33 +5,35 @@ The photos (`tuning_photos.txt`, names only) are faces the shipped model never t
 tones), and single-face photos from wild/. Each is aligned the FFHQ way at 64 px by facegen's prepare
 code (`align_photo`). Per photo and method: PSNR against the aligned pixels, identity distance to the
 aligned photo (dlib), CPU and wall seconds (the tuned row's include its pivot, the W row's projection);
-for the tuned network, locality (mean PSNR of 100 random seeds drawn by the tuned vs the base network) and three shipped edits (Smiling, Age, Blond_Hair) at the
+for the tuned network, locality (mean PSNR of 100 random seeds drawn by the tuned vs the base network) and
+three shipped edits (Smiling, Age, Blond_Hair) at the
 smallest strength of STRENGTHS that moves the shipped classifier's probability by at least 0.3 (Age
 read as P(Young)), with the identity distance to the photo after the edit.
 
-    python benchmarks/tuning.py --select > benchmarks/tuning_photos.txt     # choose the photos (once)
-    python benchmarks/tuning.py --out DIR [--part 1/3] [--photos N]         # measure: DIR/results-*.jsonl
-    python benchmarks/tuning.py --report DIR                                # table (stdout) + DIR/figure.png
+    python -m benchmarks.tuning --select > benchmarks/tuning_photos.txt     # choose the photos (once)
+    python -m benchmarks.tuning --work DIR [--part 1/3] [--photos N]        # measure: DIR/results-*.jsonl
+    python -m benchmarks.tuning --report DIR                                # JSON summary + DIR/figure.png
+    python -m benchmarks.tuning --quick      # one photo, 5 steps each, 8 seeds of locality: a check
 
-Measuring runs one torch thread per process; parts run side by side cover the list between them.
+Measuring runs one torch thread per process; parts run side by side cover the list between them. The
+summary: one JSON object per method (W, W+, tuned) and per edit of the tuned reconstruction.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from machine import cpu_name
+from benchmarks import harness
+from benchmarks.harness import DATA
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[1] / "shared" / "data"
-PHOTOS = HERE / "tuning_photos.txt"
+PHOTOS = Path(__file__).resolve().parent / "tuning_photos.txt"
 PIVOT_STEPS = 150  # of the W projection (the tuning's pivot, as `project --tune` runs it) and of the W+ one
 SEEDS = range(100)  # locality: the tuned and the base network draw these
 EDITS = {"Smiling": "Smiling", "Age": "Young", "Blond_Hair": "Blond_Hair"}  # direction -> classifier attribute
@@ -108,7 +110,7 @@ def timed(fn):
     return result, time.process_time() - cpu, time.perf_counter() - wall
 
 
-def measure(name: str, net, classifiers: dict, out: Path) -> dict:
+def measure(name: str, net, classifiers: dict, out: Path, quick: bool) -> dict:
     """Every number of one photo; its images (photo, W, W+, tuned, edits) saved under out/images."""
     from facegen_cli.images import save_image
     from facegen_cli.latent.directions import load_direction, move
@@ -117,17 +119,19 @@ def measure(name: str, net, classifiers: dict, out: Path) -> dict:
     from facegen_cli.metrics.identity import NoFace, identity_distance
     from facegen_cli.sampler import Sampler
 
+    steps, seeds = (5, SEEDS[:8]) if quick else (PIVOT_STEPS, SEEDS)
     target = align_photo(DATA / name, 64)
     row: dict = {"photo": name, "load": os.getloadavg()[0]}
-    (pivot, image, _), cpu, wall = timed(lambda: project(net, target, ProjectOptions(steps=PIVOT_STEPS)))
+    (pivot, image, _), cpu, wall = timed(lambda: project(net, target, ProjectOptions(steps=steps)))
     row["W"] = {**image_stats(image, target), "cpu_s": cpu, "wall_s": wall}
     (_, image_wplus, _), cpu_wplus, wall_wplus = timed(
-        lambda: project(net, target, ProjectOptions(steps=PIVOT_STEPS, wplus=True)))
+        lambda: project(net, target, ProjectOptions(steps=steps, wplus=True)))
     row["W+"] = {**image_stats(image_wplus, target), "cpu_s": cpu_wplus, "wall_s": wall_wplus}
-    (tuned, tuned_image, _), tune_cpu, tune_wall = timed(lambda: tune(net, target, pivot, TuneOptions()))
+    options = TuneOptions(steps=steps) if quick else TuneOptions()
+    (tuned, tuned_image, _), tune_cpu, tune_wall = timed(lambda: tune(net, target, pivot, options))
     images = [target, image, image_wplus, tuned_image]
     sampler, base = Sampler(tuned), Sampler(net)
-    seeds = base.map(base.zs(list(SEEDS)))
+    seeds = base.map(base.zs(list(seeds)))
     locality = float(np.mean([psnr(a, b) for a, b in zip(sampler.images(seeds), base.images(seeds))]))
     row["tuned"] = {**image_stats(tuned_image, target), "cpu_s": cpu + tune_cpu, "wall_s": wall + tune_wall,
                     "locality_psnr_db": locality}
@@ -154,10 +158,10 @@ def measure(name: str, net, classifiers: dict, out: Path) -> dict:
     return row
 
 
-def run(out: Path, part: str, count: int | None) -> None:
+def run(out: Path, part: str, count: int | None, quick: bool = False) -> None:
     import torch
 
-    from facegen_cli.latent.classifier import load_classifier
+    from facegen_cli.classifier import load_classifier
     from facegen_cli.networks import load_network
     from facegen_cli.paths import weights_dir
 
@@ -172,7 +176,7 @@ def run(out: Path, part: str, count: int | None) -> None:
     for name in names:
         if name in done:
             continue
-        row = measure(name, net, classifiers, out)
+        row = measure(name, net, classifiers, out, quick)
         with open(log, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"{name}: W {row['W']['psnr_db']:.1f} dB, W+ {row['W+']['psnr_db']:.1f}, tuned "
@@ -184,52 +188,66 @@ def mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def report(out: Path) -> None:
-    """The Markdown table of every results-*.jsonl under `out`, and the figure of the first photos."""
-    from facegen_cli.images import make_grid, save_image
+def report(out: Path) -> list[dict]:
+    """The summary of every results-*.jsonl under `out` (one record per method and per edit); the figure of the
+    first photos to out/figure.png."""
     from PIL import Image
+
+    from facegen_cli.images import make_grid, save_image
 
     rows = [json.loads(line) for log in sorted(out.glob("results-*.jsonl")) for line in log.read_text().splitlines()]
     order = PHOTOS.read_text().split()
     rows.sort(key=lambda r: order.index(r["photo"]))
-    print(f"{len(rows)} photos, {cpu_name()}, one torch thread per process, load average "
-          f"{min(r['load'] for r in rows):.1f}-{max(r['load'] for r in rows):.1f} while measuring\n")
-    print("| method | PSNR dB (mean, min) | identity distance (mean, max) | under 0.5 | CPU s / photo | "
-          "wall s / photo | locality PSNR dB (100 seeds) |")
-    print("|---|---|---|---|---|---|---|")
+    loads = [r["load"] for r in rows]
+    common = {"photos": len(rows), "load_while_measuring": [min(loads), max(loads)]}
+    records = []
     for method in ("W", "W+", "tuned"):
         p = [r[method]["psnr_db"] for r in rows]
-        d = [r[method]["identity_distance"] for r in rows]
-        found = [v for v in d if v is not None]
-        loc = mean(r[method].get("locality_psnr_db") for r in rows) if method == "tuned" else None
-        print(f"| {method} | {np.mean(p):.1f}, {np.min(p):.1f} | {mean(d):.3f}, {max(found):.3f} | "
-              f"{sum(v < 0.5 for v in found)}/{len(rows)} | {mean(r[method]['cpu_s'] for r in rows):.0f} | "
-              f"{mean(r[method]['wall_s'] for r in rows):.0f} | {'' if loc is None else f'{loc:.1f}'} |")
-    print("\n| edit of the tuned reconstruction | strength (median of abs) | probability moved >= 0.3 | "
-          "identity distance after (mean, max) | under 0.5 |")
-    print("|---|---|---|---|---|")
+        found = [r[method]["identity_distance"] for r in rows if r[method]["identity_distance"] is not None]
+        records.append({"method": method, "psnr_db_mean": round(float(np.mean(p)), 1), "psnr_db_min": round(min(p), 1),
+                        "identity_mean": round(mean(found), 3), "identity_max": round(max(found), 3) if found else None,
+                        "under_0.5": sum(v < 0.5 for v in found),
+                        "cpu_s_per_photo": round(mean(r[method]["cpu_s"] for r in rows), 1),
+                        "wall_s_per_photo": round(mean(r[method]["wall_s"] for r in rows), 1), **common,
+                        **({"locality_psnr_db": round(mean(r[method]["locality_psnr_db"] for r in rows), 1)}
+                           if method == "tuned" else {})})
     for direction in EDITS:
         e = [r["edits"][direction] for r in rows]
         d = [x["identity_distance"] for x in e if x["identity_distance"] is not None]
-        print(f"| {direction} | {np.median([abs(x['strength']) for x in e]):g} | "
-              f"{sum(x['reached'] for x in e)}/{len(e)} | {mean(d):.3f}, {max(d):.3f} | "
-              f"{sum(v < 0.5 for v in d)}/{len(e)} ({100 * sum(v < 0.5 for v in d) / len(e):.0f} %) |")
+        records.append({"edit": direction, "median_abs_strength": float(np.median([abs(x["strength"]) for x in e])),
+                        "moved_0.3": sum(x["reached"] for x in e), "identity_mean_after": round(mean(d), 3),
+                        "identity_max_after": round(max(d), 3) if d else None,
+                        "identity_under_0.5": sum(v < 0.5 for v in d), **common})
     strips = [np.asarray(Image.open(out / "images" / f"{r['photo'].replace('/', '_')}.png")) for r in rows[:8]]
-    figure = save_image(make_grid(np.stack(strips), len(strips), 1), out / "figure.png")
-    print(f"\nfigure: {figure} (columns: photo, W, W+, tuned, {', '.join(EDITS)})")
+    save_image(make_grid(np.stack(strips), len(strips), 1), out / "figure.png")
+    return records
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> None:
+    parser = harness.arguments(__doc__)
     parser.add_argument("--select", action="store_true", help="print the photo list")
-    parser.add_argument("--out", type=Path, help="folder of results and images")
+    parser.add_argument("--work", type=Path, help="folder of results and images")
     parser.add_argument("--part", default="1/1", help="I/K: measure every K-th photo from the I-th")
     parser.add_argument("--photos", type=int, help="only the first N photos of the list")
-    parser.add_argument("--report", type=Path, help="print the table of a measured folder")
+    parser.add_argument("--report", type=Path, help="the summary of a measured folder")
     args = parser.parse_args()
     if args.select:
         print("\n".join(select()))
+        return
+    if args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(Path(tmp), "1/1", 1, quick=True)
+            records = report(Path(tmp))
     elif args.report:
-        report(args.report)
+        records = report(args.report)
+    elif args.work:
+        run(args.work, args.part, args.photos)
+        return
     else:
-        run(args.out, args.part, args.photos)
+        parser.error("give --select, --work, --report or --quick")
+    env, load = harness.machine(), harness.load_average()
+    harness.write([{**r, "machine": env, "load": load} for r in records], args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,15 +13,15 @@ pytest.importorskip("uvicorn")
 
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
-SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "studio_soak.py"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
 def test_twenty_clients_for_a_minute(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
     net = tiny_checkpoint(tmp_path / "tiny.safetensors")
-    done = subprocess.run([sys.executable, str(SOAK), "--network", str(net), "--clients", "20", "--seconds", "60"],
-                          capture_output=True, text=True, timeout=400)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.studio_soak", "--network", str(net), "--clients", "20",
+                           "--seconds", "60"], cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["server_alive"] and result["failures"] == 0 and result["requests"] > 200
