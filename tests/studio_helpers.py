@@ -4,11 +4,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import torch
 from facegen_cli.networks import Network, load_network
+from facegen_cli.studio import browser
 from facegen_cli.studio.server import build_app, start_in_thread
 from real_faces import CELEBA_IMAGES
 from tiny_nets import tiny_checkpoint
@@ -50,3 +51,18 @@ def tiny_studio(root: Path, network: Path | None = None, data: Path | None = Non
         finally:
             running.stop()
             torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def browsed_studio(root: Path, network: Path | None = None) -> Iterator[tuple[str, Network, Any, Path]]:
+    """A `tiny_studio` (on `network`) open in one headless Chromium that downloads into root/downloads;
+    yields (url, net, driver, downloads)."""
+    downloads = root / "downloads"
+    downloads.mkdir()
+    with tiny_studio(root, network) as (url, net):
+        driver = browser.chromium(downloads)
+        try:
+            browser.open_studio(driver, url)
+            yield url, net, driver, downloads
+        finally:
+            driver.quit()

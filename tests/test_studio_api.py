@@ -333,7 +333,7 @@ def test_projection_runs_in_the_background_and_adds_a_face(studio):
     while not job["done"] and time.monotonic() < deadline:
         time.sleep(0.1)
         job = ok_json(f"{url}/api/t/{TAB}/project/{job['id']}")
-    assert job["done"] and job["error"] is None and job["step"] == 4 and job["stats"]["psnr_db"] > 0
+    assert job["done"] and job["error"] is None and job["step"] == 4 and job["quality"]["latent"]["psnr_db"] > 0
     assert job["face"]["name"] == "projected me.png"
     assert pixels(call(url + job["target"])[2]).tolist() == [[[120, 90, 60]] * 32] * 32
     status, _, body = call(f"{url}/api/t/{TAB}/project?name=cv.pdf", method="POST", body=b"%PDF-1.4 not a photo")

@@ -16,7 +16,7 @@ from facegen_cli.latent.mixing import style_mix  # noqa: E402
 from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
 from facegen_cli.studio import browser  # noqa: E402
-from studio_helpers import needs_real_faces, tiny_studio  # noqa: E402
+from studio_helpers import browsed_studio, needs_real_faces  # noqa: E402
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=f"no browser: {browser.missing()}")
 
@@ -24,16 +24,8 @@ pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=f"no brows
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """(url, net, driver, downloads): one studio and one browser for the module."""
-    root = tmp_path_factory.mktemp("studio")
-    downloads = root / "downloads"
-    downloads.mkdir()
-    with tiny_studio(root) as (url, net):
-        driver = browser.chromium(downloads)
-        try:
-            browser.open_studio(driver, url)
-            yield url, net, driver, downloads
-        finally:
-            driver.quit()
+    with browsed_studio(tmp_path_factory.mktemp("studio")) as found:
+        yield found
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -193,7 +185,8 @@ def test_project_a_photo_then_edit_it(site, tmp_path):
     box.clear()
     box.send_keys("3")
     driver.execute_script("document.getElementById('project-align').value = 'none';"
-                          "document.getElementById('project-perceptual').checked = false;")
+                          "document.getElementById('project-perceptual').checked = false;"
+                          "document.getElementById('project-tune').checked = false;")
     for name, colour in (("first.png", (40, 160, 60)), ("me.png", (150, 110, 90))):  # the second photo replaces the first
         photo = tmp_path / name
         Image.new("RGB", (40, 40), colour).save(photo)

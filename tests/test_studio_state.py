@@ -15,7 +15,7 @@ pytest.importorskip("starlette")
 
 from facegen_cli.errors import BadInput  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
-from facegen_cli.studio.projection import Projector  # noqa: E402
+from facegen_cli.studio.projection import ProjectRequest, Projector  # noqa: E402
 from facegen_cli.studio.quiz import QuizMaster  # noqa: E402
 from facegen_cli.studio.service import Studio  # noqa: E402
 from facegen_cli.studio.state import MAX_FACES, Face, Tab, Tabs  # noqa: E402
@@ -58,7 +58,7 @@ def test_stopping_cancels_a_running_projection(studio):
     projector = Projector(studio)
     photo = io.BytesIO()
     Image.new("RGB", (32, 32), (100, 50, 20)).save(photo, "PNG")
-    job = projector.start(tab, photo.getvalue(), "face.png", 2000, "none", False, False)
+    job = projector.start(tab, photo.getvalue(), "face.png", ProjectRequest("w", 2000, "none", False))
     while job.step < 2 and not job.done:
         time.sleep(0.02)
     started = time.monotonic()

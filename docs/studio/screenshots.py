@@ -79,12 +79,10 @@ def main() -> None:
 
             browser.goto(driver, "project")
             driver.find_element("id", "project-file").send_keys(str(photo))
-            steps = driver.find_element("id", "project-steps")
-            steps.clear()
-            steps.send_keys("150")
             driver.execute_script("document.getElementById('project-align').value = 'none';")
-            driver.find_element("id", "project-start").click()
-            browser.wait_for(driver, "return !document.getElementById('project-done').hidden", 900)
+            driver.find_element("id", "project-start").click()  # the shipped encoder, then pivotal tuning
+            browser.wait_for(driver, "return document.getElementById('project-status').textContent"
+                                     ".startsWith('done')", 900)
             save(driver, args.out, "project")
 
             browser.goto(driver, "quiz")

@@ -5,35 +5,38 @@ one are dropped when their turn comes instead of being rendered.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import io
 import json
 import logging
 import shutil
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from facegen_cli.checkpoint import Network
+from facegen_cli.checkpoint import save_tuned
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.images import encode, to_pil
 from facegen_cli.latent.directions import (Direction, check_strength, conditioned, known_directions, load_direction,
                                           move, sefa_directions)
-from facegen_cli.latent.frames import write_frames
 from facegen_cli.latent.interpolate import morph_frames
 from facegen_cli.latent.io import load_latent
 from facegen_cli.latent.layers import LAYER_GROUPS, resolve_layers, w_resolutions
 from facegen_cli.latent.mixing import normalized_weights, style_mix, weighted_average
 from facegen_cli.latent.sources import latent_shape, read_latent
 from facegen_cli.models.stylegan2 import NOISE_MODES
+from facegen_cli.networks import Network, apply_tuned
 from facegen_cli.sampler import PSI_RANGE, Sampler, attribute_defaults, conditioning, has_wplus, require_wplus
 from facegen_cli.specs import MAX_SEED, parse_attrs, parse_label, parse_layers
-from facegen_cli.studio.state import Face, Tab, Tabs, new_id
+from facegen_cli.studio.state import Face, NotFound, Tab, Tabs, new_id
 from facegen_cli.studio.store import FaceStore
 from facegen_cli.studio.uploads import latent_kind
+from facegen_cli.video import write_frames
 
 log = logging.getLogger("facegen.studio")
 T = TypeVar("T")
@@ -42,6 +45,7 @@ KINDS = {int: "a whole number", float: "a finite number", str: "a string", list:
 MAX_PAGE = 24
 MAX_FRAMES = 240
 SEFA_COUNT = 8
+TUNED_IN_MEMORY = 8  # tuned networks kept loaded; the others are read again from their files when drawn
 
 
 def png(image: np.ndarray) -> bytes:
@@ -119,6 +123,8 @@ class Studio:
         self.net = net
         self.workdir = workdir
         self.lock = threading.Lock()
+        self.tuned_dir = (state or workdir) / "tuned"  # beside the saved faces, so tuned faces outlive the server
+        self.tuned: OrderedDict[str, Network] = OrderedDict()
         store = FaceStore(state, latent_shape(self.sampler()), int(net.G_kwargs.get("c_dim", 0))) if state else None
         self.tabs = Tabs(workdir, store=store)
         self.directions = self._directions(sefa_count) if has_wplus(net) else {}
@@ -163,10 +169,56 @@ class Studio:
 
     def sampler(self, c: np.ndarray | None = None, psi: float = 1.0, noise_mode: str = "const",
                 cutoff: int | None = None, translate: tuple[float, float] | None = None,
-                rotate: float | None = None) -> Sampler:
-        """The network run as the CLI runs it, with a face's settings."""
-        return Sampler(self.net, psi=psi, noise_mode=noise_mode, label=c, cutoff=cutoff, translate=translate,
+                rotate: float | None = None, net: Network | None = None) -> Sampler:
+        """The network (default: the studio's) run as the CLI runs it, with a face's settings."""
+        return Sampler(net or self.net, psi=psi, noise_mode=noise_mode, label=c, cutoff=cutoff, translate=translate,
                        rotate=rotate)
+
+    def face_sampler(self, face: Face) -> Sampler:
+        """The sampler that draws `face`: its settings, on its tuned network if it has one; under the lock."""
+        return self.sampler(face.c, face.psi, face.noise_mode, translate=face.translate, rotate=face.rotate,
+                            net=self.network(face))
+
+    def add_tuned(self, tuned: Network) -> str:
+        """Keep a tuned network (written as a tuned file, loaded while recently used); its id for faces."""
+        network_id = new_id()
+        self.tuned_dir.mkdir(parents=True, exist_ok=True)
+        save_tuned(self.tuned_path(network_id), tuned.arch, tuned.G_kwargs, tuned.G_ema, tuned.provenance)
+        with self.lock:
+            self._remember(network_id, tuned)
+        return network_id
+
+    def tuned_path(self, network_id: str) -> Path:
+        return self.tuned_dir / f"{network_id}.safetensors"  # ids are server-made hex digits
+
+    def _remember(self, network_id: str, tuned: Network) -> None:
+        self.tuned[network_id] = tuned
+        self.tuned.move_to_end(network_id)
+        while len(self.tuned) > TUNED_IN_MEMORY:
+            self.tuned.popitem(last=False)
+
+    def network(self, face: Face) -> Network:
+        """The network that draws `face`: its tuned one (read from its file when not in memory), else the studio's."""
+        if face.network is None:
+            return self.net
+        found = self.tuned.get(face.network)
+        if found is None:
+            path = self.tuned_path(face.network)
+            if not path.is_file():
+                raise NotFound(f"the tuned network of {face.name!r} is gone; project the photo again")
+            found = apply_tuned(path, dataclasses.replace(self.net, G_ema=copy.deepcopy(self.net.G_ema)))
+        self._remember(face.network, found)
+        return found
+
+    def tuned_file(self, face: Face) -> bytes:
+        """The tuned network file of a tuned face (what `project --tune` writes; any command takes it)."""
+        if face.network is None:
+            raise NotFound(f"{face.name!r} is drawn by the studio's network; only a tuned face has a network "
+                           "file of its own")
+        path = self.tuned_path(face.network)
+        if not path.is_file():
+            raise NotFound(f"the tuned network of {face.name!r} is gone; project the photo again")
+        return path.read_bytes()
 
     def look_sampler(self, look: Look) -> Sampler:
         return self.sampler(self.conditioning(look.label, look.attrs), look.psi, look.noise_mode, look.cutoff,
@@ -178,9 +230,9 @@ class Studio:
                             parse_attrs(attrs, "attrs") if attrs else None)
 
     def render(self, face: Face, latent: np.ndarray | None = None) -> bytes:
-        """The PNG of `latent` (default: the face's own) drawn with the face's settings; the caller holds the lock."""
-        sampler = self.sampler(face.c, face.psi, face.noise_mode, translate=face.translate, rotate=face.rotate)
-        return png(sampler.images((face.latent if latent is None else latent)[None])[0])
+        """The PNG of `latent` (default: the face's own) drawn as the face is (its settings, its network); the
+        caller holds the lock."""
+        return png(self.face_sampler(face).images((face.latent if latent is None else latent)[None])[0])
 
     def explore(self, tab: Tab, seq: int | None, start: int, count: int, look: Look) -> list[dict] | None:
         """A page of seeds, each as a data-URL PNG (the grid of `facegen generate`); None once stale."""
@@ -298,9 +350,7 @@ class Studio:
             raise BadInput("add at least two faces to morph between: tick them in the list")
         first, space = faces[0], "w" if has_wplus(self.net) else "z"
         with self.lock:
-            images = morph_frames(self.sampler(first.c, first.psi, first.noise_mode, translate=first.translate,
-                                               rotate=first.rotate),
-                                  np.stack([f.latent for f in faces]), frames, loop, space)
+            images = morph_frames(self.face_sampler(first), np.stack([f.latent for f in faces]), frames, loop, space)
         for old in list(tab.files):
             tab.files.pop(old).unlink(missing_ok=True)
         token = new_id()

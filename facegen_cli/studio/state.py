@@ -49,11 +49,16 @@ class Face:
     translate: tuple[float, float] | None = None  # StyleGAN3's input transform, applied when rendering
     rotate: float | None = None
     png: bytes = b""
+    network: str | None = None  # the id of the tuned network (pivotal tuning) that draws it; None: the studio's
+    photo: bytes = b""  # a projected face's aligned photo (PNG)
 
     def summary(self, tab: str) -> dict:
-        """What the page shows about the face, with its two downloads."""
+        """What the page shows about the face, with its downloads (the tuned network's, for a tuned face) and
+        its photo (for a projected face)."""
         url = f"/api/t/{tab}/faces/{self.id}"
-        return {"id": self.id, "name": self.name, "image": f"{url}.png", "npy": f"{url}.npy"}
+        return {"id": self.id, "name": self.name, "image": f"{url}.png", "npy": f"{url}.npy",
+                "network": f"{url}.safetensors" if self.network else None,
+                "photo": f"{url}/photo.png" if self.photo else None}
 
 
 @dataclass

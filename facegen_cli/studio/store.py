@@ -1,8 +1,9 @@
 """The tabs' faces on disk, so that they outlive the server: one `.npz` per tab in a folder the user names
 (`facegen studio --state DIR`; by default the user cache, one folder per network).
 
-A file holds each face's latent, label vector and PNG, and a JSON list of the rest (id, name, psi, noise
-mode, input transform). A file that cannot be read, or whose latents do not fit this network, is set aside
+A file holds each face's latent, label vector, PNG (and a projected face's photo), and a JSON list of the rest
+(id, name, psi, noise mode, input transform, the id of its tuned network, whose file the studio keeps in
+`tuned/` beside these). A file that cannot be read, or whose latents do not fit this network, is set aside
 as `.corrupt` with a warning in the log, and the tab starts empty: a damaged file never stops the studio.
 """
 from __future__ import annotations
@@ -46,12 +47,15 @@ class FaceStore:
     def save(self, tab_id: str, faces: list[Face]) -> None:
         """Write the tab's faces (replacing its file whole), then drop the oldest files past the limit."""
         meta = [{"id": f.id, "name": f.name, "psi": f.psi, "noise_mode": f.noise_mode,
-                 "translate": list(f.translate) if f.translate else None, "rotate": f.rotate} for f in faces]
+                 "translate": list(f.translate) if f.translate else None, "rotate": f.rotate, "network": f.network}
+                for f in faces]
         arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
         for i, f in enumerate(faces):
             arrays[f"latent{i}"] = np.asarray(f.latent, np.float32)
             arrays[f"c{i}"] = np.asarray(f.c, np.float32)
             arrays[f"png{i}"] = np.frombuffer(f.png, np.uint8)
+            if f.photo:
+                arrays[f"photo{i}"] = np.frombuffer(f.photo, np.uint8)
         with self.lock:
             try:
                 with atomic_open(self.path(tab_id)) as out:
@@ -87,10 +91,15 @@ class FaceStore:
                 latent, c, png = data[f"latent{i}"], data[f"c{i}"], data[f"png{i}"].tobytes()
                 if latent.shape != self.latent_shape or c.shape != (self.c_dim,) or not png.startswith(PNG_MAGIC):
                     raise Unreadable(f"face {i} does not fit this network (latent {list(latent.shape)})")
-                if not FACE_ID.fullmatch(str(m["id"])) or not np.isfinite(latent).all():
+                network = m.get("network")
+                if not FACE_ID.fullmatch(str(m["id"])) or not np.isfinite(latent).all() or not (
+                        network is None or FACE_ID.fullmatch(str(network))):
                     raise Unreadable(f"face {i} has a bad id or a value that is not finite")
+                photo = data[f"photo{i}"].tobytes() if f"photo{i}" in data.files else b""
+                if photo and not photo.startswith(PNG_MAGIC):
+                    raise Unreadable(f"face {i}'s photo is not a PNG")
                 translate = m["translate"]
                 faces.append(Face(str(m["id"]), str(m["name"]), latent, c, float(m["psi"]), str(m["noise_mode"]),
                                   (float(translate[0]), float(translate[1])) if translate else None,
-                                  None if m["rotate"] is None else float(m["rotate"]), png))
+                                  None if m["rotate"] is None else float(m["rotate"]), png, network, photo))
             return faces

@@ -1,10 +1,12 @@
-"""Project: a photo uploaded and projected in the background, its progress, and its images."""
+"""Project: a photo uploaded and given a latent (the encoder at once, or an optimisation), then tuned when asked,
+in the background; its progress and its images."""
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from facegen_cli.studio.projection import ProjectRequest
 from facegen_cli.studio.state import NotFound
 from facegen_cli.studio.uploads import PHOTO_LIMIT
 from facegen_cli.studio.web import HEADERS, TAB, api, context, query, read_body, reply, tab_of
@@ -14,9 +16,12 @@ from facegen_cli.studio.web import HEADERS, TAB, api, context, query, read_body,
 async def start(request: Request) -> Response:
     tab, name = tab_of(request), query(request, "name", str, "photo")
     data = await read_body(request, PHOTO_LIMIT, name)
-    job = context(request).projector.start(tab, data, name, query(request, "steps", int, 100),
-                                           query(request, "align", str, "ffhq"), query(request, "wplus", bool, False),
-                                           query(request, "perceptual", bool, True))
+    projector = context(request).projector
+    asked = ProjectRequest(query(request, "method", str, "encoder" if projector.encoder else "w"),
+                           query(request, "steps", int, 100), query(request, "align", str, "ffhq"),
+                           query(request, "perceptual", bool, True), query(request, "tune", bool, False),
+                           query(request, "tune_steps", int, 100))
+    job = projector.start(tab, data, name, asked)
     return reply(job.status(tab.id))
 
 

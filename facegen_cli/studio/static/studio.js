@@ -120,12 +120,13 @@ function liveImage(channel, img, onShown) {
 }
 
 // ---- faces (the tray) ----
-// A face's two downloads, as links.
+// A face's downloads, as links (a tuned face's network too).
 function downloadLinks(face) {
   const stop = (event) => event.stopPropagation();  // a click on a link is not a click on its tray row
-  return el("span", { className: "downloads" },
-    el("a", { href: face.image, download: "", textContent: "PNG", title: "download the image", onclick: stop }),
-    el("a", { href: face.npy, download: "", textContent: ".npy", title: "download the latent", onclick: stop }));
+  const links = [el("a", { href: face.image, download: "", textContent: "PNG", title: "download the image", onclick: stop }),
+    el("a", { href: face.npy, download: "", textContent: ".npy", title: "download the latent", onclick: stop })];
+  if (face.network) links.push(el("a", { href: face.network, download: "", textContent: "net", title: "download the tuned network that draws it", onclick: stop }));
+  return el("span", { className: "downloads" }, ...links);
 }
 
 async function refreshFaces() {
@@ -270,6 +271,12 @@ function requestEdit(startedAt) {
   if (face && $("edit-before").dataset.face !== face.id) {
     $("edit-before").src = face.image;
     $("edit-before").dataset.face = face.id;
+    // a projected face: its photo, the network's reconstruction of it, and the edit, side by side
+    $("edit-photo-figure").hidden = !face.photo;
+    if (face.photo) $("edit-photo").src = face.photo;
+    $("edit-before-caption").textContent = face.photo ? (face.network ? "reconstruction (tuned network)" : "reconstruction") : "before";
+    $("edit-after-caption").textContent = face.photo ? "edited" : "after";
+    $("edit-network").hidden = !face.network;
   }
   if (!state.info.wplus || !face) return;
   editLive(editPayload(), startedAt);
@@ -295,7 +302,7 @@ function resetSliders() {
   for (const input of $("edit-sliders").querySelectorAll("input[type=range]")) { input.value = 0; input.nextSibling.textContent = "0"; }
 }
 $("edit-reset").onclick = () => { resetSliders(); requestEdit(); };
-$("edit-png").onclick = $("edit-npy").onclick = (event) => guard(() => downloadResult(editPayload(), event.target.dataset.kind));
+$("edit-png").onclick = $("edit-npy").onclick = $("edit-network").onclick = (event) => guard(() => downloadResult(editPayload(), event.target.dataset.kind));
 // The kept face becomes the one being edited, from zero: the picture stays the same.
 $("edit-keep").onclick = async () => { await keep(editPayload()); resetSliders(); requestEdit(); };
 
@@ -421,38 +428,67 @@ $("morph-make").onclick = () => guard(async () => {
 });
 
 // ---- Project ----
+function showProjectOptions() {
+  const optimise = $("project-method").value !== "encoder", tune = $("project-tune").checked;
+  for (const part of document.querySelectorAll(".optimise-only")) part.hidden = !optimise;
+  for (const part of document.querySelectorAll(".tune-only")) part.hidden = !tune;
+}
+$("project-method").onchange = $("project-tune").onchange = showProjectOptions;
 $("project-start").onclick = () => guard(async () => {
   const file = $("project-file").files[0];
   if (!file) throw new Error("choose a photo first");
   checkSize(file, state.info.limits.photo);
-  const query = new URLSearchParams({ name: file.name, steps: $("project-steps").value, align: $("project-align").value, wplus: $("project-wplus").checked, perceptual: $("project-perceptual").checked });
+  const query = new URLSearchParams({ name: file.name, method: $("project-method").value, steps: $("project-steps").value,
+    align: $("project-align").value, perceptual: $("project-perceptual").checked, tune: $("project-tune").checked,
+    tune_steps: $("project-tune-steps").value });
   $("project-done").hidden = true;
   let job = await api(`project?${query}`, { method: "POST", body: file });
   clearMessage();
   for (const id of ["project-target", "project-preview"]) $(id).removeAttribute("src");  // nothing of the last photo
+  $("project-quality").textContent = "";
   $("project-empty").hidden = true;
   $("project-job").hidden = false;
-  while (!job.done) {
+  let shownFace = null;
+  for (;;) {
     showJob(job);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    const face = job.tuned || job.face;  // the latent's face is there at once; the tuned one replaces it
+    if (face && face.id !== shownFace) {
+      shownFace = face.id;
+      state.current = face.id;
+      await refreshFaces();
+      $("project-png").href = face.image;
+      $("project-npy").href = face.npy;
+      $("project-network").hidden = !face.network;
+      if (face.network) $("project-network").href = face.network;
+      $("project-done").hidden = false;
+    }
+    if (job.done) break;
+    await new Promise((resolve) => setTimeout(resolve, 300));
     job = await api(`project/${job.id}`);
   }
-  showJob(job);
   if (job.error) throw new Error(`${job.name}: ${job.error}`);
-  state.current = job.face.id;
-  await refreshFaces();
-  $("project-png").href = job.face.image;
-  $("project-npy").href = job.face.npy;
-  $("project-done").hidden = false;
 });
+function quality(q) {
+  const identity = q.identity_distance === null ? "no face read" : `identity distance ${q.identity_distance.toFixed(2)}`;
+  return `PSNR ${q.psnr_db === null ? "∞" : q.psnr_db.toFixed(1)} dB, ${identity}`;
+}
 function showJob(job) {
-  $("project-progress").max = job.steps;
-  $("project-progress").value = job.step;
+  $("project-progress").max = Math.max(1, job.steps + job.tune_steps);
+  $("project-progress").value = job.step + job.tune_step;
   const loss = job.stats.pixel_mse !== undefined ? `, pixel MSE ${job.stats.pixel_mse.toFixed(4)}` : "";
-  const psnr = job.stats.psnr_db !== undefined ? `, PSNR ${job.stats.psnr_db.toFixed(1)} dB` : "";
-  $("project-status").textContent = `${job.done ? (job.error ? "failed" : "done") : "projecting"}: step ${job.step} of ${job.steps}${loss}${psnr}`;
+  const phase = job.done ? (job.error ? "failed" : "done") : job.phase;
+  const steps = [];
+  if (job.steps) steps.push(`step ${job.step} of ${job.steps}`);
+  if (job.tune_steps) steps.push(`tuning step ${job.tune_step} of ${job.tune_steps}`);
+  const seconds = Object.entries(job.seconds).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(", ");
+  $("project-status").textContent = `${phase}: ${steps.join(", ") || (job.face ? "encoded" : "")}${loss}${seconds ? ` (${seconds})` : ""}`;
   if (job.target && $("project-target").getAttribute("src") !== job.target) $("project-target").src = job.target;
   if (job.preview) $("project-preview").src = job.preview;
+  $("project-preview-caption").textContent = job.tuned ? "tuned network" : job.steps ? "projection" : "encoder";
+  const parts = [];
+  if (job.quality.latent) parts.push(`${job.steps ? "projection" : "encoder"}: ${quality(job.quality.latent)}`);
+  if (job.quality.tuned) parts.push(`tuned: ${quality(job.quality.tuned)}`);
+  $("project-quality").textContent = parts.join(" · ");
 }
 $("project-edit").onclick = () => { location.hash = "#edit"; };
 $("project-mix").onclick = () => { $("mix-a").value = state.current; location.hash = "#mix"; };
@@ -537,6 +573,8 @@ async function start() {
     $("explore-cutoff").max = info.num_ws;
     $("quiz-unavailable").hidden = info.quiz;
     $("quiz-setup").hidden = !info.quiz;
+    if (!info.encoder) $("project-method").querySelector("[value=encoder]").remove();
+    showProjectOptions();
     $("edit-layers").append(...Object.keys(info.groups).map((g) => el("option", { value: g, textContent: g })));
     buildSliders();
     buildLayers();

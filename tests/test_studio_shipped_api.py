@@ -1,0 +1,110 @@
+"""The studio on the shipped model, through its HTTP API: a photo's latent from the shipped encoder at once,
+pivotal tuning with progress, the tuned face drawn (and edited) by its tuned network, which downloads as a
+file any command takes."""
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from facegen_cli.encoder.encode import encode  # noqa: E402
+from facegen_cli.encoder.store import find_encoder  # noqa: E402
+from facegen_cli.latent.directions import conditioned, load_direction, move  # noqa: E402
+from facegen_cli.networks import load_network  # noqa: E402
+from facegen_cli.paths import weights_dir  # noqa: E402
+from facegen_cli.sampler import Sampler  # noqa: E402
+from real_faces import CELEBA_IMAGES, FACE_BOX  # noqa: E402
+from studio_helpers import needs_real_faces, tiny_studio  # noqa: E402
+from test_studio_api import call, ok_json, pixels  # noqa: E402
+
+TAB = "00112233445566778899aabbccddeeff"
+PHOTO = "009001.jpg"  # a CelebA photo no shipped network trained on
+
+
+def photo_png() -> bytes:
+    """The photo's classic 64 px face crop: aligned already, at the network's size, so `align none` keeps it."""
+    needs_real_faces()
+    with Image.open(CELEBA_IMAGES / PHOTO) as im:
+        face = im.convert("RGB").crop(FACE_BOX)
+    out = io.BytesIO()
+    face.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """(url, net) of a studio on the shipped model."""
+    with tiny_studio(tmp_path_factory.mktemp("shipped"), network=weights_dir() / "default.safetensors") as found:
+        yield found
+
+
+def run_job(url: str, query: str, photo: bytes, timeout: float = 120) -> tuple[dict, list[dict]]:
+    """The finished job of a projection request, and every status seen while it ran."""
+    job = ok_json(f"{url}/api/t/{TAB}/project?{query}", method="POST", body=photo)
+    seen, deadline = [job], time.monotonic() + timeout
+    while not job["done"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = ok_json(f"{url}/api/t/{TAB}/project/{job['id']}")
+        seen.append(job)
+    assert job["done"] and job["error"] is None, job
+    return job, seen
+
+
+def test_the_encoder_gives_the_latent_at_once_then_tuning_reports_progress(shipped, tmp_path):
+    url, net = shipped
+    assert ok_json(f"{url}/api/info")["encoder"]
+    photo = photo_png()
+    job, seen = run_job(url, "name=me.png&align=none&perceptual=0&tune=1&tune_steps=3", photo)
+    assert job["seconds"]["encoding"] < 1.0  # the shipped encoder: one forward pass
+    assert job["steps"] == 0 and job["tune_step"] == job["tune_steps"] == 3
+    assert any(s["phase"] == "tuning" and s["face"] for s in seen)  # the encoder's face came before tuning ended
+    target = np.asarray(Image.open(io.BytesIO(photo)))
+    assert pixels(call(url + job["target"])[2]).tolist() == target.tolist()  # the user's own pixels
+    ws, image, _ = encode(net, find_encoder("default", net), target)
+    encoded = np.load(io.BytesIO(call(url + job["face"]["npy"])[2]))
+    np.testing.assert_array_equal(encoded, ws)
+    assert job["face"]["network"] is None and job["tuned"]["network"]
+    tuned_ws = np.load(io.BytesIO(call(url + job["tuned"]["npy"])[2]))
+    np.testing.assert_array_equal(tuned_ws, ws)  # tuning keeps the latent and changes the network
+    quality = job["quality"]
+    assert quality["tuned"]["psnr_db"] > quality["latent"]["psnr_db"]
+    assert pixels(call(url + job["tuned"]["photo"])[2]).tolist() == target.tolist()
+
+    status, headers, body = call(url + job["tuned"]["network"])
+    assert status == 200 and headers["content-disposition"].endswith('.safetensors"')
+    (tmp_path / "tuned.safetensors").write_bytes(body)
+    tuned = load_network(str(tmp_path / "tuned.safetensors"))  # a file any command takes as --network
+    assert tuned.network_id == net.network_id
+    drawn = Sampler(tuned).images(ws[None])[0]
+    np.testing.assert_array_equal(pixels(call(url + job["tuned"]["image"])[2]), drawn)
+    assert np.abs(drawn.astype(int) - Sampler(net).images(ws[None])[0]).mean() > 0.5  # not the base network's face
+
+    smiling = load_direction("Smiling", net)
+    payload = {"op": "edit", "face": job["tuned"]["id"], "sliders": {"Smiling": 2.0}, "seq": 1}
+    status, _, png = call(f"{url}/api/t/{TAB}/live/edit", method="POST", json_body=payload)
+    expected = Sampler(tuned).images(move(ws, conditioned(smiling.vector, []), 2.0, smiling.layers)[None])[0]
+    assert status == 200
+    np.testing.assert_array_equal(pixels(png), expected)  # an edit of a tuned face draws on its tuned network
+    status, _, body = call(f"{url}/api/t/{TAB}/result.safetensors", method="POST", json_body=payload)
+    assert status == 200 and body == call(url + job["tuned"]["network"])[2]
+
+
+def test_bad_projection_requests_are_one_line_4xx(shipped):
+    url, _ = shipped
+    photo = photo_png()
+    for query, fragment in (("method=sgd", "method must be one of encoder, w, wplus"),
+                            ("tune=1&tune_steps=0", "tune_steps must lie in 1-1000"),
+                            ("method=wplus&tune=1", "not W+"), ("tune_steps=many", "is not a whole number")):
+        status, _, body = call(f"{url}/api/t/{TAB}/project?name=me.png&{query}", method="POST", body=photo)
+        assert status == 400 and fragment in json.loads(body)["error"], body
+    face = ok_json(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": 1})
+    status, _, body = call(url + face["image"].replace(".png", ".safetensors"))
+    assert status == 404 and "only a tuned face has a network file" in json.loads(body)["error"]
+
