@@ -16,6 +16,6 @@ def convert(
     half: bool = typer.Option(False, "--half", help="Store tensors as fp16 (half the size)."),
 ) -> None:
     """Import a foreign StyleGAN2 or StyleGAN3 network without running any code from it, or slim a checkpoint."""
-    from facegen_cli.convert.importer import convert_file
+    from facegen_cli import api
 
-    emit(str(convert_file(source, dest, ema_only=ema_only, half=half)))
+    emit(str(api.convert(source, dest, ema_only=ema_only, half=half)))

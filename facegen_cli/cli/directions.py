@@ -7,9 +7,7 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
-from facegen_cli.cli.options import layer_indices, layers_help, network_argument, one_network, psi_option
-
-MAX_SAMPLES = 1_000_000  # faces `directions fit` samples, labels and keeps in memory
+from facegen_cli.cli.options import layers_help, layers_option, network_argument, one_network, psi_option, seed_list, typed
 
 app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier) and report "
                        "how they entangle.",
@@ -22,22 +20,15 @@ def sefa(
     network_arg: Optional[str] = network_argument,
     network: Optional[str] = network_option,
     k: int = typer.Option(10, "--top", "-k", help="How many directions to keep (at most the network's w_dim)."),
-    layers: Optional[str] = typer.Option(None, "--layers", help=f"Factorise only these layers' modulations: "
-                                                                 f"{layers_help}."),
+    layers: Optional[list] = layers_option(f"Factorise only these layers' modulations: {layers_help}."),
     device: str = device_option,
     out: Optional[Path] = out_folder,
 ) -> None:
     """Closed-form factorisation of the modulation weights: the top-k directions, no data needed."""
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.latent.directions import direction_files, run_sefa
-    from facegen_cli.networks import load_network
-    from facegen_cli.sampler import require_wplus
+    from facegen_cli import api
 
-    net = load_network(one_network(network_arg, network), resolve_device(device))
-    require_wplus(net, "SeFa")
-    for path in run_sefa(net, out, k=k, layers=layer_indices(net.G_ema, layers)):
-        for written in direction_files(path):
-            emit(written)
+    for written in api.sefa(one_network(network_arg, network), k=k, layers=layers, out=out, device=device):
+        emit(written)
 
 
 def fit(
@@ -45,7 +36,7 @@ def fit(
     attr: str = typer.Option(..., "--attr", help="The attribute to find, e.g. Smiling (as the classifier names it)."),
     classifier: Path = typer.Option(Path("classifier.safetensors"), "--classifier", "-c", exists=True,
                                     dir_okay=False, help="From `facegen classifier train`."),
-    samples: int = typer.Option(2000, "--samples", min=40, max=MAX_SAMPLES, help="Faces to sample and label."),
+    samples: int = typer.Option(2000, "--samples", help="Faces to sample and label."),
     ratio: float = typer.Option(0.25, "--ratio", help="Fit on this fraction of highest and of lowest scored faces."),
     seed_start: int = typer.Option(0, "--seed-start", help="First seed of the samples."),
     psi: float = psi_option,
@@ -54,25 +45,23 @@ def fit(
     out: Optional[Path] = out_folder,
 ) -> None:
     """InterFaceGAN: label sampled faces with the classifier, fit a linear boundary in W, save its normal."""
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.latent.boundary import run_fit
-    from facegen_cli.latent.directions import direction_files
-    from facegen_cli.networks import load_network
+    from facegen_cli import api
 
-    net = load_network(one_network(network_arg, network), resolve_device(device))
     with progress() as bar:
         task = bar.add_task(f"label {attr}", total=samples)
-        path, accuracy = run_fit(net, attr, classifier, out, samples=samples, ratio=ratio, seed_start=seed_start,
-                                 psi=psi, on_batch=lambda n: bar.advance(task, n))
-    console.print(f"{attr}: held-out accuracy of the boundary {accuracy:.1%}")
-    for written in direction_files(path):
+        fitted = api.fit_direction(attr, classifier, one_network(network_arg, network), samples=samples, ratio=ratio,
+                                   seed_start=seed_start, psi=psi, out=out, device=device,
+                                   on_progress=lambda done, total: bar.update(task, completed=done))
+    console.print(f"{attr}: held-out accuracy of the boundary {fitted.accuracy:.1%}")
+    for written in fitted.paths:
         emit(written)
 
 
 def report(
     network_arg: Optional[str] = network_argument,
     network: Optional[str] = network_option,
-    seeds: str = typer.Option("0-15", "--seeds", help="The faces each direction moves, e.g. 0-15."),
+    seeds: list = typer.Option("0-15", "--seeds", parser=typed(seed_list, "--seeds"), metavar="SEEDS",
+                               help="The faces each direction moves, e.g. 0-15."),
     step: float = typer.Option(2.0, "--step", help="How far each face moves either way along a direction."),
     psi: float = psi_option,
     as_json: bool = typer.Option(False, "--json", help="Print the matrix as one JSON object instead of a table."),
@@ -81,18 +70,12 @@ def report(
 ) -> None:
     """The entanglement matrix: how one unit along each direction moves every estimator (age, pose,
     attributes, identity), as a table (or JSON) and a heatmap."""
-    from facegen_cli.controls.entanglement import draw_heatmap, report as entanglement
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.networks import load_network
-    from facegen_cli.sampler import Sampler
-    from facegen_cli.specs import parse_seeds
+    from facegen_cli import api
 
-    seed_list = parse_seeds(seeds)
-    net = load_network(one_network(network_arg, network), resolve_device(device))
     with progress("dir") as bar:
         task = bar.add_task("read directions", total=None)
-        result = entanglement(Sampler(net, psi=psi), seed_list, step, on_direction=lambda _: bar.advance(task))
-    result["heatmap"] = str(draw_heatmap(result, out))
+        result = api.directions_report(out, one_network(network_arg, network), seeds, step, psi, device,
+                                       on_progress=lambda done, total: bar.update(task, completed=done))
     if as_json:
         emit(result, as_json=True)
         return

@@ -14,11 +14,11 @@ def identity(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the bare number."),
 ) -> None:
     """Identity distance between the faces in A and B (under 0.6: the same person by dlib's rule)."""
-    from facegen_cli.metrics.identity import SAME_PERSON_THRESHOLD, photo_distance
+    from facegen_cli import api
 
-    value = photo_distance(a, b)
+    found = api.identity(a, b)
     if as_json:
-        emit({"distance": value, "same_person": value < SAME_PERSON_THRESHOLD, "threshold": SAME_PERSON_THRESHOLD,
+        emit({"distance": found.distance, "same_person": found.same_person, "threshold": found.threshold,
               "a": str(a), "b": str(b)}, as_json=True)
     else:
-        emit(f"{value:.4f}")
+        emit(f"{found.distance:.4f}")

@@ -21,9 +21,9 @@ def info(
 
         details = describe_ops()
     else:
-        from facegen_cli.networks import describe_network
+        from facegen_cli import api
 
-        details = describe_network(one_network(network, network_opt))
+        details = api.info(one_network(network, network_opt))
     if as_json:
         emit(details, as_json=True)
         return

@@ -16,6 +16,7 @@ from facegen_cli.networks import Network
 from facegen_cli.sampler import MAX_SEED, Sampler, check_seed, require_wplus
 
 MIN_PER_SIDE = 10  # faces each side of the boundary is fitted on, at the least
+MAX_SAMPLES = 1_000_000  # faces a fit samples, scores and keeps in memory
 
 Scorer = Callable[[torch.Tensor], np.ndarray]  # NCHW images in [-1, 1] -> one score per image
 
@@ -57,10 +58,13 @@ def logistic_normal(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.
 
 
 def check_split(samples: int, ratio: float) -> int:
-    """How many of `samples` faces each side of the fit takes at `ratio` (at most half, at least 10)."""
+    """How many of `samples` faces (at most MAX_SAMPLES) each side of the fit takes at `ratio` (at most half, at
+    least 10)."""
     if not 0 < ratio <= 0.5:
         raise BadParameter("ratio", f"ratio {ratio:g} is outside (0, 0.5]: the fit takes that fraction of highest "
                                     "and of lowest scored faces")
+    if samples > MAX_SAMPLES:
+        raise BadParameter("samples", f"samples {samples} is more than {MAX_SAMPLES}, the most a fit holds in memory")
     n = int(samples * ratio)
     if n < MIN_PER_SIDE:
         raise BadParameter("samples", f"samples {samples} at ratio {ratio:g} leave {n} faces per side; the fit "
