@@ -38,7 +38,7 @@ def build(params: dict) -> harness.Work:
     import torch
 
     from facegen_cli.models.stylegan2 import Generator
-    from facegen_cli.precision import resolve_precision, synthesize
+    from facegen_cli.precision import resolve_precision, synthesis_in_precision
 
     torch.manual_seed(0)
     G = Generator(**config_f_kwargs(params["resolution"], params["config"])).eval().requires_grad_(False)
@@ -47,7 +47,8 @@ def build(params: dict) -> harness.Work:
 
     def draw() -> torch.Tensor:
         with torch.inference_mode():
-            return synthesize(G, G.mapping(z, None), prec, noise_mode="const", fused_modconv=PATHS[params["path"]])
+            return synthesis_in_precision(G, G.mapping(z, None), prec, noise_mode="const",
+                                          fused_modconv=PATHS[params["path"]])
 
     def one_round() -> None:
         draw()

@@ -80,7 +80,7 @@ def facegen_generator(spec: dict, precision: str, channels_last: bool | None = N
 
     from facegen_cli.devices import drawing_memory_format
     from facegen_cli.models.stylegan2 import Generator
-    from facegen_cli.precision import resolve_precision, synthesize
+    from facegen_cli.precision import resolve_precision, synthesis_in_precision
 
     torch.manual_seed(0)
     G = Generator(**config_f_kwargs(spec["resolution"], spec["config"])).eval().requires_grad_(False)
@@ -97,7 +97,7 @@ def facegen_generator(spec: dict, precision: str, channels_last: bool | None = N
 
     def call() -> None:
         with torch.inference_mode():
-            last["img"] = synthesize(G, G.mapping(z, None), prec, noise_mode="const")
+            last["img"] = synthesis_in_precision(G, G.mapping(z, None), prec, noise_mode="const")
 
     return call, lambda: last["img"], {"G": sum(p.numel() for p in G.parameters())}
 

@@ -118,7 +118,7 @@ def widen(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype == torch.bfloat16 else x
 
 
-def synthesize(G: torch.nn.Module, ws: torch.Tensor, precision: Precision = FP32, **kwargs) -> torch.Tensor:
+def synthesis_in_precision(G: torch.nn.Module, ws: torch.Tensor, precision: Precision = FP32, **kwargs) -> torch.Tensor:
     """`G.synthesis(ws, **kwargs)` in `precision` (the image comes back in fp32)."""
     with precision.autocast():
         return G.synthesis(ws, force_fp32=precision.force_fp32, **kwargs).float()

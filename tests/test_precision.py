@@ -17,7 +17,7 @@ from facegen_cli.images import save_image
 from facegen_cli.latent.directions import Direction, save_direction
 from facegen_cli.networks import load_network
 from facegen_cli.precision import (FP32_PARTS, Precision, check_precision, cpu_has_native_bf16, resolve_precision,
-                                   synthesize)
+                                   synthesis_in_precision)
 from facegen_cli.sampler import Sampler
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
@@ -77,7 +77,7 @@ def test_bf16_images_match_fp32_within_the_measured_tolerance(seed, fused):
     with torch.no_grad():
         ws = G.mapping(z, None)
         ref = G.synthesis(ws, noise_mode="const", fused_modconv=fused)
-        img = synthesize(G, ws, bf16(), noise_mode="const", fused_modconv=fused)
+        img = synthesis_in_precision(G, ws, bf16(), noise_mode="const", fused_modconv=fused)
     assert img.dtype == torch.float32
     diff, spread = (img - ref).abs(), float(ref.std())
     assert 1e-4 * spread < float(diff.mean()) < MEAN_TOL * spread  # bf16 really ran, and stayed close
@@ -201,8 +201,8 @@ def test_bf16_draws_in_channels_last_on_a_copy_and_computes_what_nchw_does(tiny_
     assert net.G_ema.synthesis.b32.conv1.weight.is_contiguous() and Sampler(net).G is net.G_ema
     ws = torch.from_numpy(sampler.map(sampler.zs(range(4))))
     with torch.no_grad():
-        nchw = synthesize(net.G_ema, ws, resolve_precision("bf16", "cpu"), noise_mode="const")
-        fp32 = synthesize(net.G_ema, ws, resolve_precision("fp32", "cpu"), noise_mode="const")
+        nchw = synthesis_in_precision(net.G_ema, ws, resolve_precision("bf16", "cpu"), noise_mode="const")
+        fp32 = synthesis_in_precision(net.G_ema, ws, resolve_precision("fp32", "cpu"), noise_mode="const")
         layout_error, nchw_error = (sampler.synthesize(ws) - fp32).abs(), (nchw - fp32).abs()
     assert layout_error.mean() <= 1.25 * nchw_error.mean() and layout_error.max() <= 1.5 * nchw_error.max()
     assert 0 < nchw_error.mean() < 0.05

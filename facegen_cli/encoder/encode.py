@@ -14,7 +14,7 @@ from facegen_cli.images import to_uint8
 from facegen_cli.latent.project import align_photo, goal_image, image_stats, psnr, write_projection
 from facegen_cli.latent.tuning import TuneOptions, run_tune
 from facegen_cli.networks import Network
-from facegen_cli.precision import resolve_precision, synthesize
+from facegen_cli.precision import resolve_precision, synthesis_in_precision
 
 
 @torch.no_grad()
@@ -25,7 +25,7 @@ def encode(net: Network, found: EncoderFile, target: np.ndarray,
     device = next(G.parameters()).device
     goal = goal_image(target, G, device)
     ws = found.encoder(goal)
-    image = synthesize(G, ws, resolve_precision(precision, device), noise_mode="const")
+    image = synthesis_in_precision(G, ws, resolve_precision(precision, device), noise_mode="const")
     return ws[0].cpu().numpy(), to_uint8(image)[0], {"pixel_mse": float((image - goal).square().mean()),
                                                      "psnr_db": psnr(image, goal)}
 

@@ -28,7 +28,7 @@ from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.latent.project import w_statistics
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
-from facegen_cli.precision import resolve_precision, synthesize
+from facegen_cli.precision import resolve_precision, synthesis_in_precision
 from facegen_cli.sampler import require_wplus
 
 LOSSES = ("latent", "pixel", "perceptual", "offsets", "total")
@@ -125,7 +125,7 @@ class EncoderTrainer:
             z = torch.randn([opts.batch - real, self.G.z_dim], generator=generator).to(self.device)
             with torch.no_grad():
                 ws = self.G.mapping(z, None)
-                images.append(synthesize(self.G, ws, self.precision, noise_mode="const"))
+                images.append(synthesis_in_precision(self.G, ws, self.precision, noise_mode="const"))
         if real:
             picks = torch.randint(len(self.data), [real], generator=generator).tolist()  # mirrored: the upper half
             faces = torch.stack([self.data[i][0] for i in picks])
@@ -138,7 +138,7 @@ class EncoderTrainer:
         images, true_ws = self.batch(self.record["steps"])
         with self.precision.autocast():
             ws = self.encoder(images).float()
-        drawn = synthesize(self.G, ws, self.precision, noise_mode="const")
+        drawn = synthesis_in_precision(self.G, ws, self.precision, noise_mode="const")
         losses = {"pixel": (drawn - images).square().mean()}
         if true_ws is not None:
             losses["latent"] = (ws[:len(true_ws)] - true_ws).square().sum(2).mean() / self.w_std ** 2

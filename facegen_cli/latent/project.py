@@ -23,7 +23,7 @@ from facegen_cli.metrics.identity import NoFace, identity_distance
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.sampler import require_wplus
-from facegen_cli.precision import resolve_precision, synthesize
+from facegen_cli.precision import resolve_precision, synthesis_in_precision
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import detect_faces, load_photo, pick_faces
 from facegen_cli.prepare.landmarks import face_points
@@ -156,7 +156,7 @@ def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOpti
             group["lr"] = learning_rate(opts, t)
         w_scale = w_std * opts.w_noise * max(0.0, 1.0 - t / opts.noise_ramp) ** 2
         ws = (w_opt + torch.randn_like(w_opt) * w_scale).expand(1, G.num_ws, -1)
-        image = synthesize(G, ws, precision, noise_mode="const")
+        image = synthesis_in_precision(G, ws, precision, noise_mode="const")
         pixel = (image - goal).square().mean()
         dist = perceptual(image, goal_features).sum() if perceptual else pixel.new_zeros([])
         loss = opts.perceptual_weight * dist + opts.pixel_weight * pixel + opts.noise_weight * noise_penalty(maps)
@@ -172,8 +172,8 @@ def project(net: Network, target: np.ndarray, opts: ProjectOptions = ProjectOpti
             on_step(step, frame, {"pixel_mse": pixel.item(), "perceptual": dist.item()})
     with torch.no_grad():
         ws = w_opt.detach().expand(1, G.num_ws, -1)
-        image = synthesize(G, ws, precision, noise_mode="const")
-        own_noise = synthesize(net.G_ema, ws, precision, noise_mode="const")
+        image = synthesis_in_precision(G, ws, precision, noise_mode="const")
+        own_noise = synthesis_in_precision(net.G_ema, ws, precision, noise_mode="const")
         stats = {"pixel_mse": float((image - goal).square().mean()), "psnr_db": psnr(image, goal),
                  "psnr_db_network_noise": psnr(own_noise, goal)}
         if perceptual:

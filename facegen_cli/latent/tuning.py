@@ -26,7 +26,7 @@ from facegen_cli.latent.project import (ProjectOptions, align_photo, check_optim
                                         project_photo, psnr, w_statistics, write_projection)
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
-from facegen_cli.precision import resolve_precision, synthesize
+from facegen_cli.precision import resolve_precision, synthesis_in_precision
 from facegen_cli.sampler import require_wplus
 
 
@@ -94,10 +94,10 @@ def tune(net: Network, target: np.ndarray, pivot_ws: np.ndarray, opts: TuneOptio
         if use_locality:
             with torch.no_grad():
                 reg_ws = locality_ws(base, pivot, opts.locality_samples, opts.locality_distance * w_std, generator)
-                reg_goal = synthesize(base, reg_ws, precision, noise_mode="const")
+                reg_goal = synthesis_in_precision(base, reg_ws, precision, noise_mode="const")
                 reg_features = perceptual.features(reg_goal) if perceptual else None
             ws = torch.cat([pivot, reg_ws])
-        images = synthesize(G, ws, precision, noise_mode="const")
+        images = synthesis_in_precision(G, ws, precision, noise_mode="const")
         pixel = (images[:1] - goal).square().mean()
         dist = perceptual(images[:1], goal_features).sum() if perceptual else pixel.new_zeros([])
         loss = opts.perceptual_weight * dist + opts.pixel_weight * pixel
@@ -116,7 +116,7 @@ def tune(net: Network, target: np.ndarray, pivot_ws: np.ndarray, opts: TuneOptio
     G.requires_grad_(False)
     round_to_half(synthesis)
     with torch.no_grad():
-        image = synthesize(G, pivot, precision, noise_mode="const")
+        image = synthesis_in_precision(G, pivot, precision, noise_mode="const")
         stats = {"pixel_mse": float((image - goal).square().mean()), "psnr_db": psnr(image, goal)}
         if perceptual:
             stats["perceptual"] = float(perceptual(image, goal_features).sum())

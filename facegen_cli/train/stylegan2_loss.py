@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen_cli.ops.upfirdn2d import upfirdn2d
-from facegen_cli.precision import Precision, resolve_precision, synthesize
+from facegen_cli.precision import Precision, resolve_precision, synthesis_in_precision
 
 
 def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -69,7 +69,7 @@ class StyleGAN2Loss:
             layer = torch.arange(num_ws, device=ws.device)[None, :, None]
             ws = torch.where(layer < cutoff, ws, mixed)
         tracked = {"update_emas": update_emas} if self.synthesis_emas else {}
-        return synthesize(self.G, ws, self.precision, **tracked), ws
+        return synthesis_in_precision(self.G, ws, self.precision, **tracked), ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
         img = blur(img, blur_sigma)
