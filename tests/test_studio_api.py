@@ -93,6 +93,11 @@ def test_info_describes_the_network(studio):
     assert info["layers"] == [4, 4, 8, 8, 16, 16, 32, 32][:net.G_ema.num_ws]
     assert info["groups"]["coarse"] == [0, 1, 2, 3] and info["groups"]["middle"] == [4, 5, 6, 7]
     assert [d["name"] for d in info["directions"]] == [f"sefa-{i:02d}" for i in range(8)]
+    assert info["controls"] == [] and not info["encoder"]  # neither is fitted for a tiny network
+    face = open_seed(url, TAB, 0)
+    status, _, body = call(f"{url}/api/t/{TAB}/controls", method="POST",
+                           json_body={"face": face["id"], "targets": {"Age": 40}})
+    assert status == 400 and json.loads(body)["error"].startswith("this network has no direction for control Age")
 
 
 def test_explore_page_is_generate(studio):

@@ -1,8 +1,10 @@
 """The studio on the shipped model, through its HTTP API: a photo's latent from the shipped encoder at once,
 pivotal tuning with progress, the tuned face drawn (and edited) by its tuned network, which downloads as a
-file any command takes."""
+file any command takes; Edit's controls set a face to values read on its image, and refuse bad ones in
+one line."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
@@ -14,9 +16,12 @@ from PIL import Image
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
+from facegen_cli.controls.steer import steer  # noqa: E402
 from facegen_cli.encoder.encode import encode  # noqa: E402
 from facegen_cli.encoder.store import find_encoder  # noqa: E402
+from facegen_cli.estimators.face import read_face  # noqa: E402
 from facegen_cli.latent.directions import conditioned, load_direction, move  # noqa: E402
+from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
 from facegen_cli.paths import weights_dir  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
@@ -108,3 +113,44 @@ def test_bad_projection_requests_are_one_line_4xx(shipped):
     status, _, body = call(url + face["image"].replace(".png", ".safetensors"))
     assert status == 404 and "only a tuned face has a network file" in json.loads(body)["error"]
 
+
+
+def test_controls_set_a_face_to_values_read_on_the_image(shipped):
+    url, net = shipped
+    fitted = {c["name"]: c for c in ok_json(f"{url}/api/info")["controls"]}
+    assert fitted["Age"]["unit"] == "years" and fitted["Yaw"]["unit"] == "degrees"
+    assert (fitted["Smiling"]["unit"], fitted["Smiling"]["low"], fitted["Smiling"]["high"]) == ("probability", 0, 1)
+    face = ok_json(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": 3, "psi": 0.7})
+    sampler = Sampler(net, psi=0.7)
+    ws = read_latent(sampler, 3)
+    reading = ok_json(f"{url}/api/t/{TAB}/faces/{face['id']}/reading")
+    read = read_face(sampler.images(ws[None]))
+    assert set(reading) == set(fitted) and reading["Age"] == pytest.approx(float(read["Age"][0]))
+    payload = {"face": face["id"], "targets": {"Smiling": 0.9}}
+    answer = ok_json(f"{url}/api/t/{TAB}/controls", method="POST", json_body=payload)
+    engine = steer(sampler, ws, {"Smiling": 0.9})
+    assert answer["requested"] == {"Smiling": 0.9} and answer["achieved"] == engine.summary()["achieved"]
+    assert abs(answer["achieved"]["Smiling"] - 0.9) <= 0.15 and answer["identity_distance"] < 0.5
+    np.testing.assert_array_equal(pixels(base64.b64decode(answer["image"].split(",", 1)[1])), engine.image)
+    kept = ok_json(f"{url}/api/t/{TAB}/keep", method="POST", json_body={"op": "controls", **payload})
+    assert kept["name"] == "seed 3 (psi 0.7), Smiling 0.9"
+    np.testing.assert_array_equal(np.load(io.BytesIO(call(url + kept["npy"])[2])), engine.ws)
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"targets": {"Age": 500}}, 400, "targets Age=500 is outside 5..90 years"),
+    ({"targets": {"Yaw": 170}}, 400, "targets Yaw=170 is outside -45..45 degrees"),
+    ({"targets": {"Beauty": 1}}, 400, "unknown control 'Beauty'; the controls are Age, Yaw"),
+    ({"targets": {"Age": "old"}}, 400, "'Age' must be a finite number, got \"old\""),
+    ({"targets": [60]}, 400, "'targets' must be an object"),
+    ({"targets": {}}, 400, "targets: set at least one control"),
+    ({"targets": {"Age": 40}, "keep": ["age"]}, 400, "Age is both set and kept"),
+    ({"targets": {"Age": 40}, "keep": [3]}, 400, "'keep' lists names of controls or directions, got 3"),
+    ({"targets": {"Age": 40}, "face": "0123456789ab"}, 404, "this tab has no face '0123456789ab'"),
+])
+def test_bad_control_requests_are_one_line_4xx(shipped, body, status, message):
+    url, _ = shipped
+    face = ok_json(f"{url}/api/t/{TAB}/faces", method="POST", json_body={"seed": 4})
+    got, _, answer = call(f"{url}/api/t/{TAB}/controls", method="POST", json_body={"face": face["id"], **body})
+    error = json.loads(answer)["error"]
+    assert got == status and error.startswith(message) and "\n" not in error, error

@@ -1,5 +1,6 @@
 """The studio on the shipped model, clicked through in Debian's headless Chromium: a photo projected by the
-shipped encoder and tuned, then edited beside its photo on its tuned network, with its downloads."""
+shipped encoder and tuned, then edited beside its photo on its tuned network, with its downloads; a face set
+to a value by a control, the value the image reads shown beside the one asked for."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,10 @@ from PIL import Image
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
+from facegen_cli.controls.steer import steer  # noqa: E402
+from facegen_cli.estimators.face import read_face  # noqa: E402
 from facegen_cli.latent.directions import conditioned, load_direction, move  # noqa: E402
+from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
 from facegen_cli.paths import weights_dir  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
@@ -74,3 +78,27 @@ def test_a_photo_is_encoded_at_once_tuned_then_edited_beside_it(site, tmp_path):
     driver.find_element("id", "edit-network").click()
     assert wait_download(downloads, "tuned-me.png-Smiling-2.safetensors").read_bytes() == tuned_file.read_bytes()
     browser.set_slider(driver, slider, 0)
+
+
+def test_controls_set_the_face_to_a_value_and_show_what_the_image_reads(site):
+    url, net, driver, _ = site
+    browser.open_seed(driver, 3)
+    browser.goto(driver, "edit")
+    sampler = Sampler(net, psi=0.7)
+    ws = read_latent(sampler, 3)
+    age = float(read_face(sampler.images(ws[None]))["Age"][0])
+    read = driver.find_element("css selector", "#edit-controls output.read[data-control='Age']")
+    browser.wait_for(driver, "return arguments[0].textContent === arguments[1]", 60, read, f"read: {age:.1f} years")
+    slider = driver.find_element("css selector", "#edit-controls input[data-control='Smiling']")
+    assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("0", "1")
+    driver.execute_script("arguments[0].value = 0.9; arguments[0].dispatchEvent(new Event('input'));"
+                          "arguments[0].dispatchEvent(new Event('change'));", slider)
+    browser.wait_for(driver, "return document.getElementById('controls-status').textContent.startsWith('identity')", 60)
+    engine = steer(sampler, ws, {"Smiling": 0.9})
+    smiling = driver.find_element("css selector", "#edit-controls output.read[data-control='Smiling']")
+    row = smiling.find_element("xpath", "preceding-sibling::output[1]")
+    assert row.text == "0.90"  # requested, beside what the image reads
+    assert smiling.text == f"read: {engine.achieved['Smiling']:.2f}" and "met" in smiling.get_attribute("class")
+    np.testing.assert_array_equal(shown(driver, "edit-img"), engine.image)
+    driver.find_element("id", "edit-keep").click()
+    browser.wait_for(driver, "return studio.state.faces.at(-1).name === 'seed 3 (psi 0.7), Smiling 0.9'", 60)

@@ -15,6 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from facegen_cli.studio.controls import ControlPanel
 from facegen_cli.studio.projection import Projector
 from facegen_cli.studio.quiz import QuizMaster
 from facegen_cli.studio.routes import downloads, edit, explore, morph, pages, project, quiz
@@ -31,7 +32,7 @@ async def server_error(request: Request, error: Exception) -> Response:
                         status_code=500, headers=HEADERS)
 
 
-def create_app(studio: Studio, quiz_master: QuizMaster, projector: Projector,
+def create_app(studio: Studio, quiz_master: QuizMaster, projector: Projector, controls: ControlPanel,
                allowed_hosts: list[str] | None = None) -> Starlette:
     """The ASGI app; `allowed_hosts` guards a loopback server against DNS rebinding."""
     @asynccontextmanager
@@ -42,5 +43,5 @@ def create_app(studio: Studio, quiz_master: QuizMaster, projector: Projector,
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
     app = Starlette(routes=[route for area in AREAS for route in area.ROUTES], middleware=middleware,
                     exception_handlers={Exception: server_error}, lifespan=lifespan)
-    app.state.context = Context(studio, quiz_master, projector)
+    app.state.context = Context(studio, quiz_master, projector, controls)
     return app

@@ -19,6 +19,7 @@ from facegen_cli.fileio import check_writable
 from facegen_cli.networks import Network
 from facegen_cli.paths import cache_dir
 from facegen_cli.studio.app import create_app
+from facegen_cli.studio.controls import ControlPanel
 from facegen_cli.studio.projection import Projector
 from facegen_cli.studio.quiz import QuizMaster
 from facegen_cli.studio.service import Studio
@@ -39,7 +40,8 @@ def build_app(net: Network, data: Path | None = None, host: str = "127.0.0.1", s
     except FacegenError:
         studio.close()
         raise
-    return create_app(studio, quiz, Projector(studio), LOOPBACK_NAMES if is_loopback(host) else None)
+    return create_app(studio, quiz, Projector(studio), ControlPanel(studio),
+                      LOOPBACK_NAMES if is_loopback(host) else None)
 
 
 def is_loopback(host: str) -> bool:

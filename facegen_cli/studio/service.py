@@ -53,6 +53,11 @@ def png(image: np.ndarray) -> bytes:
     return encode(to_pil(image))
 
 
+def data_url(image: np.ndarray) -> str:
+    """One HWC uint8 image as a PNG data URL, for a JSON answer."""
+    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
+
+
 def field(payload: dict, name: str, kind: type[T], default: Any = ...) -> T:
     """`payload[name]` as `kind`, or one clear error naming the field."""
     if name not in payload:
@@ -130,6 +135,10 @@ class Studio:
         self.directions = self._directions(sefa_count) if has_wplus(net) else {}
         self.default_c = attribute_defaults(net) if int(net.G_kwargs.get("c_dim", 0)) else np.zeros([0], np.float32)
         self.extras: list[Callable[[], None]] = []  # close hooks (quiz, projection)
+        # what a keep or result request's "op" names: op -> (tab, payload) -> (the face whose settings it keeps,
+        # the latent, a name); the control panel adds "controls"
+        self.ops: dict[str, Callable[[Tab, dict], tuple[Face, np.ndarray, str]]] = {
+            "edit": self._edit, "mix": self._mix, "average": self._average}
 
     def _directions(self, k: int) -> dict[str, Direction]:
         """The network's directions `edit --direction` finds (shipped and stored) and its top-k SeFa directions."""
@@ -164,7 +173,8 @@ class Studio:
             "layers": w_resolutions(G) if wplus else [], "groups": groups,
             "c_dim": int(self.net.G_kwargs.get("c_dim", 0)), "label_names": self.net.provenance.get("label_names"),
             "noise_modes": list(NOISE_MODES), "psi_range": list(PSI_RANGE),
-            "directions": [{"name": d.name, **direction_label(d)} for d in self.directions.values()],
+            "directions": [{"name": d.name, "stored": d.info.get("method") != "sefa", **direction_label(d)}
+                           for d in self.directions.values()],
         }
 
     def sampler(self, c: np.ndarray | None = None, psi: float = 1.0, noise_mode: str = "const",
@@ -243,8 +253,7 @@ class Studio:
             if seq is not None and tab.is_stale("explore", seq):
                 return None
             samples = list(sampler.samples(range(start, start + count)))
-        return [{"seed": s.seed, "image": "data:image/png;base64," + base64.b64encode(png(s.image)).decode()}
-                for s in samples]
+        return [{"seed": s.seed, "image": data_url(s.image)} for s in samples]
 
     def open_seed(self, tab: Tab, seed: int, look: Look) -> Face:
         """The face of one seed, kept in the tab."""
@@ -307,12 +316,12 @@ class Studio:
         return faces[0], mean, "average of " + ", ".join(f.name for f in faces)
 
     def compose(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
-        """The latent an edit, mix or average request describes, with the face whose settings it keeps."""
-        ops = {"edit": self._edit, "mix": self._mix, "average": self._average}
+        """The latent an edit, mix, average (or controls) request describes, with the face whose settings it
+        keeps."""
         op = field(payload, "op", str)
-        if op not in ops:
-            raise BadInput(f"unknown operation {op!r}; one of {', '.join(ops)}")
-        return ops[op](tab, payload)
+        if op not in self.ops:
+            raise BadInput(f"unknown operation {op!r}; one of {', '.join(self.ops)}")
+        return self.ops[op](tab, payload)
 
     def direction(self, name: Any) -> Direction:
         if not isinstance(name, str) or name not in self.directions:

@@ -1,4 +1,4 @@
-"""What every studio route shares: the app's `Context` (the studio, the quiz, the projector), request bodies
+"""What every studio route shares: the app's `Context` (the studio, the quiz, the projector, the controls), request bodies
 read within bounds (size, time, JSON depth), query fields, and the JSON, error and download responses.
 
 Errors come back as JSON `{"error": "one line"}` for the page to show; a traceback only ever goes to the
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.studio.controls import ControlPanel
 from facegen_cli.studio.projection import Projector
 from facegen_cli.studio.quiz import QuizMaster
 from facegen_cli.studio.service import KINDS, Studio, field
@@ -49,6 +50,7 @@ class Context:
     studio: Studio
     quiz: QuizMaster
     projector: Projector
+    controls: ControlPanel
 
 
 def context(request: Request) -> Context:

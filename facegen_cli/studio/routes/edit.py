@@ -1,5 +1,5 @@
 """Edit, mix and average: the live image of a slider or layer choice (stale requests skipped), keeping what it
-shows as a new face, and the tab's render counts."""
+shows as a new face, and the tab's render counts; Edit's controls: a face's readings, and the face set to values."""
 from __future__ import annotations
 
 import time
@@ -35,10 +35,29 @@ async def keep(request: Request) -> Response:
 
 
 @api
+async def reading(request: Request) -> Response:
+    face = tab_of(request).face(request.path_params["face"])
+    return reply(await run_in_threadpool(context(request).controls.reading, face))
+
+
+@api
+async def controls(request: Request) -> Response:
+    tab, payload = tab_of(request), await body_json(request)
+    seq = field(payload, "seq", int, None)
+    if seq is not None:
+        tab.claim("controls", seq)
+    answer = await run_in_threadpool(context(request).controls.set, tab, payload, seq)
+    if answer is None:
+        return Response(status_code=204, headers={**HEADERS, "X-Stale": "1"})
+    return reply(answer)
+
+
+@api
 async def stats(request: Request) -> Response:
     tab = tab_of(request)
     return reply({"renders": tab.renders, "dropped": tab.dropped})
 
 
 ROUTES = [Route(f"{TAB}/live/{{channel}}", live, methods=["POST"]), Route(f"{TAB}/keep", keep, methods=["POST"]),
-          Route(f"{TAB}/stats", stats)]
+          Route(f"{TAB}/stats", stats), Route(f"{TAB}/faces/{{face}}/reading", reading),
+          Route(f"{TAB}/controls", controls, methods=["POST"])]

@@ -41,7 +41,8 @@ async def asset(request: Request) -> Response:
 async def info(request: Request) -> Response:
     ctx = context(request)
     return reply({**ctx.studio.info(), "quiz": bool(ctx.quiz.names), "real_images": len(ctx.quiz.names),
-                  "real_skipped": ctx.quiz.skipped, "encoder": ctx.projector.encoder is not None, "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT}})
+                  "real_skipped": ctx.quiz.skipped, "encoder": ctx.projector.encoder is not None,
+                  "controls": ctx.controls.fitted, "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT}})
 
 
 ROUTES = [Route("/", page), Route("/static/{name}", asset), Route("/api/info", info)]

@@ -253,6 +253,7 @@ $("explore-as-b").onclick = () => { $("mix-b").value = state.current; location.h
 
 // ---- Edit ----
 function editPayload() {
+  if (controlsSet()) return controlsPayload();
   const sliders = {}, fixed = [];
   for (const input of $("edit-sliders").querySelectorAll("input[type=range]")) {
     if (Number(input.value) !== 0) sliders[input.dataset.direction] = Number(input.value);
@@ -277,7 +278,10 @@ function requestEdit(startedAt) {
     $("edit-before-caption").textContent = face.photo ? (face.network ? "reconstruction (tuned network)" : "reconstruction") : "before";
     $("edit-after-caption").textContent = face.photo ? "edited" : "after";
     $("edit-network").hidden = !face.network;
+    clearControls();
+    readControls(face);
   }
+  if (controlsSet()) return;  // the image shows the face set to the controls' values
   if (!state.info.wplus || !face) return;
   editLive(editPayload(), startedAt);
 }
@@ -288,7 +292,7 @@ function buildSliders() {
     const slider = el("input", { type: "range", min: -5, max: 5, step: 0.1, value: 0 });
     slider.dataset.direction = d.name;
     const value = el("output", { textContent: "0" });
-    slider.oninput = () => { value.textContent = slider.value; requestEdit(performance.now()); };
+    slider.oninput = () => { value.textContent = slider.value; clearControls(); requestEdit(performance.now()); };
     const fix = el("input", { type: "checkbox", title: "keep this attribute fixed while moving the others" });
     fix.dataset.fix = d.name;
     fix.onchange = () => requestEdit();
@@ -301,10 +305,90 @@ $("edit-layers").onchange = () => requestEdit();
 function resetSliders() {
   for (const input of $("edit-sliders").querySelectorAll("input[type=range]")) { input.value = 0; input.nextSibling.textContent = "0"; }
 }
-$("edit-reset").onclick = () => { resetSliders(); requestEdit(); };
+$("edit-reset").onclick = () => { resetSliders(); clearControls(); requestEdit(); };
 $("edit-png").onclick = $("edit-npy").onclick = $("edit-network").onclick = (event) => guard(() => downloadResult(editPayload(), event.target.dataset.kind));
 // The kept face becomes the one being edited, from zero: the picture stays the same.
-$("edit-keep").onclick = async () => { await keep(editPayload()); resetSliders(); requestEdit(); };
+$("edit-keep").onclick = async () => { await keep(editPayload()); resetSliders(); clearControls(); requestEdit(); };
+
+// ---- Edit: controls set to values in their units ----
+const UNITS = { years: (v) => `${v.toFixed(1)} years`, degrees: (v) => `${v.toFixed(1)}°`, probability: (v) => v.toFixed(2) };
+function controlRows() { return [...$("edit-controls").querySelectorAll("input[type=range]")]; }
+function controlsSet() { return controlRows().some((s) => s.dataset.set === "1"); }
+function buildControls() {
+  const rows = [];
+  for (const c of state.info.controls) {
+    const slider = el("input", { type: "range", min: c.low, max: c.high, step: c.step, value: (c.low + c.high) / 2 });
+    slider.dataset.control = c.name;
+    const requested = el("output", { className: "requested", textContent: "" });
+    const read = el("output", { className: "read", textContent: "read: …" });
+    read.dataset.control = c.name;
+    const set = el("input", { type: "checkbox", title: "set this control to the slider's value" });
+    set.dataset.set = c.name;
+    slider.oninput = () => { requested.textContent = UNITS[c.unit](Number(slider.value)); set.checked = true; slider.dataset.set = "1"; };
+    slider.onchange = () => sendControls();
+    set.onchange = () => { slider.dataset.set = set.checked ? "1" : ""; sendControls(); };
+    rows.push(el("label", { textContent: `${c.name.replace(/_/g, " ")} (${c.unit})` }), slider, requested, read, el("label", {}, set, " set"));
+  }
+  $("edit-controls").replaceChildren(...rows);
+  $("edit-controls-panel").hidden = !state.info.controls.length || state.faces.length < 1;
+  $("edit-controls-panel").classList.toggle("has-one", state.info.controls.length > 0);
+}
+function controlsPayload() {
+  const targets = {};
+  for (const slider of controlRows()) if (slider.dataset.set === "1") targets[slider.dataset.control] = Number(slider.value);
+  const keep = [...$("edit-sliders").querySelectorAll("input[type=checkbox]:checked")].map((b) => b.dataset.fix)
+    .filter((name) => state.info.directions.some((d) => d.name === name && d.stored));
+  return { op: "controls", face: $("edit-face").value, targets, keep };
+}
+function clearControls() {
+  for (const slider of controlRows()) slider.dataset.set = "";
+  for (const box of $("edit-controls").querySelectorAll("input[type=checkbox]")) box.checked = false;
+  for (const out of $("edit-controls").querySelectorAll("output.requested")) out.textContent = "";
+  for (const out of $("edit-controls").querySelectorAll("output.read")) out.classList.remove("met");
+  $("controls-status").textContent = "";
+}
+function showReading(values, met = {}) {
+  for (const out of $("edit-controls").querySelectorAll("output.read")) {
+    const name = out.dataset.control, value = values[name], c = state.info.controls.find((x) => x.name === name);
+    if (value === undefined) continue;
+    out.textContent = value === null ? "read: no face" : `read: ${UNITS[c.unit](value)}`;
+    out.classList.toggle("met", Boolean(met[name]));
+  }
+}
+// What the estimators read on the face as it is: each slider starts there.
+async function readControls(face) {
+  if (!state.info.controls.length) return;
+  await guard(async () => {
+    const values = await api(`faces/${face.id}/reading`);
+    if ($("edit-face").value !== face.id) return;
+    for (const slider of controlRows()) {
+      const value = values[slider.dataset.control];
+      if (value !== null && slider.dataset.set !== "1") slider.value = value;
+    }
+    showReading(values);
+  });
+}
+// One request in flight; a change made meanwhile is sent when it answers (the newest targets only).
+let controlsBusy = false, controlsAgain = false, controlsSeq = 0;
+async function sendControls() {
+  if (controlsBusy) { controlsAgain = true; return; }
+  if (!controlsSet()) { requestEdit(); return; }
+  controlsBusy = true;
+  resetSliders();
+  controlsSeq = Math.max(controlsSeq + 1, Date.now() * 1000);
+  $("controls-status").textContent = "setting…";
+  await guard(async () => {
+    const answer = await api("controls", { method: "POST", json: { ...controlsPayload(), seq: controlsSeq } });
+    if (!answer) return;
+    $("edit-img").src = answer.image;
+    showReading(answer.achieved, answer.met);
+    const identity = answer.identity_distance === null ? "no face read" : answer.identity_distance.toFixed(2);
+    const kept = Object.entries(answer.kept).map(([k, v]) => `${k} ${v.before === null ? "–" : v.before.toFixed(2)} → ${v.after === null ? "–" : v.after.toFixed(2)}`);
+    $("controls-status").textContent = `identity distance to the face before: ${identity}${kept.length ? `; kept: ${kept.join(", ")}` : ""} (${answer.renders} renders)`;
+  });
+  controlsBusy = false;
+  if (controlsAgain) { controlsAgain = false; sendControls(); }
+}
 
 async function keep(payload) {
   await guard(async () => {
@@ -577,6 +661,7 @@ async function start() {
     showProjectOptions();
     $("edit-layers").append(...Object.keys(info.groups).map((g) => el("option", { value: g, textContent: g })));
     buildSliders();
+    buildControls();
     buildLayers();
     setMixLayers(info.groups.coarse || []);
     await refreshFaces();
