@@ -1,5 +1,5 @@
 """The studio's bounded state and clean stop, without a server: tab eviction, a projection cancelled
-by a stop, a quiz without real faces."""
+by a stop, a quiz without real faces, tuned networks read back from their files."""
 from __future__ import annotations
 
 import io
@@ -17,7 +17,9 @@ from facegen_cli.errors import BadInput  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
 from facegen_cli.studio.projection import ProjectRequest, Projector  # noqa: E402
 from facegen_cli.studio.quiz import QuizMaster  # noqa: E402
-from facegen_cli.studio.service import Studio  # noqa: E402
+from facegen_cli.latent.tuning import TuneOptions, tune  # noqa: E402
+from facegen_cli.sampler import Sampler  # noqa: E402
+from facegen_cli.studio.service import TUNED_IN_MEMORY, Studio  # noqa: E402
 from facegen_cli.studio.state import MAX_FACES, Face, Tab, Tabs  # noqa: E402
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
@@ -81,11 +83,13 @@ def test_the_face_store_round_trips_and_sets_aside_what_does_not_fit(tmp_path, c
     png = b"\x89PNG\r\n\x1a\n" + b"pixels"
     faces = [Face("0123456789ab", "seed 1 (psi 0.7)", np.arange(6, dtype=np.float32).reshape(2, 3),
                   np.zeros(0, np.float32), 0.7, "const", (0.25, -0.1), 30.0, png),
-             Face("ba9876543210", "mix", np.ones((2, 3), np.float32), np.zeros(0, np.float32), png=png)]
+             Face("ba9876543210", "mix", np.ones((2, 3), np.float32), np.zeros(0, np.float32), png=png),
+             Face("aaaabbbbcccc", "tuned me.png", np.ones((2, 3), np.float32), np.zeros(0, np.float32), png=png,
+                  network="ddddeeeeffff", photo=png + b"photo")]
     FaceStore(tmp_path, (2, 3), 0).save("a" * 16, faces)
     loaded = FaceStore(tmp_path, (2, 3), 0).load("a" * 16)
-    assert [(f.id, f.name, f.psi, f.translate, f.rotate, f.png) for f in loaded] == \
-        [(f.id, f.name, f.psi, f.translate, f.rotate, f.png) for f in faces]
+    assert [(f.id, f.name, f.psi, f.translate, f.rotate, f.png, f.network, f.photo) for f in loaded] == \
+        [(f.id, f.name, f.psi, f.translate, f.rotate, f.png, f.network, f.photo) for f in faces]
     np.testing.assert_array_equal(loaded[0].latent, faces[0].latent)
     assert FaceStore(tmp_path, (2, 3), 0).load("b" * 16) == []  # a tab never saved
     assert FaceStore(tmp_path, (4, 3), 0).load("a" * 16) == []  # another network's latents: set aside
@@ -98,3 +102,20 @@ def test_the_face_store_round_trips_and_sets_aside_what_does_not_fit(tmp_path, c
         store.save(tab * 16, faces[:1])
         time.sleep(0.01)
     assert sorted(p.name for p in store.folder.iterdir()) == [f"faces-{'e' * 16}.npz", f"faces-{'f' * 16}.npz"]
+
+
+def test_a_tuned_face_is_drawn_by_its_tuned_network_read_back_from_its_file(studio):
+    target = np.asarray(Image.new("RGB", (32, 32), (150, 110, 90)))
+    ws = np.repeat(studio.net.G_ema.mapping.w_avg.numpy()[None], studio.net.G_ema.num_ws, 0)
+    tuned, _, _ = tune(studio.net, target, ws, TuneOptions(steps=2, perceptual_weight=0))
+    face = Face("0123456789ab", "tuned", ws, studio.default_c, network=studio.add_tuned(tuned))
+    drawn = Sampler(tuned).images(ws[None])[0]
+    assert np.abs(drawn.astype(int) - Sampler(studio.net).images(ws[None])[0]).mean() > 0  # tuning changed it
+    for _ in range(TUNED_IN_MEMORY):  # pushed out of memory by newer tuned networks
+        studio.add_tuned(tuned)
+    assert face.network not in studio.tuned
+    with studio.lock:
+        np.testing.assert_array_equal(studio.face_sampler(face).images(ws[None])[0], drawn)
+    assert studio.tuned_file(face) == studio.tuned_path(face.network).read_bytes()
+    np.testing.assert_array_equal(Sampler(studio.net).images(ws[None])[0],  # the studio's own network unchanged
+                                  Sampler(load_network(str(studio.net.path))).images(ws[None])[0])
