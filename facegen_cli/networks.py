@@ -70,7 +70,8 @@ class Network:
         return str(tuned_from.get("id") or self.provenance.get("id") or (self.path.stem if self.path else self.arch))
 
 
-def _on(device: torch.device | str, net: Network, modules: tuple[str, ...]) -> Network:
+def _to_device(net: Network, device: torch.device | str, modules: tuple[str, ...]) -> Network:
+    """`net` with the named modules it holds moved onto `device`."""
     for name in modules:
         module = getattr(net, name)
         if module is not None:
@@ -82,7 +83,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
                     with_training_state: bool = False) -> Network:
     """A facegen checkpoint as a Network; `modules` picks which of G_ema, G, D to build."""
     path = Path(path)
-    return _on(device, Network(**read_checkpoint(path, modules, with_training_state), path=path), modules)
+    return _to_device(Network(**read_checkpoint(path, modules, with_training_state), path=path), device, modules)
 
 
 def apply_tuned(path: str | os.PathLike, base: Network) -> Network:
@@ -162,8 +163,8 @@ def load_network(spec: str | None, device: torch.device | str = "cpu", modules: 
     path = resolve_network(spec)
     base = tuned_base(path)
     if base is None:
-        return _on(device, Network(**read_network_parts(path, modules), path=path), modules)
-    return _on(device, apply_tuned(path, load_network(str(base))), modules)
+        return _to_device(Network(**read_network_parts(path, modules), path=path), device, modules)
+    return _to_device(apply_tuned(path, load_network(str(base))), device, modules)
 
 
 def tuned_base(path: Path) -> Path | None:
