@@ -74,3 +74,8 @@ def test_what_depends_on_the_network_is_checked_by_the_sampler(tiny_net) -> None
         api.sampler(tiny_net, SampleOptions(translate=(0.1, 0.0)))
     with pytest.raises(BadParameter, match="^label: this network is unconditional"):
         api.sampler(tiny_net, SampleOptions(label=[1.0]))
+
+
+def test_project_help_gives_the_apis_default_steps() -> None:
+    help_text = " ".join(CliRunner().invoke(app, ["project", "--help"], env={"COLUMNS": "300"}).stdout.split())
+    assert f"default {api.PROJECT_STEPS}; {api.PIVOT_STEPS} with --tune" in help_text

@@ -25,15 +25,12 @@ PARSING = {"specs.py"}  # the text parsers the front ends share: syntax, not the
 DIFFERENT_CHECKS = {"out"}
 # Commands not yet moved onto facegen_cli.api still bound these options where their engine checks them too:
 # (command, parameter). The commands on the API (ON_THE_API) have none.
-NOT_YET_ON_THE_API = {
-    ("prepare", "margin"), ("train", "res"), ("train", "resume"), ("train", "precision"), ("project", "steps"),
-    ("project", "precision"), ("fid", "num"), ("fid", "batch"), ("fid", "precision"), ("classifier train", "batch"),
-    ("encoder train", "precision"),
-}
+NOT_YET_ON_THE_API = {("train", "res"), ("train", "resume"), ("train", "precision"), ("train", "workers")}
 # Engine check functions a CLI module still calls, (module, function), for the same reason.
-CHECKS_NOT_YET_ON_THE_API = {("fid.py", "check_mode"), ("common.py", "check_precision")}
+CHECKS_NOT_YET_ON_THE_API = {("common.py", "check_precision")}  # train's --precision
 ON_THE_API = {"generate", "mix", "interpolate", "edit", "identity", "convert", "info", "eqt", "directions sefa",
-              "directions fit", "directions report"}
+              "directions fit", "directions report", "project", "fid", "prepare", "classifier train",
+              "encoder train"}
 
 
 def engine_checked() -> set[str]:

@@ -38,7 +38,7 @@ def _precision(value: Optional[str]) -> Optional[str]:
 
 PRECISION_HELP = ("fp32 (the reference: NVIDIA's pixels), bf16 (faster on CPUs with native bf16; images within a "
                   "few 1/255 of fp32) or auto (bf16 where the CPU has it, else fp32).")
-precision_option = typer.Option("fp32", "--precision", callback=_precision, help=PRECISION_HELP)
+precision_option = typer.Option("fp32", "--precision", help=PRECISION_HELP)  # checked by the engine
 train_precision_option = typer.Option(None, "--precision", callback=_precision,
                                       help=PRECISION_HELP + " Default fp32; with --resume, the run's own.")
 

@@ -37,13 +37,8 @@ def train(
 ) -> None:
     """Train an encoder for NETWORK on its own samples (known latents) and optionally real faces; print the
     file and its training record."""
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.encoder.train import EncoderTrainOptions, train_encoder
-    from facegen_cli.networks import load_network
+    from facegen_cli import api
 
-    opts = EncoderTrainOptions(kimg=kimg, minutes=minutes, batch=batch, lr=lr, perceptual_weight=perceptual_weight,
-                               seed=seed, precision=precision)
-    net = load_network(network, resolve_device(device))
     with progress("img") as bar:
         task = bar.add_task("train encoder", total=round(kimg * 1000))
 
@@ -52,6 +47,8 @@ def train(
             if stats["steps"] % LOG_EVERY == 0:
                 console.print(" ".join(f"{k} {v:.4g}" for k, v in stats.items()))
 
-        path, record = train_encoder(net, out, opts, data=data, resume=resume, on_step=step)
+        path, record = api.train_encoder(network, out, data=data, resume=resume, kimg=kimg, minutes=minutes,
+                                         batch=batch, lr=lr, perceptual_weight=perceptual_weight, seed=seed,
+                                         precision=precision, device=device, on_step=step)
     console.print(json.dumps({k: record[k] for k in ("kimg", "seconds", "steps")}))
     emit(path)

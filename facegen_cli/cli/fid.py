@@ -7,8 +7,7 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, precision_option, progress
-from facegen_cli.cli.options import psi_option
-from facegen_cli.specs import MAX_SEEDS
+from facegen_cli.cli.options import psi_option, seed_list, typed
 
 
 def fid(
@@ -18,14 +17,14 @@ def fid(
     kid: bool = typer.Option(False, "--kid", help="Also compute KID from the same features."),
     pr: bool = typer.Option(False, "--pr", help="Also precision and recall (k-NN manifolds) from the same features; "
                                                 "the real side is the image set facing a network, else B."),
-    pr_k: Optional[int] = typer.Option(None, "--pr-k", min=1,
+    pr_k: Optional[int] = typer.Option(None, "--pr-k",
                                        help="Neighbours for precision and recall (default 3); implies --pr."),
-    num: int = typer.Option(50_000, "--num", min=2, max=MAX_SEEDS,
-                            help="Images to draw from a network (random seeds)."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", "-s", help="Seeds for networks, like 0-49999; overrides --num."),
+    num: int = typer.Option(50_000, "--num", help="Images to draw from a network (random seeds)."),
+    seeds: Optional[list] = typer.Option(None, "--seeds", "-s", parser=typed(seed_list, "--seeds"), metavar="SEEDS",
+                                         help="Seeds for networks, like 0-49999; overrides --num."),
     psi: float = psi_option,
-    batch: int = typer.Option(32, "--batch", min=1, help="Images per Inception (and generator) forward pass."),
-    workers: int = typer.Option(2, "--workers", min=0, help="Processes decoding image files."),
+    batch: int = typer.Option(32, "--batch", help="Images per Inception (and generator) forward pass."),
+    workers: int = typer.Option(2, "--workers", help="Processes decoding image files."),
     device: str = device_option,
     precision: str = precision_option,
     inception: Optional[Path] = typer.Option(None, "--inception", envvar="FACEGEN_INCEPTION", exists=True,
@@ -38,23 +37,21 @@ def fid(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the bare number."),
 ) -> None:
     """Frechet Inception Distance between A and B; data-set features are cached for the next run."""
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.specs import parse_seeds
-    from facegen_cli.metrics.fid import compute_fid
-    from facegen_cli.metrics.inception import check_mode
+    from facegen_cli import api
     from facegen_cli.metrics.precision_recall import DEFAULT_K
 
-    check_mode(mode)
-    seed_list = parse_seeds(seeds) if seeds else None
     with progress() as bar:
-        def track(name: str, total: int):
-            task = bar.add_task(f"fid {Path(name).name or name}", total=total)
-            return lambda n: bar.advance(task, n)
+        tasks: dict[str, int] = {}
 
-        result = compute_fid(a, b, mode=mode, kid=kid, num=num, seeds=seed_list, psi=psi, batch=batch,
-                             workers=workers, device=resolve_device(device), inception=inception,
-                             progress=track, use_cache=not no_cache, precision=precision,
-                             labels_from=labels_from, pr_k=pr_k if pr_k is not None else DEFAULT_K if pr else None)
+        def track(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"fid {Path(name).name or name}", total=total)
+            bar.update(tasks[name], completed=done)
+
+        result = api.fid(a, b, mode=mode, kid=kid, pr_k=pr_k if pr_k is not None else DEFAULT_K if pr else None,
+                         num=num, seeds=seeds, psi=psi, batch=batch, workers=workers, precision=precision,
+                         inception=inception, labels_from=labels_from, use_cache=not no_cache, device=device,
+                         on_progress=track)
     for name in result.cached:
         console.print(f"features of {name} read from the cache")
     if result.real is not None:

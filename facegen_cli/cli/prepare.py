@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.table import Table
 
 from facegen_cli.cli.common import LazyProgress, console, emit, writable_argument
+from facegen_cli.cli.options import names
 from facegen_cli.errors import BadInput, FacegenError
 
 
@@ -19,7 +20,7 @@ def prepare(
     out: Path = typer.Argument(..., callback=writable_argument("OUT", lambda path: path.suffix.lower() != ".zip"),
                                help="Output dataset: a folder, or a file ending in .zip."),
     detector: str = typer.Option("dlib", "--detector", help="haar (OpenCV), dlib (HOG) or dlib-cnn (mmod)."),
-    upsample: str = typer.Option("auto", "--upsample",
+    upsample: Optional[Any] = typer.Option("auto", "--upsample", parser=lambda text: _upsample(text), metavar="auto|N",
                                  help="Upsample the detection copy N times (0-3) to find small faces; auto: once for "
                                       "dlib when the copy is at most 1024 px (dlib-cnn 512 px, haar never)."),
     min_face: int = typer.Option(0, "--min-face", min=0, help="Skip faces smaller than PX pixels."),
@@ -29,27 +30,27 @@ def prepare(
     size: int = typer.Option(256, "--size", help="Output side: 64, 128, 256, 512 or 1024."),
     gray: bool = typer.Option(False, "--gray", help="Write single-channel grayscale images."),
     quality: str = typer.Option("good", "--quality", help="Resampling: fast, good (2x supersampling) or best (4x)."),
-    margin: float = typer.Option(0.25, "--margin", min=0.0, help="For --align box: margin around the box, per side."),
+    margin: float = typer.Option(0.25, "--margin", help="For --align box: margin around the box, per side."),
     detect_size: int = typer.Option(1024, "--detect-size", min=0,
                                     help="Detect on a copy at most PX pixels wide/high; 0 = full size."),
     labels: Optional[str] = typer.Option(None, "--labels",
                                          help="list_attr_celeba.txt, a CSV `file,label...`, or `utkface`."),
-    attrs: Optional[str] = typer.Option(None, "--attrs", help="Label columns to keep, e.g. Smiling,Male."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes; default all cores."),
+    attrs: Optional[list] = typer.Option(None, "--attrs", parser=names, metavar="NAMES",
+                                         help="Label columns to keep, e.g. Smiling,Male."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes; default all cores."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run into the same OUT."),
 ) -> None:
     """Detect, align and crop every face in RAW into the dataset OUT (prints OUT)."""
+    from facegen_cli import api
     from facegen_cli.prepare.pipeline import PrepareOptions, REPORT_FILE, Stopped
-    from facegen_cli.prepare.pipeline import prepare as run_prepare
 
-    options = PrepareOptions(detector=detector, upsample=_upsample(upsample), min_face=min_face,
-                             max_faces=max_faces, align=align, landmarks=landmarks, size=size, gray=gray,
-                             quality=quality, margin=margin, detect_size=detect_size)
-    attr_list = [a.strip() for a in attrs.split(",") if a.strip()] if attrs else None
+    options = PrepareOptions(detector=detector, upsample=upsample, min_face=min_face, max_faces=max_faces,
+                             align=align, landmarks=landmarks, size=size, gray=gray, quality=quality, margin=margin,
+                             detect_size=detect_size)
     try:
         with _PhotoProgress() as bar:
-            report = run_prepare(raw, out, options, labels=labels, attrs=attr_list, workers=workers, resume=resume,
-                                 on_progress=bar.show)
+            report = api.prepare(raw, out, options, labels=labels, attrs=attrs or None, workers=workers,
+                                 resume=resume, on_progress=bar.show)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line, no traceback
         signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
         typer.echo(f"facegen: error: prepare stopped ({signal.Signals(signum).name}); finished "

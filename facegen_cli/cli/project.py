@@ -9,22 +9,18 @@ import typer
 
 from facegen_cli.cli.common import (console, device_option, emit, network_option, out_option, precision_option,
                                     progress)
-from facegen_cli.errors import BadInput
-
-STEPS = 500  # of a projection on its own
-PIVOT_STEPS = 150  # of the W projection pivotal tuning starts from (benchmarks/RESULTS.md, "Your own photo")
 
 
 def project(
     photo: Path = typer.Argument(..., help="A photo with a face (aligned like `prepare` unless --align none)."),
     network: Optional[str] = network_option,
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help=f"Optimisation steps (default {STEPS}; "
-                                                                     f"{PIVOT_STEPS} with --tune)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps (default 500; "
+                                                                     "150 with --tune)."),
     wplus: bool = typer.Option(False, "--wplus", help="Optimise one w per layer (W+) instead of one w."),
     tune: bool = typer.Option(False, "--tune", help="Pivotal tuning: after the W projection, fine-tune the "
                                                     "network around it; writes STEM-tuned.png and the tuned "
                                                     "network STEM-tuned.safetensors (use it as --network)."),
-    tune_steps: Optional[int] = typer.Option(None, "--tune-steps", min=1, help="Fine-tuning steps (--tune; "
+    tune_steps: Optional[int] = typer.Option(None, "--tune-steps", help="Fine-tuning steps (--tune; "
                                                                                  "default 100)."),
     locality_weight: Optional[float] = typer.Option(None, "--locality-weight",
                                                     help="Weight of the regulariser that keeps the tuned network's "
@@ -51,45 +47,26 @@ def project(
 ) -> None:
     """Align PHOTO, optimise W (or W+) and the noise maps to reproduce it (and with --tune, the network around
     that W); write image, latent, distances."""
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.encoder.encode import run_encode
-    from facegen_cli.latent.project import ProjectOptions, run_project
-    from facegen_cli.latent.tuning import TuneOptions, run_tune
-    from facegen_cli.networks import load_network
-
-    steps_given, steps = steps, steps or (PIVOT_STEPS if tune else STEPS)
-    opts = ProjectOptions(steps=steps, wplus=wplus, lr=lr, perceptual_weight=perceptual_weight,
-                          pixel_weight=pixel_weight, noise_weight=noise_weight, seed=seed, precision=precision)
-    given = {k: v for k, v in (("steps", tune_steps), ("locality_weight", locality_weight)) if v is not None}
-    tune_opts = TuneOptions(perceptual_weight=perceptual_weight, pixel_weight=pixel_weight, seed=seed,
-                            precision=precision, **given) if tune else None
-    if tune and wplus:
-        raise BadInput("--tune starts from a W projection; leave out --wplus")
-    if encoder is not None and (wplus or video or steps_given is not None):
-        raise BadInput("--encoder gives the latent in one forward pass; leave out --steps, --wplus and --video")
-    net = load_network(network, resolve_device(device))
+    from facegen_cli import api
 
     def faces(count: int) -> None:
         if count > 1:
             console.print(f"{photo}: {count} faces found; projecting the largest")
 
     with progress("step") as bar:
-        task = bar.add_task("project", total=steps, visible=encoder is None)
-        tuning = bar.add_task("tune", total=tune_opts.steps if tune_opts else 0, visible=tune)
-        if encoder is not None:
-            paths, stats = run_encode(net, photo, out, encoder, how=align, precision=precision, tune_opts=tune_opts,
-                                      on_tune_step=lambda i, s: bar.update(tuning, completed=i + 1), on_faces=faces)
-        elif tune_opts:
-            paths, stats = run_tune(net, photo, out, opts, tune_opts, how=align, video=video,
-                                    on_step=lambda i, s: bar.update(task, completed=i + 1),
-                                    on_tune_step=lambda i, s: bar.update(tuning, completed=i + 1), on_faces=faces)
-        else:
-            paths, stats = run_project(net, photo, out, opts, how=align, video=video,
-                                       on_step=lambda i, s: bar.update(task, completed=i + 1), on_faces=faces)
+        task = bar.add_task("project", total=None, visible=encoder is None)
+        tuning = bar.add_task("tune", total=None, visible=tune)
+        done = api.project(photo, out, network, steps=steps, wplus=wplus, tune=tune, tune_steps=tune_steps,
+                           locality_weight=locality_weight, encoder=encoder, align=align, lr=lr,
+                           perceptual_weight=perceptual_weight, pixel_weight=pixel_weight, noise_weight=noise_weight,
+                           video=video, seed=seed, precision=precision, device=device,
+                           on_progress=lambda i, total: bar.update(task, completed=i, total=total),
+                           on_tune_progress=lambda i, total: bar.update(tuning, completed=i, total=total),
+                           on_faces=faces)
     if as_json:
-        emit({**stats, "steps": 0 if encoder else steps, "wplus": wplus, "encoder": encoder,
-              "tune_steps": tune_opts.steps if tune_opts else 0, "paths": [str(p) for p in paths]}, as_json=True)
+        emit({**done.stats, "steps": done.steps, "wplus": wplus, "encoder": encoder, "tune_steps": done.tune_steps,
+              "paths": [str(p) for p in done.paths]}, as_json=True)
         return
-    console.print(json.dumps(stats))
-    for path in paths:
+    console.print(json.dumps(done.stats))
+    for path in done.paths:
         emit(path)

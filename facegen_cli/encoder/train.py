@@ -28,7 +28,7 @@ from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.latent.project import w_statistics
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
-from facegen_cli.precision import resolve_precision, synthesis_in_precision
+from facegen_cli.precision import check_precision, resolve_precision, synthesis_in_precision
 from facegen_cli.sampler import require_wplus
 
 LOSSES = ("latent", "pixel", "perceptual", "offsets", "total")
@@ -53,6 +53,7 @@ class EncoderTrainOptions:
     encoder: dict = field(default_factory=dict)  # Encoder kwargs beyond the network's sizes (a new encoder only)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         for name in ("kimg", "lr", "snapshot_minutes"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

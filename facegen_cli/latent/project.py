@@ -23,7 +23,7 @@ from facegen_cli.metrics.identity import NoFace, identity_distance
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.sampler import require_wplus
-from facegen_cli.precision import resolve_precision, synthesis_in_precision
+from facegen_cli.precision import check_precision, resolve_precision, synthesis_in_precision
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import detect_faces, load_photo, pick_faces
 from facegen_cli.prepare.landmarks import face_points
@@ -57,7 +57,8 @@ class ProjectOptions:
 
 def check_optimisation(opts) -> None:
     """The settings projection and tuning share: steps at least 1, lr in (0, 1], loss weights finite and not
-    negative and not both zero (nothing would be optimised), a seed not negative."""
+    negative and not both zero (nothing would be optimised), a seed not negative, a known precision."""
+    check_precision(opts.precision)
     if opts.steps < 1:
         raise BadParameter("steps", f"steps {opts.steps} must be at least 1")
     if not (math.isfinite(opts.lr) and 0 < opts.lr <= 1):

@@ -1,0 +1,46 @@
+"""Training the helper networks: the attribute classifier and a network's encoder (`facegen train` itself runs
+through train.plan_training and train.loop.Trainer)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from facegen_cli.api.draw import open_network
+from facegen_cli.errors import BadParameter
+from facegen_cli.networks import Network
+
+MIN_CLASSIFIER_SIZE = 16  # input side: the network halves it four times
+HOLDOUT = (0.01, 0.9)  # fractions of a data set kept out to measure a classifier
+
+
+def train_classifier(dataset: str | Path, out: str | Path, attrs: Sequence[str] | None = None, size: int = 64,
+                     epochs: int = 5, batch: int = 64, lr: float = 2e-3, holdout: float = 0.1, seed: int = 0,
+                     on_epoch: Callable[[int, float], None] | None = None,
+                     on_note: Callable[[str], None] | None = None) -> dict:
+    """A small CNN trained on a labelled data set (`prepare --labels`) for its `attrs` (default all) at `size` px,
+    saved to `out`; returns the report (path, held-out accuracy or mean error per attribute). `on_epoch(epoch,
+    loss)` after each epoch, `on_note(text)` for labels read another way than written."""
+    from facegen_cli.classifier import train_classifier as run
+
+    for name, value, low in (("size", size, MIN_CLASSIFIER_SIZE), ("epochs", epochs, 1), ("batch", batch, 2)):
+        if value < low:
+            raise BadParameter(name, f"{name} {value} is less than {low}")
+    if not HOLDOUT[0] <= holdout <= HOLDOUT[1]:
+        raise BadParameter("holdout", f"holdout {holdout:g} is outside {HOLDOUT[0]:g}-{HOLDOUT[1]:g}")
+    return run(dataset, out, list(attrs) if attrs else None, size=size, epochs=epochs, batch=batch, lr=lr,
+               holdout=holdout, seed=seed, on_epoch=on_epoch, on_note=on_note)
+
+
+def train_encoder(network: Network | str | None = None, out: str | Path | None = None, data: str | Path | None = None,
+                  resume: str | Path | None = None, kimg: float = 100.0, minutes: float | None = None,
+                  batch: int = 8, lr: float = 1e-3, perceptual_weight: float = 1.0, seed: int = 0,
+                  precision: str = "fp32", device: str = "auto",
+                  on_step: Callable[[dict], None] | None = None) -> tuple[Path, dict]:
+    """Train (or go on training, from `resume`) an encoder for a network on its own samples and, with `data`,
+    real faces, until `kimg` thousand images or `minutes`; returns the file and its training record.
+    `on_step(stats)` after each step (kimg, steps, losses)."""
+    from facegen_cli.encoder.train import EncoderTrainOptions, train_encoder as run
+
+    opts = EncoderTrainOptions(kimg=kimg, minutes=minutes, batch=batch, lr=lr, perceptual_weight=perceptual_weight,
+                               seed=seed, precision=precision)
+    return run(open_network(network, device), out, opts, data=data, resume=resume, on_step=on_step)
