@@ -18,10 +18,11 @@ import pytest
 import torch
 from PIL import Image
 
-from facegen_cli.checkpoint import load_checkpoint, read_header, save_checkpoint
+from facegen_cli.checkpoint import read_header, save_checkpoint
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.errors import BadInput
 from facegen_cli.metrics.inception import wheel_weights
+from facegen_cli.networks import load_checkpoint
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, resolve
 from facegen_cli.train.snapshots import latest_snapshot, network_kimg

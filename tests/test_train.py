@@ -18,11 +18,12 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
-from facegen_cli.checkpoint import load_checkpoint, read_header
+from facegen_cli.checkpoint import read_header
 from facegen_cli.cli.main import app
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.models import stylegan2
+from facegen_cli.networks import load_checkpoint
 from facegen_cli.train.augment import AdaController, AugmentPipe
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions, new_run_dir

@@ -9,11 +9,10 @@ from typing import Callable
 
 import torch
 
-from facegen_cli.checkpoint import Network
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import resolve_device
 from facegen_cli.errors import BadInput, BadParameter
-from facegen_cli.networks import load_network
+from facegen_cli.networks import Network, load_network
 from facegen_cli.sampler import check_seed
 from facegen_cli.train import snapshots
 from facegen_cli.train.distributed import DistEnv, process_env
