@@ -40,6 +40,21 @@ class BadParameter(BadInput):
         return option + text[len(self.param):] if text.startswith(self.param) else f"{option}: {text}"
 
 
+Bounds = dict[str, tuple[float, float, bool]]  # parameter -> (low, high, whether low itself is allowed)
+
+
+def check_bounds(values: object, bounds: Bounds) -> None:
+    """Refuse the first attribute of `values` named in `bounds` that lies outside its range (NaN and infinities
+    included); None is a value not given."""
+    for name, (low, high, low_allowed) in bounds.items():
+        value = getattr(values, name)
+        if value is None or low < value <= high or (low_allowed and value == low):
+            continue
+        shown = f"{low:g}-{high:g}" if low_allowed else f"({low:g}, {high:g}]"
+        raise BadParameter(name, f"{name} {value if isinstance(value, int) else format(value, 'g')} is outside "
+                                 f"{shown}")
+
+
 class ParameterWarning(UserWarning):
     """A legal but odd value of one parameter (`strength 30 is beyond 10 ...`), raised with `warnings.warn`;
     the CLI shows it as one stderr line with its own option in the parameter's place."""

@@ -20,11 +20,11 @@ from PIL import Image
 
 from facegen_cli.checkpoint import read_header, save_checkpoint
 from facegen_cli.data.dataset import ImageDataset
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadInput, check_bounds
 from facegen_cli.metrics.inception import wheel_weights
 from facegen_cli.networks import load_checkpoint
 from facegen_cli.train.loop import Trainer
-from facegen_cli.train.options import TrainOptions, resolve
+from facegen_cli.train.options import BOUNDS, TrainOptions
 from facegen_cli.train.snapshots import latest_snapshot, network_kimg
 from real_faces import celeba_faces
 from tiny_nets import tiny_checkpoint
@@ -89,8 +89,8 @@ def test_minutes_stops_training_with_a_final_snapshot(faces, tiny_file, tmp_path
 
 
 def test_minutes_must_be_positive(faces):
-    with pytest.raises(BadInput, match="^minutes 0: must be positive"):
-        resolve(TrainOptions(data=str(faces), minutes=0, **TINY), 32)
+    with pytest.raises(BadInput, match=r"^minutes 0 is outside \(0, 1e\+06\]"):
+        check_bounds(TrainOptions(data=str(faces), minutes=0, **TINY), BOUNDS)
 
 
 # --- tools/pack_faces.py --------------------------------------------------------------------------

@@ -91,6 +91,28 @@ def test_train_refuses_freezing_without_a_network_and_fp16_on_a_cpu(images, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("option, value, shown", [
+    ("--kimg", "1e308", "(0, 1e+06]"), ("--kimg", "0", "(0, 1e+06]"), ("--glr", "1e308", "(0, 1]"),
+    ("--glr", "0", "(0, 1]"), ("--dlr", "2", "(0, 1]"), ("--dlr", "-1", "(0, 1]"), ("--gamma", "1e308", "0-10000"),
+    ("--gamma", "-1", "0-10000"), ("--snap", "1e308", "(0, 1e+06]"), ("--minutes", "1e308", "(0, 1e+06]"),
+    ("--minutes", "0", "(0, 1e+06]"), ("--batch", "100000000", "1-65536"), ("--batch", "0", "1-65536"),
+    ("--batch-gpu", "0", "1-65536"), ("--target", "2", "0-1"), ("--pl-weight", "1e308", "0-10000"),
+    ("--style-mixing", "2", "0-1")])
+def test_train_numbers_outside_their_bounds_are_refused_before_any_work(images, tmp_path, option, value, shown):
+    refused(run("train", images, "--out", tmp_path / "runs", option, value, "--dry-run"),
+            f"{option} {value if value.lstrip('-').isdigit() else format(float(value), 'g')} is outside {shown}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_bounds_are_the_engines_and_come_before_the_data_is_read(tmp_path):
+    with pytest.raises(BadParameter, match=r"^ema_kimg -1 is outside 0-1e\+06$") as caught:
+        Trainer(TrainOptions(data=str(tmp_path / "nothing-here"), out=str(tmp_path), ema_kimg=-1.0))
+    assert caught.value.param == "ema_kimg" and list(tmp_path.iterdir()) == []
+    for option, value in (("--gamma", "0"), ("--glr", "1"), ("--kimg", "1e6"), ("--batch", "8")):
+        result = run("train", tmp_path, option, value, "--dry-run")  # the bounds themselves are legal
+        assert "is outside" not in result.output, result.output
+
+
 def test_resume_refuses_what_it_cannot_honour(images, snapshot, tmp_path):
     run_dir, runs = snapshot.parent, snapshot.parent.parent
     resume = ["--resume", run_dir, "--dry-run"]

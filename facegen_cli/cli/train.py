@@ -19,15 +19,15 @@ def train(
     cfg: Optional[str] = typer.Option(None, "--cfg", help="Preset: small (32-128 px, the default), paper256, "
                                       "stylegan2 (1024 px); stylegan3-t, stylegan3-r (NVIDIA's StyleGAN3 configs)."),
     res: Optional[int] = typer.Option(None, "--res", min=4, help="Resolution (default: the data's)."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Total batch size over all processes."),
-    batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu", min=1,
+    batch: Optional[int] = typer.Option(None, "--batch", help="Total batch size over all processes."),
+    batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu",
                                             help="Samples per pass; smaller accumulates gradients."),
     kimg: float = typer.Option(25000, "--kimg", help="Train for this many thousand real images (fractions allowed)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Also stop after this many minutes of "
                                             "training, with a snapshot (a time limit beside --kimg)."),
-    glr: Optional[float] = typer.Option(None, "--glr", min=0.0, help="Generator learning rate."),
-    dlr: Optional[float] = typer.Option(None, "--dlr", min=0.0, help="Discriminator learning rate."),
-    gamma: Optional[float] = typer.Option(None, "--gamma", min=0.0, help="R1 weight (default: 0.0002 * res^2 / batch); "
+    glr: Optional[float] = typer.Option(None, "--glr", help="Generator learning rate."),
+    dlr: Optional[float] = typer.Option(None, "--dlr", help="Discriminator learning rate."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="R1 weight (default: 0.0002 * res^2 / batch); "
                                           "wgan-gp: gradient-penalty weight (default 10)."),
     map_layers: Optional[int] = typer.Option(None, "--map", min=1, help="Mapping network depth."),
     cbase: Optional[int] = typer.Option(None, "--cbase", min=1, help="Channel base."),
@@ -39,7 +39,7 @@ def train(
                                               "weight (default 2; 0 turns it off)."),
     style_mixing: Optional[float] = typer.Option(None, "--style-mixing", help="stylegan2: style-mixing "
                                                  "probability (default 0.9; 0 turns it off)."),
-    target: float = typer.Option(0.6, "--target", min=0.0, max=1.0, help="ADA target for E[sign(D(real))]."),
+    target: float = typer.Option(0.6, "--target", help="ADA target for E[sign(D(real))]."),
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
     seed: int = typer.Option(0, "--seed", help="Random seed, 0-4294967295."),
     resume: Optional[str] = typer.Option(None, "--resume", callback=existing_or("--resume", "latest"),

@@ -24,14 +24,21 @@ from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import memory_format_for
 from facegen_cli.encoder.model import Encoder, offset_norm
 from facegen_cli.encoder.store import check_network, load_encoder, save_encoder
-from facegen_cli.errors import BadInput, BadParameter
+from facegen_cli.errors import BadInput, BadParameter, Bounds, check_bounds
 from facegen_cli.latent.project import w_statistics
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.precision import check_precision, resolve_precision, synthesis_in_precision
-from facegen_cli.sampler import require_wplus
+from facegen_cli.sampler import check_seed, require_wplus
 
 LOSSES = ("latent", "pixel", "perceptual", "offsets", "total")
+
+
+# The range of each number a run may be given, (low, high, whether low itself is allowed): kimg and minutes up to
+# a million, Adam's lr at most 1, batches up to 4096 images, loss weights up to 1e4.
+BOUNDS: Bounds = {"kimg": (0, 1e6, False), "minutes": (0, 1e6, False), "snapshot_minutes": (0, 1e6, False),
+                  "lr": (0, 1, False), "batch": (1, 4096, True), "latent_weight": (0, 1e4, True),
+                  "pixel_weight": (0, 1e4, True), "perceptual_weight": (0, 1e4, True), "offset_weight": (0, 1e4, True)}
 
 
 @dataclass
@@ -54,22 +61,10 @@ class EncoderTrainOptions:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
-        for name in ("kimg", "lr", "snapshot_minutes"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise BadParameter(name, f"{name} {value} must be a positive number")
-        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
-            raise BadParameter("minutes", f"minutes {self.minutes} must be a positive number")
-        if self.batch < 1:
-            raise BadParameter("batch", f"batch {self.batch} must be at least 1")
-        for name in ("latent_weight", "pixel_weight", "perceptual_weight", "offset_weight"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise BadParameter(name, f"{name} {value} must be 0 or more")
+        check_bounds(self, BOUNDS)
         if not 0 <= self.real_fraction < 1:
             raise BadParameter("real_fraction", f"real_fraction {self.real_fraction} must be in [0, 1)")
-        if self.seed < 0:
-            raise BadParameter("seed", f"seed {self.seed} is negative")
+        check_seed(self.seed, "seed")
 
 
 class EncoderTrainer:

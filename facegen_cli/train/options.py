@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from facegen_cli.errors import BadParameter
+from facegen_cli.errors import BadParameter, Bounds
 from facegen_cli.precision import check_precision
 
 # NVIDIA's stylegan3 train.py, configs T and R alike (R's changes to G are in train/families.py); the EMA
@@ -29,6 +28,14 @@ PRESETS: dict[str, dict] = {
 }
 # Presets made for one model: --cfg picks it, and that model trains with no other preset.
 PRESET_MODELS = {"stylegan3-t": "stylegan3", "stylegan3-r": "stylegan3"}
+# The range of each number a run may be given, (low, high, whether low itself is allowed): learning rates are
+# Adam steps, probabilities 0-1, kimg, snap and ema_kimg thousands of images (1e6: a billion), minutes under
+# two years, batches up to 65536 images, the R1 / gradient-penalty and path-length weights up to 1e4.
+BOUNDS: Bounds = {
+    "kimg": (0, 1e6, False), "snap": (0, 1e6, False), "minutes": (0, 1e6, False), "ema_kimg": (0, 1e6, True),
+    "glr": (0, 1, False), "dlr": (0, 1, False), "gamma": (0, 1e4, True), "pl_weight": (0, 1e4, True),
+    "target": (0, 1, True), "style_mixing": (0, 1, True), "batch": (1, 65536, True), "batch_gpu": (1, 65536, True),
+}
 
 
 @dataclass
@@ -84,11 +91,6 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
                            + ("leave fp16 off" if opts.fp16 else f"a {opts.model} model trains in fp32"))
     if opts.aug not in (None, "ada", "noaug"):
         raise BadParameter("aug", f"aug must be ada or noaug, got {opts.aug!r}")
-    for name in ("kimg", "snap"):
-        if getattr(opts, name) <= 0:
-            raise BadParameter(name, f"{name} {getattr(opts, name):g}: must be positive")
-    if opts.minutes is not None and opts.minutes <= 0:
-        raise BadParameter("minutes", f"minutes {opts.minutes:g}: must be positive")
     check_regularisers(opts)
     values = asdict(opts)
     for key, default in {**PRESETS[opts.cfg], "aug": "ada", **(family_defaults or {})}.items():
@@ -113,15 +115,11 @@ def resolve(opts: TrainOptions, resolution: int, world_size: int = 1,
 
 
 def check_regularisers(opts: TrainOptions) -> None:
-    """--pl-weight and --style-mixing belong to stylegan2's loss (StyleGAN3 and the classic families use neither)."""
+    """pl_weight and style_mixing belong to stylegan2's loss (StyleGAN3 and the classic families use neither)."""
     given = [name for name, value in (("pl_weight", opts.pl_weight), ("style_mixing", opts.style_mixing))
              if value is not None]
     if given and opts.model != "stylegan2":
         raise BadParameter(given[0], f"{given[0]} sets stylegan2's loss; a {opts.model} model has none")
-    if opts.pl_weight is not None and not 0 <= opts.pl_weight < math.inf:
-        raise BadParameter("pl_weight", f"pl_weight {opts.pl_weight:g}: must be 0 (off) or a positive number")
-    if opts.style_mixing is not None and not 0 <= opts.style_mixing <= 1:
-        raise BadParameter("style_mixing", f"style_mixing {opts.style_mixing:g}: a probability, 0 to 1")
 
 
 def model_of(opts: TrainOptions) -> str:

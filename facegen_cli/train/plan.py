@@ -11,13 +11,13 @@ import torch
 
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import resolve_device
-from facegen_cli.errors import BadInput, BadParameter
+from facegen_cli.errors import BadInput, BadParameter, check_bounds
 from facegen_cli.networks import Network, load_network
 from facegen_cli.sampler import check_seed
 from facegen_cli.train import snapshots
 from facegen_cli.train.distributed import DistEnv, process_env
 from facegen_cli.train.families import Family, get_family
-from facegen_cli.train.options import TrainOptions, model_of, resolve
+from facegen_cli.train.options import BOUNDS, TrainOptions, model_of, resolve
 
 Log = Callable[[str], None]
 RESUME_CHANGES = ("kimg", "out", "device", "workers", "minutes", "precision")  # what a resumed run takes anew
@@ -45,6 +45,7 @@ def quiet(msg: str) -> None:
 def plan_training(opts: TrainOptions, resume: str | None = None, log: Log = print) -> TrainPlan:
     """Check and resolve `opts` against the data and the run (`resume`) or network (`opts.resume_from`) it
     starts from: reads them, builds no training network or optimizer, writes nothing."""
+    check_bounds(opts, BOUNDS)
     env = process_env()
     log = log if env.is_main else quiet
     device = training_device(opts.device, env)
