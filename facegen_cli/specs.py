@@ -139,6 +139,8 @@ def parse_attrs(spec: str, name: str = "attr") -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep:
             raise BadParameter(name, f"{name} {item!r}: write attributes as Name=value, e.g. Male=1,Smiling=1")
+        if key.strip().lower() in {known.lower() for known in attrs}:
+            raise BadParameter(name, f"{name} {key.strip()} is given twice")
         attrs[key.strip()] = parse_numbers(value, name, example="1", key=key.strip())[0]
     return attrs
 

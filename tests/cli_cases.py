@@ -74,8 +74,8 @@ def judge(outcome: Outcome) -> Outcome:
 class _Child:
     """The serving process, started with one thread per library."""
 
-    def __init__(self, cwd: Path):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None):
+        env = {**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                                      cwd=cwd, start_new_session=True)
@@ -95,12 +95,14 @@ class _Child:
         self.proc.wait()
 
 
-def run_cases(cases: list[Case], timeout: float = 60.0, cwd: Path | None = None) -> list[Outcome]:
-    """Every case's outcome, judged; a case past `timeout` seconds counts as a hang."""
+def run_cases(cases: list[Case], timeout: float = 60.0, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> list[Outcome]:
+    """Every case's outcome, judged; a case past `timeout` seconds counts as a hang. `env` adds to the child's
+    environment."""
     outcomes, child = [], None
     try:
         for case in cases:
-            child = child or _Child(cwd or Path.cwd())
+            child = child or _Child(cwd or Path.cwd(), env)
             began = time.perf_counter()
             child.proc.stdin.write(json.dumps({"args": case.args, "stdin": case.stdin}) + "\n")
             child.proc.stdin.flush()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli.classifier import load_classifier
@@ -23,11 +24,13 @@ from facegen_cli.fileio import write_bytes_atomic
 from facegen_cli.latent.directions import load_direction
 from facegen_cli.networks import load_network
 from facegen_cli.paths import weights_dir
+from facegen_cli.prepare.detect import detect_faces, load_photo
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
-from bad_input_corpus import run_corpus
+from bad_input_corpus import commands_of, run_corpus
 from cli_cases import Case, run_cases
-from real_faces import CELEBA, CELEBA_IMAGES, celeba_faces
+from real_faces import CELEBA, CELEBA_IMAGES, SHARED_DATA, celeba_faces
+from test_typed_options import commands
 from tiny_nets import tiny_checkpoint
 
 FACEGEN = [sys.executable, "-c", "from facegen_cli.cli.main import main; main()"]
@@ -267,7 +270,8 @@ def test_the_bad_input_corpus_has_no_traceback_hang_or_exit_0():
     """Hundreds of bad invocations over every command (tests/bad_input_corpus.py): none ends in a traceback, a
     hang or exit 0 on input the README calls invalid."""
     counts, outcomes = run_corpus()
-    assert counts["invocations"] >= 300 and counts["commands"] >= 14
+    assert counts["invocations"] >= 300
+    assert commands_of(outcomes) == {name for name, _ in commands()}  # every command the CLI registers
     bad = {o.case.name: o.problems for o in outcomes if {"traceback", "hang", "exit 0"} & set(o.problems)}
     assert not bad, bad
 
@@ -292,3 +296,25 @@ def test_learning_rates_and_margins_that_cannot_work_are_refused(tmp_path, speci
         assert line.startswith(f"facegen: error: --lr {float(lr):g} is outside (0, 1]"), line
     line = _error(["prepare", special / "faces", tmp_path / "ds", "--align", "box", "--margin", "1e308"], 2)
     assert "--margin 1e+308 is outside 0-4" in line
+
+
+def test_a_face_too_small_to_align_is_one_line_and_nothing_is_written(tmp_path, special):
+    """A real photo shrunk until its face is about 20 px: project says the face is too small to find and align
+    (the size it needs for this photo), exits 1 and writes nothing; at 60 px the same face is found."""
+    photo = SHARED_DATA / "wild" / "face_recognition" / "biden.jpg"
+    if not photo.exists():
+        pytest.skip(f"real photos not found: {photo}")
+    rgb = load_photo(photo)
+    side = detect_faces(rgb)[0].side
+    shrunk = {}
+    for face in (20, 60):
+        image = Image.fromarray(rgb)
+        shrunk[face] = tmp_path / f"face{face}.png"
+        image.resize((round(image.width * face / side), round(image.height * face / side)), Image.LANCZOS) \
+            .save(shrunk[face])
+    assert len(detect_faces(load_photo(shrunk[60]))) == 1
+    line = _error(["project", shrunk[20], "-n", special / "net.safetensors", "--steps", "1", "-o", tmp_path / "o"], 1)
+    width, height = Image.open(shrunk[20]).size
+    assert line == (f"facegen: error: {shrunk[20]}: no face found (in a {width}x{height} photo a face under about "
+                    "40 px across is too small to find and align); if it is already aligned, use align none")
+    assert not (tmp_path / "o").exists()

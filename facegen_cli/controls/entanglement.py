@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from facegen_cli.controls.steer import Identity, Reader
-from facegen_cli.errors import BadParameter
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.estimators.face import read_face
 from facegen_cli.fileio import atomic_path
 from facegen_cli.latent.directions import Direction, check_strength, known_directions, load_direction
@@ -94,7 +94,10 @@ def network_directions(sampler: Sampler) -> list[Direction]:
     """Every direction `edit --direction NAME` finds for the sampler's network (shipped and fitted controls
     included), by name."""
     require_wplus(sampler.net, "the entanglement report")
-    return [load_direction(str(path), sampler.net) for _, path in sorted(known_directions(sampler.net).items())]
+    known = sorted(known_directions(sampler.net).items())
+    if not known:
+        raise BadInput("this network has no directions yet to report on; run `facegen directions sefa` or `fit`")
+    return [load_direction(str(path), sampler.net) for _, path in known]
 
 
 def report(sampler: Sampler, seeds: Sequence[int], step: float = 2.0, estimators: Sequence[str] = REPORTED,

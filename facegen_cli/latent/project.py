@@ -25,7 +25,7 @@ from facegen_cli.networks import Network
 from facegen_cli.sampler import require_wplus
 from facegen_cli.precision import check_precision, resolve_precision, synthesis_in_precision
 from facegen_cli.prepare import align
-from facegen_cli.prepare.detect import detect_faces, load_photo, pick_faces
+from facegen_cli.prepare.detect import detect_faces, load_photo, pick_faces, smallest_face
 from facegen_cli.prepare.landmarks import face_points
 from facegen_cli.video import write_frames
 
@@ -89,7 +89,9 @@ def align_photo(path: str | Path, size: int, how: str = "ffhq",
         on_faces(len(found))
     faces = pick_faces(found, max_faces=1)
     if not faces:
-        raise FacegenError(f"{path}: no face found; if it is already aligned, use align none")
+        h, w = rgb.shape[:2]
+        raise FacegenError(f"{path}: no face found (in a {w}x{h} photo a face under about {smallest_face(h, w)} px "
+                           "across is too small to find and align); if it is already aligned, use align none")
     return align.align_ffhq(rgb, face_points(rgb, faces[0].box), size)
 
 

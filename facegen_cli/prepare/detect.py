@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 import warnings
@@ -25,6 +26,7 @@ MAX_PIXELS = 100_000_000  # larger photos are refused rather than exhausting a w
 # a detection copy whose longer side is at most this many pixels is upsampled once, so the detector
 # never works on more than about 2048 px; see benchmarks/RESULTS.md, "prepare: small faces".
 AUTO_UPSAMPLE_SIDE = {"haar": 0, "dlib": 1024, "dlib-cnn": 512}
+DETECTOR_WINDOW = 80  # px: the face size dlib's detectors look for on the detection copy before upsampling
 _NOT_REGULAR = SPECIAL_FILES + ((stat.S_ISDIR, "folder"),)
 
 
@@ -205,7 +207,7 @@ def detect_faces(rgb: np.ndarray, detector: str = "dlib", upsample: int | None =
 
     `upsample` None chooses by the copy's size (`auto_upsample`)."""
     h, w = rgb.shape[:2]
-    scale = min(1.0, detect_size / max(h, w)) if detect_size else 1.0
+    scale = detection_scale(h, w, detect_size)
     small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                  interpolation=cv2.INTER_AREA)
     if upsample is None:
@@ -217,6 +219,19 @@ def detect_faces(rgb: np.ndarray, detector: str = "dlib", upsample: int | None =
         if box[2] > box[0] and box[3] > box[1]:
             faces.append(Face(box, float(score)))
     return faces
+
+
+def detection_scale(height: int, width: int, detect_size: int = 1024) -> float:
+    """How `detect_faces` scales a photo of this size for its detection copy (1: as it is)."""
+    return min(1.0, detect_size / max(height, width)) if detect_size else 1.0
+
+
+def smallest_face(height: int, width: int, detect_size: int = 1024) -> int:
+    """About the smallest face side (px) dlib's detector finds in a photo of this size with the default
+    upsampling: its window, halved by each upsampling, in the photo's own pixels."""
+    scale = detection_scale(height, width, detect_size)
+    upsample = auto_upsample("dlib", round(max(height, width) * scale))
+    return math.ceil(DETECTOR_WINDOW / 2 ** upsample / scale)
 
 
 def pick_faces(faces: list[Face], min_face: int = 0, max_faces: int = 0) -> list[Face]:
