@@ -13,10 +13,10 @@ from facegen_cli.api.draw import (Layers, Progress, average, edit, generate, int
                                   set_controls)
 from facegen_cli.api.measure import Identity, convert, eqt, fid, identity, info
 from facegen_cli.api.photos import PIVOT_STEPS, PROJECT_STEPS, Projected, prepare, project
-from facegen_cli.api.training import train_classifier, train_encoder
+from facegen_cli.api.training import Trained, train, train_classifier, train_encoder
 from facegen_cli.sampler import SampleOptions
 
 __all__ = ["Fitted", "Identity", "Layers", "PIVOT_STEPS", "PROJECT_STEPS", "Progress", "Projected", "SampleOptions",
            "average", "convert", "directions_report", "edit", "eqt", "fid", "fit_direction", "generate", "identity",
            "info", "interpolate", "mix", "open_network", "prepare", "project", "sampler", "sefa", "set_controls",
-           "train_classifier", "train_encoder"]
+           "Trained", "train", "train_classifier", "train_encoder"]

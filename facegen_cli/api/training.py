@@ -1,13 +1,39 @@
-"""Training the helper networks: the attribute classifier and a network's encoder (`facegen train` itself runs
-through train.plan_training and train.loop.Trainer)."""
+"""Training: a generative network (planned, then run), the attribute classifier, and a network's encoder."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from facegen_cli.api.draw import open_network
 from facegen_cli.errors import BadParameter
 from facegen_cli.networks import Network
+from facegen_cli.train.options import TrainOptions
+
+@dataclass(frozen=True)
+class Trained:
+    """A run's options as resolved against the data and what it starts from, and every file it wrote (its last
+    checkpoint last; none on a dry run)."""
+
+    options: TrainOptions
+    written: list[Path]
+
+
+def train(options: TrainOptions, resume: str | None = None, dry_run: bool = False,
+          log: Callable[[str], None] = print, on_step: Callable[[dict, float], None] | None = None) -> Trained:
+    """Plan a run (every option checked against the data and the run or network it starts from; `resume` a run
+    folder, a checkpoint or `latest`) and, unless `dry_run`, train it with snapshots until its kimg or minutes.
+    `log(line)` for what the run says, `on_step(stats, total_kimg)` after each step."""
+    from facegen_cli.train.loop import Trainer
+    from facegen_cli.train.plan import plan_training
+
+    plan = plan_training(options, resume, log)
+    if dry_run:
+        return Trained(plan.opts, [])
+    trainer = Trainer(plan, log=log)
+    last = trainer.run(on_step=(lambda stats: on_step(stats, trainer.opts.kimg)) if on_step else None)
+    return Trained(trainer.opts, [] if last is None else [p for p in trainer.written if p != last] + [last])
+
 
 MIN_CLASSIFIER_SIZE = 16  # input side: the network halves it four times
 HOLDOUT = (0.01, 0.9)  # fractions of a data set kept out to measure a classifier

@@ -64,9 +64,8 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved options and exit."),
 ) -> None:
     """Train StyleGAN2, StyleGAN3 (or another family) with snapshots, stats and exact resume."""
-    from facegen_cli.train.loop import Trainer
+    from facegen_cli import api
     from facegen_cli.train.options import TrainOptions
-    from facegen_cli.train.plan import plan_training
 
     extras = dict(width=width, spectral_norm=spectral_norm or None, pixel_norm=pixel_norm or None,
                   mbstd=mbstd or None, beta=beta, recon=recon)
@@ -80,17 +79,13 @@ def train(
     def log(msg: str) -> None:
         console.print(msg, markup=False)
 
-    plan = plan_training(opts, resume, log)
-    if dry_run:
-        emit(plan.opts.to_json())
-        return
-    trainer = Trainer(plan, log=log)
     with console.status("training") as status:
-        def show(s: dict) -> None:
-            losses = "  ".join(f"{k} {v:.3f}" for k, v in s.items() if k != "kimg")
-            status.update(f"kimg {s['kimg']:.3f}/{trainer.opts.kimg:g}  {losses}")
+        def show(stats: dict, total: float) -> None:
+            losses = "  ".join(f"{k} {v:.3f}" for k, v in stats.items() if k != "kimg")
+            status.update(f"kimg {stats['kimg']:.3f}/{total:g}  {losses}")
 
-        last = trainer.run(on_step=show)
-    if last is not None:  # every file the run wrote, its last checkpoint last
-        for path in [p for p in trainer.written if p != last] + [last]:
-            emit(str(path))
+        done = api.train(opts, resume, dry_run=dry_run, log=log, on_step=show)
+    if dry_run:
+        emit(done.options.to_json())
+    for path in done.written:  # every file the run wrote, its last checkpoint last
+        emit(str(path))
