@@ -113,6 +113,18 @@ def test_train_bounds_are_the_engines_and_come_before_the_data_is_read(tmp_path)
         assert "is outside" not in result.output, result.output
 
 
+@pytest.mark.parametrize("option, value, shown", [
+    ("--kimg", "1e308", "--kimg 1e+308 is outside (0, 1e+06]"), ("--lr", "1e308", "--lr 1e+308 is outside (0, 1]"),
+    ("--lr", "0", "--lr 0 is outside (0, 1]"), ("--batch", "1000000000", "--batch 1000000000 is outside 1-4096"),
+    ("--minutes", "1e308", "--minutes 1e+308 is outside (0, 1e+06]"),
+    ("--perceptual-weight", "1e308", "--perceptual-weight 1e+308 is outside 0-10000"),
+    ("--seed", "4294967296", "--seed 4294967296 is outside 0-4294967295")])
+def test_encoder_training_numbers_outside_their_bounds_are_refused_before_any_work(net, tmp_path, option, value,
+                                                                                   shown):
+    refused(run("encoder", "train", net, option, value, "-o", tmp_path / "e.safetensors"), shown)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_resume_refuses_what_it_cannot_honour(images, snapshot, tmp_path):
     run_dir, runs = snapshot.parent, snapshot.parent.parent
     resume = ["--resume", run_dir, "--dry-run"]
@@ -216,3 +228,18 @@ def test_seeds_outside_0_to_2_32_are_refused_by_every_command(net, tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(BadParameter, match="^seed -1 is outside 0-4294967295"):  # eqt's --seed, checked first
         generator_eqt(tiny_G(), seed=-1)
+
+
+
+def test_an_attribute_given_twice_in_one_list_is_refused(net, tmp_path):
+    # `--set Age=40,Age=50` kept the last value and exited 0
+    refused(run("edit", "seed:0", "--set", "Age=40,Age=50", "-o", tmp_path), "--set Age is given twice")
+    refused(run("edit", "seed:0", "--set", "Age=40", "--set", "age=50", "-o", tmp_path), "--set age is given twice")
+    refused(run("generate", "-n", net, "-s", "0", "--attr", "Male=1,male=0", "-o", tmp_path), "--attr male is given")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_on_a_network_without_directions_is_one_line(net, tmp_path, private_cache):
+    # an internal IndexError before
+    refused(run("directions", "report", net, "--seeds", "0", "-o", tmp_path / "r.png"), "no directions yet")
+    assert not (tmp_path / "r.png").exists()

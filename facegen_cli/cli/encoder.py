@@ -40,10 +40,10 @@ def train(
     from facegen_cli import api
 
     with progress("img") as bar:
-        task = bar.add_task("train encoder", total=round(kimg * 1000))
+        task = bar.add_task("train encoder", total=None)  # sized at the first step, once the engine took kimg
 
         def step(stats: dict) -> None:
-            bar.update(task, completed=round(stats["kimg"] * 1000))
+            bar.update(task, total=round(kimg * 1000), completed=round(stats["kimg"] * 1000))
             if stats["steps"] % LOG_EVERY == 0:
                 console.print(" ".join(f"{k} {v:.4g}" for k, v in stats.items()))
 
