@@ -8,14 +8,14 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, emit, out_option
-from facegen_cli.cli.options import names
+from facegen_cli.cli.options import name_list
 
 app = typer.Typer(help="Train the face attribute classifier used by `facegen directions fit`.", no_args_is_help=True)
 
 
 def train(
     dataset: Path = typer.Argument(..., exists=True, help="A dataset from `facegen prepare --labels` (folder or zip)."),
-    attrs: Optional[list] = typer.Option(None, "--attrs", parser=names, metavar="NAMES",
+    attrs: Optional[list] = typer.Option(None, "--attrs", parser=name_list, metavar="NAMES",
                                          help="Attributes to learn, e.g. Smiling,Male; default all."),
     size: int = typer.Option(64, "--size", help="Input side in pixels, 16 or more."),
     epochs: int = typer.Option(5, "--epochs", help="Passes over the data, 1 or more."),

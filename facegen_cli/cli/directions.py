@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
-from facegen_cli.cli.options import layers_help, layers_option, network_argument, one_network, psi_option, seed_list, typed
+from facegen_cli.cli.options import (layers_help, layers_option, network_argument, one_network, psi_option, seed_list,
+                                     typed)
 
 app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier) and report "
                        "how they entangle.",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from facegen_cli.cli.common import emit, out_option
-from facegen_cli.cli.options import (layers_help, layers_option, names, read_sources, sampling, save_latents_option,
+from facegen_cli.cli.options import (layers_help, layers_option, name_list, read_sources, sampling, save_latents_option,
                                      span_option, typed)
 from facegen_cli.specs import parse_attrs
 
@@ -41,7 +41,7 @@ def edit(
                                                  help="Set a control to a value, read on the image: Age=60 (years), "
                                                       "Yaw=-20, Pitch=10 (degrees), Smiling=0.9 (probability); "
                                                       "repeatable."),
-    keep: Optional[list] = typer.Option(None, "--keep", parser=names, metavar="NAMES",
+    keep: Optional[list] = typer.Option(None, "--keep", parser=name_list, metavar="NAMES",
                                         help="With --set: attributes to hold, e.g. Male,Eyeglasses (their directions "
                                              "projected out of the step)."),
     as_json: bool = typer.Option(False, "--json", help="With --set: print requested and achieved values, kept "
@@ -50,7 +50,7 @@ def edit(
     span: Optional[tuple] = span_option(),
     steps: int = typer.Option(7, "--steps", help="Images in a --range strip, 2-1000."),
     layers: Optional[list] = layers_option(f"Only these W+ layers: {layers_help}."),
-    conditional: Optional[list] = typer.Option(None, "--conditional", parser=names, metavar="NAMES",
+    conditional: Optional[list] = typer.Option(None, "--conditional", parser=name_list, metavar="NAMES",
                                                help="Directions to keep fixed, e.g. Male (projected out of the "
                                                     "edit)."),
     save_latents: bool = save_latents_option,

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from facegen_cli.cli.common import emit, out_option
-from facegen_cli.cli.options import layers_help, layers_option, read_sources, sampling, save_latents_option, weights_option
+from facegen_cli.cli.options import (layers_help, layers_option, read_sources, sampling, save_latents_option,
+                                     weights_option)
 
 if TYPE_CHECKING:
     from facegen_cli.sampler import SampleOptions

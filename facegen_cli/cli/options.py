@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -13,9 +13,6 @@ from facegen_cli.cli.common import DEVICE_HELP, PRECISION_HELP, network_option, 
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.specs import (parse_attr_default, parse_attrs, parse_label, parse_layers, parse_numbers,
                                parse_seeds, parse_sources, parse_span, parse_translate)
-
-if TYPE_CHECKING:
-    import torch
 
 T = TypeVar("T")
 
@@ -32,7 +29,7 @@ def typed(parse: Callable[[str], T], flag: str) -> Callable[[str], T]:
     return convert
 
 
-def names(spec: str) -> list[str]:
+def name_list(spec: str) -> list[str]:
     """A comma-separated list of names, blanks dropped."""
     return [name.strip() for name in spec.split(",") if name.strip()]
 
@@ -138,9 +135,3 @@ def read_sources(specs: list[str]) -> list[int | Path]:
             tokens.append(spec)
     return parse_sources(tokens)
 
-
-def layer_indices(G: torch.nn.Module, spec: Optional[str], name: str = "layers") -> Optional[list[int]]:
-    """W+ indices of G for a `--layers` text, or None when it is not given."""
-    from facegen_cli.latent.layers import resolve_layers
-
-    return None if spec is None else resolve_layers(G, parse_layers(spec, name))

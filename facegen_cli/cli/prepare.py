@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.table import Table
 
 from facegen_cli.cli.common import LazyProgress, console, emit, writable_argument
-from facegen_cli.cli.options import names
+from facegen_cli.cli.options import name_list
 from facegen_cli.errors import BadInput, FacegenError
 
 
@@ -35,7 +35,7 @@ def prepare(
                                     help="Detect on a copy at most PX pixels wide/high; 0 = full size."),
     labels: Optional[str] = typer.Option(None, "--labels",
                                          help="list_attr_celeba.txt, a CSV `file,label...`, or `utkface`."),
-    attrs: Optional[list] = typer.Option(None, "--attrs", parser=names, metavar="NAMES",
+    attrs: Optional[list] = typer.Option(None, "--attrs", parser=name_list, metavar="NAMES",
                                          help="Label columns to keep, e.g. Smiling,Male."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes; default all cores."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run into the same OUT."),
