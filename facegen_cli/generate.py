@@ -9,7 +9,8 @@ import numpy as np
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.images import check_format, make_grid, save_image
 from facegen_cli.latent.io import save_latent
-from facegen_cli.sampler import Sampler, check_seeds
+from facegen_cli.sampler import Sampler
+from facegen_cli.seeds import check_seeds
 
 MAX_GRID_SIDE = 16384  # pixels; a grid image is built whole in memory
 

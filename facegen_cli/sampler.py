@@ -23,9 +23,9 @@ from facegen_cli.images import to_uint8
 from facegen_cli.models.stylegan2 import NOISE_MODES
 from facegen_cli.networks import Network
 from facegen_cli.precision import Precision, check_precision, in_precision, resolve_precision, synthesis_in_precision
+from facegen_cli.seeds import check_seeds
 
 PSI_RANGE = (-2.0, 2.0)
-MAX_SEED = 2 ** 32 - 1  # numpy's RandomState takes seeds 0 .. 2**32 - 1
 # A latent file whose W lies farther from the average W than this many times the typical distance of a sampled
 # face draws no face. On the shipped model (w_dim 256) sampled faces lie 13.7 from w_avg on average, 18.9 at most
 # over 20,000 seeds (benchmarks/RESULTS.md, "latent bounds"), so the bound is about 137.
@@ -45,22 +45,6 @@ class Sample:
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
     """The latent NVIDIA's generate.py draws for `seed`: RandomState(seed).randn(z_dim), float64."""
     return np.random.RandomState(seed).randn(z_dim)
-
-
-def check_seed(seed: int, param: str = "seeds") -> int:
-    """`seed` when NVIDIA's seed -> z takes it (0 .. MAX_SEED), else a BadParameter naming `param`."""
-    if not 0 <= seed <= MAX_SEED:
-        raise BadParameter(param, f"{param} {seed} is outside 0-{MAX_SEED}")
-    return seed
-
-
-def check_seeds(seeds: Sequence[int], param: str = "seeds") -> list[int]:
-    """`seeds` as a list when every one lies in 0 .. MAX_SEED (checked before any is drawn)."""
-    seeds = list(seeds)
-    if seeds:
-        check_seed(min(seeds), param)
-        check_seed(max(seeds), param)
-    return seeds
 
 
 def check_psi(psi: float) -> float:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from facegen_cli.errors import BadInput, BadParameter
+from facegen_cli.seeds import MAX_SEED
 
-MAX_SEED = 2 ** 32 - 1
 MAX_SEEDS = 1_000_000  # more images than any command here draws in one run; a typo like 0-4294967295 stops here
 MAX_SOURCES = 10_000  # latents one mix / interpolate / edit takes
 SEED_PREFIX = "seed:"

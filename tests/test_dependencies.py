@@ -12,6 +12,7 @@ ARCHITECTURE = Path(__file__).parents[1] / "docs" / "ARCHITECTURE.md"
 # Lowest first; a package may import only packages on earlier lines (and itself).
 LAYERS = [
     ["errors", "__version__"],
+    ["seeds"],
     ["fileio", "devices", "specs", "precision"],
     ["paths", "images"],
     ["ops", "video"],

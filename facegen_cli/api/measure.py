@@ -8,7 +8,8 @@ from typing import Callable, Sequence
 from facegen_cli.api.draw import open_network
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.networks import Network
-from facegen_cli.sampler import check_psi, check_seed
+from facegen_cli.sampler import check_psi
+from facegen_cli.seeds import check_seed
 
 MAX_EQT_SAMPLES = 100_000  # latents EQ-T draws
 MAX_EQT_SHIFTS = 1000  # translations per latent

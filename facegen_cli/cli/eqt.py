@@ -8,6 +8,7 @@ import typer
 
 from facegen_cli.cli.common import device_option, emit, network_option
 from facegen_cli.cli.options import network_argument, one_network, psi_option
+from facegen_cli.seeds import MAX_SEED
 
 
 def eqt(
@@ -16,7 +17,7 @@ def eqt(
     samples: int = typer.Option(16, "--samples", help="Latents to draw, 1-100000."),
     shifts: int = typer.Option(4, "--shifts", help="Whole-pixel translations per latent, each axis within 1/8 of the "
                                                    "image, 1-1000."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the latents and the translations, 0-4294967295."),
+    seed: int = typer.Option(0, "--seed", help=f"Seed of the latents and the translations, 0-{MAX_SEED}."),
     psi: float = psi_option,
     device: str = device_option,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the bare number."),

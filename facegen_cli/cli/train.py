@@ -8,6 +8,7 @@ import typer
 
 from facegen_cli.cli.common import (console, device_option, emit, existing_or, out_option,
                                    train_precision_option)
+from facegen_cli.seeds import MAX_SEED
 
 
 def train(
@@ -41,7 +42,7 @@ def train(
                                                  "probability (default 0.9; 0 turns it off)."),
     target: float = typer.Option(0.6, "--target", help="ADA target for E[sign(D(real))]."),
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
-    seed: int = typer.Option(0, "--seed", help="Random seed, 0-4294967295."),
+    seed: int = typer.Option(0, "--seed", help=f"Random seed, 0-{MAX_SEED}."),
     resume: Optional[str] = typer.Option(None, "--resume", callback=existing_or("--resume", "latest"),
                                          help="Continue a run: checkpoint, run folder, or 'latest'."),
     resume_from: Optional[str] = typer.Option(None, "--resume-from", help="Start a new run from a network's weights "

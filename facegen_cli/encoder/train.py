@@ -29,7 +29,8 @@ from facegen_cli.latent.project import w_statistics
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.precision import check_precision, resolve_precision, synthesis_in_precision
-from facegen_cli.sampler import check_seed, require_wplus
+from facegen_cli.sampler import require_wplus
+from facegen_cli.seeds import check_seed
 
 LOSSES = ("latent", "pixel", "perceptual", "offsets", "total")
 

@@ -13,7 +13,8 @@ from facegen_cli.classifier import load_classifier
 from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.latent.directions import Direction, save_direction, store_dir
 from facegen_cli.networks import Network
-from facegen_cli.sampler import MAX_SEED, Sampler, check_seed, require_wplus
+from facegen_cli.sampler import Sampler, require_wplus
+from facegen_cli.seeds import MAX_SEED, check_seed
 
 MIN_PER_SIDE = 10  # faces each side of the boundary is fitted on, at the least
 MAX_SAMPLES = 1_000_000  # faces a fit samples, scores and keeps in memory

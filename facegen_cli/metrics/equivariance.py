@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facegen_cli.sampler import check_seed
+from facegen_cli.seeds import check_seed
 
 # Renders a batch with the input translated by (tx, ty) in fractions of the image size.
 Renderer = Callable[[float, float], torch.Tensor]

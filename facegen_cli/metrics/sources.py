@@ -72,7 +72,7 @@ def dataset_stream(path: str | os.PathLike, batch: int = 32, workers: int = 2) -
 
 def random_seeds(num: int) -> list[int]:
     """`num` distinct seeds drawn at random from 0 .. MAX_SEED."""
-    from facegen_cli.sampler import MAX_SEED
+    from facegen_cli.seeds import MAX_SEED
 
     if num < 2:
         raise BadParameter("num", f"num {num}: FID needs at least 2 images")
@@ -85,7 +85,8 @@ def network_stream(spec: str, seeds: Sequence[int], psi: float = 1.0, batch: int
     """Images a network draws for `seeds` at truncation `psi`, in `precision` (see facegen_cli.precision); a
     conditional network draws each image with the labels of one image of `labels_from`, picked by its seed."""
     from facegen_cli.networks import load_network
-    from facegen_cli.sampler import Sampler, check_psi, check_seeds, label_count
+    from facegen_cli.sampler import Sampler, check_psi, label_count
+    from facegen_cli.seeds import check_seeds
 
     check_psi(psi)
     seeds = check_seeds(seeds)

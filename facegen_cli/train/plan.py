@@ -13,7 +13,7 @@ from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import resolve_device
 from facegen_cli.errors import BadInput, BadParameter, check_bounds
 from facegen_cli.networks import Network, load_network
-from facegen_cli.sampler import check_seed
+from facegen_cli.seeds import check_seed
 from facegen_cli.train import snapshots
 from facegen_cli.train.distributed import DistEnv, process_env
 from facegen_cli.train.families import Family, get_family
