@@ -243,3 +243,10 @@ def test_a_report_on_a_network_without_directions_is_one_line(net, tmp_path, pri
     # an internal IndexError before
     refused(run("directions", "report", net, "--seeds", "0", "-o", tmp_path / "r.png"), "no directions yet")
     assert not (tmp_path / "r.png").exists()
+
+
+def test_project_refuses_zero_steps_naming_the_option_given(tmp_path):
+    # `--steps 0` meant the default 500, and a bad --tune-steps was reported as --steps
+    absent = ["project", tmp_path / "absent.png", "--network", tmp_path / "absent.safetensors"]
+    refused(run(*absent, "--steps", "0"), "--steps 0 must be at least 1")
+    refused(run(*absent, "--tune", "--tune-steps", "0"), "--tune-steps 0 must be at least 1")

@@ -38,12 +38,17 @@ def project(photo: str | Path, out: str | Path, network: Network | str | None = 
     from facegen_cli.latent.project import ProjectOptions, run_project
     from facegen_cli.latent.tuning import TuneOptions, run_tune
 
-    resolved = steps or (PIVOT_STEPS if tune else PROJECT_STEPS)
+    resolved = steps if steps is not None else PIVOT_STEPS if tune else PROJECT_STEPS
     opts = ProjectOptions(steps=resolved, wplus=wplus, lr=lr, perceptual_weight=perceptual_weight,
                           pixel_weight=pixel_weight, noise_weight=noise_weight, seed=seed, precision=precision)
     given = {k: v for k, v in (("steps", tune_steps), ("locality_weight", locality_weight)) if v is not None}
-    tune_opts = TuneOptions(perceptual_weight=perceptual_weight, pixel_weight=pixel_weight, seed=seed,
-                            precision=precision, **given) if tune else None
+    try:
+        tune_opts = TuneOptions(perceptual_weight=perceptual_weight, pixel_weight=pixel_weight, seed=seed,
+                                precision=precision, **given) if tune else None
+    except BadParameter as error:  # the tuning's own steps are this function's tune_steps
+        if error.param != "steps":
+            raise
+        raise BadParameter("tune_steps", error.naming("tune_steps")) from None
     if tune and wplus:
         raise BadParameter("wplus", "wplus: tuning starts from a W projection; leave wplus out")
     if encoder is not None and (wplus or video or steps is not None):
