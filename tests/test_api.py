@@ -2,6 +2,9 @@
 before a network loads, and report progress."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -79,3 +82,25 @@ def test_what_depends_on_the_network_is_checked_by_the_sampler(tiny_net) -> None
 def test_project_help_gives_the_apis_default_steps() -> None:
     help_text = " ".join(CliRunner().invoke(app, ["project", "--help"], env={"COLUMNS": "300"}).stdout.split())
     assert f"default {api.PROJECT_STEPS}; {api.PIVOT_STEPS} with --tune" in help_text
+
+
+# What a CLI module may call from the engine besides facegen_cli.api: option dataclasses it fills from flags
+# (names ending in Options), the output and stdin probes every command makes before work (fileio), the
+# --precision check of train, and the studio's own server (the studio is a front end of its own).
+CLI_MAY_CALL = {("common.py", "check_writable"), ("common.py", "special_kind"), ("common.py", "check_precision"),
+                ("studio.py", "bind"), ("studio.py", "build_app"), ("studio.py", "serve")}
+
+
+def test_the_cli_runs_no_engine_work_itself() -> None:
+    """Every command is parse -> facegen_cli.api -> print: no CLI module calls the engine around the api."""
+    found = []
+    for path in sorted((Path(api.__file__).parents[1] / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        engine = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                  and (node.module or "").startswith("facegen_cli.")
+                  and not node.module.startswith(("facegen_cli.cli", "facegen_cli.api", "facegen_cli.errors",
+                                                  "facegen_cli.specs")) for a in node.names}
+        found += [f"cli/{path.name}:{node.lineno}: {node.func.id}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in engine
+                  and not node.func.id.endswith("Options") and (path.name, node.func.id) not in CLI_MAY_CALL]
+    assert not found, "CLI modules calling the engine around facegen_cli.api:\n" + "\n".join(found)

@@ -89,11 +89,13 @@ def fid(a: str | Path, b: str | Path, mode: str = "clean", kid: bool = False, pr
                        use_cache=use_cache, precision=precision, labels_from=labels_from, pr_k=pr_k)
 
 
-def info(network: str | None = None) -> dict:
-    """What a network file is: architecture, resolution, latent sizes, conditioning and provenance."""
+def info(network: str | None = None, ops: bool = False) -> dict:
+    """What a network file is: architecture, resolution, latent sizes, conditioning and provenance; with `ops`,
+    which implementation each op takes here (CUDA kernel or reference) and why."""
     from facegen_cli.networks import describe_network
+    from facegen_cli.ops.build import describe_ops
 
-    return describe_network(network)
+    return describe_ops() if ops else describe_network(network)
 
 
 def convert(source: str | Path, dest: str | Path, ema_only: bool = False, half: bool = False) -> Path:

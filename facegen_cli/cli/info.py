@@ -16,14 +16,9 @@ def info(
     ops: bool = typer.Option(False, "--ops", help="Say which implementation each op takes (CUDA kernel or reference) and why."),
 ) -> None:
     """Print a network's architecture, resolution, latent sizes, conditioning and provenance."""
-    if ops:
-        from facegen_cli.ops.build import describe_ops
+    from facegen_cli import api
 
-        details = describe_ops()
-    else:
-        from facegen_cli import api
-
-        details = api.info(one_network(network, network_opt))
+    details = api.info(one_network(network, network_opt), ops=ops)
     if as_json:
         emit(details, as_json=True)
         return

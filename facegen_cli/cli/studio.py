@@ -27,11 +27,10 @@ def studio(
         import uvicorn  # noqa: F401
     except ImportError:
         raise FacegenError(INSTALL_HINT) from None
-    from facegen_cli.devices import resolve_device
-    from facegen_cli.networks import load_network
+    from facegen_cli import api
     from facegen_cli.studio.server import bind, build_app, serve
 
-    net = load_network(network, resolve_device(device))
+    net = api.open_network(network, device)
     sock, url = bind(host, port)
     app = build_app(net, data, host, state)
     emit(url)
