@@ -37,7 +37,8 @@ def fit(
     attr: str = typer.Option(..., "--attr", help="The attribute to find, e.g. Smiling (as the classifier names it)."),
     classifier: Path = typer.Option(Path("classifier.safetensors"), "--classifier", "-c", exists=True,
                                     dir_okay=False, help="From `facegen classifier train`."),
-    samples: int = typer.Option(2000, "--samples", help="Faces to sample and label."),
+    samples: int = typer.Option(2000, "--samples", help="Faces to sample and label, at most 1000000 (the fit "
+                                                             "needs 10 each side at --ratio)."),
     ratio: float = typer.Option(0.25, "--ratio", help="Fit on this fraction of highest and of lowest scored faces."),
     seed_start: int = typer.Option(0, "--seed-start", help="First seed of the samples."),
     psi: float = psi_option,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 @sampling
 def interpolate(
     sources: List[str] = typer.Argument(..., help="Keyframes: .npy files or seed:N (seed:0-3 for a list)."),
-    frames: int = typer.Option(60, "--frames", help="Frames in all."),
+    frames: int = typer.Option(60, "--frames", help="Frames in all, 2-10000 (at least one per keyframe)."),
     space: Optional[str] = typer.Option(None, "--space", help="w (lerp) or z (slerp, seeds only); default w, "
                                                                "z for networks without W."),
     loop: bool = typer.Option(False, "--loop", help="Come back to the first keyframe."),

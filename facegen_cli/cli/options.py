@@ -68,7 +68,8 @@ SAMPLING: dict[str, tuple[Any, Any]] = {
     "network": (Optional[str], network_option),
     "device": (str, typer.Option("auto", "--device", help=DEVICE_HELP)),
     "psi": (float, psi_option),
-    "cutoff": (Optional[int], typer.Option(None, "--cutoff", help="Truncate only the first N layers of W+.")),
+    "cutoff": (Optional[int], typer.Option(None, "--cutoff", help="Truncate only the first N layers of W+ (0 to the "
+                                                                  "network's count).")),
     "noise_mode": (str, typer.Option("const", "--noise-mode", help="const, random or none.")),
     "label": (Optional[list], typer.Option(None, "--label", parser=typed(parse_label, "--label"), metavar="LABEL",
                                            help="Class index or comma-separated label vector (conditional "
@@ -79,7 +80,7 @@ SAMPLING: dict[str, tuple[Any, Any]] = {
                                                  parser=typed(parse_attr_default, "--attr-default"),
                                                  metavar="mean|N", help="Attributes --attr leaves unnamed: mean "
                                                                         "(data frequency) or N.")),
-    "batch": (int, typer.Option(8, "--batch", help="Images per forward pass.")),
+    "batch": (int, typer.Option(8, "--batch", help="Images per forward pass, 1 or more.")),
     "precision": (str, typer.Option("fp32", "--precision", help=PRECISION_HELP)),
     "translate": (Optional[tuple], typer.Option(None, "--translate", parser=typed(parse_translate, "--translate"),
                                                 metavar="X,Y", help="Shift a StyleGAN3 image by fractions of its "

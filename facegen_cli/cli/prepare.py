@@ -37,7 +37,8 @@ def prepare(
                                          help="list_attr_celeba.txt, a CSV `file,label...`, or `utkface`."),
     attrs: Optional[list] = typer.Option(None, "--attrs", parser=name_list, metavar="NAMES",
                                          help="Label columns to keep, e.g. Smiling,Male."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes; default all cores."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes, 1 or more; default all "
+                                                                        "cores."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run into the same OUT."),
 ) -> None:
     """Detect, align and crop every face in RAW into the dataset OUT (prints OUT)."""
