@@ -245,8 +245,10 @@ def test_a_report_on_a_network_without_directions_is_one_line(net, tmp_path, pri
     assert not (tmp_path / "r.png").exists()
 
 
-def test_project_refuses_zero_steps_naming_the_option_given(tmp_path):
+def test_project_refuses_steps_and_weights_that_optimise_nothing(tmp_path):
     # `--steps 0` meant the default 500, and a bad --tune-steps was reported as --steps
     absent = ["project", tmp_path / "absent.png", "--network", tmp_path / "absent.safetensors"]
     refused(run(*absent, "--steps", "0"), "--steps 0 must be at least 1")
     refused(run(*absent, "--tune", "--tune-steps", "0"), "--tune-steps 0 must be at least 1")
+    refused(run(*absent, "--perceptual-weight", "0", "--pixel-weight", "0"),
+            "--perceptual-weight is 0 and so is the pixel weight")  # was `--perceptual-weight and pixel_weight are`

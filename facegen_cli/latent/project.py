@@ -68,7 +68,8 @@ def check_optimisation(opts) -> None:
         if not (math.isfinite(value) and value >= 0):
             raise BadParameter(name, f"{name} {value} must be 0 or more")
     if opts.perceptual_weight == 0 and opts.pixel_weight == 0:
-        raise BadParameter("perceptual_weight", "perceptual_weight and pixel_weight are both 0; one must be positive")
+        raise BadParameter("perceptual_weight", "perceptual_weight is 0 and so is the pixel weight: nothing would be "
+                                                "optimised; give one of them a positive weight")
     if opts.seed < 0:
         raise BadParameter("seed", f"seed {opts.seed} is negative")
 
