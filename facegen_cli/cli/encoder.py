@@ -21,16 +21,16 @@ def train(
                                                              "size, mixed into each batch (image losses only)."),
     out: Optional[Path] = out_option(None, "The encoder file; default: the --resume file, else "
                                            "out/encoders/NETWORK_ID.safetensors.", kind="file"),
-    kimg: float = typer.Option(100.0, "--kimg", help="Train until this many thousand images in all (a resumed "
-                                                     "file's count included)."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes (the file is "
-                                                                    "written then; resume it later)."),
+    kimg: float = typer.Option(100.0, "--kimg", help="Train until this many thousand images in all, (0, "
+                                                     "10^6] (a resumed file's count included)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes, (0, 10^6] (the "
+                                                                    "file is written then; resume it later)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Go on training this encoder file (weights, "
                                                                  "optimizer, record)."),
-    batch: int = typer.Option(8, "--batch", help="Images per step."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    perceptual_weight: float = typer.Option(1.0, "--perceptual-weight", help="Weight of the perceptual distance; "
-                                                                             "0 = off (faster)."),
+    batch: int = typer.Option(8, "--batch", help="Images per step, 1-4096."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate, (0, 1]."),
+    perceptual_weight: float = typer.Option(1.0, "--perceptual-weight", help="Weight of the perceptual distance, "
+                                                                             "0-10^4; 0 = off (faster)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampled latents and real-face picks."),
     device: str = device_option,
     precision: str = precision_option,

@@ -20,16 +20,17 @@ def train(
     cfg: Optional[str] = typer.Option(None, "--cfg", help="Preset: small (32-128 px, the default), paper256, "
                                       "stylegan2 (1024 px); stylegan3-t, stylegan3-r (NVIDIA's StyleGAN3 configs)."),
     res: Optional[int] = typer.Option(None, "--res", min=4, help="Resolution (default: the data's)."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Total batch size over all processes."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Total batch size over all processes, 1-65536."),
     batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu",
-                                            help="Samples per pass; smaller accumulates gradients."),
-    kimg: float = typer.Option(25000, "--kimg", help="Train for this many thousand real images (fractions allowed)."),
+                                            help="Samples per pass, 1-65536; smaller accumulates gradients."),
+    kimg: float = typer.Option(25000, "--kimg", help="Train for this many thousand real images, (0, 10^6] "
+                                                     "(fractions allowed)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Also stop after this many minutes of "
-                                            "training, with a snapshot (a time limit beside --kimg)."),
-    glr: Optional[float] = typer.Option(None, "--glr", help="Generator learning rate."),
-    dlr: Optional[float] = typer.Option(None, "--dlr", help="Discriminator learning rate."),
-    gamma: Optional[float] = typer.Option(None, "--gamma", help="R1 weight (default: 0.0002 * res^2 / batch); "
-                                          "wgan-gp: gradient-penalty weight (default 10)."),
+                                            "training, (0, 10^6], with a snapshot (a time limit beside --kimg)."),
+    glr: Optional[float] = typer.Option(None, "--glr", help="Generator learning rate, (0, 1]."),
+    dlr: Optional[float] = typer.Option(None, "--dlr", help="Discriminator learning rate, (0, 1]."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="R1 weight, 0-10^4 (default: 0.0002 * res^2 / "
+                                          "batch); wgan-gp: gradient-penalty weight (default 10)."),
     map_layers: Optional[int] = typer.Option(None, "--map", min=1, help="Mapping network depth."),
     cbase: Optional[int] = typer.Option(None, "--cbase", min=1, help="Channel base."),
     cmax: Optional[int] = typer.Option(None, "--cmax", min=1, help="Channel maximum."),
@@ -37,11 +38,11 @@ def train(
     cond: bool = typer.Option(False, "--cond", help="Train on the dataset.json labels."),
     aug: Optional[str] = typer.Option(None, "--aug", help="ada or noaug (default: ada for stylegan2)."),
     pl_weight: Optional[float] = typer.Option(None, "--pl-weight", help="stylegan2: path-length regularisation "
-                                              "weight (default 2; 0 turns it off)."),
+                                              "weight, 0-10^4 (default 2; 0 turns it off)."),
     style_mixing: Optional[float] = typer.Option(None, "--style-mixing", help="stylegan2: style-mixing "
-                                                 "probability (default 0.9; 0 turns it off)."),
-    target: float = typer.Option(0.6, "--target", help="ADA target for E[sign(D(real))]."),
-    snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg."),
+                                                 "probability, 0-1 (default 0.9; 0 turns it off)."),
+    target: float = typer.Option(0.6, "--target", help="ADA target for E[sign(D(real))], 0-1."),
+    snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg, (0, 10^6]."),
     seed: int = typer.Option(0, "--seed", help=f"Random seed, 0-{MAX_SEED}."),
     resume: Optional[str] = typer.Option(None, "--resume", callback=existing_or("--resume", "latest"),
                                          help="Continue a run: checkpoint, run folder, or 'latest'."),
