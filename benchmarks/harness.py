@@ -5,9 +5,10 @@ fresh Python process (`python -m benchmarks.harness --serve MODULE:build PARAMS`
 work once and then times one round per request. The cases of one group run side by side, round by
 round, each leading in turn (A B, B A, ...), so all see the same machine load; groups run one after
 another. Each case's result is one JSON object: the machine and its load average, the wall and CPU
-seconds of every timed round and their medians, the rate of each unit of work per second, the
-median over rounds of the group's first case's round time over this one's (`vs_first`), the
-process's peak RSS, and, where cases keep an output, its largest difference from the cases named.
+seconds of every timed round and their medians, the rate of each unit of work per wall second and per
+CPU second (which other load on a shared machine dilutes less), the median over rounds of the group's
+first case's round time over this one's (`vs_first`), the process's peak RSS, and, where cases keep
+an output, its largest difference from the cases named.
 
     python -m benchmarks.generate --quick          # tiny sizes, one round: a check
     python -m benchmarks.generate --rounds 5 --out generate.jsonl
@@ -221,14 +222,15 @@ def schedule(names: list[str], rounds: int) -> list[list[str]]:
 def result(child: Child, first: Child, final: dict) -> dict:
     """A case's JSON object (without the machine and comparisons)."""
     walls = [r["wall"] for r in child.rounds]
-    median = statistics.median(walls)
+    median, cpu = statistics.median(walls), statistics.median(r["cpu"] for r in child.rounds)
     record = {"case": child.case.name, "group": child.case.group, "params": child.case.params,
               "info": {**child.ready["info"], **final["info"]}, "pid": child.ready["pid"],
               "torch_threads": final["torch_threads"], "build_s": round(child.ready["build_s"], 3),
               "rounds": len(walls), "wall_s": walls, "cpu_s": [r["cpu"] for r in child.rounds],
               "started": [r["started"] for r in child.rounds], "median_wall_s": median,
-              "median_cpu_s": statistics.median(r["cpu"] for r in child.rounds),
+              "median_cpu_s": cpu,
               **{f"{unit}_per_s": n / median for unit, n in child.ready["units"].items()},
+              **{f"{unit}_per_cpu_s": n / cpu for unit, n in child.ready["units"].items() if cpu > 0},
               "vs_first": statistics.median(a["wall"] / b["wall"] for a, b in zip(first.rounds, child.rounds)),
               "peak_rss_mb": round(final["peak_rss_mb"], 1)}
     if any(r["result"] is not None for r in child.rounds):
