@@ -18,19 +18,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from facegen_cli.controls.entanglement import read_along, unit_effects  # noqa: E402
-from facegen_cli.controls.store import CONTROLS, Control, save_controls, to_search  # noqa: E402
-from facegen_cli.estimators.face import read_face  # noqa: E402
-from facegen_cli.latent.directions import Direction, load_direction, save_direction, shipped_dir  # noqa: E402
-from facegen_cli.networks import load_network  # noqa: E402
-from facegen_cli.sampler import Sampler  # noqa: E402
+from facegen_cli.controls.entanglement import read_along, unit_effects
+from facegen_cli.controls.store import CONTROLS, Control, save_controls, to_search
+from facegen_cli.estimators.face import read_face
+from facegen_cli.latent.directions import Direction, load_direction, save_direction, shipped_dir
+from facegen_cli.networks import load_network
+from facegen_cli.sampler import Sampler
 
 REGRESSED = {"Age": "Age_years", "Yaw": "Yaw", "Pitch": "Pitch"}  # control -> the direction fitted for it
 PENALTIES = np.logspace(-1, 4, 11)

@@ -34,7 +34,6 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from facegen_cli.classifier import load_classifier, read_labelled  # noqa: E402
 from facegen_cli.fileio import atomic_path  # noqa: E402

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from facegen_cli.encoder.store import find_encoder, save_encoder, shipped_encoder_path  # noqa: E402
-from facegen_cli.networks import load_network  # noqa: E402
+from facegen_cli.encoder.store import find_encoder, save_encoder, shipped_encoder_path
+from facegen_cli.networks import load_network
 
 
 def main() -> None:
