@@ -297,7 +297,7 @@ class Sampler:
         with self._transform():
             if self.has_wplus:
                 return synthesis_in_precision(self.G, latents, self.precision, noise_mode=self.noise_mode,
-                                  fused_modconv=self.fused_modconv, generator=generator)
+                                              fused_modconv=self.fused_modconv, generator=generator)
             return in_precision(self.G, latents, self.labels(len(latents)) if c is None else c,
                                 truncation_psi=self.psi, precision=self.precision)
 
