@@ -77,6 +77,14 @@ SCRIPTS = ["fid", "generate", "memory", "modconv", "ops", "precision", "layouts"
            "encoder", "controls", "estimators", "tuning", "prepare", "detection", "train_flops", "train_profile"]
 
 
+def test_every_script_has_its_quick_check_and_none_patches_sys_path():
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"__init__", "harness", "machine"}
+    assert scripts == set(SCRIPTS)
+    patched = [p.name for folder in ("benchmarks", "tools") for p in (ROOT / folder).glob("*.py")
+               if "sys.path" in p.read_text()]
+    assert not patched
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_script_runs_in_quick_form(script, tmp_path):

@@ -2,7 +2,7 @@
 packer, the packed Inception, the stage clock, the exported checkpoint, and a whole dry run on CPU."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import io
 import json
 import math
@@ -36,16 +36,8 @@ TINY = dict(batch=4, workers=0, device="cpu")
 
 
 def tool(name: str):
-    """Import tools/<name>.py (tools/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    sys.path.insert(0, str(TOOLS))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(TOOLS))
-    return module
+    """The module tools/<name>.py."""
+    return importlib.import_module(f"tools.{name}")
 
 
 def write_faces_zip(dest: Path, count: int) -> Path:
@@ -247,10 +239,10 @@ def test_the_fid_stage_measures_as_facegen_fid_and_its_statistics_give_the_same_
 
 def dry_run(faces: Path, net: Path, out: Path, tmp: Path, minutes: float, *extra: str) -> tuple[float, dict]:
     began = time.monotonic()
-    done = subprocess.run([sys.executable, str(TOOLS / "gpu_round.py"), "--data", str(faces), "--network", str(net),
+    done = subprocess.run([sys.executable, "-m", "tools.gpu_round", "--data", str(faces), "--network", str(net),
                            "--device", "cpu", "--minutes", str(minutes), "--out", str(out), "--batch", "4",
                            "--workers", "0", "--snap", "0.004", "--work", str(tmp / "work"), *extra],
-                          capture_output=True, text=True, env={**os.environ, "FACEGEN_CACHE": str(tmp)})
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "FACEGEN_CACHE": str(tmp)})
     seconds = time.monotonic() - began
     assert (out / "summary.json").is_file(), done.stderr[-2000:]
     return seconds, json.loads((out / "summary.json").read_text())

@@ -7,7 +7,7 @@
 3. fid: what `facegen fid SNAPSHOT DATA --seeds 0-9999 --psi 1 --kid` measures (the same engine
    calls, clean mode), when Inception weights are at hand; else skipped, and the CPU side measures the
    returned checkpoint. The fakes' feature mean and covariance come back too, so that here
-   `python3 tools/gpu_round.py --fid-against faces64.zip fakes-inception.npz` gives the FID against the
+   `python3 -m tools.gpu_round --fid-against faces64.zip fakes-inception.npz` gives the FID against the
    original PNG faces (whose features facegen caches) without generating or running Inception again;
 4. --out receives network-fp16.safetensors (G, D, G_ema in fp16), fakes.png, stats.jsonl, fid.json,
    fakes-inception.npz, summary.json (kimg, sec/kimg, stage timings, failures; rewritten after every
@@ -20,11 +20,11 @@ Prepare here (out/ is git-ignored; tools/README.md has the sizes), then carry ex
     .venv/bin/python tools/pack_inception.py out/gpu/inception-fp16.pt.xz
 
 The device tool's call (one `run`, 9 minutes at most):
-    command:   PYTHONUNBUFFERED=1 python3 tools/gpu_round.py --data out/gpu/faces64-webp.zip --inception out/gpu/inception-fp16.pt.xz --minutes 8.5 --out "$OUT"
+    command:   PYTHONUNBUFFERED=1 python3 -m tools.gpu_round --data out/gpu/faces64-webp.zip --inception out/gpu/inception-fp16.pt.xz --minutes 8.5 --out "$OUT"
     timeout_s: 540
     carry:     ["out/gpu/faces64-webp.zip", "out/gpu/inception-fp16.pt.xz"]
 
-Dry run on a CPU: `python3 tools/gpu_round.py --data FACES --network NET --device cpu --minutes 1 --out DIR`.
+Dry run on a CPU: `python3 -m tools.gpu_round --data FACES --network NET --device cpu --minutes 1 --out DIR`.
 """
 from __future__ import annotations
 
@@ -42,10 +42,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+from facegen_cli.fileio import atomic_path, write_text_atomic
 
-from facegen_cli.fileio import atomic_path, write_text_atomic  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FACEGEN = "from facegen_cli.cli.main import main; main()"
 NO_TOOLKIT = "/nonexistent/facegen-reference-ops"  # as CUDA_HOME: the ops find no toolkit and run their references
@@ -224,10 +223,9 @@ def export(r: Round, run: Path) -> Path:
 
 def inception_for_fid(r: Round, spec: str | None, work: Path) -> tuple[str | None, str]:
     """(fp32 Inception file or None, why not); a copy from pack_inception.py is unpacked to fp32."""
-    from pack_inception import fp32_copy
-
     from facegen_cli.errors import FacegenError
     from facegen_cli.metrics.inception import find_weights
+    from tools.pack_inception import fp32_copy
 
     if spec == "none":
         return None, "--inception none"
@@ -291,7 +289,8 @@ def fid(r: Round, a: argparse.Namespace, snapshot: Path, limit: float, work: Pat
         write_text_atomic(r.out / "fid.json", json.dumps(skipped, indent=2) + "\n")
         r.stage("fid", status="skipped", detail=why)
         return
-    args = [sys.executable, __file__, "--measure-into", str(r.out / "fakes-inception.npz"), "--network", str(snapshot),
+    args = [sys.executable, "-m", "tools.gpu_round", "--measure-into", str(r.out / "fakes-inception.npz"),
+            "--network", str(snapshot),
             "--data", a.data, "--fid-images", str(a.fid_images), "--device", a.device, "--inception", weights,
             "--fid-batch", str(a.fid_batch), "--workers", str(a.workers)]
     raw = work / "fid-stdout.json"
