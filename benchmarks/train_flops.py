@@ -11,11 +11,12 @@ once where only one does:
     Gmain = G forward + G backward (2x) + D forward + D backward to its input (1x)  = 3 G + 2 D
     Dmain = G forward (no grad) + D on fakes (3x) + D on reals (3x)                 = 1 G + 6 D
 
-In fp32, `torch.utils.flop_counter.FlopCounterMode` counts the same step's matmuls and convolutions as aten runs them
-(the resampling filters included); its formulas, without its module tracker (which fails inside the
-regularisers' double backward), count the lazy regularisers' steps too (path length every 4th, R1 every
-16th), from which the amortised FLOPs per step over one 16-step period follow. The references: an N x N x N matmul
-and a 3x3 convolution of the network's largest block (batch 64, 128 -> 128 channels, 32 x 32), both layouts.
+In fp32, `torch.utils.flop_counter.FlopCounterMode` counts the same step's matmuls and convolutions as aten
+runs them (the resampling filters included); its formulas, without its module tracker (which fails inside
+the regularisers' double backward), count the lazy regularisers' steps too (path length every 4th, R1
+every 16th), from which the amortised FLOPs per step over one 16-step period follow. The references: an
+N x N x N matmul and a 3x3 convolution of the network's largest block (batch 64, 128 -> 128 channels,
+32 x 32), both layouts.
 
     python -m benchmarks.train_flops --threads 2 [--rounds 5]      # every case, two cores
     python -m benchmarks.train_flops --ops step --precision fp32 --step-threads 1 2   # the step on 1 and 2 threads
