@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import socket
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -26,8 +25,7 @@ from unittest import mock
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cli_cases import Case, Outcome, run_cases  # noqa: E402
+from cli_cases import Case, Outcome, run_cases
 
 PATH_KINDS = ("missing", "folder", "fifo", "zero", "null", "socket", "empty", "garbage", "text", "emptystr")
 SPECIAL = {"missing", "fifo", "zero", "null", "socket"}  # promised: exit 2, the path named
