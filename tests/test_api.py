@@ -85,10 +85,9 @@ def test_project_help_gives_the_apis_default_steps() -> None:
 
 
 # What a CLI module may call from the engine besides facegen_cli.api: option dataclasses it fills from flags
-# (names ending in Options), the output and stdin probes every command makes before work (fileio), the
-# --precision check of train, and the studio's own server (the studio is a front end of its own).
-CLI_MAY_CALL = {("common.py", "check_writable"), ("common.py", "special_kind"), ("common.py", "check_precision"),
-                ("studio.py", "bind"), ("studio.py", "build_app"), ("studio.py", "serve")}
+# (names ending in Options), the output and stdin probes every command makes before work (fileio), and the
+# studio's one entry point (the studio is a front end of its own over the api).
+CLI_MAY_CALL = {("common.py", "check_writable"), ("common.py", "special_kind"), ("studio.py", "run_studio")}
 
 
 def test_the_cli_runs_no_engine_work_itself() -> None:

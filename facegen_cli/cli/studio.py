@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, network_option
 from facegen_cli.errors import FacegenError
+
+if TYPE_CHECKING:
+    from facegen_cli.networks import Network
 
 INSTALL_HINT = "facegen studio needs its web extra: pip install 'facegen-cli[studio]'"
 
@@ -27,12 +30,10 @@ def studio(
         import uvicorn  # noqa: F401
     except ImportError:
         raise FacegenError(INSTALL_HINT) from None
-    from facegen_cli import api
-    from facegen_cli.studio.server import bind, build_app, serve
+    from facegen_cli.studio.server import run_studio
 
-    net = api.open_network(network, device)
-    sock, url = bind(host, port)
-    app = build_app(net, data, host, state)
-    emit(url)
-    console.print(f"facegen studio: serving {net.path or net.arch} at {url} (Ctrl-C stops it)")
-    serve(app, sock)
+    def ready(url: str, net: Network) -> None:
+        emit(url)
+        console.print(f"facegen studio: serving {net.path or net.arch} at {url} (Ctrl-C stops it)")
+
+    run_studio(network, ready, data=data, host=host, port=port, state=state, device=device)

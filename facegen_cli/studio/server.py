@@ -10,13 +10,15 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 from starlette.applications import Starlette
 
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.fileio import check_writable
-from facegen_cli.networks import Network
+from facegen_cli.devices import resolve_device
+from facegen_cli.networks import Network, load_network
 from facegen_cli.paths import cache_dir
 from facegen_cli.studio.app import create_app
 from facegen_cli.studio.controls import ControlPanel
@@ -68,6 +70,21 @@ def bind(host: str, port: int) -> tuple[socket.socket, str]:
     sock.listen(128)
     shown = f"[{host}]" if ":" in host else host
     return sock, f"http://{shown}:{sock.getsockname()[1]}/"
+
+
+def run_studio(network: Network | str | None, on_ready: Callable[[str, Network], None], data: Path | None = None,
+               host: str = "127.0.0.1", port: int = 8000, state: Path | None = None, device: str = "auto") -> None:
+    """The studio for `network` (a Network, a name or path, None: the shipped model) on host:port: every
+    input is checked before it listens, `on_ready(url, net)` once it does, then it serves until Ctrl-C."""
+    net = network if isinstance(network, Network) else load_network(network, resolve_device(device))
+    sock, url = bind(host, port)
+    try:
+        app = build_app(net, data, host, state)
+    except BaseException:
+        sock.close()
+        raise
+    on_ready(url, net)
+    serve(app, sock)
 
 
 def server_for(app: Starlette) -> uvicorn.Server:
