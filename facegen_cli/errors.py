@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 # DataLoader re-raises a worker's exception as `type(e)(text)`, the text holding the worker's traceback.
 _WORKER_PREFIX = re.compile(r"Caught \w+ in DataLoader worker process \d+\.")
@@ -44,13 +45,14 @@ Bounds = dict[str, tuple[float, float, bool]]  # parameter -> (low, high, whethe
 
 
 def check_bounds(values: object, bounds: Bounds) -> None:
-    """Refuse the first attribute of `values` named in `bounds` that lies outside its range (NaN and infinities
-    included); None is a value not given."""
+    """Refuse the first attribute of `values` (or item, of a mapping) named in `bounds` that lies outside its range
+    (NaN and infinities included); None is a value not given. Whole-number bounds are shown whole."""
     for name, (low, high, low_allowed) in bounds.items():
-        value = getattr(values, name)
+        value = values.get(name) if isinstance(values, Mapping) else getattr(values, name)
         if value is None or low < value <= high or (low_allowed and value == low):
             continue
-        shown = f"{low:g}-{high:g}" if low_allowed else f"({low:g}, {high:g}]"
+        low_text, high_text = (str(b) if isinstance(b, int) else format(b, "g") for b in (low, high))
+        shown = f"{low_text}-{high_text}" if low_allowed else f"({low_text}, {high_text}]"
         raise BadParameter(name, f"{name} {value if isinstance(value, int) else format(value, 'g')} is outside "
                                  f"{shown}")
 

@@ -23,18 +23,10 @@ PARSING = {"specs.py"}  # the text parsers the front ends share: syntax, not the
 # `out` is probed by the CLI for writability before any work (fileio.check_writable) while the engine checks
 # what kind of output it is: two properties, not one check twice.
 DIFFERENT_CHECKS = {"out"}
-# Commands not yet moved onto facegen_cli.api still bound these options where their engine checks them too:
-# (command, parameter). The commands on the API (ON_THE_API) have none.
-NOT_YET_ON_THE_API = {("train", "res"), ("train", "resume"), ("train", "precision"), ("train", "workers")}
-# Engine check functions a CLI module still calls, (module, function), for the same reason.
-CHECKS_NOT_YET_ON_THE_API = {("common.py", "check_precision")}  # train's --precision
-ON_THE_API = {"generate", "mix", "interpolate", "edit", "identity", "convert", "info", "eqt", "directions sefa",
-              "directions fit", "directions report", "project", "fid", "prepare", "classifier train",
-              "encoder train"}
 
 
 def engine_checked() -> set[str]:
-    """Every parameter name an engine module raises a BadParameter for."""
+    """Every parameter name an engine module raises a BadParameter for, or bounds in a `Bounds` table."""
     names = set()
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE)
@@ -44,7 +36,10 @@ def engine_checked() -> set[str]:
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "BadParameter" and node.args
                     and isinstance(node.args[0], ast.Constant)):
                 names.add(node.args[0].value)
-    assert {"psi", "cutoff", "noise_mode", "batch", "frames", "steps", "grid"} <= names
+            if (isinstance(node, ast.AnnAssign) and getattr(node.annotation, "id", None) == "Bounds"
+                    and isinstance(node.value, ast.Dict)):
+                names.update(key.value for key in node.value.keys)
+    assert {"psi", "cutoff", "noise_mode", "batch", "frames", "steps", "grid", "res", "workers", "beta"} <= names
     return names
 
 
@@ -62,10 +57,9 @@ def test_no_option_bounds_a_value_the_engine_checks() -> None:
     for name, fn in commands():
         for param, info in inspect.signature(fn).parameters.items():
             bounds = [k for k in ("min", "max", "callback") if getattr(info.default, k, None) is not None]
-            if bounds and param in checked and (name, param) not in NOT_YET_ON_THE_API:
+            if bounds and param in checked:
                 found.append(f"{name} {param}: {', '.join(bounds)}")
     assert not found, "options bounded in the CLI and checked again by the engine:\n" + "\n".join(found)
-    assert not {cmd for cmd, _ in NOT_YET_ON_THE_API} & ON_THE_API
 
 
 def test_the_cli_calls_no_engine_check() -> None:
@@ -78,8 +72,7 @@ def test_the_cli_calls_no_engine_check() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") in engine:
                 called = node.func.id
-                if called.startswith("check_") and called != "check_writable" and (
-                        path.name, called) not in CHECKS_NOT_YET_ON_THE_API:
+                if called.startswith("check_") and called != "check_writable":
                     found.append(f"cli/{path.name}:{node.lineno}: {called}")
     assert not found, "the CLI repeats an engine check (leave it to the engine):\n" + "\n".join(found)
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from facegen_cli.errors import BadInput, BadParameter
+from facegen_cli.errors import BadInput
 from facegen_cli.fileio import check_writable, special_kind
 
 console = Console(stderr=True, soft_wrap=True)  # log lines stay whole in files and pipes
@@ -25,21 +25,10 @@ network_option = typer.Option(None, "--network", "-n", help=NETWORK_HELP)
 device_option = typer.Option("auto", "--device", help=DEVICE_HELP)
 
 
-def _precision(value: Optional[str]) -> Optional[str]:
-    from facegen_cli.precision import check_precision
-
-    if value is None:
-        return None
-    try:
-        return check_precision(value)
-    except BadParameter as error:
-        raise BadInput(error.naming("--precision")) from None
-
-
 PRECISION_HELP = ("fp32 (the reference: NVIDIA's pixels), bf16 (faster on CPUs with native bf16; images within a "
                   "few 1/255 of fp32) or auto (bf16 where the CPU has it, else fp32).")
 precision_option = typer.Option("fp32", "--precision", help=PRECISION_HELP)  # checked by the engine
-train_precision_option = typer.Option(None, "--precision", callback=_precision,
+train_precision_option = typer.Option(None, "--precision",  # checked by the engine
                                       help=PRECISION_HELP + " Default fp32; with --resume, the run's own.")
 
 
@@ -73,16 +62,6 @@ def writable_argument(name: str, folder: Callable[[Path], bool]) -> Callable[[Pa
     """A callback for an output path given as the argument `name` (DEST, OUT), checked as --out is, before any
     work: a folder where `folder(path)` says so, else a file."""
     return lambda value: check_writable(value, folder=folder(value), what=name)
-
-
-def existing_or(option: str, *names: str) -> Callable[[Optional[str]], Optional[str]]:
-    """An option callback: the value is one of `names` or a path that exists (else bad usage, exit 2)."""
-    def check(value: Optional[str]) -> Optional[str]:
-        if value is not None and value not in names and not Path(value).expanduser().exists():
-            raise BadInput(f"{option} {value}: no such file or folder (nor {' or '.join(names)})")
-        return value
-
-    return check
 
 
 class RateColumn(ProgressColumn):

@@ -6,8 +6,7 @@ from typing import Optional
 
 import typer
 
-from facegen_cli.cli.common import (console, device_option, emit, existing_or, out_option,
-                                   train_precision_option)
+from facegen_cli.cli.common import console, device_option, emit, out_option, train_precision_option
 from facegen_cli.seeds import MAX_SEED
 
 
@@ -19,7 +18,7 @@ def train(
                                         "vae or wgan-gp; --cfg stylegan3-t|r picks stylegan3."),
     cfg: Optional[str] = typer.Option(None, "--cfg", help="Preset: small (32-128 px, the default), paper256, "
                                       "stylegan2 (1024 px); stylegan3-t, stylegan3-r (NVIDIA's StyleGAN3 configs)."),
-    res: Optional[int] = typer.Option(None, "--res", min=4, help="Resolution (default: the data's)."),
+    res: Optional[int] = typer.Option(None, "--res", help="Resolution, 4-65536 px (default: the data's)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Total batch size over all processes, 1-65536."),
     batch_gpu: Optional[int] = typer.Option(None, "--batch-gpu",
                                             help="Samples per pass, 1-65536; smaller accumulates gradients."),
@@ -31,9 +30,9 @@ def train(
     dlr: Optional[float] = typer.Option(None, "--dlr", help="Discriminator learning rate, (0, 1]."),
     gamma: Optional[float] = typer.Option(None, "--gamma", help="R1 weight, 0-10^4 (default: 0.0002 * res^2 / "
                                           "batch); wgan-gp: gradient-penalty weight (default 10)."),
-    map_layers: Optional[int] = typer.Option(None, "--map", min=1, help="Mapping network depth."),
-    cbase: Optional[int] = typer.Option(None, "--cbase", min=1, help="Channel base."),
-    cmax: Optional[int] = typer.Option(None, "--cmax", min=1, help="Channel maximum."),
+    map_layers: Optional[int] = typer.Option(None, "--map", help="Mapping network depth, 1-64."),
+    cbase: Optional[int] = typer.Option(None, "--cbase", help="Channel base, 1-1048576 (2^20)."),
+    cmax: Optional[int] = typer.Option(None, "--cmax", help="Channel maximum, 1-65536."),
     mirror: bool = typer.Option(False, "--mirror", help="Add x-flipped copies of the data."),
     cond: bool = typer.Option(False, "--cond", help="Train on the dataset.json labels."),
     aug: Optional[str] = typer.Option(None, "--aug", help="ada or noaug (default: ada for stylegan2)."),
@@ -44,20 +43,21 @@ def train(
     target: float = typer.Option(0.6, "--target", help="ADA target for E[sign(D(real))], 0-1."),
     snap: float = typer.Option(50, "--snap", help="Snapshot every N kimg, (0, 10^6]."),
     seed: int = typer.Option(0, "--seed", help=f"Random seed, 0-{MAX_SEED}."),
-    resume: Optional[str] = typer.Option(None, "--resume", callback=existing_or("--resume", "latest"),
-                                         help="Continue a run: checkpoint, run folder, or 'latest'."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a run: checkpoint, run folder, or "
+                                         "'latest' (the newest run in --out)."),
     resume_from: Optional[str] = typer.Option(None, "--resume-from", help="Start a new run from a network's weights "
                                               "(file, published name or 'default'): fine-tuning."),
     freezed: int = typer.Option(0, "--freezed", help="With --resume-from: freeze D's first N layers (from the image)."),
     fp16: bool = typer.Option(False, "--fp16", help="NVIDIA's fp16 layers in the 4 highest resolutions (CUDA only; "
                               "on a CPU use --precision bf16)."),
-    workers: int = typer.Option(2, "--workers", min=0, help="Data loading processes."),
-    z_dim: Optional[int] = typer.Option(None, "--latent", min=1, help="Latent size (classic: 128)."),
-    width: Optional[int] = typer.Option(None, "--width", min=1, help="Classic: feature maps next to the image (64)."),
+    workers: int = typer.Option(2, "--workers", help="Data loading processes, 0-256."),
+    z_dim: Optional[int] = typer.Option(None, "--latent", help="Latent size, 1-65536 (classic: 128)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Classic: feature maps next to the image, "
+                                        "1-65536 (64)."),
     spectral_norm: bool = typer.Option(False, "--spectral-norm", help="dcgan/cgan/acgan/wgan-gp: spectral norm in D."),
     pixel_norm: bool = typer.Option(False, "--pixel-norm", help="Classic: pixel norm after each G block."),
     mbstd: bool = typer.Option(False, "--mbstd", help="dcgan/cgan/acgan/wgan-gp: minibatch stddev layer in D."),
-    beta: Optional[float] = typer.Option(None, "--beta", min=0.0, help="vae: weight of the KL term (1)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="vae: weight of the KL term, 0-10^4 (1)."),
     recon: Optional[str] = typer.Option(None, "--recon", help="vae: reconstruction loss, bce or mse (bce)."),
     device: str = device_option,
     precision: Optional[str] = train_precision_option,

@@ -30,11 +30,17 @@ PRESETS: dict[str, dict] = {
 PRESET_MODELS = {"stylegan3-t": "stylegan3", "stylegan3-r": "stylegan3"}
 # The range of each number a run may be given, (low, high, whether low itself is allowed): learning rates are
 # Adam steps, probabilities 0-1, kimg, snap and ema_kimg thousands of images (1e6: a billion), minutes under
-# two years, batches up to 65536 images, the R1 / gradient-penalty and path-length weights up to 1e4.
+# two years, batches up to 65536 images, the R1 / gradient-penalty, path-length and VAE KL weights up to 1e4;
+# images of 4 to 65536 px, mapping networks up to 64 layers deep, channel counts and latent sizes up to 65536
+# (the channel base, from which each resolution's count is divided, up to 2^20), up to 256 loading processes.
+# width and beta are model_kwargs of the classic families.
 BOUNDS: Bounds = {
     "kimg": (0, 1e6, False), "snap": (0, 1e6, False), "minutes": (0, 1e6, False), "ema_kimg": (0, 1e6, True),
     "glr": (0, 1, False), "dlr": (0, 1, False), "gamma": (0, 1e4, True), "pl_weight": (0, 1e4, True),
     "target": (0, 1, True), "style_mixing": (0, 1, True), "batch": (1, 65536, True), "batch_gpu": (1, 65536, True),
+    "res": (4, 65536, True), "map": (1, 64, True), "cbase": (1, 2 ** 20, True), "cmax": (1, 65536, True),
+    "z_dim": (1, 65536, True), "w_dim": (1, 65536, True), "width": (1, 65536, True), "workers": (0, 256, True),
+    "beta": (0, 1e4, True),
 }
 
 

@@ -13,6 +13,7 @@ from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import resolve_device
 from facegen_cli.errors import BadInput, BadParameter, check_bounds
 from facegen_cli.networks import Network, load_network
+from facegen_cli.precision import check_precision
 from facegen_cli.seeds import check_seed
 from facegen_cli.train import snapshots
 from facegen_cli.train.distributed import DistEnv, process_env
@@ -45,7 +46,9 @@ def quiet(msg: str) -> None:
 def plan_training(opts: TrainOptions, resume: str | None = None, log: Log = print) -> TrainPlan:
     """Check and resolve `opts` against the data and the run (`resume`) or network (`opts.resume_from`) it
     starts from: reads them, builds no training network or optimizer, writes nothing."""
-    check_bounds(opts, BOUNDS)
+    check_bounds({**asdict(opts), **opts.model_kwargs}, BOUNDS)
+    if opts.precision is not None:
+        opts = replace(opts, precision=check_precision(opts.precision))
     env = process_env()
     log = log if env.is_main else quiet
     device = training_device(opts.device, env)

@@ -42,7 +42,7 @@ def find_resume(spec: str, out: Path) -> Path:
             raise FacegenError(f"{path}: run folder without a snapshot to resume from")
         return snap
     if not path.is_file():
-        raise FacegenError(f"{path}: no such checkpoint or run folder")
+        raise BadParameter("resume", f"resume {spec}: no such checkpoint or run folder (nor latest)")
     return path
 
 
