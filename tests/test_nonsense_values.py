@@ -97,11 +97,33 @@ def test_train_refuses_freezing_without_a_network_and_fp16_on_a_cpu(images, tmp_
     ("--gamma", "-1", "0-10000"), ("--snap", "1e308", "(0, 1e+06]"), ("--minutes", "1e308", "(0, 1e+06]"),
     ("--minutes", "0", "(0, 1e+06]"), ("--batch", "100000000", "1-65536"), ("--batch", "0", "1-65536"),
     ("--batch-gpu", "0", "1-65536"), ("--target", "2", "0-1"), ("--pl-weight", "1e308", "0-10000"),
-    ("--style-mixing", "2", "0-1")])
+    ("--style-mixing", "2", "0-1"), ("--res", "3", "4-65536"), ("--res", "131072", "4-65536"),
+    ("--workers", "-1", "0-256"), ("--workers", "100000", "0-256"), ("--map", "0", "1-64"), ("--map", "65", "1-64"),
+    ("--cbase", "0", "1-1048576"), ("--cmax", "100000", "1-65536"), ("--latent", "0", "1-65536"),
+    ("--width", "0", "1-65536"), ("--beta", "-1", "0-10000"), ("--beta", "1e308", "0-10000")])
 def test_train_numbers_outside_their_bounds_are_refused_before_any_work(images, tmp_path, option, value, shown):
     refused(run("train", images, "--out", tmp_path / "runs", option, value, "--dry-run"),
             f"{option} {value if value.lstrip('-').isdigit() else format(float(value), 'g')} is outside {shown}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_precision_and_resume_are_checked_by_the_engine_before_any_work(images, tmp_path):
+    refused(run("train", images, "--out", tmp_path / "runs", "--precision", "bogus", "--dry-run"),
+            "--precision must be one of fp32, bf16, auto, got 'bogus'")
+    refused(run("train", images, "--out", tmp_path / "runs", "--resume", "/nonexistent", "--dry-run"),
+            "--resume /nonexistent: no such checkpoint or run folder")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(BadParameter, match="^precision must be one of") as caught:
+        Trainer(TrainOptions(data=str(tmp_path / "nothing-here"), out=str(tmp_path), precision="bogus"))
+    assert caught.value.param == "precision"
+
+
+def test_train_help_gives_each_numbers_range():
+    shown = " ".join(CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).stdout.split())
+    for words in ("Resolution, 4-65536 px", "Mapping network depth, 1-64", "Channel base, 1-1048576",
+                  "Channel maximum, 1-65536", "Data loading processes, 0-256", "Latent size, 1-65536",
+                  "next to the image, 1-65536", "KL term, 0-10^4", "fp32 (the reference"):
+        assert words in shown, words
 
 
 def test_train_bounds_are_the_engines_and_come_before_the_data_is_read(tmp_path):
@@ -248,7 +270,17 @@ def test_a_report_on_a_network_without_directions_is_one_line(net, tmp_path, pri
 def test_project_refuses_steps_and_weights_that_optimise_nothing(tmp_path):
     # `--steps 0` meant the default 500, and a bad --tune-steps was reported as --steps
     absent = ["project", tmp_path / "absent.png", "--network", tmp_path / "absent.safetensors"]
-    refused(run(*absent, "--steps", "0"), "--steps 0 must be at least 1")
-    refused(run(*absent, "--tune", "--tune-steps", "0"), "--tune-steps 0 must be at least 1")
+    refused(run(*absent, "--steps", "0"), "--steps 0 is outside 1-100000")
+    refused(run(*absent, "--tune", "--tune-steps", "0"), "--tune-steps 0 is outside 1-100000")
+    # a billion steps ran for days
+    refused(run(*absent, "--steps", "1000000000"), "--steps 1000000000 is outside 1-100000")
+    refused(run(*absent, "--tune", "--tune-steps", "1000000000"), "--tune-steps 1000000000 is outside 1-100000")
     refused(run(*absent, "--perceptual-weight", "0", "--pixel-weight", "0"),
             "--perceptual-weight is 0 and so is the pixel weight")  # was `--perceptual-weight and pixel_weight are`
+
+
+def test_classifier_epochs_beyond_ten_thousand_are_refused_before_any_work(tmp_path):
+    # a billion epochs ran for days
+    refused(run("classifier", "train", tmp_path, "--epochs", "1000000000", "-o", tmp_path / "c.safetensors"),
+            "--epochs 1000000000 is more than 10000")
+    assert list(tmp_path.iterdir()) == []

@@ -36,6 +36,7 @@ def train(options: TrainOptions, resume: str | None = None, dry_run: bool = Fals
 
 
 MIN_CLASSIFIER_SIZE = 16  # input side: the network halves it four times
+MAX_CLASSIFIER_EPOCHS = 10_000  # passes over the data: thousands of times what a classifier needs to converge
 HOLDOUT = (0.01, 0.9)  # fractions of a data set kept out to measure a classifier
 
 
@@ -51,6 +52,8 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: Sequence[str] 
     for name, value, low in (("size", size, MIN_CLASSIFIER_SIZE), ("epochs", epochs, 1), ("batch", batch, 2)):
         if value < low:
             raise BadParameter(name, f"{name} {value} is less than {low}")
+    if epochs > MAX_CLASSIFIER_EPOCHS:
+        raise BadParameter("epochs", f"epochs {epochs} is more than {MAX_CLASSIFIER_EPOCHS}")
     if not HOLDOUT[0] <= holdout <= HOLDOUT[1]:
         raise BadParameter("holdout", f"holdout {holdout:g} is outside {HOLDOUT[0]:g}-{HOLDOUT[1]:g}")
     return run(dataset, out, list(attrs) if attrs else None, size=size, epochs=epochs, batch=batch, lr=lr,

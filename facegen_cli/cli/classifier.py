@@ -18,7 +18,7 @@ def train(
     attrs: Optional[list] = typer.Option(None, "--attrs", parser=name_list, metavar="NAMES",
                                          help="Attributes to learn, e.g. Smiling,Male; default all."),
     size: int = typer.Option(64, "--size", help="Input side in pixels, 16 or more."),
-    epochs: int = typer.Option(5, "--epochs", help="Passes over the data, 1 or more."),
+    epochs: int = typer.Option(5, "--epochs", help="Passes over the data, 1-10000."),
     batch: int = typer.Option(64, "--batch", help="Images per step, 2 or more."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (one-cycle schedule)."),
     holdout: float = typer.Option(0.1, "--holdout", help="Fraction of images kept out to measure accuracy, "

@@ -14,13 +14,13 @@ from facegen_cli.cli.common import (console, device_option, emit, network_option
 def project(
     photo: Path = typer.Argument(..., help="A photo with a face (aligned like `prepare` unless --align none)."),
     network: Optional[str] = network_option,
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps, 1 or more (default 500; "
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps, 1-100000 (default 500; "
                                                                      "150 with --tune)."),
     wplus: bool = typer.Option(False, "--wplus", help="Optimise one w per layer (W+) instead of one w."),
     tune: bool = typer.Option(False, "--tune", help="Pivotal tuning: after the W projection, fine-tune the "
                                                     "network around it; writes STEM-tuned.png and the tuned "
                                                     "network STEM-tuned.safetensors (use it as --network)."),
-    tune_steps: Optional[int] = typer.Option(None, "--tune-steps", help="Fine-tuning steps, 1 or more (--tune; "
+    tune_steps: Optional[int] = typer.Option(None, "--tune-steps", help="Fine-tuning steps, 1-100000 (--tune; "
                                                                                  "default 100)."),
     locality_weight: Optional[float] = typer.Option(None, "--locality-weight",
                                                     help="Weight of the regulariser that keeps the tuned network's "

@@ -30,6 +30,7 @@ from facegen_cli.prepare.landmarks import face_points
 from facegen_cli.video import write_frames
 
 ALIGNS = ("ffhq", "none")
+MAX_STEPS = 100_000  # of projection or tuning: 200 times the default, already hours on a CPU
 
 
 @dataclass
@@ -56,11 +57,11 @@ class ProjectOptions:
 
 
 def check_optimisation(opts) -> None:
-    """The settings projection and tuning share: steps at least 1, lr in (0, 1], loss weights finite and not
+    """The settings projection and tuning share: steps 1-MAX_STEPS, lr in (0, 1], loss weights finite and not
     negative and not both zero (nothing would be optimised), a seed not negative, a known precision."""
     check_precision(opts.precision)
-    if opts.steps < 1:
-        raise BadParameter("steps", f"steps {opts.steps} must be at least 1")
+    if not 1 <= opts.steps <= MAX_STEPS:
+        raise BadParameter("steps", f"steps {opts.steps} is outside 1-{MAX_STEPS}")
     if not (math.isfinite(opts.lr) and 0 < opts.lr <= 1):
         raise BadParameter("lr", f"lr {opts.lr:g} is outside (0, 1]: Adam's step in W or in weights")
     for name in ("perceptual_weight", "pixel_weight"):
