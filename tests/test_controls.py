@@ -79,6 +79,10 @@ def test_the_step_is_orthogonal_to_the_kept_directions(tiny_net, fitted):
     ({"Pitch": 10}, [], BadInput, "no direction for control Pitch"),
     ({"Age": 40}, ["age"], BadInput, "Age is both set and kept"),
     ({"Age": 40}, ["Wings"], BadInput, "cannot keep 'Wings'"),
+    ({"Age": 40}, ["Male", "Male"], BadParameter, "^keep Male is given twice$"),
+    ({"Age": 40}, ["Male", "male"], BadParameter, "^keep male is given twice$"),
+    ({"Age": 40}, ["", ""], BadParameter, "^keep has an empty name"),
+    ({"Age": 40}, ["Male", " "], BadParameter, "^keep has an empty name"),
     ({}, [], BadParameter, "set at least one control"),
 ])
 def test_bad_requests_are_refused(tiny_net, fitted, targets, keep, error, fragment):
@@ -139,6 +143,8 @@ def test_the_cli_refuses_bad_controls_in_one_line(tiny_net, fitted, tmp_path):
                            (["--set", "Wings=1"], "unknown control 'Wings'"),
                            (["--set", "Age=40", "--keep", "Age"], "both set and kept"),
                            (["--set", "Age=40", "--set", "age=50"], "given twice"),
+                           (["--set", "Age=40", "--keep", "Male,Male"], "--keep Male is given twice"),
+                           (["--set", "Age=40", "--keep", ","], "--keep has an empty name"),
                            (["--set", "Age=40", "--direction", "Smiling"], "takes no --direction")):
         result = CliRunner().invoke(app, ["edit", "seed:1", *args, "-o", str(tmp_path / "o"),
                                           "-n", str(tiny_net.path)])

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from facegen_cli.cli.common import emit, out_option
-from facegen_cli.cli.options import (layers_help, layers_option, name_list, read_sources, sampling, save_latents_option,
-                                     span_option, typed)
+from facegen_cli.cli.options import (layers_help, layers_option, name_list, names_as_typed, read_sources, sampling,
+                                     save_latents_option, span_option, typed)
 from facegen_cli.specs import parse_attrs
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def edit(
                                                  help="Set a control to a value, read on the image: Age=60 (years), "
                                                       "Yaw=-20, Pitch=10 (degrees), Smiling=0.9 (probability); "
                                                       "repeatable."),
-    keep: Optional[list] = typer.Option(None, "--keep", parser=name_list, metavar="NAMES",
+    keep: Optional[list] = typer.Option(None, "--keep", parser=names_as_typed, metavar="NAMES",
                                         help="With --set: attributes to hold, e.g. Male,Eyeglasses (their directions "
                                              "projected out of the step)."),
     as_json: bool = typer.Option(False, "--json", help="With --set: print requested and achieved values, kept "

@@ -29,9 +29,14 @@ def typed(parse: Callable[[str], T], flag: str) -> Callable[[str], T]:
     return convert
 
 
+def names_as_typed(spec: str) -> list[str]:
+    """A comma-separated list of names, blanks kept for the engine to refuse."""
+    return [name.strip() for name in spec.split(",")]
+
+
 def name_list(spec: str) -> list[str]:
     """A comma-separated list of names, blanks dropped."""
-    return [name.strip() for name in spec.split(",") if name.strip()]
+    return [name for name in names_as_typed(spec) if name]
 
 
 def seed_list(spec: str) -> list[int]:

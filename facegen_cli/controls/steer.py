@@ -167,6 +167,17 @@ def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
     return Kept(d.name, d.vector, "Age" if attr == "age" else attr)
 
 
+def check_kept_names(keep: list[str]) -> None:
+    """Refuse an empty name and a name kept twice (in any case) among the attributes to hold."""
+    seen = set()
+    for name in keep:
+        if not name.strip():
+            raise BadParameter("keep", "keep has an empty name; name each attribute to hold, e.g. Male,Eyeglasses")
+        if name.lower() in seen:
+            raise BadParameter("keep", f"keep {name} is given twice")
+        seen.add(name.lower())
+
+
 def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tuple[list[Move], list[Kept]]:
     """The checked request: each target's control fitted for `net`, in range; keeps resolved; no overlap."""
     require_wplus(net, "setting controls")
@@ -174,6 +185,7 @@ def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tupl
         raise BadParameter("targets", "targets: set at least one control, e.g. Age=60")
     fitted = network_controls(net)
     names = {control_name(n): check_value(control_name(n), v) for n, v in targets.items()}
+    check_kept_names(keep)
     kept = [kept_attribute(net, k, fitted) for k in keep]
     both = sorted(set(names) & {k.name for k in kept})
     if both:
