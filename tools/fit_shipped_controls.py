@@ -7,7 +7,9 @@
 2. Continuous controls (Age, Yaw, Pitch): ridge regression of the reading on W (the penalty chosen by
    5-fold cross-validation, whose R^2 is kept); the unit vector of the coefficients is the direction,
    saved as `Age_years`, `Yaw`, `Pitch` beside the shipped directions. The others (Smiling,
-   Mouth_Slightly_Open, Eyeglasses, the four hair colours) take the shipped InterFaceGAN boundaries.
+   Mouth_Slightly_Open, Eyeglasses, the four hair colours) take the shipped InterFaceGAN boundaries where
+   one ships. A control whose direction does not move its own reading as read from the image
+   (controls.reach.own_reach, the shipping gate) is left out, its regressed direction not saved.
 3. Each control's slope, the search's first guess: seeds 100000.. (--slope-seeds of them, none used
    above) moved -2 and +2 along its direction and read; the median change per unit in the search's
    units (years, degrees, logit of the probability).
@@ -22,9 +24,10 @@ import time
 import numpy as np
 
 from facegen_cli.controls.entanglement import read_along, unit_effects
+from facegen_cli.controls.reach import GATE_PSI, own_reach
 from facegen_cli.controls.store import CONTROLS, Control, save_controls, to_search
 from facegen_cli.estimators.face import read_face
-from facegen_cli.latent.directions import Direction, load_direction, save_direction, shipped_dir
+from facegen_cli.latent.directions import Direction, direction_files, load_direction, save_direction, shipped_dir
 from facegen_cli.networks import load_network
 from facegen_cli.sampler import Sampler
 
@@ -64,6 +67,13 @@ def sample_readings(sampler: Sampler, samples: int, batch: int = 64) -> tuple[np
     return np.concatenate(ws).astype(np.float64), {k: np.concatenate([r[k] for r in read]) for k in read[0]}
 
 
+def passes(gate: Sampler, direction: Direction) -> bool:
+    """Whether `direction` moves its own reading (the shipping gate), printed either way."""
+    reach = own_reach(gate, direction)
+    print(f"{direction.name}: {'ships' if reach.passed else 'left out'}: {reach}", flush=True)
+    return reach.passed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1500, help="faces to sample for the regressions")
@@ -73,6 +83,7 @@ def main() -> None:
     net = load_network(None, "cpu")
     sampler = Sampler(net)
     folder = shipped_dir(net)
+    gate = Sampler(net, psi=GATE_PSI)
     w, read = sample_readings(sampler, args.samples)
     directions = {}
     for control, name in REGRESSED.items():
@@ -83,12 +94,22 @@ def main() -> None:
         info = {"method": "ridge regression of the estimator's reading on W", "reader": CONTROLS[control].reader,
                 "samples": int(ok.sum()), "seed_start": 0, "psi": 1.0, "cv_r2": round(r2, 4), "penalty": penalty,
                 "units_per_w_unit": round(norm, 4)}
-        directions[control] = Direction(name, (beta / norm).astype(np.float32), net.network_id, None, info)
-        save_direction(directions[control], folder)
+        direction = Direction(name, (beta / norm).astype(np.float32), net.network_id, None, info)
         print(f"{control}: {ok.sum()} faces read, cross-validated R^2 {r2:.3f} (penalty {penalty:g}), "
               f"{norm:.2f} {CONTROLS[control].unit} per unit of W", flush=True)
+        if passes(gate, direction):
+            directions[control] = direction
+            save_direction(direction, folder)
+        else:
+            for stale in direction_files(folder / f"{name}.npy"):
+                stale.unlink(missing_ok=True)
     for control in CONTROLS:
-        directions.setdefault(control, load_direction(str(folder / f"{control}.npy"), net))
+        path = folder / f"{control}.npy"
+        if control in REGRESSED or not path.exists():
+            continue
+        direction = load_direction(str(path), net)
+        if passes(gate, direction):
+            directions[control] = direction
     slope_seeds = range(100_000, 100_000 + args.slope_seeds)
     readings = read_along(sampler, list(directions.values()), slope_seeds, step=2.0, identity=None)
     effects = unit_effects(readings, lambda name, v: to_search(CONTROLS[name], v) if name in CONTROLS else v)

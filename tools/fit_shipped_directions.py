@@ -13,7 +13,9 @@ Steps (each printed as the facegen command it runs):
    classifiers and fit each attribute's boundary exactly as `facegen directions fit --attr A
    --samples N` does for the same seeds (same scores, same fit), saved to
    weights/directions/<network id>/ where `facegen edit --direction NAME` finds them.
-   CelebA's No_Beard is shipped negated as `Beard`; UTKFace's age as `Age` (+ = older).
+   CelebA's No_Beard is shipped negated as `Beard`; UTKFace's age as `Age` (+ = older). A direction ships only
+   when it moves its own attribute as read from the image (controls.reach.own_reach, the shipping gate);
+   one that does not is left out (and removed from the folder), its reach printed either way.
 4. `facegen edit seed:7 --direction NAME --range -3:3` for each (in this process), stacked into weights/edits.png.
 """
 from __future__ import annotations
@@ -36,9 +38,11 @@ from safetensors.torch import load_file, save_file
 REPO = Path(__file__).resolve().parents[1]
 
 from facegen_cli.classifier import load_classifier, read_labelled  # noqa: E402
+from facegen_cli.controls.reach import GATE_PSI, own_reach  # noqa: E402
 from facegen_cli.fileio import atomic_path  # noqa: E402
 from facegen_cli.latent.boundary import fit_boundary, sample_scores  # noqa: E402
-from facegen_cli.latent.directions import Direction, run_edit, save_direction, shipped_dir  # noqa: E402
+from facegen_cli.latent.directions import (Direction, direction_files, known_directions, run_edit,  # noqa: E402
+                                           save_direction, shipped_dir)
 from facegen_cli.networks import load_network  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
 
@@ -156,8 +160,10 @@ def sample_faces(net, samples: int, work: Path) -> tuple[np.ndarray, np.ndarray]
 
 
 def fit_all(samples: int, ratio: float, work: Path) -> dict[str, float]:
-    """Score the sampled faces with every shipped classifier, fit and save each direction; held-out accuracies."""
+    """Score the sampled faces with every shipped classifier, fit each direction and save those that pass the
+    shipping gate; held-out accuracies of the shipped ones."""
     net = load_network(None, "cpu")
+    gate = Sampler(net, psi=GATE_PSI)
     w, images = sample_faces(net, samples, work)
     clfs = {path: load_classifier(path) for path in {p for p, _, _ in DIRECTIONS.values()}}
     scores = {path: np.concatenate([clf.predict(torch.from_numpy(chunk))
@@ -173,9 +179,16 @@ def fit_all(samples: int, ratio: float, work: Path) -> dict[str, float]:
         info = {"method": "interfacegan", "samples": samples, "ratio": ratio, "seed_start": 0, "psi": 1.0,
                 "holdout_accuracy": accuracy, "attr": attr, "classifier": str(path.relative_to(REPO)),
                 **({"negated": True} if sign < 0 else {})}
-        save_direction(Direction(name, sign * normal, net.network_id, None, info), folder)
+        direction = Direction(name, sign * normal, net.network_id, None, info)
+        reach = own_reach(gate, direction)
+        print(f"{name} ({'-' if sign < 0 else ''}{attr}): held-out accuracy of the boundary {accuracy:.1%}; {reach}",
+              flush=True)
+        if not reach.passed:
+            for stale in direction_files(folder / f"{name}.npy"):
+                stale.unlink(missing_ok=True)
+            continue
+        save_direction(direction, folder)
         accuracies[name] = accuracy
-        print(f"{name} ({'-' if sign < 0 else ''}{attr}): held-out accuracy of the boundary {accuracy:.1%}", flush=True)
     return accuracies
 
 
@@ -184,7 +197,8 @@ def figure(work: Path, seed: int, out: Path) -> None:
     process), labelled and stacked into one PNG."""
     sampler = Sampler(load_network(None, "cpu"))
     strips = []
-    for name in DIRECTIONS:
+    shipped = known_directions(sampler.net)
+    for name in [name for name in DIRECTIONS if name in shipped]:
         print(f"$ facegen edit seed:{seed} --direction {name} --range -3:3 --steps 7 --out {work / 'edits'}",
               flush=True)
         (path,) = run_edit(sampler, seed, name, work / "edits", span=(-3.0, 3.0), steps=7)

@@ -42,7 +42,7 @@ def edit(
                                                       "Yaw=-20, Pitch=10 (degrees), Smiling=0.9 (probability); "
                                                       "repeatable."),
     keep: Optional[list] = typer.Option(None, "--keep", parser=names_as_typed, metavar="NAMES",
-                                        help="With --set: attributes to hold, e.g. Male,Eyeglasses (their directions "
+                                        help="With --set: attributes to hold, e.g. Male,Black_Hair (their directions "
                                              "projected out of the step)."),
     as_json: bool = typer.Option(False, "--json", help="With --set: print requested and achieved values, kept "
                                                        "values and the identity distance as JSON."),

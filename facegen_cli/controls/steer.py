@@ -172,7 +172,7 @@ def check_kept_names(keep: list[str]) -> None:
     seen = set()
     for name in keep:
         if not name.strip():
-            raise BadParameter("keep", "keep has an empty name; name each attribute to hold, e.g. Male,Eyeglasses")
+            raise BadParameter("keep", "keep has an empty name; name each attribute to hold, e.g. Male,Black_Hair")
         if name.lower() in seen:
             raise BadParameter("keep", f"keep {name} is given twice")
         seen.add(name.lower())
