@@ -149,13 +149,18 @@ def _finite(values: dict) -> dict:
     return {k: v if v is not None and math.isfinite(v) else None for k, v in values.items()}
 
 
+def unfitted(control: str, fitted: dict) -> str:
+    """Why `control` cannot be set or kept on this network, and what can."""
+    has = f"its controls: {', '.join(fitted)}" if fitted else "it has no fitted controls"
+    return f"this network has no direction for control {control} ({has})"
+
+
 def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
     """A control or any direction of the network (e.g. Male), held by projection; read by its estimator."""
     if name.lower() in {c.lower() for c in CONTROLS}:
         control = control_name(name)
         if control not in fitted:
-            raise BadInput(f"this network has no direction for control {control} (fit it with "
-                           "tools/fit_shipped_controls.py)")
+            raise BadInput(unfitted(control, fitted))
         fit, direction = fitted[control]
         return Kept(control, direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
     known = {k.lower(): k for k in known_directions(net)}
@@ -193,8 +198,7 @@ def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tupl
     moves = []
     for name, value in names.items():
         if name not in fitted:
-            raise BadInput(f"this network has no direction for control {name} (fit it with "
-                           "tools/fit_shipped_controls.py)")
+            raise BadInput(unfitted(name, fitted))
         control, direction = fitted[name]
         vector = conditioned(direction.vector, [k.vector for k in kept]) if kept else direction.vector
         moves.append(Move(name, control.spec, value, vector, control.layers, control.slope))
