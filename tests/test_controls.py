@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli.cli.main import app
-from facegen_cli.controls.entanglement import draw_heatmap, report
+from facegen_cli.controls.entanglement import disentangled, draw_heatmap, network_directions, report
 from facegen_cli.controls.steer import broyden, plan_moves, steer
 from facegen_cli.controls.store import Control, read_controls, save_controls
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
@@ -169,3 +169,25 @@ def test_the_report_has_one_row_per_direction_and_draws_a_heatmap(tiny_net, fitt
     for step in (0, -1, 1e308):
         with pytest.raises(BadParameter, match="step"):
             report(Sampler(tiny_net), [0], step=step, reader=reader, identity=None)
+
+
+def test_the_report_after_disentangling_moves_each_direction_orthogonally_to_the_conditional_ones(tiny_net, fitted):
+    sampler = Sampler(tiny_net)
+    plain = network_directions(sampler)
+    held = disentangled(plain, ["Male", "Yaw"], sampler)
+    assert [d.name for d in held] == [d.name for d in plain]
+    for d in held:
+        for name in ("Male", "Yaw"):
+            if d.name != name:
+                assert abs(np.dot(d.vector, fitted[name])) < 1e-5
+    male = next(d for d in held if d.name == "Male").vector  # Male keeps its own part, less Yaw's
+    assert abs(np.dot(male, fitted["Yaw"])) < 1e-5 and np.dot(male, fitted["Male"]) > 0.5
+
+    def reader(images):
+        mean = images.reshape(len(images), -1).mean(1)
+        return {"Age": mean / 4, "Smiling": mean / 255}
+
+    result = report(sampler, [0], step=1.0, reader=reader, identity=None, conditional=["Male"])
+    assert result["conditional"] == ["Male"] and result["directions"] == [d.name for d in plain]
+    with pytest.raises(BadInput):
+        report(sampler, [0], step=1.0, reader=reader, identity=None, conditional=["Wings"])

@@ -53,13 +53,14 @@ def fit_direction(attr: str, classifier: str | Path, network: Network | str | No
 
 def directions_report(out: str | Path, network: Network | str | None = None, seeds: Sequence[int] = range(16),
                       step: float = 2.0, psi: float = 1.0, device: str = "auto",
-                      on_progress: Progress | None = None) -> dict:
-    """The entanglement matrix of every direction of a network (how one unit along each moves every estimator)
-    with its heatmap written to `out` (the dict's `heatmap`)."""
+                      on_progress: Progress | None = None, conditional: Sequence[str] = ()) -> dict:
+    """The entanglement matrix of every direction of a network (how one unit along each moves every estimator,
+    with the `conditional` directions projected out of each) with its heatmap written to `out` (`heatmap`)."""
     from facegen_cli.controls.entanglement import draw_heatmap, report
 
     done = iter(range(1, 1 << 30))
     result = report(Sampler(open_network(network, device), psi=psi), list(seeds), step,
-                    on_direction=(lambda _: on_progress(next(done), None)) if on_progress else None)
+                    on_direction=(lambda _: on_progress(next(done), None)) if on_progress else None,
+                    conditional=conditional)
     result["heatmap"] = str(draw_heatmap(result, out))
     return result

@@ -7,8 +7,8 @@ from typing import Optional
 import typer
 
 from facegen_cli.cli.common import console, device_option, emit, network_option, out_option, progress
-from facegen_cli.cli.options import (layers_help, layers_option, network_argument, one_network, psi_option, seed_list,
-                                     typed)
+from facegen_cli.cli.options import (layers_help, layers_option, name_list, network_argument, one_network, psi_option,
+                                     seed_list, typed)
 
 app = typer.Typer(help="Find latent directions (SeFa, or InterFaceGAN boundaries from a classifier) and report "
                        "how they entangle.",
@@ -66,6 +66,9 @@ def report(
                                help="The faces each direction moves, e.g. 0-15."),
     step: float = typer.Option(2.0, "--step", help="How far each face moves either way along a direction."),
     psi: float = psi_option,
+    conditional: Optional[list] = typer.Option(None, "--conditional", parser=name_list, metavar="NAMES",
+                                               help="Report each direction with these directions projected out, "
+                                                    "as edit --conditional moves (e.g. Male,Smiling,Yaw)."),
     as_json: bool = typer.Option(False, "--json", help="Print the matrix as one JSON object instead of a table."),
     device: str = device_option,
     out: Path = out_option(Path("out/directions-report.png"), "The heatmap PNG."),
@@ -77,7 +80,8 @@ def report(
     with progress("dir") as bar:
         task = bar.add_task("read directions", total=None)
         result = api.directions_report(out, one_network(network_arg, network), seeds, step, psi, device,
-                                       on_progress=lambda done, total: bar.update(task, completed=done))
+                                       on_progress=lambda done, total: bar.update(task, completed=done),
+                                       conditional=conditional or ())
     if as_json:
         emit(result, as_json=True)
         return

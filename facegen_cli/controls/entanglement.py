@@ -8,7 +8,7 @@ the median dlib distance between the source and each moved face, per unit. Drawn
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,7 +19,8 @@ from facegen_cli.controls.steer import Identity, Reader
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.estimators.face import read_face
 from facegen_cli.fileio import atomic_path
-from facegen_cli.latent.directions import Direction, check_strength, known_directions, load_direction
+from facegen_cli.latent.directions import (Direction, check_strength, conditioned, known_directions,
+                                          load_direction)
 from facegen_cli.metrics.identity import NoFace, identity_distance
 from facegen_cli.sampler import Sampler, require_wplus
 
@@ -100,19 +101,36 @@ def network_directions(sampler: Sampler) -> list[Direction]:
     return [load_direction(str(path), sampler.net) for _, path in known]
 
 
+def disentangled(directions: list[Direction], conditional: Sequence[str], sampler: Sampler) -> list[Direction]:
+    """Each direction with the `conditional` ones (other than itself) projected out, as `edit --conditional`
+    moves; a direction that lies in their span is left out."""
+    held = [load_direction(name, sampler.net) for name in conditional]
+    out = []
+    for d in directions:
+        others = [h.vector for h in held if h.name != d.name]
+        try:
+            out.append(replace(d, vector=conditioned(d.vector, others)))
+        except BadInput:
+            continue
+    return out
+
+
 def report(sampler: Sampler, seeds: Sequence[int], step: float = 2.0, estimators: Sequence[str] = REPORTED,
            reader: Reader = read_face, identity: Identity | None = identity_distance,
-           on_direction: Callable[[str], None] | None = None) -> dict:
-    """The matrix for every direction of the network: {directions, estimators, units, matrix, seeds, step};
-    a cell is None where no seed's face was read (identity, pose)."""
+           on_direction: Callable[[str], None] | None = None, conditional: Sequence[str] = ()) -> dict:
+    """The matrix for every direction of the network (with the `conditional` directions projected out of each):
+    {directions, conditional, estimators, units, matrix, seeds, step}; a cell is None where no seed's face was
+    read (identity, pose)."""
     directions = network_directions(sampler)
+    if conditional:
+        directions = disentangled(directions, conditional, sampler)
     readings = read_along(sampler, directions, seeds, step, reader, identity, on_direction)
     effects = unit_effects(readings)
     columns = [e for e in estimators if e in effects] + [IDENTITY]
     matrix = [[round(float(effects[e][i]), 4) if np.isfinite(effects[e][i]) else None for e in columns]
               for i in range(len(directions))]
     return {"network_id": sampler.net.network_id, "seeds": list(seeds), "step": step,
-            "directions": readings.directions, "estimators": columns,
+            "directions": readings.directions, "conditional": list(conditional), "estimators": columns,
             "units": {e: unit_of(e) for e in columns}, "matrix": matrix}
 
 
