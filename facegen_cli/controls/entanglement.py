@@ -20,7 +20,7 @@ from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.estimators.face import read_face
 from facegen_cli.fileio import atomic_path
 from facegen_cli.latent.directions import (Direction, check_strength, conditioned, known_directions,
-                                          load_direction)
+                                          load_direction, move)
 from facegen_cli.metrics.identity import NoFace, identity_distance
 from facegen_cli.sampler import Sampler, require_wplus
 
@@ -53,12 +53,7 @@ def read_along(sampler: Sampler, directions: Sequence[Direction], seeds: Sequenc
     values: dict[str, list] = {name: [] for name in base}
     distances = []
     for d in directions:
-        rows = slice(None) if d.layers is None else d.layers
-        images = {}
-        for sign in (-1, 1):
-            moved = ws.copy()
-            moved[:, rows] += np.float32(sign * step) * d.vector
-            images[sign] = sampler.images(moved)
+        images = {sign: sampler.images(move(ws, d.vector, sign * step, d.layers)) for sign in (-1, 1)}
         read = {sign: reader(images[sign]) for sign in (-1, 1)}
         for name in values:
             values[name].append(np.stack([read[-1][name], base[name], read[1][name]]))

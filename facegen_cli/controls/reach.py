@@ -19,7 +19,7 @@ from facegen_cli.controls.entanglement import read_along, unit_effects, unit_of
 from facegen_cli.controls.steer import Reader
 from facegen_cli.errors import BadInput
 from facegen_cli.estimators.face import read_face
-from facegen_cli.latent.directions import ODD_STRENGTH, Direction
+from facegen_cli.latent.directions import ODD_STRENGTH, Direction, move
 from facegen_cli.sampler import Sampler
 
 REACH = 0.8
@@ -66,11 +66,9 @@ def own_reach(sampler: Sampler, direction: Direction, seeds: Sequence[int] = GAT
         raise BadInput(f"direction {direction.name} was fitted from no estimator's reading; nothing to gate it by")
     name, sign = own
     ws = np.stack([sampler.seed_latent(s) for s in seeds])
-    rows = slice(None) if direction.layers is None else direction.layers
 
     def read_at(amount: float) -> np.ndarray:
-        moved = ws.copy()
-        moved[:, rows] += np.float32(amount) * direction.vector
+        moved = move(ws, direction.vector, amount, direction.layers)
         return np.asarray(reader(sampler.images(moved))[name], np.float64)
 
     unit = unit_of(name)

@@ -22,7 +22,7 @@ from facegen_cli.controls.store import CONTROLS, ControlSpec, check_value, contr
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.estimators.face import POSE, read_face
 from facegen_cli.images import save_image
-from facegen_cli.latent.directions import ODD_STRENGTH, conditioned, known_directions, load_direction
+from facegen_cli.latent.directions import ODD_STRENGTH, conditioned, known_directions, load_direction, move
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.sources import Source, read_latent, source_name
 from facegen_cli.metrics.identity import NoFace, identity_distance
@@ -208,8 +208,8 @@ def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tupl
 def moved(ws: np.ndarray, moves: list[Move], strengths: np.ndarray) -> np.ndarray:
     """W+ plus each move's strength times its vector on its layers."""
     out = ws.copy()
-    for move, a in zip(moves, strengths):
-        out[slice(None) if move.layers is None else move.layers] += np.float32(a) * move.vector
+    for m, a in zip(moves, strengths):
+        out = move(out, m.vector, a, m.layers)
     return out
 
 

@@ -121,10 +121,11 @@ def conditioned(vector: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
 
 
 def move(ws: np.ndarray, vector: np.ndarray, strength: float, layers: list[int] | None = None) -> np.ndarray:
-    """W+ moved by `strength` along `vector`, on `layers` only (all when None)."""
+    """W+ (one [layers, w_dim] or a batch of them) moved by `strength` along `vector`, on `layers` only (all
+    when None)."""
     edited = ws.copy()
     rows = slice(None) if layers is None else layers
-    edited[rows] += np.float32(strength) * vector
+    edited[..., rows, :] += np.float32(strength) * vector
     return edited
 
 
