@@ -201,6 +201,13 @@ class Studio:
     def tuned_path(self, network_id: str) -> Path:
         return self.tuned_dir / f"{network_id}.safetensors"  # ids are server-made hex digits
 
+    def _stored_tuned(self, face: Face) -> Path:
+        """The file of a tuned face's network; NotFound when it has been removed."""
+        path = self.tuned_path(face.network)
+        if not path.is_file():
+            raise NotFound(f"the tuned network of {face.name!r} is gone; project the photo again")
+        return path
+
     def _remember(self, network_id: str, tuned: Network) -> None:
         self.tuned[network_id] = tuned
         self.tuned.move_to_end(network_id)
@@ -213,10 +220,8 @@ class Studio:
             return self.net
         found = self.tuned.get(face.network)
         if found is None:
-            path = self.tuned_path(face.network)
-            if not path.is_file():
-                raise NotFound(f"the tuned network of {face.name!r} is gone; project the photo again")
-            found = apply_tuned(path, dataclasses.replace(self.net, G_ema=copy.deepcopy(self.net.G_ema)))
+            found = apply_tuned(self._stored_tuned(face),
+                                dataclasses.replace(self.net, G_ema=copy.deepcopy(self.net.G_ema)))
         self._remember(face.network, found)
         return found
 
@@ -225,10 +230,7 @@ class Studio:
         if face.network is None:
             raise NotFound(f"{face.name!r} is drawn by the studio's network; only a tuned face has a network "
                            "file of its own")
-        path = self.tuned_path(face.network)
-        if not path.is_file():
-            raise NotFound(f"the tuned network of {face.name!r} is gone; project the photo again")
-        return path.read_bytes()
+        return self._stored_tuned(face).read_bytes()
 
     def look_sampler(self, look: Look) -> Sampler:
         return self.sampler(self.conditioning(look.label, look.attrs), look.psi, look.noise_mode, look.cutoff,
