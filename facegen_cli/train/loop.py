@@ -27,6 +27,7 @@ from facegen_cli.models.registry import get_architecture
 from facegen_cli.networks import Network, load_checkpoint
 from facegen_cli.train import snapshots
 from facegen_cli.train.augment import AdaController, AugmentPipe
+from facegen_cli.train.cputime import CpuClock
 from facegen_cli.train.distributed import (DistEnv, all_gather_objects, average_buffers, average_gradients,
                                            broadcast_module, init_distributed, reduce_mean)
 from facegen_cli.train.families import Phase
@@ -117,7 +118,9 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions | TrainPlan, resume: str | None = None, log: Log = print):
         """Open the run `opts` describes (planned here, continuing `resume`, unless it is a `TrainPlan`
-        already): networks built, weights restored or copied, the run folder made on rank 0."""
+        already): networks built, weights restored or copied, the run folder made on rank 0. Its CPU time
+        (`cpu_s` in every stats line) counts from here, on from the resumed run's."""
+        self.cpu = CpuClock()
         plan = opts if isinstance(opts, TrainPlan) else plan_training(opts, resume, log)
         self.opts, self.family, self.dataset = plan.opts, plan.family, plan.dataset
         self.G_kwargs, self.D_kwargs = plan.G_kwargs, plan.D_kwargs
@@ -195,9 +198,19 @@ class Trainer:
             snapshots.seed_all(self.opts.seed + self.env.rank + self.step)
         self.run_dir = path.parent
         self.log(f"resuming {self.run_dir} at {self.cur_nimg / 1000:.3f} kimg")
+        self._continue_cpu_time()
         before = state["options"].get("precision")
         if before != self.opts.precision:
             self.log(f"note: continuing in {self.opts.precision} (the run trained in {before} until here)")
+
+    def _continue_cpu_time(self) -> None:
+        """Start the CPU count from what the resumed run's stats record at its kimg (0 where they record none)."""
+        stats = self.run_dir / "stats.jsonl"
+        before = snapshots.recorded_cpu_s(stats, self.cur_nimg / 1000)
+        if before is None:
+            self.log(f"note: {stats} records no cpu_s up to {self.cur_nimg / 1000:.3f} kimg; the run's CPU time "
+                     "counts from 0 here")
+        self.cpu.start = before or 0.0
 
     def _open_folder(self) -> None:
         """Rank 0's run folder (a new one unless continuing), its training_options.json and TensorBoard log."""
@@ -328,7 +341,7 @@ class Trainer:
         stats = {k: sum(v) / len(v) for k, v in tick.running.items()}
         stats.update({"sec_per_kimg": tick.sec_per_kimg(self.cur_nimg, now),
                       "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
-                      "memory_mb": round(memory_mb(self.device), 1)})
+                      "memory_mb": round(memory_mb(self.device), 1), "cpu_s": round(self.cpu.seconds(), 1)})
         rng = all_gather_objects(snapshots.rng_state(), self.env)
         if not self.env.is_main:
             return None

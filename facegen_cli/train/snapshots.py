@@ -98,6 +98,18 @@ def append_stats(path: Path, record: dict) -> None:
     write_text_atomic(path, old + json.dumps(record) + "\n")
 
 
+def read_stats(path: Path) -> list[dict]:
+    """The lines of a run's stats.jsonl (none when it has no file yet)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def recorded_cpu_s(path: Path, kimg: float) -> float | None:
+    """The cumulative CPU seconds stats file `path` records at `kimg` (its last line at or before it; a stats line
+    is written just after its checkpoint); None where that line has none (written before runs recorded it)."""
+    lines = [line for line in read_stats(path) if line["kimg"] <= kimg + 1e-9]
+    return float(lines[-1]["cpu_s"]) if lines and "cpu_s" in lines[-1] else None
+
+
 class ScalarLog:
     """TensorBoard scalars in the run folder when tensorboard is installed; nothing otherwise, or without a folder.
     TensorBoard's event file is a log that only grows, by whole records, so it is appended to, not replaced."""
