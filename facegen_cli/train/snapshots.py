@@ -103,11 +103,18 @@ def read_stats(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def recorded_cpu_s(path: Path, kimg: float) -> float | None:
-    """The cumulative CPU seconds stats file `path` records at `kimg` (its last line at or before it; a stats line
-    is written just after its checkpoint); None where that line has none (written before runs recorded it)."""
+def stats_at(path: Path, kimg: float) -> dict | None:
+    """The line of stats file `path` for the snapshot at `kimg`: its last line at or before it (a stats line is
+    written just after its checkpoint, so a kill between them leaves the one before); None without one."""
     lines = [line for line in read_stats(path) if line["kimg"] <= kimg + 1e-9]
-    return float(lines[-1]["cpu_s"]) if lines and "cpu_s" in lines[-1] else None
+    return lines[-1] if lines else None
+
+
+def recorded_cpu_s(path: Path, kimg: float) -> float | None:
+    """The cumulative CPU seconds stats file `path` records at `kimg`; None where its line has none (written
+    before runs recorded it)."""
+    line = stats_at(path, kimg)
+    return float(line["cpu_s"]) if line is not None and "cpu_s" in line else None
 
 
 class ScalarLog:
