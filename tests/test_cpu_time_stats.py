@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
 from real_faces import celeba_faces
 
+REPO = Path(__file__).parents[1]
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu", snap=0.008, seed=3)
 
 
@@ -89,3 +92,30 @@ def test_the_clock_counts_a_child_while_it_runs_and_once_it_is_reaped():
         child.join(30)
     reaped = clock.seconds() - 100.0
     assert 0.5 <= reaped < running + 0.3  # counted once, not again when reaped
+
+
+def test_the_heldout_tool_pairs_two_runs_snapshots_at_equal_cpu_time(tmp_path):
+    # The shipped config resumed at 52 kimg before stats recorded cpu_s, restarted at 60 with it (counting from 0
+    # there); a wider arm grown at 52 counts from 0 there. The known values place both on one CPU axis.
+    def run(name: str, lines: list[dict]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for line in lines:
+            line["snapshot"] = f"network-snapshot-{line['kimg']:010.3f}.safetensors"
+        (folder / "stats.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return folder
+
+    main = run("main", [{"kimg": 48.0}, {"kimg": 52.032}, {"kimg": 56.0}, {"kimg": 60.0}, {"kimg": 64.0, "cpu_s": 500.0},
+                        {"kimg": 68.0, "cpu_s": 1000.0}])
+    wide = run("wide", [{"kimg": 52.032}, {"kimg": 56.0, "cpu_s": 1600.0}])
+    known = tmp_path / "known.jsonl"
+    known.write_text(json.dumps({"snapshot": "network-snapshot-000052.032.safetensors", "cpu_s": 0.0}) + "\n"
+                     + json.dumps({"snapshot": "network-snapshot-000060.000.safetensors", "cpu_s": 1000.0}) + "\n")
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "heldout.py"), "arms", str(main), str(wide),
+                           "--known-cpu", str(known)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row["cpu_s"] for row in rows] == [[0.0, 0.0], [1500.0, 1600.0]]
+    assert [row["kimg"] for row in rows] == [[52.032, 52.032], [64.0, 56.0]]
+    assert rows[1]["snapshot"] == [str(main / "network-snapshot-000064.000.safetensors"),
+                                   str(wide / "network-snapshot-000056.000.safetensors")]

@@ -7,11 +7,16 @@ order (weights/README.md). Two fixed sets of 2,000 faces outside those photos, e
     .venv/bin/python tools/heldout.py select   # once: prepare the candidates, write the two lists
     .venv/bin/python tools/heldout.py build    # the lists -> WORK/heldout-{a,b}.zip (facegen prepare)
     .venv/bin/python tools/heldout.py measure default [NETWORK ...]
+    .venv/bin/python tools/heldout.py arms RUN_A RUN_B [--known-cpu FILE]   # snapshots at matching CPU points
 
 `select` takes CelebA photos in file order from 006001.jpg and a seeded random sample of the UTKFace
 photos with parseable names, prepares them exactly as the training set was prepared (dlib HOG upsampled
 once, FFHQ alignment, 64 px), and, in file order, gives the first 1,200 CelebA and 800 UTKFace faces to
-set A, the next ones to set B. `measure` reports, for each network, FID, KID and precision/recall of 2,000 samples (seeds 0-1999,
+set A, the next ones to set B. `arms` pairs two training runs' snapshots at equal CPU time (each snapshot of the
+run with fewer beside the other's nearest in cumulative `cpu_s`, one JSON line each), so training settings are
+compared at equal CPU-hours by measuring the pairs; a line of a run's stats without `cpu_s` (written before runs
+recorded it) takes its value from `--known-cpu` (JSON lines of snapshot and cpu_s), and the run's later lines
+count on from it. `measure` reports, for each network, FID, KID and precision/recall of 2,000 samples (seeds 0-1999,
 psi 1) against set A, and the real-vs-real floor: set B against set A on the same protocol.
 """
 from __future__ import annotations
@@ -115,16 +120,50 @@ def measure(args: argparse.Namespace) -> None:
         facegen("fid", *fid_args, *common)
 
 
+def cpu_points(run: Path, known: dict[str, float]) -> list[dict]:
+    """A run's snapshots with their cumulative CPU seconds: its stats' cpu_s, on from the `known` value of the last
+    line without one (a run resumed from such a line counts from 0 there); where `known` lacks that line's value,
+    it and the lines counted from it are left out."""
+    from facegen_cli.train.snapshots import read_stats
+
+    points, offset = [], 0.0
+    for line in read_stats(run / "stats.jsonl"):
+        if "cpu_s" in line:
+            cpu = line["cpu_s"] + offset if offset is not None else None
+        else:
+            cpu = offset = known.get(line["snapshot"])
+        if cpu is not None:
+            points.append({"snapshot": str(run / line["snapshot"]), "kimg": line["kimg"], "cpu_s": round(cpu, 1)})
+    return points
+
+
+def arms(args: argparse.Namespace) -> None:
+    if len(args.networks) != 2:
+        sys.exit("arms: give two run folders")
+    known = {}
+    if args.known_cpu:
+        lines = [json.loads(line) for line in args.known_cpu.read_text().splitlines() if line.strip()]
+        known = {line["snapshot"]: line["cpu_s"] for line in lines if line.get("cpu_s") is not None}
+    a, b = (cpu_points(Path(run), known) for run in args.networks)
+    few, many = (a, b) if len(a) <= len(b) else (b, a)
+    for point in few if many else []:
+        near = min(many, key=lambda other: abs(other["cpu_s"] - point["cpu_s"]))
+        pair = (point, near) if few is a else (near, point)
+        print(json.dumps({key: [p[key] for p in pair] for key in ("cpu_s", "kimg", "snapshot")}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("select", "build", "measure"))
-    parser.add_argument("networks", nargs="*", default=["default"], help="networks to measure (measure)")
+    parser.add_argument("step", choices=("select", "build", "measure", "arms"))
+    parser.add_argument("networks", nargs="*", default=["default"],
+                        help="networks to measure (measure), two run folders (arms)")
+    parser.add_argument("--known-cpu", type=Path, help="cpu_s of snapshots whose stats lines lack it (arms)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=REPO / "out" / "heldout", help="prepared sets")
     parser.add_argument("--samples", type=int, default=2000, help="generated images per network")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    {"select": select, "build": build, "measure": measure}[args.step](args)
+    {"select": select, "build": build, "measure": measure, "arms": arms}[args.step](args)
 
 
 if __name__ == "__main__":
