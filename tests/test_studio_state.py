@@ -3,6 +3,7 @@ by a stop, a quiz without real faces, tuned networks read back from their files.
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 
@@ -19,7 +20,7 @@ from facegen_cli.studio.projection import ProjectRequest, Projector  # noqa: E40
 from facegen_cli.studio.quiz import QuizMaster  # noqa: E402
 from facegen_cli.latent.tuning import TuneOptions, tune  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
-from facegen_cli.studio.service import TUNED_IN_MEMORY, Studio  # noqa: E402
+from facegen_cli.studio.service import TUNED_GRACE_S, TUNED_IN_MEMORY, Studio  # noqa: E402
 from facegen_cli.studio.state import MAX_FACES, Face, Tab, Tabs  # noqa: E402
 from tiny_nets import tiny_checkpoint  # noqa: E402
 
@@ -119,3 +120,30 @@ def test_a_tuned_face_is_drawn_by_its_tuned_network_read_back_from_its_file(stud
     assert studio.tuned_file(face) == studio.tuned_path(face.network).read_bytes()
     np.testing.assert_array_equal(Sampler(studio.net).images(ws[None])[0],  # the studio's own network unchanged
                                   Sampler(load_network(str(studio.net.path))).images(ws[None])[0])
+
+
+def test_tuned_files_no_face_refers_to_are_deleted_once_old(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    studio = Studio(load_network(tiny_checkpoint(tmp_path / "tiny.safetensors")), tmp_path / "work", tmp_path / "state")
+    try:
+        ws = np.repeat(studio.net.G_ema.mapping.w_avg.numpy()[None], studio.net.G_ema.num_ws, 0)
+        target = np.asarray(Image.new("RGB", (32, 32), (150, 110, 90)))
+        tuned, _, _ = tune(studio.net, target, ws, TuneOptions(steps=1, perceptual_weight=0))
+        png = io.BytesIO()
+        Image.fromarray(target).save(png, "PNG")
+        open_tab, saved_tab = studio.tabs.get("a" * 16), studio.tabs.get("b" * 16)
+        kept = [studio.add_tuned(tuned) for _ in range(2)]
+        open_tab.add_face(Face("0123456789ab", "open", ws, studio.default_c, network=kept[0], png=png.getvalue()))
+        saved_tab.add_face(Face("0123456789ac", "saved", ws, studio.default_c, network=kept[1], png=png.getvalue()))
+        studio.tabs._tabs.pop("b" * 16)  # dropped from memory; its faces stay in the state folder
+        orphan, fresh = studio.add_tuned(tuned), studio.add_tuned(tuned)
+        old = time.time() - 2 * TUNED_GRACE_S
+        for network_id in (*kept, orphan):
+            os.utime(studio.tuned_path(network_id), (old, old))
+        dropped = studio.drop_unused_tuned()
+        assert dropped == [studio.tuned_path(orphan)] and orphan not in studio.tuned
+        assert all(studio.tuned_path(i).is_file() for i in (*kept, fresh))  # in use, or too new to judge
+        with studio.lock:  # the saved tab's face is still drawn by its tuned network
+            studio.face_sampler(studio.tabs.get("b" * 16).face("0123456789ac")).images(ws[None])
+    finally:
+        studio.close()

@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ MAX_PAGE = 24
 MAX_FRAMES = 240
 SEFA_COUNT = 8
 TUNED_IN_MEMORY = 8  # tuned networks kept loaded; the others are read again from their files when drawn
+TUNED_GRACE_S = 3600.0  # a tuned file no face refers to is deleted once it is this old (a job may be adding its face)
 
 
 def png(image: np.ndarray) -> bytes:
@@ -196,7 +198,26 @@ class Studio:
         save_tuned(self.tuned_path(network_id), tuned.arch, tuned.G_kwargs, tuned.G_ema, tuned.provenance)
         with self.lock:
             self._remember(network_id, tuned)
+        self.drop_unused_tuned()
         return network_id
+
+    def drop_unused_tuned(self, grace_s: float = TUNED_GRACE_S) -> list[Path]:
+        """Delete the tuned files that no face of any tab (open or saved) is drawn by any more, once older than
+        `grace_s`: faces dropped past a tab's limit, and tabs dropped past theirs, take their networks with them."""
+        used = {face.network for tab in self.tabs.all() for face in tab.face_list() if face.network}
+        if self.tabs.store:
+            used |= self.tabs.store.networks_in_use()
+        now, dropped = time.time(), []
+        for path in self.tuned_dir.glob("*.safetensors"):
+            try:
+                if path.stem not in used and now - path.stat().st_mtime > grace_s:
+                    path.unlink()
+                    dropped.append(path)
+                    with self.lock:
+                        self.tuned.pop(path.stem, None)
+            except FileNotFoundError:
+                continue
+        return dropped
 
     def tuned_path(self, network_id: str) -> Path:
         return self.tuned_dir / f"{network_id}.safetensors"  # ids are server-made hex digits

@@ -67,6 +67,20 @@ class FaceStore:
             for old in files[:-self.limit]:
                 old.unlink(missing_ok=True)
 
+    def networks_in_use(self) -> set[str]:
+        """The ids of the tuned networks the saved faces of every tab are drawn by (damaged files skipped)."""
+        used = set()
+        with self.lock:
+            files = list(self.folder.glob("faces-*.npz"))
+        for path in files:
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    meta = json.loads(data["meta"].tobytes())
+                used.update(str(m["network"]) for m in meta if isinstance(m, dict) and m.get("network"))
+            except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+                continue
+        return used
+
     def load(self, tab_id: str) -> list[Face]:
         """The tab's saved faces; [] when it has none or its file is damaged (then set aside, with a warning)."""
         path = self.path(tab_id)
