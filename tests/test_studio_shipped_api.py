@@ -25,6 +25,7 @@ from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.networks import load_network  # noqa: E402
 from facegen_cli.paths import weights_dir  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
+from facegen_cli.studio import controls as studio_controls  # noqa: E402
 from real_faces import CELEBA_IMAGES, FACE_BOX  # noqa: E402
 from studio_helpers import needs_real_faces, tiny_studio  # noqa: E402
 from test_studio_api import call, ok_json, pixels  # noqa: E402
@@ -115,8 +116,10 @@ def test_bad_projection_requests_are_one_line_4xx(shipped):
 
 
 
-def test_controls_set_a_face_to_values_read_on_the_image(shipped):
+def test_controls_set_a_face_to_values_read_on_the_image(shipped, monkeypatch):
     url, net = shipped
+    searches = []
+    monkeypatch.setattr(studio_controls, "steer", lambda *a, **k: searches.append(a[2]) or steer(*a, **k))
     fitted = {c["name"]: c for c in ok_json(f"{url}/api/info")["controls"]}
     assert fitted["Age"]["unit"] == "years" and fitted["Yaw"]["unit"] == "degrees"
     assert (fitted["Smiling"]["unit"], fitted["Smiling"]["low"], fitted["Smiling"]["high"]) == ("probability", 0, 1)
@@ -135,6 +138,7 @@ def test_controls_set_a_face_to_values_read_on_the_image(shipped):
     kept = ok_json(f"{url}/api/t/{TAB}/keep", method="POST", json_body={"op": "controls", **payload})
     assert kept["name"] == "seed 3 (psi 0.7), Smiling 0.9"
     np.testing.assert_array_equal(np.load(io.BytesIO(call(url + kept["npy"])[2])), engine.ws)
+    assert searches == [{"Smiling": 0.9}]  # keeping what the page shows takes the result, not a second search
 
 
 @pytest.mark.parametrize("body, status, message", [

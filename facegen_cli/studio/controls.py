@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import OrderedDict
 
 import numpy as np
 
-from facegen_cli.controls.steer import steer
+from facegen_cli.controls.steer import ControlResult, steer
 from facegen_cli.controls.store import CONTROLS, network_controls
 from facegen_cli.errors import BadInput, FacegenError
 from facegen_cli.estimators.face import POSE, read_face
@@ -20,6 +21,7 @@ from facegen_cli.studio.state import Face, Tab
 
 log = logging.getLogger("facegen.studio")
 STEPS = {"years": 1.0, "degrees": 1.0, "probability": 0.01}  # a slider's step in each unit
+REMEMBERED = 32  # steered results kept, so that keeping or downloading what the page shows does not search again
 
 
 class ControlPanel:
@@ -28,6 +30,7 @@ class ControlPanel:
     def __init__(self, studio: Studio):
         self.studio = studio
         self.fitted = self._fitted()
+        self.results: OrderedDict[tuple, ControlResult] = OrderedDict()
         studio.ops["controls"] = self.compose
 
     def _fitted(self) -> list[dict]:
@@ -74,12 +77,24 @@ class ControlPanel:
         with self.studio.lock:
             if seq is not None and tab.is_stale("controls", seq):
                 return None
-            result = steer(self.studio.face_sampler(face), face.latent, targets, keep)
+            result = self.steered(tab, face, targets, keep)
         return {**result.summary(), "image": data_url(result.image)}
+
+    def steered(self, tab: Tab, face: Face, targets: dict[str, float], keep: list[str]) -> ControlResult:
+        """`steer`'s result for the face, the one remembered when the same request came before; under the
+        studio's lock."""
+        key = (tab.id, face.id, tuple(targets.items()), tuple(keep))
+        result = self.results.get(key)
+        if result is None:
+            result = self.results[key] = steer(self.studio.face_sampler(face), face.latent, targets, keep)
+        self.results.move_to_end(key)
+        while len(self.results) > REMEMBERED:
+            self.results.popitem(last=False)
+        return result
 
     def compose(self, tab: Tab, payload: dict) -> tuple[Face, np.ndarray, str]:
         """A controls request as keep and the downloads take it: the face, its set latent, a name."""
         face, targets, keep = self.request(tab, payload)
         with self.studio.lock:
-            result = steer(self.studio.face_sampler(face), face.latent, targets, keep)
+            result = self.steered(tab, face, targets, keep)
         return face, result.ws, f"{face.name}, " + ", ".join(f"{k} {v:g}" for k, v in result.requested.items())
