@@ -123,3 +123,11 @@ def test_the_tool_writes_the_run_and_says_errors_in_one_line(run, tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("grow_run: error: --cbase 512 and cmax 64") and done.stderr.count("\n") == 1
+
+
+def test_a_used_destination_is_refused_before_any_work(run, tmp_path):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    with pytest.raises(BadParameter, match="^dest .*exists and is not an empty folder") as error:
+        grow_run(run, tmp_path / "used", cbase=1024, cmax=128)
+    assert error.value.param == "dest" and [p.name for p in (tmp_path / "used").iterdir()] == ["notes.txt"]

@@ -52,13 +52,13 @@ def grow_run(source: str | os.PathLike, dest: str | os.PathLike, cbase: int, cma
     """Grow the run (or snapshot) `source` to channel base `cbase` and cap `cmax` as the new run folder `dest`;
     returns its snapshot, which `Trainer` resumes (the new channels drawn from `seed`)."""
     source, dest = Path(source), Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise BadParameter("dest", f"dest {dest}: exists and is not an empty folder; a grown run gets a new one")
     snap = snapshots.find_resume(str(source), source.parent)
     net = load_checkpoint(snap, modules=("G_ema", "G", "D"), with_training_state=True)
     check_growable(net, snap)
     old_widths = (net.G_kwargs["channel_base"], net.G_kwargs["channel_max"])
     check_widths(net.G_kwargs["img_resolution"], old_widths, (cbase, cmax))
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise BadParameter("dest", f"dest {dest}: exists and is not an empty folder; a grown run gets a new one")
     widths = dict(channel_base=cbase, channel_max=cmax)
     G_kwargs, D_kwargs = {**net.G_kwargs, **widths}, {**net.D_kwargs, **widths}
     arch = get_architecture(ARCH)
