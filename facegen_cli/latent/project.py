@@ -26,6 +26,7 @@ from facegen_cli.sampler import require_wplus
 from facegen_cli.precision import check_precision, resolve_precision, synthesis_in_precision
 from facegen_cli.prepare import align
 from facegen_cli.prepare.detect import detect_faces, load_photo, pick_faces, smallest_face
+from facegen_cli.prepare.human import check_human
 from facegen_cli.prepare.landmarks import face_points
 from facegen_cli.video import write_frames
 
@@ -78,7 +79,8 @@ def check_optimisation(opts) -> None:
 def align_photo(path: str | Path, size: int, how: str = "ffhq",
                 on_faces: Callable[[int], None] | None = None) -> np.ndarray:
     """The photo's largest face aligned the FFHQ way at `size` (or, with 'none', its centre square, the
-    photo's own pixels when it is already `size` square); `on_faces` hears how many faces were found."""
+    photo's own pixels when it is already `size` square); `on_faces` hears how many faces were found. A face
+    that is not a human's (an animal's) is refused (`prepare.human.check_human`)."""
     if how not in ALIGNS:
         raise BadParameter("align", f"align must be one of {', '.join(ALIGNS)}, got {how!r}")
     rgb = load_photo(path)
@@ -94,6 +96,7 @@ def align_photo(path: str | Path, size: int, how: str = "ffhq",
         h, w = rgb.shape[:2]
         raise FacegenError(f"{path}: no face found (in a {w}x{h} photo a face under about {smallest_face(h, w)} px "
                            "across is too small to find and align); if it is already aligned, use align none")
+    check_human(rgb, faces[0].box, str(path))
     return align.align_ffhq(rgb, face_points(rgb, faces[0].box), size)
 
 
