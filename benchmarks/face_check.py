@@ -6,11 +6,11 @@ mirrored, turned 20 degrees either way and shrunk to 0.5 and 0.35. The largest f
 the one `align_photo` checks; the wild photos' other faces are measured too and reported apart (the
 HOG detector's false hits among them are no face at all). Animals: every box the HOG detector finds on
 each animal photo (default the committed crop of dlib's dogs.jpg; give dlib's examples/faces/dogs.jpg
-itself to measure all four dogs) and on square crops of it (0.3, 0.45, 0.6 and 1.0 of its shorter side,
-half overlapping, scaled to 100-400 px, and mirrored). One JSON object per set: how many faces, the
+itself to measure all four dogs) and on square crops of it (0.2 to 1.0 of its shorter side, a third of
+a side apart, scaled to 100-400 px, and mirrored). One JSON object per set: how many faces, the
 score's spread, the faces the check refuses, seconds per check.
 
-    python -m benchmarks.face_check [--animals PHOTO ...] [--quick]      # --quick: a few of each
+    python -m benchmarks.face_check [--animals PHOTO ...] [--sets humans|animals] [--quick]  # --quick: a few of each
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from facegen_cli.prepare.human import human_score
 
 DOGS = harness.ROOT / "tests" / "data" / "dogs.jpg"
 TUNING = harness.ROOT / "benchmarks" / "tuning_photos.txt"
-CROPS = (0.3, 0.45, 0.6, 1.0)
+CROPS = (0.2, 0.25, 0.3, 0.45, 0.6, 1.0)
 SIZES = (100, 128, 160, 200, 256, 320, 400)
 
 
@@ -70,8 +70,8 @@ def crops(rgb: np.ndarray, quick: bool) -> Iterator[np.ndarray]:
     h, w = rgb.shape[:2]
     for fraction in CROPS[:1] if quick else CROPS:
         side = int(min(h, w) * fraction)
-        for top in range(0, h - side + 1, max(1, side // 2)):
-            for left in range(0, w - side + 1, max(1, side // 2)):
+        for top in range(0, h - side + 1, max(1, side // 3)):
+            for left in range(0, w - side + 1, max(1, side // 3)):
                 square = rgb[top:top + side, left:left + side]
                 for size in SIZES[:2] if quick else SIZES:
                     scaled = cv2.resize(square, (size, size),
@@ -127,8 +127,10 @@ def measure_animals(photos: list[Path], quick: bool) -> dict:
 def main() -> None:
     parser = harness.arguments(__doc__)
     parser.add_argument("--animals", type=Path, nargs="+", default=[DOGS], help="photos of animals")
+    parser.add_argument("--sets", choices=("humans", "animals"), nargs="+", default=["humans", "animals"])
     args = parser.parse_args()
-    records = [*measure_humans(args.quick), measure_animals(args.animals, args.quick)]
+    records = [*(measure_humans(args.quick) if "humans" in args.sets else []),
+               *([measure_animals(args.animals, args.quick)] if "animals" in args.sets else [])]
     env, load = harness.machine(), harness.load_average()
     harness.write([{**r, "machine": env, "load": load} for r in records], args.out)
 
