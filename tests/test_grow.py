@@ -72,7 +72,7 @@ def test_old_weights_and_adam_moments_are_kept_in_the_new_parameterisation(run, 
     old = load_checkpoint(next(run.glob("network-snapshot-*")), modules=("G_ema", "G", "D"), with_training_state=True)
     new = load_checkpoint(grown, modules=("G_ema", "G", "D"), with_training_state=True)
     # A D layer whose fan-in doubled: weights x sqrt(2) (its gain halves by sqrt 2), so the gradient on the old
-    # entries is the old one / sqrt(2), which is how the first moment is stored; new inputs start at zero.
+    # entries is the old one / sqrt(2), which is how the first moment is stored; new first moments start at zero.
     images = reals(4)
     grads = []
     for D in (old.D, new.D):
@@ -86,6 +86,8 @@ def test_old_weights_and_adam_moments_are_kept_in_the_new_parameterisation(run, 
     torch.testing.assert_close(after["exp_avg"][:32, :32] * 2 ** 0.5, before["exp_avg"])
     torch.testing.assert_close(after["exp_avg_sq"][:32, :32] * 2, before["exp_avg_sq"])
     assert after["exp_avg"][:32, 32:].abs().max() == 0 and after["exp_avg"][32:].abs().max() == 0
+    start = (before["exp_avg_sq"] / 2).mean()  # new second moments: the old ones' mean, so first steps stay lr-sized
+    assert start > 0 and torch.allclose(after["exp_avg_sq"][32:], start.expand_as(after["exp_avg_sq"][32:]))
     assert before["exp_avg"].abs().max() > 0 and torch.equal(after["step"], before["step"])
     torch.testing.assert_close(new.D.b16.conv0.weight[:32, :32], old.D.b16.conv0.weight * 2 ** 0.5)
     # G's modulated convolutions keep their weights as they are; new output channels get random ones

@@ -8,7 +8,9 @@ channel reads it. G's modulated convolutions demodulate each output channel over
 inputs add nothing there, and a new output channel is demodulated on its own. Where a layer's equalised-lr gain
 1/sqrt(fan-in) falls with the wider input (D's layers, ToRGB), the old weights are multiplied by the ratio of the
 gains, and Adam's moments divided by it (its square for the second), which is the same state in the new
-parameterisation; new entries of the moments start at zero. D's minibatch-stddev feature is the mean over the
+parameterisation. New entries of the first moment start at zero, of the second at the mean of the tensor's old
+ones: at zero, with beta2 0.99 and the step count carried on, Adam's first steps on every new weight would be
+about ten times the learning rate (measured: a run grown that way lost its faces in its first 4 kimg). D's minibatch-stddev feature is the mean over the
 4x4 channels: D's new 4x4 channels are constants (zero weights, bias 1, std the layer's epsilon), the feature's
 weights are scaled back by the channel ratio, and the constant channels' weights cancel the epsilon they add.
 """
@@ -164,15 +166,18 @@ def keep_minibatch_std(old: nn.Module, D: nn.Module, places: dict[str, Placement
 
 def grown_adam(state: dict, module: nn.Module, places: dict[str, Placement]) -> dict:
     """An Adam state dict for the grown `module`: the old moments in their placements, divided by the weights'
-    scale (the second moment by its square), zero elsewhere; step counts and hyperparameters as they were."""
+    scale (the second moment by its square); new entries of the first moment zero, of the second the mean of the
+    tensor's old ones; step counts and hyperparameters as they were."""
     params = list(module.named_parameters())
     moments = {}
     for index, entry in state["state"].items():
         name, param = params[index]
         place, entry = places[name], dict(entry)
         for key, power in (("exp_avg", 1), ("exp_avg_sq", 2)):
-            value = torch.zeros(param.shape, dtype=entry[key].dtype)
-            value[place.index] = (entry[key] / place.scale ** power).to(value.dtype)
+            kept = entry[key] / place.scale ** power
+            start = kept.mean() if key == "exp_avg_sq" else 0.0
+            value = torch.full(param.shape, float(start), dtype=entry[key].dtype)
+            value[place.index] = kept.to(value.dtype)
             entry[key] = value
         moments[index] = entry
     return {**state, "state": moments}
