@@ -97,3 +97,11 @@ def test_real_faces_pass_the_check():
         face = pick_faces(detect_faces(image), max_faces=1)[0]
         assert human_score(image, face.box) > HUMAN_FLOOR, name
     assert align_photo(HUMANS[0], 64).shape == (64, 64, 3)  # the whole path, check included
+
+
+def test_identity_refuses_a_dog_in_one_line():
+    if not HUMANS[0].exists():
+        pytest.skip(f"no shared data at {HUMANS[0]}")
+    line = _refused(["identity", DOG, HUMANS[0]])
+    assert line == f"facegen: error: {DOG}: the face found is not a human face (dlib's human face detector does " \
+                   "not confirm it); give a photo of a person"

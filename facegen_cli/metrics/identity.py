@@ -33,6 +33,7 @@ import numpy as np
 
 from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.prepare.detect import detect_faces, load_photo, model_file, pick_faces
+from facegen_cli.prepare.human import check_photo_human
 from facegen_cli.prepare.landmarks import PREDICTORS, plausible_face
 
 SAME_PERSON_THRESHOLD = 0.6
@@ -146,6 +147,10 @@ def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def photo_distance(a: str | Path, b: str | Path) -> float:
-    """Identity distance between the faces in two photo files; errors name the file."""
-    da, db = _SHARED.descriptors([load_photo(a), load_photo(b)], [str(a), str(b)])
+    """Identity distance between the faces in two photo files; errors name the file, and a face that is not a
+    human's (an animal's) is refused."""
+    photos = [load_photo(a), load_photo(b)]
+    for rgb, name in zip(photos, (a, b)):
+        check_photo_human(rgb, str(name))
+    da, db = _SHARED.descriptors(photos, [str(a), str(b)])
     return float(np.linalg.norm(da - db))

@@ -18,7 +18,7 @@ import numpy as np
 
 from facegen_cli.errors import FacegenError
 from facegen_cli.prepare import align
-from facegen_cli.prepare.detect import detect_faces
+from facegen_cli.prepare.detect import detect_faces, pick_faces
 
 CONTEXT = 1.5
 CROP = 160
@@ -48,3 +48,11 @@ def check_human(rgb: np.ndarray, box: tuple[int, int, int, int], name: str) -> N
     if human_score(rgb, box) <= 0:
         raise FacegenError(f"{name}: the face found is not a human face (dlib's human face detector does not "
                            "confirm it); give a photo of a person")
+
+
+def check_photo_human(rgb: np.ndarray, name: str) -> None:
+    """`check_human` on the largest face dlib's HOG detector finds in the photo (nothing to check where it finds
+    none: an aligned crop, or no face, which the caller's own detection reports)."""
+    faces = pick_faces(detect_faces(rgb), max_faces=1)
+    if faces:
+        check_human(rgb, faces[0].box, name)
