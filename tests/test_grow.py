@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from facegen_cli.cli.main import app
-from facegen_cli.errors import BadParameter
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.networks import load_checkpoint
 from facegen_cli.train.grow import grow_run
 from facegen_cli.train.loop import Trainer
@@ -130,6 +130,6 @@ def test_the_tool_writes_the_run_and_says_errors_in_one_line(run, tmp_path):
 def test_a_used_destination_is_refused_before_any_work(run, tmp_path):
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "notes.txt").write_text("mine")
-    with pytest.raises(BadParameter, match="^dest .*exists and is not an empty folder") as error:
+    with pytest.raises(BadInput, match=f"^{tmp_path / 'used'}: exists and is not an empty folder"):
         grow_run(run, tmp_path / "used", cbase=1024, cmax=128)
-    assert error.value.param == "dest" and [p.name for p in (tmp_path / "used").iterdir()] == ["notes.txt"]
+    assert [p.name for p in (tmp_path / "used").iterdir()] == ["notes.txt"]

@@ -55,7 +55,7 @@ def grow_run(source: str | os.PathLike, dest: str | os.PathLike, cbase: int, cma
     returns its snapshot, which `Trainer` resumes (the new channels drawn from `seed`)."""
     source, dest = Path(source), Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise BadParameter("dest", f"dest {dest}: exists and is not an empty folder; a grown run gets a new one")
+        raise BadInput(f"{dest}: exists and is not an empty folder; a grown run gets a new one")
     snap = snapshots.find_resume(str(source), source.parent)
     net = load_checkpoint(snap, modules=("G_ema", "G", "D"), with_training_state=True)
     check_growable(net, snap)
