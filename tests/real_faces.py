@@ -22,3 +22,11 @@ def celeba_faces(count: int, size: int = 32, first: int = 0) -> Iterator[Image.I
         with Image.open(CELEBA_IMAGES / f"{i + 1:06d}.jpg") as im:
             face = im.convert("RGB").crop(FACE_BOX)
         yield face if size == 64 else face.resize((size, size), Image.LANCZOS)
+
+
+def celeba_folder(dest: Path, count: int) -> Path:
+    """`dest` made and filled with `celeba_faces(count)` as PNGs (img00000000.png on): a dataset `train` reads."""
+    dest.mkdir()
+    for i, face in enumerate(celeba_faces(count)):
+        face.save(dest / f"img{i:08d}.png")
+    return dest

@@ -14,7 +14,7 @@ import pytest
 from facegen_cli.train.cputime import CpuClock
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
-from real_faces import celeba_faces
+from real_faces import celeba_folder
 
 REPO = Path(__file__).parents[1]
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu", snap=0.008, seed=3)
@@ -22,11 +22,7 @@ TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, d
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("data") / "faces"
-    dest.mkdir()
-    for i, face in enumerate(celeba_faces(16)):
-        face.save(dest / f"img{i:08d}.png")
-    return dest
+    return celeba_folder(tmp_path_factory.mktemp("data") / "faces", 16)
 
 
 def train(data: Path, out: Path, kimg: float, resume: Path | None = None, log=None) -> Trainer:

@@ -14,7 +14,7 @@ from facegen_cli.networks import load_checkpoint
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
 from facegen_cli.train.snapshots import latest_snapshot
-from real_faces import celeba_faces
+from real_faces import celeba_folder
 
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu", aug="noaug")
 
@@ -26,11 +26,7 @@ def quiet(msg: str) -> None:
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory) -> Path:
     """64 real CelebA faces at 32x32."""
-    dest = tmp_path_factory.mktemp("data") / "faces"
-    dest.mkdir()
-    for i, face in enumerate(celeba_faces(64)):
-        face.save(dest / f"img{i:08d}.png")
-    return dest
+    return celeba_folder(tmp_path_factory.mktemp("data") / "faces", 64)
 
 
 def train(data: Path, out: Path, kimg: float, **kwargs) -> Trainer:

@@ -18,7 +18,7 @@ from facegen_cli.paths import weights_dir
 from facegen_cli.sampler import LATENT_RADII, Sampler
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
-from real_faces import celeba_faces
+from real_faces import celeba_folder
 from tiny_nets import tiny_checkpoint, tiny_G
 
 TINY = dict(cbase=512, cmax=64, z_dim=64, w_dim=64, map=2, batch=4, workers=0, device="cpu")
@@ -65,11 +65,7 @@ def test_cutoff_beyond_the_networks_entries_is_refused(tmp_path):
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """Eight real faces at 32x32, a dataset `train` reads."""
-    folder = tmp_path_factory.mktemp("data") / "faces"
-    folder.mkdir()
-    for i, face in enumerate(celeba_faces(8)):
-        face.save(folder / f"img{i:08d}.png")
-    return folder
+    return celeba_folder(tmp_path_factory.mktemp("data") / "faces", 8)
 
 
 @pytest.fixture(scope="module")
