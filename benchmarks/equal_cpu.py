@@ -27,19 +27,12 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks import harness
+from facegen_cli.train.cputime import process_cpu_seconds
 
 CELEBA = harness.DATA / "celeba10k" / "images"
 FACE_BOX = (12, 22, 76, 86)  # CelebA's classic 64x64 face box at half resolution
 QUICK = ["--cbase", "512", "--cmax", "64", "--map", "2", "--batch", "4", "--workers", "0", "--device", "cpu",
          "--kimg", "0.032", "--snap", "0.016"]  # a tiny network: a snapshot every 4 steps
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system time of process `pid` and of the children it has waited for."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime + cutime + cstime) / TICKS
 
 
 def snapshots(out: Path) -> list[Path]:
@@ -54,7 +47,7 @@ def train_within(command: list[str], out: Path, budget_s: float, poll_s: float =
     start, seen = time.time(), {}
     try:
         while proc.poll() is None:
-            cpu = cpu_seconds(proc.pid)
+            cpu = process_cpu_seconds(proc.pid, waited_children=True)
             for path in snapshots(out):
                 wall = round(time.time() - start, 1)
                 seen.setdefault(path, dict(snapshot=str(path), cpu_s=round(cpu, 1), wall_s=wall))

@@ -17,16 +17,23 @@ def _reaped_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu_seconds(pid: int, waited_children: bool = False) -> float:
+    """User + system seconds of process `pid` (every thread) read from /proc, and with `waited_children` those of
+    the children it has waited for; OSError where there is no /proc or no such process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = [int(v) for v in fields[11:15 if waited_children else 13]]
+    return sum(ticks) / TICKS
+
+
 def _live_children() -> dict[int, float]:
-    """CPU seconds of each child process still running (multiprocessing's: the data loader's workers), read from
-    /proc; empty where there is no /proc."""
+    """CPU seconds of each child process still running (multiprocessing's: the data loader's workers); empty where
+    there is no /proc."""
     seconds = {}
     for child in multiprocessing.active_children():
         try:
-            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[child.pid] = process_cpu_seconds(child.pid)
         except OSError:  # no /proc, or it has just exited (then the reaped count takes it)
             continue
-        seconds[child.pid] = (int(fields[11]) + int(fields[12])) / TICKS
     return seconds
 
 
