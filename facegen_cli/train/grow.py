@@ -17,12 +17,9 @@ weights are scaled back by the channel ratio, and the constant channels' weights
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
-import shutil
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
 
 import torch
@@ -30,12 +27,10 @@ from torch import nn
 
 from facegen_cli.checkpoint import save_checkpoint
 from facegen_cli.errors import BadInput, BadParameter
-from facegen_cli.fileio import write_text_atomic
 from facegen_cli.models.registry import get_architecture
 from facegen_cli.models.stylegan2 import channels_for
 from facegen_cli.networks import Network, load_checkpoint
 from facegen_cli.train import snapshots
-from facegen_cli.train.options import TrainOptions
 
 ARCH = "stylegan2"
 PROVENANCE_OWN = ("date", "facegen_version", "id")  # what save_checkpoint writes for the new file itself
@@ -54,8 +49,7 @@ def grow_run(source: str | os.PathLike, dest: str | os.PathLike, cbase: int, cma
     """Grow the run (or snapshot) `source` to channel base `cbase` and cap `cmax` as the new run folder `dest`;
     returns its snapshot, which `Trainer` resumes (the new channels drawn from `seed`)."""
     source, dest = Path(source), Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise BadInput(f"{dest}: exists and is not an empty folder; a grown run gets a new one")
+    snapshots.check_new_run_folder(dest)
     snap = snapshots.find_resume(str(source), source.parent)
     net = load_checkpoint(snap, modules=("G_ema", "G", "D"), with_training_state=True)
     check_growable(net, snap)
@@ -78,7 +72,7 @@ def grow_run(source: str | os.PathLike, dest: str | os.PathLike, cbase: int, cma
     provenance = {k: v for k, v in net.provenance.items() if k not in PROVENANCE_OWN}
     provenance.update(run=dest.name, grown_from={"snapshot": str(snap), "id": net.network_id,
                                                  "cbase": old_widths[0], "cmax": old_widths[1]})
-    return write_run(dest, snap, state, lambda path: save_checkpoint(
+    return snapshots.write_run_folder(dest, snap, state, "grown_from", lambda path: save_checkpoint(
         path, ARCH, G_kwargs, G_ema, G=G, D=D, D_kwargs=D_kwargs, provenance=provenance, training_state=state))
 
 
@@ -181,25 +175,3 @@ def grown_adam(state: dict, module: nn.Module, places: dict[str, Placement]) -> 
             entry[key] = value
         moments[index] = entry
     return {**state, "state": moments}
-
-
-def write_run(dest: Path, snap: Path, state: dict, save: Callable[[Path], Path]) -> Path:
-    """The run folder `dest`, whole or not at all: the grown snapshot (`save`), training_options.json, and the
-    source's stats line at the snapshot's kimg (so the CPU count goes on from it) marked `grown_from`."""
-    kimg = int(state["cur_nimg"]) / 1000
-    partial = dest.parent / f".{dest.name}.growing"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        name = save(partial / snapshots.snapshot_name(kimg)).name
-        write_text_atomic(partial / "training_options.json", TrainOptions(**state["options"]).to_json())
-        line = snapshots.stats_at(snap.parent / "stats.jsonl", kimg)
-        if line is not None:
-            write_text_atomic(partial / "stats.jsonl", json.dumps({**line, "grown_from": str(snap)}) + "\n")
-        if dest.exists():
-            dest.rmdir()
-        partial.rename(dest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return dest / name

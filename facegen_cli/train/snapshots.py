@@ -4,16 +4,19 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from facegen_cli.checkpoint import read_header, unpack_state
-from facegen_cli.errors import BadParameter, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.fileio import refuse_special, write_text_atomic
 from facegen_cli.images import make_grid, save_image, to_uint8
+from facegen_cli.train.options import TrainOptions
 
 SNAPSHOT_GLOB = "network-snapshot-*.safetensors"
 
@@ -108,6 +111,35 @@ def stats_at(path: Path, kimg: float) -> dict | None:
     written just after its checkpoint, so a kill between them leaves the one before); None without one."""
     lines = [line for line in read_stats(path) if line["kimg"] <= kimg + 1e-9]
     return lines[-1] if lines else None
+
+
+def check_new_run_folder(dest: Path) -> None:
+    """Refuse `dest` for a run folder made from another run's snapshot unless it is absent or an empty folder."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise BadInput(f"{dest}: exists and is not an empty folder; a run made from a snapshot gets a new one")
+
+
+def write_run_folder(dest: Path, snap: Path, state: dict, origin: str, save: Callable[[Path], Path]) -> Path:
+    """The resumable run folder `dest` made from snapshot `snap`, whole or not at all: its snapshot (`save`, at the
+    kimg `state` counts), training_options.json from `state`'s options, and `snap`'s stats line at that kimg (so
+    the CPU count goes on from it) marked `origin: snap`; returns the snapshot."""
+    kimg = int(state["cur_nimg"]) / 1000
+    partial = dest.parent / f".{dest.name}.making"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        name = save(partial / snapshot_name(kimg)).name
+        write_text_atomic(partial / "training_options.json", TrainOptions(**state["options"]).to_json())
+        line = stats_at(snap.parent / "stats.jsonl", kimg)
+        if line is not None:
+            write_text_atomic(partial / "stats.jsonl", json.dumps({**line, origin: str(snap)}) + "\n")
+        if dest.exists():
+            dest.rmdir()
+        partial.rename(dest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return dest / name
 
 
 def recorded_cpu_s(path: Path, kimg: float) -> float | None:

@@ -1,5 +1,6 @@
-"""A run grown wider computes what it computed (G, G_ema and D), keeps its optimizer state in the new
-parameterisation, resumes with `facegen train --resume`, and refuses widths that do not grow."""
+"""Branching a run. Grown wider, it computes what it computed (G, G_ema and D), keeps its optimizer state in the new
+parameterisation, resumes with `facegen train --resume`, and refuses widths that do not grow. Retuned, it keeps its
+weights and optimizer moments and resumes with the new learning rates, R1 gamma or EMA half-life."""
 from __future__ import annotations
 
 import json
@@ -16,8 +17,10 @@ from facegen_cli.cli.main import app
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.networks import load_checkpoint
 from facegen_cli.train.grow import grow_run
+from facegen_cli.train import snapshots
 from facegen_cli.train.loop import Trainer
 from facegen_cli.train.options import TrainOptions
+from facegen_cli.train.retune import retune_run
 from real_faces import celeba_faces, celeba_folder
 
 REPO = Path(__file__).parents[1]
@@ -116,11 +119,11 @@ def test_widths_that_do_not_grow_are_refused(run, tmp_path, cbase, cmax, why):
 
 
 def test_the_tool_writes_the_run_and_says_errors_in_one_line(run, tmp_path):
-    tool = [sys.executable, str(REPO / "tools" / "grow_run.py"), str(run)]
+    tool = [sys.executable, str(REPO / "tools" / "branch_run.py"), str(run)]
     done = subprocess.run([*tool, str(tmp_path / "same"), "--cbase", "512", "--cmax", "64"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("grow_run: error: --cbase 512 and cmax 64") and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("branch_run: error: --cbase 512 and cmax 64") and done.stderr.count("\n") == 1
 
 
 def test_a_used_destination_is_refused_before_any_work(run, tmp_path):
@@ -129,3 +132,59 @@ def test_a_used_destination_is_refused_before_any_work(run, tmp_path):
     with pytest.raises(BadInput, match=f"^{tmp_path / 'used'}: exists and is not an empty folder"):
         grow_run(run, tmp_path / "used", cbase=1024, cmax=128)
     assert [p.name for p in (tmp_path / "used").iterdir()] == ["notes.txt"]
+
+
+@pytest.fixture(scope="module")
+def retuned(run, tmp_path_factory) -> Path:
+    return retune_run(run, tmp_path_factory.mktemp("arms") / "slow", glr=0.001, dlr=0.0005, gamma=0.5)
+
+
+def test_a_retuned_run_keeps_its_state_and_scales_only_the_learning_rates(run, retuned):
+    old = load_checkpoint(next(run.glob("network-snapshot-*")), modules=("G_ema", "G", "D"), with_training_state=True)
+    new = load_checkpoint(retuned, modules=("G_ema", "G", "D"), with_training_state=True)
+    for name in ("G", "G_ema", "D"):
+        a, b = getattr(old, name).state_dict(), getattr(new, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    before, after = old.training_state, new.training_state
+    assert before["options"]["glr"] == before["options"]["dlr"] == 0.0025 and before["options"]["gamma"] != 0.5
+    assert (after["options"]["glr"], after["options"]["dlr"], after["options"]["gamma"]) == (0.001, 0.0005, 0.5)
+    for key, ratio in (("G", 0.4), ("D", 0.2)):
+        old_opt, new_opt = before["optimizers"][key], after["optimizers"][key]
+        lrs = [(a["lr"], b["lr"]) for a, b in zip(old_opt["param_groups"], new_opt["param_groups"])]
+        assert lrs and all(b == pytest.approx(a * ratio) for a, b in lrs)
+        assert all(torch.equal(old_opt["state"][i]["exp_avg_sq"], new_opt["state"][i]["exp_avg_sq"])
+                   for i in old_opt["state"])
+    assert after["cur_nimg"] == before["cur_nimg"] and new.provenance["branched_from"]["glr"] == 0.0025
+    line = json.loads((retuned.parent / "stats.jsonl").read_text())
+    assert line["kimg"] == 0.008 and "branched_from" in line
+
+
+def test_the_retuned_run_resumes_with_its_new_settings(data, retuned):
+    trainer = Trainer(TrainOptions(data=str(data), out=str(retuned.parent.parent), kimg=0.012, workers=0,
+                                   device="cpu"), resume=str(retuned.parent), log=lambda msg: None)
+    assert trainer.opts.glr == 0.001 and trainer.opts.gamma == 0.5
+    old = snapshots.stored_state(retuned)["optimizers"]
+    for key, opt in trainer._optimizers().items():
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in old[key]["param_groups"]]
+    trainer.run()
+    lines = [json.loads(line) for line in (retuned.parent / "stats.jsonl").read_text().splitlines()]
+    assert [line["kimg"] for line in lines] == [0.008, 0.012]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({}, "^nothing to change: give at least one of glr, dlr, gamma, ema_kimg"),
+    ({"glr": 0.0}, r"^glr 0 is outside \(0, 1\]"),
+    ({"gamma": float("nan")}, "^gamma nan is outside 0-10000"),
+    ({"batch": 8}, "^batch: a branch changes only glr, dlr, gamma, ema_kimg")])
+def test_retuning_refuses_what_it_cannot_change_before_any_work(run, tmp_path, changes, message):
+    with pytest.raises(BadParameter, match=message):
+        retune_run(run, tmp_path / "arm", **changes)
+    assert not (tmp_path / "arm").exists()
+
+
+def test_the_tool_refuses_widths_and_hyperparameters_together(run, tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "branch_run.py"), str(run), str(tmp_path / "arm"),
+                           "--cbase", "1024", "--cmax", "128", "--glr", "0.001"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stdout == "" and not (tmp_path / "arm").exists()
+    assert done.stderr == "branch_run: error: --cbase: give widths or hyperparameters, not both (branch twice)\n"
