@@ -1,8 +1,9 @@
 """A small CNN that reads face attributes (CelebA's 40, UTKFace age/gender), trained on CPU.
 
 Attributes whose labels are all 0/1 are binary (logit, BCE), and so are those labelled -1/+1 (read
-as 0/1); others, like age, are numeric (standardised regression). The file is safetensors with the
-names and scales in its header.
+as 0/1); others, like age, are numeric (standardised regression). A numeric attribute's training faces can be
+drawn balanced over its range (`balance`), so that rare values (the old, the very young) are not read as the common
+ones. The file is safetensors with the names and scales in its header.
 """
 from __future__ import annotations
 
@@ -102,14 +103,29 @@ def read_labelled(path: str | Path, attrs: list[str] | None, size: int) -> tuple
     return images, labels, [names[c] for c in cols]
 
 
+BALANCE_BINS = 10  # equal-width bins of a numeric attribute's range that `balance` evens out
+
+
+def balanced_draw(values: np.ndarray, count: int, balance: float) -> torch.Tensor:
+    """`count` indices into `values`, drawn with replacement, each with weight (values in its bin)^-balance over
+    BALANCE_BINS equal-width bins of their range: 0 draws every value alike, 1 every bin alike."""
+    edges = np.linspace(values.min(), values.max(), BALANCE_BINS + 1)[1:-1]
+    which = np.digitize(values, edges)
+    weights = np.bincount(which, minlength=BALANCE_BINS)[which].astype(np.float64) ** -balance
+    return torch.multinomial(torch.from_numpy(weights), count, replacement=True)
+
+
 def train_classifier(dataset: str | Path, out: str | Path, attrs: list[str] | None = None, size: int = 64,
                      epochs: int = 5, batch: int = 64, lr: float = 2e-3, holdout: float = 0.1, seed: int = 0,
-                     on_epoch: Callable[[int, float], None] | None = None,
+                     balance: float = 0.0, on_epoch: Callable[[int, float], None] | None = None,
                      on_note: Callable[[str], None] | None = None) -> dict:
-    """Train on a dataset from `facegen prepare --labels`; save to `out`; return held-out scores. `on_note` hears
+    """Train on a dataset from `facegen prepare --labels`; save to `out`; return held-out scores. `balance` (0-1)
+    draws each epoch's faces by balanced_draw over the one numeric attribute (0: each face once). `on_note` hears
     of labels read another way than they are written (-1/+1 columns as 0/1)."""
     if not 0 < lr <= 1:  # Adam moves each weight by about lr per step
         raise BadParameter("lr", f"lr {lr:g} is outside (0, 1]")
+    if not 0 <= balance <= 1:
+        raise BadParameter("balance", f"balance {balance:g} is outside 0-1")
     torch.manual_seed(seed)
     images, labels, names = read_labelled(dataset, attrs, size)
     for j, name in enumerate(names):
@@ -118,6 +134,10 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: list[str] | No
             if on_note:
                 on_note(f"{name}: labels -1/+1 read as 0/1 (a binary attribute)")
     binary = [bool(np.isin(labels[:, j], (0, 1)).all()) for j in range(labels.shape[1])]
+    numeric = [j for j, b in enumerate(binary) if not b]
+    if balance and len(numeric) != 1:
+        raise BadParameter("balance", f"balance needs exactly one numeric attribute; {dataset} has "
+                                      f"{len(numeric)} among {', '.join(names)}")
     mean = np.where(binary, 0.0, labels.mean(0))
     std = np.where(binary, 1.0, labels.std(0) + 1e-8)
     target = torch.from_numpy((labels - mean) / std).float()
@@ -131,7 +151,9 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: list[str] | No
     start = time.perf_counter()
     for epoch in range(epochs):
         net.train()
-        for idx in train[torch.randperm(len(train))].split(batch):
+        drawn = balanced_draw(labels[train.numpy(), numeric[0]], len(train), balance) if balance else \
+            torch.randperm(len(train))
+        for idx in train[drawn].split(batch):
             x = images[idx].float() / 127.5 - 1
             x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(3), x)
             logits, y = net(x), target[idx]
@@ -149,6 +171,7 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: list[str] | No
     scores = {n: (float(((pred[:, j] > 0.5) == truth[:, j]).mean()) if b else float(np.abs(pred[:, j] - truth[:, j]).mean()))
               for j, (n, b) in enumerate(zip(names, binary))}
     clf.info = {"dataset": str(dataset), "train_images": len(train), "holdout_images": n_val, "epochs": epochs,
+                **({"balance": balance} if balance else {}),
                 "holdout": {n: {"accuracy" if b else "mean_abs_error": scores[n]} for n, b in zip(names, binary)},
                 "seconds": round(time.perf_counter() - start, 1)}
     save_classifier(clf, out)

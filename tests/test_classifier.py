@@ -9,18 +9,19 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from facegen_cli.classifier import load_classifier, train_classifier
+from facegen_cli.classifier import balanced_draw, load_classifier, train_classifier
 from facegen_cli.cli.main import app
-from facegen_cli.errors import BadInput, FacegenError
+from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.images import save_image
 from facegen_cli.latent.directions import load_direction, move
 from facegen_cli.latent.sources import read_latent
 from facegen_cli.sampler import Sampler
-from real_faces import CELEBA
+from real_faces import CELEBA, SHARED_DATA
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
 runner = CliRunner()
+UTKFACE = SHARED_DATA / "utkface" / "images"
 
 
 def synthetic_dataset(folder: Path, n: int = 120) -> Path:
@@ -55,6 +56,32 @@ def test_classifier_learns_binary_and_numeric_labels(tmp_path):
     with pytest.raises(FacegenError, match="not a facegen classifier"):
         load_classifier(data / "dataset.json")
 
+
+
+@pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"needs UTKFace photos in {UTKFACE}")
+def test_balance_draws_rare_ages_as_often_as_common_ones():
+    """UTKFace's real ages (from its file names): a plain draw gives faces of 60 and over about their share of the
+    photos (11%), a balanced one about the share of their bins in the range (~49%), half-balanced in between (~23%;
+    seeds 0-2)."""
+    ages = np.array([int(p.name.split("_")[0]) for p in UTKFACE.iterdir() if p.name.count("_") == 3], np.float64)
+    torch.manual_seed(0)
+    share = {b: float((ages[balanced_draw(ages, 20_000, b).numpy()] >= 60).mean()) for b in (0.0, 0.5, 1.0)}
+    natural = float((ages >= 60).mean())
+    assert abs(share[0.0] - natural) < 0.02
+    assert share[0.0] + 0.08 < share[0.5] < share[1.0] - 0.08
+    assert share[1.0] > 2.5 * natural
+
+
+def test_balance_needs_one_numeric_attribute(tmp_path):
+    data = synthetic_dataset(tmp_path / "data", n=40)
+    with pytest.raises(BadParameter, match="exactly one numeric attribute"):
+        train_classifier(data, tmp_path / "c.safetensors", attrs=["Bright"], size=16, epochs=1, balance=1.0)
+    report = train_classifier(data, tmp_path / "c.safetensors", size=16, epochs=1, batch=8, balance=1.0)
+    assert report["balance"] == 1.0 and load_classifier(tmp_path / "c.safetensors").info["balance"] == 1.0
+    result = runner.invoke(app, ["classifier", "train", str(data), "--size", "16", "--balance", "1.5",
+                                 "-o", str(tmp_path / "d.safetensors")])
+    assert result.exit_code == 2 and "balance 1.5 is outside 0-1" in result.output
+    assert not (tmp_path / "d.safetensors").exists()
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CELEBA.is_dir(), reason="needs ../shared/data/celeba10k")

@@ -42,11 +42,12 @@ HOLDOUT = (0.01, 0.9)  # fractions of a data set kept out to measure a classifie
 
 def train_classifier(dataset: str | Path, out: str | Path, attrs: Sequence[str] | None = None, size: int = 64,
                      epochs: int = 5, batch: int = 64, lr: float = 2e-3, holdout: float = 0.1, seed: int = 0,
-                     on_epoch: Callable[[int, float], None] | None = None,
+                     balance: float = 0.0, on_epoch: Callable[[int, float], None] | None = None,
                      on_note: Callable[[str], None] | None = None) -> dict:
     """A small CNN trained on a labelled data set (`prepare --labels`) for its `attrs` (default all) at `size` px,
-    saved to `out`; returns the report (path, held-out accuracy or mean error per attribute). `on_epoch(epoch,
-    loss)` after each epoch, `on_note(text)` for labels read another way than written."""
+    saved to `out`; returns the report (path, held-out accuracy or mean error per attribute). `balance` (0-1) evens
+    out how often the values of the one numeric attribute (age) are drawn. `on_epoch(epoch, loss)` after each
+    epoch, `on_note(text)` for labels read another way than written."""
     from facegen_cli.classifier import train_classifier as run
 
     for name, value, low in (("size", size, MIN_CLASSIFIER_SIZE), ("epochs", epochs, 1), ("batch", batch, 2)):
@@ -57,7 +58,7 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: Sequence[str] 
     if not HOLDOUT[0] <= holdout <= HOLDOUT[1]:
         raise BadParameter("holdout", f"holdout {holdout:g} is outside {HOLDOUT[0]:g}-{HOLDOUT[1]:g}")
     return run(dataset, out, list(attrs) if attrs else None, size=size, epochs=epochs, batch=batch, lr=lr,
-               holdout=holdout, seed=seed, on_epoch=on_epoch, on_note=on_note)
+               holdout=holdout, seed=seed, balance=balance, on_epoch=on_epoch, on_note=on_note)
 
 
 def train_encoder(network: Network | str | None = None, out: str | Path | None = None, data: str | Path | None = None,

@@ -24,13 +24,16 @@ def train(
     holdout: float = typer.Option(0.1, "--holdout", help="Fraction of images kept out to measure accuracy, "
                                                          "0.01-0.9."),
     seed: int = typer.Option(0, "--seed"),
+    balance: float = typer.Option(0.0, "--balance", help="For one numeric attribute (age): draw training faces "
+                                  "with weight (faces in their tenth of its range)^-BALANCE, so rare values are not "
+                                  "read as common ones; 0 draws all alike, 1 every tenth alike. 0-1."),
     out: Path = out_option(Path("classifier.safetensors"), "Classifier file to write.", kind="file"),
 ) -> None:
     """Train a small CNN on CPU; report held-out accuracy (binary) or mean error (numeric, e.g. age)."""
     from facegen_cli import api
 
     report = api.train_classifier(dataset, out, attrs or None, size=size, epochs=epochs, batch=batch, lr=lr,
-                                  holdout=holdout, seed=seed,
+                                  holdout=holdout, seed=seed, balance=balance,
                                   on_epoch=lambda e, loss: console.print(f"epoch {e}/{epochs}: loss {loss:.4f}"),
                                   on_note=lambda note: console.print(note, markup=False))
     console.print(json.dumps(report["holdout"]))
