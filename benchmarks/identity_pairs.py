@@ -8,11 +8,21 @@ the pairs it gets wrong, the best threshold and its accuracy, the same-person an
 distance distributions, and the pairs skipped (no face) with the reason; then one for the distance of
 each 64 px face to its mirror image.
 
-    python -m benchmarks.identity_pairs [--pairs PATH] [--quick]      # --quick: every 30th pair
+Then the same person over a turn of the head: CelebA photos of the identities with at least three photos in
+celeba10k (identity_CelebA.txt; whole identities in file order until --celeba-faces photos), each aligned at
+64 px as above and read by the head-pose estimator; every pair of one person's faces is binned by the
+difference in yaw (and, for |yaw difference| under 10 degrees, in pitch), and each bin gives the distance's
+spread and the shares under 0.5 and 0.6. The real reference for an edit that turns a head and should keep
+the person.
+
+    python -m benchmarks.identity_pairs [--pairs PATH] [--celeba-faces 1000] [--quick]
+    # --quick: every 30th pair, 40 CelebA faces
 """
 from __future__ import annotations
 
+import collections
 import csv
+import itertools
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,11 +31,15 @@ import numpy as np
 
 from benchmarks import harness
 from facegen_cli.errors import FacegenError
+from facegen_cli.estimators.pose import head_pose
 from facegen_cli.latent.project import align_photo
 from facegen_cli.metrics.identity import SAME_PERSON_THRESHOLD, shared_model
 from facegen_cli.prepare.detect import load_photo
 
 PAIRS = harness.DATA / "wild" / "deepface" / "master.csv"
+CELEBA = harness.DATA / "celeba10k"
+YAW_BINS = ((0, 5), (5, 10), (10, 15), (15, 25), (25, 90))  # |yaw difference| in degrees
+PITCH_BINS = ((0, 5), (5, 10), (10, 90))  # |pitch difference|, pairs within 10 degrees of yaw
 
 
 def quick_needs() -> str | None:
@@ -86,9 +100,47 @@ def measured(way: str, pairs: list[tuple[str, str, bool]], found: dict, failed: 
             "why_skipped": {n: [failed[n], sum(n in p for p in skipped)] for n in sorted(failed)}}
 
 
+def celeba_people(count: int, least: int = 3) -> list[tuple[str, str]]:
+    """(file, identity) of whole identities with at least `least` photos, in file order, until `count` files."""
+    people = collections.defaultdict(list)
+    for line in (CELEBA / "identity_CelebA.txt").read_text().splitlines():
+        name, person = line.split()
+        people[person].append(name)
+    chosen: list[tuple[str, str]] = []
+    for names in sorted((sorted(n) for n in people.values() if len(n) >= least), key=lambda n: n[0]):
+        if len(chosen) >= count:
+            break
+        chosen += [(name, names[0]) for name in names]
+    return chosen
+
+
+def pose_pairs(count: int) -> list[dict]:
+    """Same-person pairs of CelebA faces at 64 px: distance by yaw (and pitch) difference, one record per bin."""
+    model, faces = shared_model(), collections.defaultdict(list)
+    for name, person in celeba_people(count):
+        try:
+            face = align_photo(CELEBA / "images" / name, 64, "ffhq")
+            pose = head_pose(face, name, aligned=True)
+            faces[person].append((pose.yaw, pose.pitch, model.descriptor(face, name)))
+        except FacegenError:  # no face found or no pose read: the photo takes no part
+            continue
+    pairs = np.array([(abs(a[0] - b[0]), abs(a[1] - b[1]), np.linalg.norm(a[2] - b[2]))
+                      for found in faces.values() for a, b in itertools.combinations(found, 2)]).reshape(-1, 3)
+    bins = [("yaw", lo, hi, (pairs[:, 0] >= lo) & (pairs[:, 0] < hi)) for lo, hi in YAW_BINS]
+    bins += [("pitch", lo, hi, (pairs[:, 1] >= lo) & (pairs[:, 1] < hi) & (pairs[:, 0] < 10)) for lo, hi in PITCH_BINS]
+    bins.append(("all", 0, 180, np.ones(len(pairs), bool)))
+    faces_read = sum(len(found) for found in faces.values())
+    return [{"way": "CelebA same person at 64 px, by pose difference", "faces": faces_read, "people": len(faces),
+             "difference": angle, "degrees": [lo, hi], "pairs": int(inside.sum()), "distance": spread(pairs[inside, 2]),
+             "under_0.5": round(float((pairs[inside, 2] <= 0.5).mean()), 3) if inside.any() else None,
+             "under_0.6": round(float((pairs[inside, 2] <= 0.6).mean()), 3) if inside.any() else None}
+            for angle, lo, hi, inside in bins]
+
+
 def main() -> None:
     parser = harness.arguments(__doc__)
     parser.add_argument("--pairs", type=Path, default=PAIRS)
+    parser.add_argument("--celeba-faces", type=int, default=1000, help="CelebA photos for the pose pairs")
     args = parser.parse_args()
     pairs = read_pairs(args.pairs)[::30 if args.quick else 1]
     files = sorted({name for a, b, _ in pairs for name in (a, b)})
@@ -103,6 +155,8 @@ def main() -> None:
                measured("aligned 64 px", pairs, *descriptors(folder, files, aligned_64))]
     mirror = np.array([shared_model().distance(face, np.ascontiguousarray(face[:, ::-1])) for face in aligned.values()])
     records.append({"way": "64 px face against its mirror image", "faces": len(mirror), "distance": spread(mirror)})
+    if (CELEBA / "identity_CelebA.txt").is_file():
+        records += pose_pairs(40 if args.quick else args.celeba_faces)
     env, load = harness.machine(), harness.load_average()
     harness.write([{**r, "machine": env, "load": load} for r in records], args.out)
 
