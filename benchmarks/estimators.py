@@ -1,18 +1,21 @@
 """How well the face estimators read REAL faces their classifiers never trained on.
 
-    python -m benchmarks.estimators [--work DIR] [--utk-count 2000] [--pose-count 300]
+    python -m benchmarks.estimators [--work DIR] [--utk-count 2000] [--pose-count 300] [--classifiers DIR]
     python -m benchmarks.estimators --quick     # 20 CelebA, 20 UTKFace, 10 for pose, in a temporary folder
 
 The shipped classifiers (weights/classifiers/) were trained by tools/fit_shipped_directions.py on the
-first 6,000 CelebA photos and on a seeded sample of 1,500 UTKFace photos, each prepared with
-`facegen prepare --detector dlib --align ffhq --size 64 --upsample 1`. The held-out faces here are
+first 6,000 CelebA photos and on a seeded sample of UTKFace photos (the tool's --utk-count), each prepared
+with `facegen prepare --detector dlib --align ffhq --size 64 --upsample 1`. The held-out faces here are
 prepared the same way:
 - CelebA 006001-010000 (4,000 photos), labels from celeba10k/labels.csv (-1/1, read as 0/1);
-- `--utk-count` UTKFace photos with parseable names drawn (seed 1) from those outside the training
-  sample, which is rebuilt with the tool's own `utk_subset` (the same seed, count and order).
-One JSON object: age (mean and median absolute error in years, by band, Pearson r, and the error of always
-answering the training mean), AUC and accuracy at 0.5 for each CelebA attribute with its positive rate,
-and the rate at which the pose estimator reads a head pose on `--pose-count` of the 64 px faces.
+- the 2,000 UTKFace photos listed in benchmarks/heldout/utkface_age.txt (a fixed list, which the tool's
+  training sample leaves out; drawn once, seed 1, from the photos with parseable names outside the first
+  shipped regressor's 1,500), or a seeded sample (seed 1) of `--utk-count` of them.
+`--classifiers` reads another folder holding both classifier files (a candidate measured on the same faces).
+One JSON object: age (mean and median absolute error in years, by band with the mean signed error, Pearson r,
+and the error of always answering the training mean), AUC and accuracy at 0.5 for each CelebA attribute with
+its positive rate, and the rate at which the pose estimator reads a head pose on `--pose-count` of the 64 px
+faces.
 """
 from __future__ import annotations
 
@@ -28,14 +31,14 @@ from scipy.stats import rankdata
 from benchmarks import harness
 from benchmarks.harness import DATA
 from facegen_cli.classifier import read_labelled
-from facegen_cli.estimators.attributes import AGE, HAIR_COLOURS, shared_reader
+from facegen_cli.estimators.attributes import AGE, HAIR_COLOURS, AttributeReader, shared_reader
 from facegen_cli.estimators.pose import head_poses
 from facegen_cli.prepare.pipeline import PrepareOptions
 from facegen_cli.prepare.pipeline import prepare as run_prepare
-from tools.fit_shipped_directions import link_folder, utk_subset
+from tools.fit_shipped_directions import HELD_OUT_LISTS, link_folder
 
 CELEBA_FIRST, CELEBA_LAST = 6001, 10000  # the CelebA photos after the classifier's 6,000
-UTK_TRAIN_COUNT = 1500  # the tool's --utk-count
+UTK_HELD_OUT = HELD_OUT_LISTS[0]  # the age benchmark's UTKFace faces, one data-relative path a line
 
 
 def prepare(raw: Path, out: Path, labels: str, attrs: list[str] | None = None) -> Path:
@@ -59,14 +62,12 @@ def celeba_heldout(work: Path, last: int) -> Path:
                    str(DATA / "celeba10k" / "labels.csv"), attrs)
 
 
-def utk_heldout(work: Path, count: int) -> tuple[Path, int]:
-    """UTKFace photos outside the classifier's training sample (rebuilt by the tool's own function)."""
-    trained = {p.name for p in utk_subset(DATA, work / "utk_train_raw", UTK_TRAIN_COUNT).iterdir()}
-    images = DATA / "utkface" / "images"
-    unseen = sorted(p.name for p in images.iterdir() if p.name.count("_") == 3 and p.name not in trained)
-    chosen = random.Random(1).sample(unseen, count)
-    folder = link_folder(images, chosen, work / "utk_heldout_raw")
-    return prepare(folder, work / "utk_heldout64", "utkface"), len(trained)
+def utk_heldout(work: Path, count: int) -> Path:
+    """The listed UTKFace photos no age regressor trains on (all, or a seeded sample of `count`)."""
+    listed = [line.rsplit("/", 1)[-1] for line in UTK_HELD_OUT.read_text().split()]
+    chosen = listed if count >= len(listed) else random.Random(1).sample(listed, count)
+    folder = link_folder(DATA / "utkface" / "images", chosen, work / "utk_heldout_raw")
+    return prepare(folder, work / "utk_heldout64", "utkface")
 
 
 def auc(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -82,17 +83,18 @@ def nhwc(images) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def age(reader, age_clf, folder: Path, trained: int) -> dict:
+def age(reader, age_clf, folder: Path) -> dict:
     """The age reading against UTKFace's labels."""
     images, ages, _ = read_labelled(folder, ["age"], 64)
     read = reader.read(nhwc(images))[AGE]
     truth = ages[:, 0]
     err = np.abs(read - truth)
     train_mean = float(age_clf.mean[age_clf.index("age")])
-    bands = {f"{low}-{high}": {"faces": int(((truth >= low) & (truth < high)).sum()),
-                               "mae": round(float(err[(truth >= low) & (truth < high)].mean()), 2)}
-             for low, high in ((0, 20), (20, 40), (40, 60), (60, 120)) if ((truth >= low) & (truth < high)).any()}
-    return {"faces": len(truth), "training_sample": trained, "mae_years": round(float(err.mean()), 2),
+    bands = {f"{low}-{high}": {"faces": int(band.sum()), "mae": round(float(err[band].mean()), 2),
+                               "mean_signed_error": round(float((read - truth)[band].mean()), 2)}
+             for low, high in ((0, 20), (20, 40), (40, 60), (60, 120))
+             if (band := (truth >= low) & (truth < high)).any()}
+    return {"faces": len(truth), "training_images": age_clf.info.get("train_images"), "mae_years": round(float(err.mean()), 2),
             "median_abs_error_years": round(float(np.median(err)), 2),
             "pearson_r": round(float(np.corrcoef(read, truth)[0, 1]), 3), "training_mean": round(train_mean, 1),
             "mae_of_training_mean": round(float(np.abs(truth - train_mean).mean()), 2), "by_band": bands}
@@ -119,6 +121,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=harness.ROOT.parent / "scratch" / "estimators")
     parser.add_argument("--utk-count", type=int, default=2000)
     parser.add_argument("--pose-count", type=int, default=300)
+    parser.add_argument("--classifiers", type=Path, default=None, help="a folder with both classifier files")
     args = parser.parse_args()
     start, last = time.time(), CELEBA_LAST
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,9 +129,9 @@ def main() -> None:
             args.work, args.utk_count, args.pose_count, last = Path(tmp), 20, 10, CELEBA_FIRST + 19
         args.work.mkdir(parents=True, exist_ok=True)
         celeba = celeba_heldout(args.work, last)
-        utk, trained = utk_heldout(args.work, args.utk_count)
-        reader = shared_reader()
-        record = {"utkface_age": age(reader, reader.classifiers()[1], utk, trained)}
+        utk = utk_heldout(args.work, args.utk_count)
+        reader = AttributeReader(args.classifiers) if args.classifiers else shared_reader()
+        record = {"utkface_age": age(reader, reader.classifiers()[1], utk)}
         record["celeba"], images = attributes(reader, celeba)
         record["celeba"]["photos"] = f"{CELEBA_FIRST:06d}-{last:06d}"
     faces = nhwc(images[:args.pose_count])

@@ -42,7 +42,7 @@ def test_the_default_network_finds_every_shipped_direction(net):
         direction = load_direction(name, net)
         assert np.linalg.norm(direction.vector) == pytest.approx(1, abs=1e-4)
         assert direction.info["method"] == "interfacegan"
-        assert direction.info["holdout_accuracy"] >= 0.65  # lowest shipped: Age, 86.0 % of 400
+        assert direction.info["holdout_accuracy"] >= 0.65  # lowest shipped: Age, 78.8 % of 400
     assert not set(GATED_OUT) & set(found)
     age = json.loads(found["Age"].with_suffix(".json").read_text())
     assert age["attr"] == "age"
