@@ -9,8 +9,8 @@ prints, and long work reports through `on_progress(done, total)` (total None whe
     paths = api.mix([1], [2], "out/mix")
 """
 from facegen_cli.api.directions import Fitted, directions_report, fit_direction, sefa
-from facegen_cli.api.draw import (Layers, Progress, average, edit, generate, interpolate, mix, open_network, sampler,
-                                  set_controls)
+from facegen_cli.api.draw import (Layers, Progress, average, edit, generate, interpolate, kept_edit, mix, open_network,
+                                  sampler, set_controls)
 from facegen_cli.api.measure import Identity, convert, eqt, fid, identity, info
 from facegen_cli.api.photos import PIVOT_STEPS, PROJECT_STEPS, Projected, prepare, project
 from facegen_cli.api.training import Trained, train, train_classifier, train_encoder
@@ -18,5 +18,5 @@ from facegen_cli.sampler import SampleOptions
 
 __all__ = ["Fitted", "Identity", "Layers", "PIVOT_STEPS", "PROJECT_STEPS", "Progress", "Projected", "SampleOptions",
            "average", "convert", "directions_report", "edit", "eqt", "fid", "fit_direction", "generate", "identity",
-           "info", "interpolate", "mix", "open_network", "prepare", "project", "sampler", "sefa", "set_controls",
-           "Trained", "train", "train_classifier", "train_encoder"]
+           "info", "interpolate", "kept_edit", "mix", "open_network", "prepare", "project", "sampler", "sefa",
+           "set_controls", "Trained", "train", "train_classifier", "train_encoder"]

@@ -8,6 +8,7 @@ from facegen_cli.controls.steer import ControlResult, run_controls
 from facegen_cli.generate import write_samples
 from facegen_cli.latent.directions import run_edit
 from facegen_cli.latent.interpolate import run_interpolate
+from facegen_cli.latent.keep_edit import run_kept_edit
 from facegen_cli.latent.layers import resolve_layers
 from facegen_cli.latent.mixing import run_average, run_mix
 from facegen_cli.latent.sources import Source
@@ -83,6 +84,17 @@ def edit(source: Source, direction: str, out: str | Path, network: Network | str
     return list(run_edit(s, source, direction, out, strength=strength, span=span, steps=steps,
                          layers=_layers(s, layers), conditional=list(conditional) if conditional else None,
                          save_latents=save_latents))
+
+
+def kept_edit(source: Source, direction: str, out: str | Path, strength: float, network: Network | str | None = None,
+              options: SampleOptions | None = None, save_latents: bool = False, device: str = "auto",
+              on_progress: Progress | None = None) -> tuple[list[Path], dict]:
+    """Move the latent `source` along `direction` (fitted to a classifier) by `strength`, corrected in the
+    network's principal latent span so the face stays the same person (`edit --keep-identity`). Returns the
+    paths and a summary: the held attribute, the strengths, and the held probability's change and the identity
+    distance to the unedited face of the plain and of the kept edit."""
+    return run_kept_edit(sampler(network, options, device), source, direction, out, strength,
+                         save_latents=save_latents, on_progress=on_progress)
 
 
 def set_controls(source: Source, targets: dict[str, float], out: str | Path, network: Network | str | None = None,
