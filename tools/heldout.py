@@ -101,8 +101,10 @@ def build(args: argparse.Namespace) -> dict[str, Path]:
     """Each listed set prepared into WORK/heldout-NAME.zip; every listed photo must give its face."""
     built = {}
     for name in SETS:
-        names = read_list(name)
-        zipped = prepare(link_sources(args.data, names, args.work / f"heldout-{name}"), args.work / f"heldout-{name}")
+        names, target = read_list(name), args.work / f"heldout-{name}"
+        zipped = target.with_suffix(".zip")
+        if not zipped.exists():  # linked anew only to prepare: a second measure at the same time reads the zip
+            zipped = prepare(link_sources(args.data, names, target), target)
         found = len(face_sources(zipped))
         if found != sum(map(len, names.values())):
             sys.exit(f"{zipped}: {found} faces from {sum(map(len, names.values()))} listed photos")
