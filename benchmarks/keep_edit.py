@@ -46,21 +46,13 @@ def tuned_photo(work: Path, name: str, net, steps: int):
     return stem, saved["target"], saved["pivot"], load_network(str(network))
 
 
-def identity_or_none(image: np.ndarray, photo: np.ndarray) -> float | None:
-    from facegen_cli.metrics.identity import NoFace, identity_distance
-
-    try:
-        return identity_distance(image, photo)
-    except NoFace:
-        return None
-
-
 def measure(work: Path, photos: int, pivot_steps: int, steps: int,
             edits: tuple[str, ...]) -> tuple[list[dict], list[np.ndarray]]:
     import torch
 
     from facegen_cli.latent.directions import load_direction, move
     from facegen_cli.latent.keep_edit import held_reading, keep_edit
+    from facegen_cli.metrics.identity import identity_distance_or_none
     from facegen_cli.metrics.perceptual import Perceptual
     from facegen_cli.networks import load_network
     from facegen_cli.sampler import Sampler
@@ -98,10 +90,10 @@ def measure(work: Path, photos: int, pivot_steps: int, steps: int,
             kept_cpu = time.process_time() - t0
             records.append({"photo": stem, "edit": edit, "held": attribute, "strength": float(STRENGTHS[i]),
                             "plain_reached": bool(len(reached)), "plain_shift": float(shifts[i]),
-                            "plain_identity": identity_or_none(images[i], photo), "plain_cpu_s": plain_cpu,
+                            "plain_identity": identity_distance_or_none(images[i], photo), "plain_cpu_s": plain_cpu,
                             "kept_strength": abs(kept.strength), "kept_shift": abs(kept.change),
                             "kept_reached": abs(kept.change) >= MIN_SHIFT,
-                            "kept_identity": identity_or_none(kept.image, photo),
+                            "kept_identity": identity_distance_or_none(kept.image, photo),
                             "kept_correction": kept.correction, "kept_cpu_s": kept_cpu})
             row += [images[i], kept.image]
             print(stem, edit, records[-1]["plain_identity"], records[-1]["kept_identity"], flush=True,

@@ -116,7 +116,7 @@ def measure(name: str, net, classifiers: dict, out: Path, quick: bool) -> dict:
     from facegen_cli.latent.directions import load_direction, move
     from facegen_cli.latent.project import ProjectOptions, align_photo, image_stats, project
     from facegen_cli.latent.tuning import TuneOptions, tune
-    from facegen_cli.metrics.identity import NoFace, identity_distance
+    from facegen_cli.metrics.identity import identity_distance_or_none
     from facegen_cli.sampler import Sampler
 
     steps, seeds = (5, SEEDS[:8]) if quick else (PIVOT_STEPS, SEEDS)
@@ -147,10 +147,7 @@ def measure(name: str, net, classifiers: dict, out: Path, quick: bool) -> dict:
         edited = sampler.images(latents)
         shifts = np.abs(classifier_probabilities(edited, classifiers)[attr] - p0)
         i = int(np.argmax(shifts >= MIN_SHIFT)) if (shifts >= MIN_SHIFT).any() else len(STRENGTHS) - 1
-        try:
-            identity = identity_distance(edited[i], target)
-        except NoFace:
-            identity = None
+        identity = identity_distance_or_none(edited[i], target)
         row["edits"][direction] = {"strength": sign * STRENGTHS[i], "p_before": p0, "shift": float(shifts[i]),
                                    "reached": bool(shifts[i] >= MIN_SHIFT), "identity_distance": identity}
         images.append(edited[i])

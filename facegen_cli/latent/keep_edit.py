@@ -39,7 +39,7 @@ from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.layers import LAYER_GROUPS, w_resolutions
 from facegen_cli.latent.project import goal_image
 from facegen_cli.latent.sources import Source, read_latent, source_name
-from facegen_cli.metrics.identity import NoFace, enlarged, face_box, identity_distance
+from facegen_cli.metrics.identity import enlarged, face_box, identity_distance_or_none
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.paths import cache_dir, weights_dir
 from facegen_cli.prepare.landmarks import points68
@@ -70,6 +70,7 @@ Progress = Callable[[int, int], None]
 class KeptEdit:
     """A kept edit and the plain edit it started from, read by the held classifier attribute."""
 
+    held: str  # the classifier attribute whose probability the edit moved
     latent: np.ndarray  # W+ [num_ws, w_dim]
     image: np.ndarray  # HWC uint8
     strength: float  # along the direction, after the search
@@ -216,16 +217,14 @@ def keep_edit(sampler: Sampler, latent: np.ndarray, direction: Direction, streng
         edited = moved().cpu().numpy()[0]
         image_u8 = sampler.images(edited[None])[0]
         change = float(reading(goal_image(image_u8, G, device))[0]) - start
-    return KeptEdit(edited, image_u8, float(s.detach()), change, source_u8, plain_u8, plain_change,
+    return KeptEdit(attribute, edited, image_u8, float(s.detach()), change, source_u8, plain_u8, plain_change,
                     float(c.detach().norm()))
 
 
 def _distance(image: np.ndarray, source: np.ndarray) -> float | None:
-    """dlib's identity distance of `image` to `source`, None where no face is found."""
-    try:
-        return round(identity_distance(image, source), 4)
-    except NoFace:
-        return None
+    """dlib's identity distance of `image` to `source` to 4 places, None where no face is found."""
+    distance = identity_distance_or_none(image, source)
+    return None if distance is None else round(distance, 4)
 
 
 def run_kept_edit(sampler: Sampler, source: Source, direction: str, out: str | Path, strength: float,
@@ -236,13 +235,12 @@ def run_kept_edit(sampler: Sampler, source: Source, direction: str, out: str | P
     identity distance to the unedited face of the plain and of the kept edit."""
     require_wplus(sampler.net, "a kept edit")
     d = load_direction(direction, sampler.net)
-    _, attribute = held_reading(d)
     kept = keep_edit(sampler, read_latent(sampler, source), d, strength, steps=steps, on_progress=on_progress)
     stem = f"{source_name(source)}-{d.name}_{strength:+g}-kept"
     paths = [save_image(kept.image, Path(out) / f"{stem}.png")]
     if save_latents:
         paths.append(save_latent(Path(out) / f"{stem}.npy", kept.latent))
-    return paths, {"held": attribute, "strength": strength, "kept_strength": round(kept.strength, 3),
+    return paths, {"held": kept.held, "strength": strength, "kept_strength": round(kept.strength, 3),
                    "change": round(kept.change, 4), "plain_change": round(kept.plain_change, 4),
                    "identity_distance": _distance(kept.image, kept.source_image),
                    "plain_identity_distance": _distance(kept.plain_image, kept.source_image),

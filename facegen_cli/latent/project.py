@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.images import save_image, to_uint8
 from facegen_cli.latent.io import save_latent
-from facegen_cli.metrics.identity import NoFace, identity_distance
+from facegen_cli.metrics.identity import identity_distance_or_none
 from facegen_cli.metrics.perceptual import Perceptual
 from facegen_cli.networks import Network
 from facegen_cli.sampler import require_wplus
@@ -218,10 +218,7 @@ def image_stats(image: np.ndarray, target: np.ndarray) -> dict:
     err = (image.astype(np.float64) - target.astype(np.float64).mean(2, keepdims=True)
            if image.shape[2] == 1 else image.astype(np.float64) - target)
     mse = float(np.square(err).mean())
-    try:
-        identity = identity_distance(image, target) if image.shape[2] == 3 else None
-    except NoFace:
-        identity = None
+    identity = identity_distance_or_none(image, target) if image.shape[2] == 3 else None
     return {"psnr_db": 10 * math.log10(255 ** 2 / mse) if mse else float("inf"), "identity_distance": identity}
 
 

@@ -146,6 +146,14 @@ def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
     return _SHARED.distance(a, b)
 
 
+def identity_distance_or_none(a: np.ndarray, b: np.ndarray) -> float | None:
+    """identity_distance, or None where either image shows no face dlib finds."""
+    try:
+        return _SHARED.distance(a, b)
+    except NoFace:
+        return None
+
+
 def photo_distance(a: str | Path, b: str | Path) -> float:
     """Identity distance between the faces in two photo files; errors name the file, and a face that is not a
     human's (an animal's) is refused."""
