@@ -192,10 +192,12 @@ def test_project_a_photo_then_edit_it(site, tmp_path):
         Image.new("RGB", (40, 40), colour).save(photo)
         driver.find_element("id", "project-file").send_keys(str(photo))
         driver.find_element("id", "project-start").click()
-        browser.wait_for(driver, "return studio.state.faces.at(-1).name === arguments[0]"
+        browser.wait_for(driver, "return studio.state.faces.at(-1)?.name === arguments[0]"
                                  " && !document.getElementById('project-done').hidden", 60, f"projected {name}")
         browser.wait_for(driver, "return document.getElementById('project-target').complete")
         assert shown(driver, "project-target").tolist() == [[list(colour)] * 32] * 32
+    # the face is shown as soon as its latent exists; the job's last status comes with the next poll
+    browser.wait_for(driver, "return document.getElementById('project-status').textContent.startsWith('done:')", 30)
     assert "done: step 3 of 3" in driver.find_element("id", "project-status").text
     driver.find_element("id", "project-npy").click()
     assert np.load(wait_download(downloads, "projected-me.png.npy")).shape == (net.G_ema.num_ws, net.G_ema.w_dim)
