@@ -35,7 +35,7 @@ from facegen_cli.estimators.attributes import AGE, HAIR_COLOURS, AttributeReader
 from facegen_cli.estimators.pose import head_poses
 from facegen_cli.prepare.pipeline import PrepareOptions
 from facegen_cli.prepare.pipeline import prepare as run_prepare
-from tools.fit_shipped_directions import HELD_OUT_LISTS, link_folder
+from tools.fit_shipped_directions import HELD_OUT_LISTS, link_folder, utk_names
 
 CELEBA_FIRST, CELEBA_LAST = 6001, 10000  # the CelebA photos after the classifier's 6,000
 UTK_HELD_OUT = HELD_OUT_LISTS[0]  # the age benchmark's UTKFace faces, one data-relative path a line
@@ -64,7 +64,7 @@ def celeba_heldout(work: Path, last: int) -> Path:
 
 def utk_heldout(work: Path, count: int) -> Path:
     """The listed UTKFace photos no age regressor trains on (all, or a seeded sample of `count`)."""
-    listed = [line.rsplit("/", 1)[-1] for line in UTK_HELD_OUT.read_text().split()]
+    listed = utk_names([UTK_HELD_OUT])
     chosen = listed if count >= len(listed) else random.Random(1).sample(listed, count)
     folder = link_folder(DATA / "utkface" / "images", chosen, work / "utk_heldout_raw")
     return prepare(folder, work / "utk_heldout64", "utkface")

@@ -100,11 +100,16 @@ def celeba_subset(data: Path, folder: Path, count: int) -> Path:
     return link_folder(images, sorted(p.name for p in images.iterdir())[:count], folder)
 
 
+def utk_names(lists: list[Path]) -> list[str]:
+    """The UTKFace photos that lists of data-relative paths name, in their order (names as in utkface/images)."""
+    lines = [line for path in lists for line in path.read_text().split()]
+    return [line.rsplit("/", 1)[-1] for line in lines if line.startswith("utkface/")]
+
+
 def utk_held_out() -> set[str]:
     """UTKFace photos that benchmarks hold out: the age benchmark's faces and those of the held-out protocol's
-    lists and the tuning photos (names as in utkface/images)."""
-    lines = [line for path in HELD_OUT_LISTS for line in path.read_text().split()]
-    return {line.rsplit("/", 1)[-1] for line in lines if line.startswith("utkface/")}
+    lists and the tuning photos."""
+    return set(utk_names(HELD_OUT_LISTS))
 
 
 def utk_subset(data: Path, folder: Path, count: int, seed: int = 0) -> Path:
