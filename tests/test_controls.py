@@ -15,6 +15,7 @@ from facegen_cli.controls.steer import broyden, plan_moves, steer
 from facegen_cli.controls.store import Control, read_controls, save_controls
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.latent.directions import Direction, save_direction, store_dir
+from facegen_cli.latent.identity_span import IdentitySpan, save_identity_span
 from facegen_cli.sampler import Sampler
 
 
@@ -50,9 +51,14 @@ def fitted(tiny_net, private_cache):
 
 
 def test_the_controls_file_round_trips(tmp_path):
-    controls = [Control("Age", "Age_years", 4.25, None, {"cv_r2": 0.5}), Control("Yaw", "Yaw", -3.0, [0, 1])]
+    controls = [Control("Age", "Age_years", 4.25, None, {"cv_r2": 0.5}, 8), Control("Yaw", "Yaw", -3.0, [0, 1])]
     path = save_controls(controls, "abc123", tmp_path)
     assert read_controls(path) == ("abc123", controls)
+    for bad in (-1, 2.5, True):
+        path.write_text(json.dumps({"format": "facegen-controls", "version": 1, "network_id": "x", "controls": [
+            {"name": "Age", "direction": "a", "slope": 1, "identity_free": bad}]}))
+        with pytest.raises(FacegenError, match="control Age: identity_free must be a whole number"):
+            read_controls(path)
     path.write_text(json.dumps({"format": "facegen-controls", "version": 1, "network_id": "x",
                                 "controls": [{"name": "Height", "direction": "h", "slope": 1}]}))
     with pytest.raises(FacegenError, match="unknown control 'Height'"):
@@ -69,6 +75,24 @@ def test_the_step_is_orthogonal_to_the_kept_directions(tiny_net, fitted):
         assert abs(np.dot(move.vector, fitted["Male"])) < 1e-5 and abs(np.dot(move.vector, fitted["Yaw"])) < 1e-5
         assert np.linalg.norm(move.vector) == pytest.approx(1, abs=1e-5)
     assert np.dot(moves[0].vector, fitted["Age_years"]) > 0.5  # still mostly the control's own direction
+
+
+def test_a_control_moves_along_its_direction_freed_of_the_identity_axes(tiny_net, fitted):
+    folder = store_dir(tiny_net)
+    axes = np.linalg.qr(np.random.default_rng(1).standard_normal((64, 64)))[0].T  # rows: orthonormal
+    metric = (axes.T * np.linspace(2.0, 0.01, 64)) @ axes  # axes[0] changes the person most
+    save_controls([Control("Age", "Age_years", 4.0, None, {}, 3), Control("Smiling", "Smiling", 0.8)],
+                  tiny_net.network_id, folder)
+    with pytest.raises(FacegenError, match="free identity axes, but no identity-span.npy is beside it"):
+        plan_moves(tiny_net, {"Age": 40}, [])
+    save_identity_span(IdentitySpan(metric.astype(np.float32), tiny_net.network_id), folder)
+    (age, smiling), _ = plan_moves(tiny_net, {"Age": 40, "Smiling": 0.9}, [])
+    assert np.abs(axes[:3] @ age.vector).max() < 1e-5 and np.linalg.norm(age.vector) == pytest.approx(1, abs=1e-5)
+    assert np.dot(age.vector, fitted["Age_years"]) > 0.5
+    assert np.array_equal(smiling.vector, fitted["Smiling"])  # identity_free 0: the direction as fitted
+    save_controls([Control("Age", "Age_years", 4.0, None, {}, 64)], tiny_net.network_id, folder)
+    with pytest.raises(FacegenError, match="control Age frees 64 identity axes of 64"):
+        plan_moves(tiny_net, {"Age": 40}, [])
 
 
 @pytest.mark.parametrize("targets, keep, error, fragment", [

@@ -3,13 +3,15 @@ fitted for one network, stored as `controls.json` beside its directions.
 
 `controls.json` (format `facegen-controls`, version 1): the network id and, per control, the direction
 (a `NAME.npy` + `NAME.json` pair in the same folder, read by latent.directions), the W+ layers it
-moves, and its measured slope: how far one unit along the direction moves the reading, in the units
-the search works in (years, degrees, or the logit of a probability).
+moves, how many leading axes of the network's identity span (`identity-span.npy` in the same folder, read
+by latent.identity_span) are projected out of it (`identity_free`, 0 when absent), and its measured slope:
+how far one unit along the direction so freed moves the reading, in the units the search works in (years,
+degrees, or the logit of a probability).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ import numpy as np
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.fileio import write_text_atomic
 from facegen_cli.latent.directions import Direction, load_direction, shipped_dir, store_dir
+from facegen_cli.latent.identity_span import FILE as SPAN_FILE
+from facegen_cli.latent.identity_span import read_identity_span
 from facegen_cli.networks import Network
 
 FORMAT = "facegen-controls"
@@ -52,9 +56,10 @@ class Control:
 
     name: str
     direction: str  # a direction's name in the same folder
-    slope: float  # search units (years, degrees, logit) per unit along the direction
+    slope: float  # search units (years, degrees, logit) per unit along the direction (freed as below)
     layers: list[int] | None = None
     info: dict = field(default_factory=dict)
+    identity_free: int = 0  # leading identity-span axes projected out of the direction
 
     @property
     def spec(self) -> ControlSpec:
@@ -106,13 +111,17 @@ def read_controls(path: str | Path) -> tuple[str, list[Control]]:
         unknown = [c.name for c in controls if c.name not in CONTROLS]
         if unknown:
             raise ValueError(f"unknown control {unknown[0]!r}")
+        for c in controls:
+            if not isinstance(c.identity_free, int) or isinstance(c.identity_free, bool) or c.identity_free < 0:
+                raise ValueError(f"control {c.name}: identity_free must be a whole number of axes, 0 or more")
         return body["network_id"], controls
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise FacegenError(f"{path}: unreadable controls file ({e})") from None
 
 
 def network_controls(net: Network) -> dict[str, tuple[Control, Direction]]:
-    """Name -> (control, its direction) fitted for `net`: the shipped file, then the user's store's over it."""
+    """Name -> (control, its direction, freed of identity axes as the control says) fitted for `net`: the shipped
+    file, then the user's store's over it."""
     found: dict[str, tuple[Control, Direction]] = {}
     for folder in (shipped_dir(net), store_dir(net)):
         path = folder / FILE
@@ -121,6 +130,17 @@ def network_controls(net: Network) -> dict[str, tuple[Control, Direction]]:
         network_id, controls = read_controls(path)
         if network_id != net.network_id:
             raise FacegenError(f"{path}: controls of network {network_id}, not of this network ({net.network_id})")
+        span = None
+        if any(c.identity_free for c in controls):
+            if not (folder / SPAN_FILE).exists():
+                raise FacegenError(f"{path}: its controls free identity axes, but no {SPAN_FILE} is beside it")
+            span = read_identity_span(folder / SPAN_FILE, net)
         for c in controls:
-            found[c.name] = (c, load_direction(str(folder / f"{c.direction}.npy"), net))
+            direction = load_direction(str(folder / f"{c.direction}.npy"), net)
+            if c.identity_free >= net.G_ema.w_dim:
+                raise FacegenError(f"{path}: control {c.name} frees {c.identity_free} identity axes of "
+                                   f"{net.G_ema.w_dim}; nothing would be left to move")
+            if c.identity_free:
+                direction = replace(direction, vector=span.free(direction.vector, c.identity_free))
+            found[c.name] = (c, direction)
     return found
