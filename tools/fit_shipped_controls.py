@@ -1,6 +1,6 @@
 """Fit the explicit controls of `weights/default.safetensors` (`facegen edit SRC --set Age=60 ...`).
 
-    .venv/bin/python tools/fit_shipped_controls.py [--samples 1500] [--slope-seeds 16]
+    .venv/bin/python tools/fit_shipped_controls.py [--samples 800] [--slope-seeds 16] [--identity-seeds 12]
 
 1. Sample --samples faces of the default model (seeds 0.., psi 1) and read each with the estimators
    (facegen_cli.estimators.face.read_face: age in years, yaw and pitch in degrees).
@@ -10,6 +10,13 @@
    Mouth_Slightly_Open, Eyeglasses, the four hair colours) take the shipped InterFaceGAN boundaries where
    one ships. A control whose direction does not move its own reading as read from the image
    (controls.reach.own_reach, the shipping gate) is left out, its regressed direction not saved.
+   Age, Smiling, Mouth_Slightly_Open and Blond_Hair move along their directions with the 8 leading axes of the
+   network's identity span projected out (IDENTITY_FREE; latent.identity_span, measured on --identity-seeds
+   faces at psi 0.7 and shipped as weights/directions/<network id>/identity-span.npy, kept when already
+   there): so freed, they move their readings about as far per unit with less of the person going along.
+   Yaw is what the descriptor itself is most sensitive to (freed, it hardly turns the head), freed Black_Hair
+   no longer passes the gate below, and freed Pitch holds its kept readings less often: those three move
+   along their directions as fitted. The gate and the slopes judge the direction a control moves along.
 3. Each control's slope, the search's first guess: seeds 100000.. (--slope-seeds of them, none used
    above) moved -2 and +2 along its direction and read; the median change per unit in the search's
    units (years, degrees, logit of the probability).
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,11 +36,17 @@ from facegen_cli.controls.reach import GATE_PSI, own_reach
 from facegen_cli.controls.store import CONTROLS, Control, save_controls, to_search
 from facegen_cli.estimators.face import read_face
 from facegen_cli.latent.directions import Direction, direction_files, load_direction, save_direction, shipped_dir
+from facegen_cli.latent.identity_span import (FILE, IdentitySpan, measure_identity_span, read_identity_span,
+                                              save_identity_span)
 from facegen_cli.networks import load_network
 from facegen_cli.sampler import Sampler
 
 REGRESSED = {"Age": "Age_years", "Yaw": "Yaw", "Pitch": "Pitch"}  # control -> the direction fitted for it
 PENALTIES = np.logspace(-1, 4, 11)
+# control -> identity-span axes projected out of its direction (benchmarks/RESULTS.md, "Controls that keep the
+# person"): 8 of 256 halve the identity distance an Age edit costs at the same change in years.
+IDENTITY_FREE = {"Age": 8, "Smiling": 8, "Mouth_Slightly_Open": 8, "Blond_Hair": 8}
+IDENTITY_PSI = 0.7
 
 
 def ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
@@ -67,6 +81,22 @@ def sample_readings(sampler: Sampler, samples: int, batch: int = 64) -> tuple[np
     return np.concatenate(ws).astype(np.float64), {k: np.concatenate([r[k] for r in read]) for k in read[0]}
 
 
+def identity_span(net, seeds: range) -> IdentitySpan:
+    """The network's identity span: the shipped one, else measured on `seeds` and shipped."""
+    if (shipped_dir(net) / FILE).exists():
+        return read_identity_span(shipped_dir(net) / FILE, net)
+    span = measure_identity_span(Sampler(net, psi=IDENTITY_PSI), seeds, on_progress=lambda done, total: print(
+        f"identity span: {done} of {total} faces", file=sys.stderr, flush=True))
+    print(save_identity_span(span, shipped_dir(net)), flush=True)
+    return span
+
+
+def freed(control: str, direction: Direction, span: IdentitySpan) -> Direction:
+    """What the control moves along: `direction` with its IDENTITY_FREE identity axes projected out."""
+    count = IDENTITY_FREE.get(control, 0)
+    return replace(direction, vector=span.free(direction.vector, count)) if count else direction
+
+
 def passes(gate: Sampler, direction: Direction) -> bool:
     """Whether `direction` moves its own reading (the shipping gate), printed either way."""
     reach = own_reach(gate, direction)
@@ -76,14 +106,16 @@ def passes(gate: Sampler, direction: Direction) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=1500, help="faces to sample for the regressions")
+    parser.add_argument("--samples", type=int, default=800, help="faces to sample for the regressions")
     parser.add_argument("--slope-seeds", type=int, default=16, help="faces the slopes are measured on")
+    parser.add_argument("--identity-seeds", type=int, default=12, help="faces the identity span is measured on")
     args = parser.parse_args()
     start = time.time()
     net = load_network(None, "cpu")
     sampler = Sampler(net)
     folder = shipped_dir(net)
     gate = Sampler(net, psi=GATE_PSI)
+    span = identity_span(net, range(1000, 1000 + args.identity_seeds))
     w, read = sample_readings(sampler, args.samples)
     directions = {}
     for control, name in REGRESSED.items():
@@ -97,8 +129,8 @@ def main() -> None:
         direction = Direction(name, (beta / norm).astype(np.float32), net.network_id, None, info)
         print(f"{control}: {ok.sum()} faces read, cross-validated R^2 {r2:.3f} (penalty {penalty:g}), "
               f"{norm:.2f} {CONTROLS[control].unit} per unit of W", flush=True)
-        if passes(gate, direction):
-            directions[control] = direction
+        if passes(gate, freed(control, direction, span)):
+            directions[control] = freed(control, direction, span)
             save_direction(direction, folder)
         else:
             for stale in direction_files(folder / f"{name}.npy"):
@@ -107,7 +139,7 @@ def main() -> None:
         path = folder / f"{control}.npy"
         if control in REGRESSED or not path.exists():
             continue
-        direction = load_direction(str(path), net)
+        direction = freed(control, load_direction(str(path), net), span)
         if passes(gate, direction):
             directions[control] = direction
     slope_seeds = range(100_000, 100_000 + args.slope_seeds)
@@ -118,7 +150,8 @@ def main() -> None:
         slope = float(effects[CONTROLS[control].reader][i])
         controls.append(Control(control, d.name, round(slope, 4), d.layers,
                                 {"slope_seeds": f"{slope_seeds.start}-{slope_seeds.stop - 1}", "slope_step": 2.0,
-                                 **({"cv_r2": d.info["cv_r2"]} if "cv_r2" in d.info else {})}))
+                                 **({"cv_r2": d.info["cv_r2"]} if "cv_r2" in d.info else {})},
+                                IDENTITY_FREE.get(control, 0)))
         print(f"{control}: direction {d.name}, slope {slope:.3f} per unit "
               f"({'logit' if CONTROLS[control].unit == 'probability' else CONTROLS[control].unit})", flush=True)
     print(save_controls(controls, net.network_id, folder))
