@@ -89,7 +89,7 @@ def measure_identity_span(sampler: Sampler, seeds: Sequence[int], step: float = 
         if on_progress:
             on_progress(done + 1, len(seeds))
     if not used:
-        raise FacegenError("dlib found no face in every image of any seed; nothing to measure the identity on")
+        raise FacegenError("for no seed did dlib find the face in every moved image; nothing to measure the identity on")
     info = {"method": "forward differences of dlib's face descriptor along principal axes of W",
             "seeds": used, "psi": sampler.psi, "step": step, "axes": axes}
     return IdentitySpan((metric / len(used)).astype(np.float32), sampler.net.network_id, info)
@@ -124,4 +124,3 @@ def read_identity_span(path: str | Path, net: Network) -> IdentitySpan:
         raise FacegenError(f"{path}: not an identity span (the matrix is not symmetric)")
     info = {k: v for k, v in meta.items() if k != "network_id"}
     return IdentitySpan(metric, net.network_id, info)
-
