@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -93,8 +92,7 @@ def identity_span(net, seeds: range) -> IdentitySpan:
 
 def freed(control: str, direction: Direction, span: IdentitySpan) -> Direction:
     """What the control moves along: `direction` with its IDENTITY_FREE identity axes projected out."""
-    count = IDENTITY_FREE.get(control, 0)
-    return replace(direction, vector=span.free(direction.vector, count)) if count else direction
+    return span.free_direction(direction, IDENTITY_FREE.get(control, 0))
 
 
 def passes(gate: Sampler, direction: Direction) -> bool:
@@ -129,8 +127,9 @@ def main() -> None:
         direction = Direction(name, (beta / norm).astype(np.float32), net.network_id, None, info)
         print(f"{control}: {ok.sum()} faces read, cross-validated R^2 {r2:.3f} (penalty {penalty:g}), "
               f"{norm:.2f} {CONTROLS[control].unit} per unit of W", flush=True)
-        if passes(gate, freed(control, direction, span)):
-            directions[control] = freed(control, direction, span)
+        moved_along = freed(control, direction, span)
+        if passes(gate, moved_along):
+            directions[control] = moved_along
             save_direction(direction, folder)
         else:
             for stale in direction_files(folder / f"{name}.npy"):

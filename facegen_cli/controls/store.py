@@ -11,7 +11,7 @@ degrees, or the logit of a probability).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +140,5 @@ def network_controls(net: Network) -> dict[str, tuple[Control, Direction]]:
             if c.identity_free >= net.G_ema.w_dim:
                 raise FacegenError(f"{path}: control {c.name} frees {c.identity_free} identity axes of "
                                    f"{net.G_ema.w_dim}; nothing would be left to move")
-            if c.identity_free:
-                direction = replace(direction, vector=span.free(direction.vector, c.identity_free))
-            found[c.name] = (c, direction)
+            found[c.name] = (c, span.free_direction(direction, c.identity_free) if span else direction)
     return found

@@ -13,7 +13,8 @@ network id and how M was measured).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.fileio import write_text_atomic
-from facegen_cli.latent.directions import conditioned
+from facegen_cli.latent.directions import Direction, conditioned
 from facegen_cli.latent.io import read_array, save_latent
 from facegen_cli.latent.keep_edit import principal_basis
 from facegen_cli.metrics.identity import NoFace, shared_model
@@ -40,10 +41,14 @@ class IdentitySpan:
     network_id: str
     info: dict = field(default_factory=dict)
 
-    def axes(self) -> tuple[np.ndarray, np.ndarray]:
-        """M's eigenvalues, largest first, and its eigenvectors as rows in the same order."""
+    @cached_property
+    def _eigen(self) -> tuple[np.ndarray, np.ndarray]:
         values, vectors = np.linalg.eigh(self.metric.astype(np.float64))
         return values[::-1], vectors[:, ::-1].T
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """M's eigenvalues, largest first, and its eigenvectors as rows in the same order (computed once)."""
+        return self._eigen
 
     def sensitivity(self, vector: np.ndarray) -> float:
         """How far the identity moves per unit step along `vector`, to first order."""
@@ -56,6 +61,10 @@ class IdentitySpan:
         if not 0 <= count < w_dim:
             raise BadParameter("count", f"count {count} is outside 0-{w_dim - 1} (axes to project out of {w_dim})")
         return conditioned(np.asarray(vector, np.float32), list(self.axes()[1][:count]))
+
+    def free_direction(self, direction: Direction, count: int) -> Direction:
+        """`direction` moving along its vector freed of `count` axes (itself when `count` is 0)."""
+        return replace(direction, vector=self.free(direction.vector, count)) if count else direction
 
 
 def measure_identity_span(sampler: Sampler, seeds: Sequence[int], step: float = 1.0, axes: int | None = None,
