@@ -28,11 +28,13 @@ pytest.importorskip("uvicorn")
 from facegen_cli.checkpoint import save_checkpoint  # noqa: E402
 from facegen_cli.latent.directions import conditioned, move, sefa_directions  # noqa: E402
 from facegen_cli.latent.interpolate import morph_frames  # noqa: E402
+from facegen_cli.latent.tuning import TuneOptions  # noqa: E402
 from facegen_cli.latent.mixing import style_mix, weighted_average  # noqa: E402
 from facegen_cli.latent.sources import read_latent  # noqa: E402
 from facegen_cli.models import dcgan, stylegan3  # noqa: E402
 from facegen_cli.sampler import Sampler, conditioning, seed_to_z  # noqa: E402
 from facegen_cli.specs import parse_attrs  # noqa: E402
+from facegen_cli.studio.projection import ProjectRequest  # noqa: E402
 from facegen_cli.data.dataset import decode_image  # noqa: E402
 from facegen_cli.prepare import align  # noqa: E402
 from facegen_cli.prepare.pipeline import PrepareOptions, prepare, process_photo  # noqa: E402
@@ -94,6 +96,9 @@ def test_info_describes_the_network(studio):
     assert info["groups"]["coarse"] == [0, 1, 2, 3] and info["groups"]["middle"] == [4, 5, 6, 7]
     assert [d["name"] for d in info["directions"]] == [f"sefa-{i:02d}" for i in range(8)]
     assert info["controls"] == [] and not info["encoder"]  # neither is fitted for a tiny network
+    # the Project page starts from what `project --tune` runs, and a request without the field gets the same
+    assert info["projection"]["tune_steps"] == {"default": TuneOptions().steps, "max": 1000}
+    assert ProjectRequest().tune_steps == TuneOptions().steps
     face = open_seed(url, TAB, 0)
     status, _, body = call(f"{url}/api/t/{TAB}/controls", method="POST",
                            json_body={"face": face["id"], "targets": {"Age": 40}})

@@ -14,6 +14,7 @@ pytest.importorskip("uvicorn")
 from facegen_cli.latent.directions import conditioned, move, sefa_directions  # noqa: E402
 from facegen_cli.latent.mixing import style_mix  # noqa: E402
 from facegen_cli.latent.sources import read_latent  # noqa: E402
+from facegen_cli.latent.tuning import TuneOptions  # noqa: E402
 from facegen_cli.sampler import Sampler  # noqa: E402
 from facegen_cli.studio import browser  # noqa: E402
 from studio_helpers import browsed_studio, needs_real_faces  # noqa: E402
@@ -181,6 +182,8 @@ def test_quiz_scores_a_known_answer_sheet(site):
 def test_project_a_photo_then_edit_it(site, tmp_path):
     url, net, driver, downloads = site
     browser.goto(driver, "project")
+    # the page starts from the tuning `project --tune` runs (the server's default, not a copy in the page)
+    assert driver.find_element("id", "project-tune-steps").get_attribute("value") == str(TuneOptions().steps)
     box = driver.find_element("id", "project-steps")
     box.clear()
     box.send_keys("3")

@@ -44,7 +44,7 @@ class ProjectRequest:
     align: str = "ffhq"
     perceptual: bool = True  # the perceptual distance in the losses (off: pixels only)
     tune: bool = False
-    tune_steps: int = 100
+    tune_steps: int = TuneOptions.steps  # what `project --tune` runs
 
     def check(self, has_encoder: bool) -> None:
         if self.method not in METHODS:
@@ -59,6 +59,12 @@ class ProjectRequest:
             raise BadInput(f"align must be one of {', '.join(ALIGNS)}")
         if self.tune and self.method == "wplus":
             raise BadInput("tuning starts from the encoder's latent or a W projection, not W+")
+
+
+def request_defaults() -> dict:
+    """The page's starting values and bounds for the optimisation's and the tuning's steps."""
+    return {"steps": {"default": ProjectRequest.steps, "max": MAX_STEPS},
+            "tune_steps": {"default": ProjectRequest.tune_steps, "max": MAX_TUNE_STEPS}}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from facegen_cli.studio.projection import request_defaults
 from facegen_cli.studio.uploads import LATENT_LIMIT, PHOTO_LIMIT
 from facegen_cli.studio.web import HEADERS, api, context, reply
 
@@ -42,7 +43,8 @@ async def info(request: Request) -> Response:
     ctx = context(request)
     return reply({**ctx.studio.info(), "quiz": bool(ctx.quiz.names), "real_images": len(ctx.quiz.names),
                   "real_skipped": ctx.quiz.skipped, "encoder": ctx.projector.encoder is not None,
-                  "controls": ctx.controls.fitted, "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT}})
+                  "controls": ctx.controls.fitted, "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT},
+                  "projection": request_defaults()})
 
 
 ROUTES = [Route("/", page), Route("/static/{name}", asset), Route("/api/info", info)]

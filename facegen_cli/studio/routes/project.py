@@ -18,9 +18,9 @@ async def start(request: Request) -> Response:
     data = await read_body(request, PHOTO_LIMIT, name)
     projector = context(request).projector
     asked = ProjectRequest(query(request, "method", str, "encoder" if projector.encoder else "w"),
-                           query(request, "steps", int, 100), query(request, "align", str, "ffhq"),
+                           query(request, "steps", int, ProjectRequest.steps), query(request, "align", str, "ffhq"),
                            query(request, "perceptual", bool, True), query(request, "tune", bool, False),
-                           query(request, "tune_steps", int, 100))
+                           query(request, "tune_steps", int, ProjectRequest.tune_steps))
     job = projector.start(tab, data, name, asked)
     return reply(job.status(tab.id))
 

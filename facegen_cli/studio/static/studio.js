@@ -658,6 +658,10 @@ async function start() {
     $("quiz-unavailable").hidden = info.quiz;
     $("quiz-setup").hidden = !info.quiz;
     if (!info.encoder) $("project-method").querySelector("[value=encoder]").remove();
+    for (const [id, key] of [["project-steps", "steps"], ["project-tune-steps", "tune_steps"]]) {
+      $(id).value = info.projection[key].default;
+      $(id).max = info.projection[key].max;
+    }
     showProjectOptions();
     $("edit-layers").append(...Object.keys(info.groups).map((g) => el("option", { value: g, textContent: g })));
     buildSliders();
