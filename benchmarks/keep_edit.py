@@ -2,10 +2,11 @@
 
 The photos are the first N of `tuning_photos.txt` (faces the shipped model never trained on), each aligned
 at 64 px, W-projected PIVOT_STEPS steps and tuned with the defaults, as `project --tune` does (kept in --work,
-so a second run reuses them). Per photo and edit (Smiling, Age held as P(Young), Blond_Hair, Black_Hair): the
-plain edit at the smallest strength of STRENGTHS that moves the held probability of the shipped CelebA
-classifier by at least MIN_SHIFT (8 units when none does), then the kept edit started at that strength and
-held to the same shift; the dlib identity distance of each to the aligned photo, the shift, the CPU seconds.
+so a second run reuses them, as it reuses those `benchmarks.tuning --work` keeps). Per photo and edit
+(Smiling, Age held as P(Young), Blond_Hair, Black_Hair): the plain edit at the smallest strength of STRENGTHS
+that moves the held probability of the shipped CelebA classifier by at least MIN_SHIFT (8 units when none
+does), then the kept edit started at that strength and held to the same shift; the dlib identity distance
+of each to the aligned photo, the shift, the CPU seconds.
 
     python -m benchmarks.keep_edit --work DIR [--photos 12] [--figure benchmarks/keep_edit.png]
     python -m benchmarks.keep_edit --quick      # one photo, 5 steps of projection, tuning and search: a check
@@ -21,7 +22,7 @@ import numpy as np
 
 from benchmarks import harness
 from benchmarks.harness import DATA
-from benchmarks.tuning import MIN_SHIFT, PHOTOS, PIVOT_STEPS
+from benchmarks.tuning import MIN_SHIFT, PHOTOS, PIVOT_STEPS, keep_tuned
 
 EDITS = ("Smiling", "Age", "Blond_Hair", "Black_Hair")
 STRENGTHS = np.round(np.arange(0.25, 8.01, 0.25), 2)  # the plain edit's grid
@@ -29,7 +30,6 @@ STRENGTHS = np.round(np.arange(0.25, 8.01, 0.25), 2)  # the plain edit's grid
 
 def tuned_photo(work: Path, name: str, net, steps: int):
     """The aligned photo, its W pivot and its tuned network, made once and kept in `work`."""
-    from facegen_cli.checkpoint import save_tuned
     from facegen_cli.latent.project import ProjectOptions, align_photo, project
     from facegen_cli.latent.tuning import TuneOptions, tune
     from facegen_cli.networks import load_network
@@ -40,8 +40,7 @@ def tuned_photo(work: Path, name: str, net, steps: int):
         target = align_photo(DATA / name, 64)
         pivot, _, _ = project(net, target, ProjectOptions(steps=steps))
         tuned, image, _ = tune(net, target, pivot, TuneOptions(steps=steps) if steps < PIVOT_STEPS else TuneOptions())
-        save_tuned(network, tuned.arch, tuned.G_kwargs, tuned.G_ema, tuned.provenance)
-        np.savez(arrays, target=target, pivot=pivot, tuned=image)
+        keep_tuned(work, name, target, pivot, tuned, image)
     saved = np.load(arrays)
     return stem, saved["target"], saved["pivot"], load_network(str(network))
 

@@ -8,7 +8,8 @@ aligned photo (dlib), CPU and wall seconds (the tuned row's include its pivot, t
 for the tuned network, locality (mean PSNR of 100 random seeds drawn by the tuned vs the base network) and
 three shipped edits (Smiling, Age, Blond_Hair) at the
 smallest strength of STRENGTHS that moves the shipped classifier's probability by at least 0.3 (Age
-read as P(Young)), with the identity distance to the photo after the edit.
+read as P(Young)), with the identity distance to the photo after the edit. Each photo's pivot and tuned
+network stay in DIR, where `benchmarks.keep_edit --work DIR` starts from them.
 
     python -m benchmarks.tuning --select > benchmarks/tuning_photos.txt     # choose the photos (once)
     python -m benchmarks.tuning --work DIR [--part 1/3] [--photos N]        # measure: DIR/results-*.jsonl
@@ -110,6 +111,16 @@ def timed(fn):
     return result, time.process_time() - cpu, time.perf_counter() - wall
 
 
+def keep_tuned(work: Path, name: str, target: np.ndarray, pivot: np.ndarray, tuned, image: np.ndarray) -> None:
+    """A photo's aligned pixels, W pivot and tuned reconstruction (`NAME.npz`) and its tuned network, kept in
+    `work` so the edit benchmarks start from the same tuned photos."""
+    from facegen_cli.checkpoint import save_tuned
+
+    stem = name.replace("/", "_")
+    save_tuned(work / f"{stem}-tuned.safetensors", tuned.arch, tuned.G_kwargs, tuned.G_ema, tuned.provenance)
+    np.savez(work / f"{stem}.npz", target=target, pivot=pivot, tuned=image)
+
+
 def measure(name: str, net, classifiers: dict, out: Path, quick: bool) -> dict:
     """Every number of one photo; its images (photo, W, W+, tuned, edits) saved under out/images."""
     from facegen_cli.images import save_image
@@ -129,6 +140,7 @@ def measure(name: str, net, classifiers: dict, out: Path, quick: bool) -> dict:
     row["W+"] = {**image_stats(image_wplus, target), "cpu_s": cpu_wplus, "wall_s": wall_wplus}
     options = TuneOptions(steps=steps) if quick else TuneOptions()
     (tuned, tuned_image, _), tune_cpu, tune_wall = timed(lambda: tune(net, target, pivot, options))
+    keep_tuned(out, name, target, pivot, tuned, tuned_image)
     images = [target, image, image_wplus, tuned_image]
     sampler, base = Sampler(tuned), Sampler(net)
     seeds = base.map(base.zs(list(seeds)))
