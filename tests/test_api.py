@@ -14,6 +14,7 @@ from facegen_cli import api
 from facegen_cli.cli.main import app
 from facegen_cli.errors import BadParameter
 from facegen_cli.latent.directions import Direction, save_direction
+from facegen_cli.latent.tuning import TuneOptions
 from facegen_cli.sampler import SampleOptions
 
 
@@ -82,6 +83,7 @@ def test_what_depends_on_the_network_is_checked_by_the_sampler(tiny_net) -> None
 def test_project_help_gives_the_apis_default_steps() -> None:
     help_text = " ".join(CliRunner().invoke(app, ["project", "--help"], env={"COLUMNS": "300"}).stdout.split())
     assert f"default {api.PROJECT_STEPS}; {api.PIVOT_STEPS} with --tune" in help_text
+    assert f"Fine-tuning steps, 1-100000 (--tune; default {TuneOptions().steps})" in help_text
 
 
 # What a CLI module may call from the engine besides facegen_cli.api: option dataclasses it fills from flags

@@ -21,7 +21,7 @@ def project(
                                                     "network around it; writes STEM-tuned.png and the tuned "
                                                     "network STEM-tuned.safetensors (use it as --network)."),
     tune_steps: Optional[int] = typer.Option(None, "--tune-steps", help="Fine-tuning steps, 1-100000 (--tune; "
-                                                                                 "default 100)."),
+                                                                                 "default 150)."),
     locality_weight: Optional[float] = typer.Option(None, "--locality-weight",
                                                     help="Weight of the regulariser that keeps the tuned network's "
                                                          "other faces as they were (--tune; default 0.5); 0 = off."),
