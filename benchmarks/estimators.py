@@ -14,7 +14,8 @@ prepared the same way:
 `--classifiers` reads another folder holding both classifier files (a candidate measured on the same faces).
 One JSON object: age (mean and median absolute error in years, by band with the mean signed error, Pearson r,
 and the error of always answering the training mean), AUC and accuracy at 0.5 for each CelebA attribute with
-its positive rate, and the rate at which the pose estimator reads a head pose on `--pose-count` of the 64 px
+its positive rate, each as the engine reads (a face with its mirror image) and from the face alone (the
+`_one_view` keys), how far the face alone and its mirror image alone read apart, and the rate at which the pose estimator reads a head pose on `--pose-count` of the 64 px
 faces.
 """
 from __future__ import annotations
@@ -83,10 +84,24 @@ def nhwc(images) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def age(reader, age_clf, folder: Path) -> dict:
-    """The age reading against UTKFace's labels."""
+MIRROR_LIMITS = {AGE: 5.0, "Smiling": 0.15, "Male": 0.15, "Young": 0.15, "Blond_Hair": 0.15, "Black_Hair": 0.15}
+
+
+def mirror_disagreement(reader, images) -> dict:
+    """How far each reading of a face, from the face alone, is from the same reading of its mirror image: median,
+    90th percentile and the share beyond the controls' kept limit (5 years, 0.15 probability)."""
+    faces = nhwc(images)
+    alone, mirrored = reader.read(faces, mirror=False), reader.read(np.ascontiguousarray(faces[:, :, ::-1]), mirror=False)
+    gaps = {name: np.abs(alone[name] - mirrored[name]) for name in MIRROR_LIMITS}
+    return {name: {"median": round(float(np.median(gap)), 3), "p90": round(float(np.percentile(gap, 90)), 3),
+                   "limit": MIRROR_LIMITS[name], "share_beyond": round(float((gap > MIRROR_LIMITS[name]).mean()), 3)}
+            for name, gap in gaps.items()}
+
+
+def age(reader, age_clf, folder: Path, mirror: bool = True) -> dict:
+    """The age reading against UTKFace's labels (`mirror`: with each face's mirror image, as the engine reads)."""
     images, ages, _ = read_labelled(folder, ["age"], 64)
-    read = reader.read(nhwc(images))[AGE]
+    read = reader.read(nhwc(images), mirror=mirror)[AGE]
     truth = ages[:, 0]
     err = np.abs(read - truth)
     train_mean = float(age_clf.mean[age_clf.index("age")])
@@ -100,10 +115,10 @@ def age(reader, age_clf, folder: Path) -> dict:
             "mae_of_training_mean": round(float(np.abs(truth - train_mean).mean()), 2), "by_band": bands}
 
 
-def attributes(reader, folder: Path) -> tuple[dict, object]:
-    """AUC and accuracy of each CelebA attribute; the faces, for the pose reading."""
+def attributes(reader, folder: Path, mirror: bool = True) -> tuple[dict, object]:
+    """AUC and accuracy of each CelebA attribute (`mirror` as in `age`); the faces, for the pose reading."""
     images, labels, names = read_labelled(folder, None, 64)
-    probs = reader.read(nhwc(images))
+    probs = reader.read(nhwc(images), mirror=mirror)
     rows = {}
     for j, name in enumerate(names):
         truth = labels[:, j] > 0
@@ -131,9 +146,13 @@ def main() -> None:
         celeba = celeba_heldout(args.work, last)
         utk = utk_heldout(args.work, args.utk_count)
         reader = AttributeReader(args.classifiers) if args.classifiers else shared_reader()
-        record = {"utkface_age": age(reader, reader.classifiers()[1], utk)}
+        record = {"utkface_age": age(reader, reader.classifiers()[1], utk),
+                  "utkface_age_one_view": age(reader, reader.classifiers()[1], utk, mirror=False)}
         record["celeba"], images = attributes(reader, celeba)
-        record["celeba"]["photos"] = f"{CELEBA_FIRST:06d}-{last:06d}"
+        record["celeba_one_view"], _ = attributes(reader, celeba, mirror=False)
+        record["mirror_disagreement_one_view"] = {"utkface": mirror_disagreement(reader, read_labelled(utk, ["age"], 64)[0]),
+                                                  "celeba": mirror_disagreement(reader, images)}
+        record["celeba"]["photos"] = record["celeba_one_view"]["photos"] = f"{CELEBA_FIRST:06d}-{last:06d}"
     faces = nhwc(images[:args.pose_count])
     found = [p for p in head_poses(faces, aligned=True) if p is not None]
     record["pose"] = {"faces": len(faces), "read": len(found),

@@ -61,11 +61,17 @@ class Classifier:
             raise BadInput(f"the classifier knows no attribute {attr!r} (it has: {', '.join(self.names)})")
         return lower.index(attr.lower())
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> np.ndarray:
-        """[N, attrs] probabilities (binary) or values (numeric) for NCHW images in [-1, 1]."""
+    def outputs(self, images: torch.Tensor, mirror: bool = True) -> torch.Tensor:
+        """[N, attrs] raw outputs (logits, standardised values) for NCHW images in [-1, 1], differentiable; with
+        `mirror`, the mean of each image's and its mirror image's (trained on both, the net reads them apart)."""
         x = resize(images.to(torch.float32), self.size)
-        out = self.net.eval()(x).cpu().numpy().astype(np.float64)
+        net = self.net.eval()
+        return (net(x) + net(x.flip(3))) / 2 if mirror else net(x)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, mirror: bool = True) -> np.ndarray:
+        """[N, attrs] probabilities (binary) or values (numeric) for NCHW images in [-1, 1] (see `outputs`)."""
+        out = self.outputs(images, mirror).cpu().numpy().astype(np.float64)
         return np.where(self.binary, 1 / (1 + np.exp(-out)), out * self.std + self.mean)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facegen_cli.errors import BadParameter, FacegenError
-from facegen_cli.estimators.attributes import read_attributes
+from facegen_cli.estimators.attributes import read_attributes, shared_reader
 from facegen_cli.estimators.face import estimator_names, read_face
 from facegen_cli.latent.project import align_photo
 from real_faces import CELEBA, CELEBA_IMAGES, SHARED_DATA
@@ -40,6 +40,32 @@ def test_the_estimators_read_real_faces_in_units():
     mirrored = read_face(faces[:, :, ::-1])
     turned = np.abs(values["Yaw"]) > 8
     assert np.all(np.sign(values["Yaw"][turned]) == -np.sign(mirrored["Yaw"][turned]))
+    for name in ("Age", "Male", "Smiling", "Young"):  # a face and its mirror image are read as one face
+        np.testing.assert_allclose(mirrored[name], values[name], rtol=1e-5, atol=1e-5)
+
+
+def test_the_classifiers_read_a_face_with_its_mirror_image():
+    """The engine's age is the mean of the regressor's readings of the face and of its mirror image (alone, the
+    regressor reads the two apart), and each CelebA probability the sigmoid of the two logits' mean."""
+    if not UTKFACE.is_dir():
+        pytest.skip(f"real faces not found: {UTKFACE}")
+    names = AGE_HELD_OUT.read_text().split()[:16]
+    faces = []
+    for name in names:
+        try:
+            faces.append(align_photo(SHARED_DATA / name, 64))
+        except FacegenError:
+            continue
+    faces = np.stack(faces)
+    mirrors = np.ascontiguousarray(faces[:, :, ::-1])
+    reader = shared_reader()
+    both, alone, alone_mirrored = (reader.read(faces), reader.read(faces, mirror=False),
+                                   reader.read(mirrors, mirror=False))
+    np.testing.assert_allclose(both["Age"], (alone["Age"] + alone_mirrored["Age"]) / 2, rtol=1e-5)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(logit(both["Smiling"]), (logit(alone["Smiling"]) + logit(alone_mirrored["Smiling"])) / 2,
+                               rtol=1e-4, atol=1e-4)
+    assert np.abs(alone["Age"] - alone_mirrored["Age"]).max() > 0.5  # what the pairing takes out
 
 
 def test_the_estimators_name_every_reading_and_refuse_what_is_not_an_image():
@@ -56,7 +82,7 @@ def held_out_faces(low: int, high: int, count: int) -> tuple[np.ndarray, np.ndar
     for name in (line.rsplit("/", 1)[-1] for line in AGE_HELD_OUT.read_text().split()):
         if low <= int(name.split("_")[0]) < high:
             try:
-                faces.append(align_photo(UTKFACE / name, 64))
+                faces.append(align_photo(SHARED_DATA / name, 64))
             except FacegenError:
                 continue
             ages.append(int(name.split("_")[0]))

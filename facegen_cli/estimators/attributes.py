@@ -60,12 +60,13 @@ class AttributeReader:
         celeba, _ = self.classifiers()
         return [AGE, *celeba.names]
 
-    def read(self, images: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
-        """Name -> one value per image: Age in years, each CelebA attribute as a probability."""
+    def read(self, images: np.ndarray, batch: int = 256, mirror: bool = True) -> dict[str, np.ndarray]:
+        """Name -> one value per image: Age in years, each CelebA attribute as a probability; with `mirror`, read
+        from each face and its mirror image together (Classifier.outputs), so a face and its mirror read alike."""
         celeba, age = self.classifiers()
         x = to_tensor(images)
-        probs = np.concatenate([celeba.predict(chunk) for chunk in x.split(batch)])
-        years = np.concatenate([age.predict(chunk)[:, age.index("age")] for chunk in x.split(batch)])
+        probs = np.concatenate([celeba.predict(chunk, mirror) for chunk in x.split(batch)])
+        years = np.concatenate([age.predict(chunk, mirror)[:, age.index("age")] for chunk in x.split(batch)])
         return {AGE: years, **{name: probs[:, i] for i, name in enumerate(celeba.names)}}
 
 

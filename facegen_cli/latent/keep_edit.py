@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facegen_cli.classifier import Classifier, load_classifier, resize
+from facegen_cli.classifier import Classifier, load_classifier
 from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.fileio import atomic_open
 from facegen_cli.images import save_image, to_uint8
@@ -178,10 +178,9 @@ def keep_edit(sampler: Sampler, latent: np.ndarray, direction: Direction, streng
     ws = torch.from_numpy(np.asarray(latent, np.float32))[None].to(device)
     d = torch.from_numpy(np.asarray(direction.vector, np.float32)).to(device)
     u = torch.from_numpy(principal_basis(sampler, MOUTH_BASIS if mouth else BASIS)).to(device)
-    net = classifier.net.eval()
 
     def reading(images: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(net(resize(images, classifier.size))[:, index])
+        return torch.sigmoid(classifier.outputs(images)[:, index])
 
     with torch.no_grad():
         source_u8, plain_u8 = to_uint8(sampler.synthesize(torch.cat([ws, ws + strength * d])))
