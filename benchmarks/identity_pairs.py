@@ -12,8 +12,13 @@ Then the same person over a turn of the head: CelebA photos of the identities wi
 celeba10k (identity_CelebA.txt; whole identities in file order until --celeba-faces photos), each aligned at
 64 px as above and read by the head-pose estimator; every pair of one person's faces is binned by the
 difference in yaw (and, for |yaw difference| under 10 degrees, in pitch), and each bin gives the distance's
-spread and the shares under 0.5 and 0.6. The real reference for an edit that turns a head and should keep
-the person.
+spread and the shares under 0.5 and 0.6, and how often the readings a control keeps (age in years, Male,
+Smiling) stay put between the two photos. The real reference for an edit that turns a head and should keep the
+person; each face against its own mirror image (yaw flips sign, nothing else changes) is the same reference
+with the person, age and expression identical by construction.
+The same faces are also read by the shipped classifiers: pairs within 10 degrees of each other in yaw and pitch
+are binned by how far one reading (P(Young), P(Smiling), a hair colour, age in years) differs between the two
+photos, the real reference for an edit that moves that reading and should keep the person.
 
     python -m benchmarks.identity_pairs [--pairs PATH] [--celeba-faces 1000] [--quick]
     # --quick: every 30th pair, 40 CelebA faces
@@ -31,6 +36,7 @@ import numpy as np
 
 from benchmarks import harness
 from facegen_cli.errors import FacegenError
+from facegen_cli.estimators.attributes import AGE, shared_reader
 from facegen_cli.estimators.pose import head_pose
 from facegen_cli.latent.project import align_photo
 from facegen_cli.metrics.identity import SAME_PERSON_THRESHOLD, shared_model
@@ -40,6 +46,12 @@ PAIRS = harness.DATA / "wild" / "deepface" / "master.csv"
 CELEBA = harness.DATA / "celeba10k"
 YAW_BINS = ((0, 5), (5, 10), (10, 15), (15, 25), (25, 90))  # |yaw difference| in degrees
 PITCH_BINS = ((0, 5), (5, 10), (10, 90))  # |pitch difference|, pairs within 10 degrees of yaw
+PROBABILITY_BINS = ((0, 0.1), (0.1, 0.3), (0.3, 1.01))  # |difference| of a classifier's probability
+YEAR_BINS = ((0, 5), (5, 10), (10, 200))  # |difference| of the age reading, years
+READINGS = (("Young", PROBABILITY_BINS), ("Smiling", PROBABILITY_BINS), ("Blond_Hair", PROBABILITY_BINS),
+            ("Black_Hair", PROBABILITY_BINS), (AGE, YEAR_BINS))
+KEPT = {AGE: 5.0, "Male": 0.15, "Smiling": 0.15}  # a kept reading moves at most this much (the controls' goal)
+READERS = {"readings": True, "one_view": False}  # the classifiers with the mirror image (as the engine reads), without
 
 
 def quick_needs() -> str | None:
@@ -114,27 +126,77 @@ def celeba_people(count: int, least: int = 3) -> list[tuple[str, str]]:
     return chosen
 
 
-def pose_pairs(count: int) -> list[dict]:
-    """Same-person pairs of CelebA faces at 64 px: distance by yaw (and pitch) difference, one record per bin."""
-    model, faces = shared_model(), collections.defaultdict(list)
+def read_face(face: np.ndarray, name: str) -> dict:
+    """One 64 px face read by every instrument: yaw, pitch, descriptor and the classifiers' readings, as the
+    engine reads them (the face with its mirror image) and from the face alone."""
+    pose = head_pose(face, name, aligned=True)
+    return {"yaw": pose.yaw, "pitch": pose.pitch, "descriptor": shared_model().descriptor(face, name),
+            **{way: {key: float(value[0]) for key, value in shared_reader().read(face, mirror=mirror).items()}
+               for way, mirror in READERS.items()}}
+
+
+def celeba_faces(count: int) -> tuple[dict[str, list[dict]], list[tuple[dict, dict, float]]]:
+    """Identity -> its faces at 64 px, each read once; and each face paired with its own mirror image."""
+    faces, mirrored = collections.defaultdict(list), []
     for name, person in celeba_people(count):
         try:
             face = align_photo(CELEBA / "images" / name, 64, "ffhq")
-            pose = head_pose(face, name, aligned=True)
-            faces[person].append((pose.yaw, pose.pitch, model.descriptor(face, name)))
+            read = read_face(face, name)
+            mirror = read_face(np.ascontiguousarray(face[:, ::-1]), f"{name} mirrored")
         except FacegenError:  # no face found or no pose read: the photo takes no part
             continue
-    pairs = np.array([(abs(a[0] - b[0]), abs(a[1] - b[1]), np.linalg.norm(a[2] - b[2]))
-                      for found in faces.values() for a, b in itertools.combinations(found, 2)]).reshape(-1, 3)
-    bins = [("yaw", lo, hi, (pairs[:, 0] >= lo) & (pairs[:, 0] < hi)) for lo, hi in YAW_BINS]
-    bins += [("pitch", lo, hi, (pairs[:, 1] >= lo) & (pairs[:, 1] < hi) & (pairs[:, 0] < 10)) for lo, hi in PITCH_BINS]
-    bins.append(("all", 0, 180, np.ones(len(pairs), bool)))
-    faces_read = sum(len(found) for found in faces.values())
-    return [{"way": "CelebA same person at 64 px, by pose difference", "faces": faces_read, "people": len(faces),
-             "difference": angle, "degrees": [lo, hi], "pairs": int(inside.sum()), "distance": spread(pairs[inside, 2]),
-             "under_0.5": round(float((pairs[inside, 2] <= 0.5).mean()), 3) if inside.any() else None,
-             "under_0.6": round(float((pairs[inside, 2] <= 0.6).mean()), 3) if inside.any() else None}
-            for angle, lo, hi, inside in bins]
+        faces[person].append(read)
+        mirrored.append((read, mirror, float(np.linalg.norm(read["descriptor"] - mirror["descriptor"]))))
+    return faces, mirrored
+
+
+def same_person_pairs(faces: dict[str, list[dict]]) -> list[tuple[dict, dict, float]]:
+    """Every pair of one person's faces with their descriptors' distance."""
+    return [(a, b, float(np.linalg.norm(a["descriptor"] - b["descriptor"])))
+            for found in faces.values() for a, b in itertools.combinations(found, 2)]
+
+
+def binned(way: str, faces: int, people: int, pairs: list[tuple[dict, dict, float]], inside: np.ndarray,
+           **fields) -> dict:
+    """One bin of pairs: the distance's spread, its shares under 0.5 and 0.6, and how often the kept readings held
+    (read with and without the mirror image)."""
+    dist = np.array([d for _, _, d in pairs])[inside] if pairs else np.zeros(0)
+    chosen = [(a, b) for (a, b, _), keep in zip(pairs, inside) if keep]
+    kept = {f"kept_{name}{'' if way == 'readings' else '_one_view'}":
+            round(float(np.mean([abs(a[way][name] - b[way][name]) <= limit for a, b in chosen])), 3) if chosen else None
+            for way in READERS for name, limit in KEPT.items()}
+    return {"way": way, "faces": faces, "people": people, **fields, "pairs": int(inside.sum()),
+            "distance": spread(dist),
+            "under_0.5": round(float((dist <= 0.5).mean()), 3) if len(dist) else None,
+            "under_0.6": round(float((dist <= 0.6).mean()), 3) if len(dist) else None, **kept}
+
+
+def pose_and_reading_pairs(count: int) -> list[dict]:
+    """Same-person pairs of CelebA faces at 64 px by pose difference; each face against its mirror by yaw difference
+    (the same face turned, nothing else changed); then, heads within 10 degrees, the pairs by reading difference."""
+    faces, mirrored = celeba_faces(count)
+    pairs = same_person_pairs(faces)
+    faces_read, people = sum(len(found) for found in faces.values()), len(faces)
+    yaw = np.array([abs(a["yaw"] - b["yaw"]) for a, b, _ in pairs])
+    pitch = np.array([abs(a["pitch"] - b["pitch"]) for a, b, _ in pairs])
+    records = [binned("CelebA same person at 64 px, by pose difference", faces_read, people, pairs,
+                      (yaw >= lo) & (yaw < hi), difference="yaw", degrees=[lo, hi]) for lo, hi in YAW_BINS]
+    records += [binned("CelebA same person at 64 px, by pose difference", faces_read, people, pairs,
+                       (pitch >= lo) & (pitch < hi) & (yaw < 10), difference="pitch", degrees=[lo, hi])
+                for lo, hi in PITCH_BINS]
+    records.append(binned("CelebA same person at 64 px, by pose difference", faces_read, people, pairs,
+                          np.ones(len(pairs), bool), difference="all", degrees=[0, 180]))
+    turned = np.array([abs(a["yaw"] - b["yaw"]) for a, b, _ in mirrored])
+    records += [binned("CelebA face against its own mirror image at 64 px, by yaw difference", faces_read, people,
+                       mirrored, (turned >= lo) & (turned < hi), difference="yaw", degrees=[lo, hi])
+                for lo, hi in YAW_BINS]
+    still = (yaw < 10) & (pitch < 10)
+    for name, bins in READINGS:
+        moved = np.array([abs(a["readings"][name] - b["readings"][name]) for a, b, _ in pairs])
+        records += [binned("CelebA same person at 64 px, heads within 10 degrees, by reading difference",
+                           faces_read, people, pairs, still & (moved >= lo) & (moved < hi), reading=name,
+                           bounds=[lo, hi]) for lo, hi in bins]
+    return records
 
 
 def main() -> None:
@@ -156,7 +218,7 @@ def main() -> None:
     mirror = np.array([shared_model().distance(face, np.ascontiguousarray(face[:, ::-1])) for face in aligned.values()])
     records.append({"way": "64 px face against its mirror image", "faces": len(mirror), "distance": spread(mirror)})
     if (CELEBA / "identity_CelebA.txt").is_file():
-        records += pose_pairs(40 if args.quick else args.celeba_faces)
+        records += pose_and_reading_pairs(40 if args.quick else args.celeba_faces)
     env, load = harness.machine(), harness.load_average()
     harness.write([{**r, "machine": env, "load": load} for r in records], args.out)
 
