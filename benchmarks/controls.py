@@ -48,11 +48,15 @@ def face_found(image: np.ndarray) -> bool:
     return bool(detect_faces(big))
 
 
+def kept_limit(name: str) -> float:
+    """How far a kept reading may move: in its control's unit (5 years for age), else as a probability (0.15)."""
+    return KEPT_LIMIT[CONTROLS[name].unit if name in CONTROLS else "probability"]
+
+
 def kept_moved(row: dict) -> bool:
     """Whether every kept reading stayed within its limit."""
     for name, v in row["kept"].items():
-        unit = CONTROLS[name].unit if name in CONTROLS else "probability"
-        if v["before"] is None or v["after"] is None or abs(v["after"] - v["before"]) > KEPT_LIMIT[unit]:
+        if v["before"] is None or v["after"] is None or abs(v["after"] - v["before"]) > kept_limit(name):
             return False
     return True
 

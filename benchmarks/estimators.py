@@ -15,8 +15,8 @@ prepared the same way:
 One JSON object: age (mean and median absolute error in years, by band with the mean signed error, Pearson r,
 and the error of always answering the training mean), AUC and accuracy at 0.5 for each CelebA attribute with
 its positive rate, each as the engine reads (a face with its mirror image) and from the face alone (the
-`_one_view` keys), how far the face alone and its mirror image alone read apart, and the rate at which the pose estimator reads a head pose on `--pose-count` of the 64 px
-faces.
+`_one_view` keys), how far the face alone and its mirror image alone read apart, and the rate at which the pose
+estimator reads a head pose on `--pose-count` of the 64 px faces.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from benchmarks import harness
+from benchmarks.controls import kept_limit
 from benchmarks.harness import DATA
 from facegen_cli.classifier import read_labelled
 from facegen_cli.estimators.attributes import AGE, HAIR_COLOURS, AttributeReader, shared_reader
@@ -84,7 +85,7 @@ def nhwc(images) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-MIRROR_LIMITS = {AGE: 5.0, "Smiling": 0.15, "Male": 0.15, "Young": 0.15, "Blond_Hair": 0.15, "Black_Hair": 0.15}
+MIRRORED_READINGS = (AGE, "Smiling", "Male", "Young", "Blond_Hair", "Black_Hair")
 
 
 def mirror_disagreement(reader, images) -> dict:
@@ -92,15 +93,14 @@ def mirror_disagreement(reader, images) -> dict:
     90th percentile and the share beyond the controls' kept limit (5 years, 0.15 probability)."""
     faces = nhwc(images)
     alone, mirrored = reader.read(faces, mirror=False), reader.read(np.ascontiguousarray(faces[:, :, ::-1]), mirror=False)
-    gaps = {name: np.abs(alone[name] - mirrored[name]) for name in MIRROR_LIMITS}
+    gaps = {name: np.abs(alone[name] - mirrored[name]) for name in MIRRORED_READINGS}
     return {name: {"median": round(float(np.median(gap)), 3), "p90": round(float(np.percentile(gap, 90)), 3),
-                   "limit": MIRROR_LIMITS[name], "share_beyond": round(float((gap > MIRROR_LIMITS[name]).mean()), 3)}
+                   "limit": kept_limit(name), "share_beyond": round(float((gap > kept_limit(name)).mean()), 3)}
             for name, gap in gaps.items()}
 
 
-def age(reader, age_clf, folder: Path, mirror: bool = True) -> dict:
+def age(reader, age_clf, images, ages: np.ndarray, mirror: bool = True) -> dict:
     """The age reading against UTKFace's labels (`mirror`: with each face's mirror image, as the engine reads)."""
-    images, ages, _ = read_labelled(folder, ["age"], 64)
     read = reader.read(nhwc(images), mirror=mirror)[AGE]
     truth = ages[:, 0]
     err = np.abs(read - truth)
@@ -115,9 +115,8 @@ def age(reader, age_clf, folder: Path, mirror: bool = True) -> dict:
             "mae_of_training_mean": round(float(np.abs(truth - train_mean).mean()), 2), "by_band": bands}
 
 
-def attributes(reader, folder: Path, mirror: bool = True) -> tuple[dict, object]:
-    """AUC and accuracy of each CelebA attribute (`mirror` as in `age`); the faces, for the pose reading."""
-    images, labels, names = read_labelled(folder, None, 64)
+def attributes(reader, images, labels: np.ndarray, names: list[str], mirror: bool = True) -> dict:
+    """AUC and accuracy of each CelebA attribute (`mirror` as in `age`)."""
     probs = reader.read(nhwc(images), mirror=mirror)
     rows = {}
     for j, name in enumerate(names):
@@ -128,7 +127,7 @@ def attributes(reader, folder: Path, mirror: bool = True) -> tuple[dict, object]
                       "majority_rate": round(float(max(truth.mean(), 1 - truth.mean())), 3),
                       "hair_colour": name in HAIR_COLOURS}
     return {"faces": len(labels), "median_auc": round(float(np.nanmedian([r["auc"] for r in rows.values()])), 3),
-            "by_attribute": rows}, images
+            "by_attribute": rows}
 
 
 def main() -> None:
@@ -146,13 +145,16 @@ def main() -> None:
         celeba = celeba_heldout(args.work, last)
         utk = utk_heldout(args.work, args.utk_count)
         reader = AttributeReader(args.classifiers) if args.classifiers else shared_reader()
-        record = {"utkface_age": age(reader, reader.classifiers()[1], utk),
-                  "utkface_age_one_view": age(reader, reader.classifiers()[1], utk, mirror=False)}
-        record["celeba"], images = attributes(reader, celeba)
-        record["celeba_one_view"], _ = attributes(reader, celeba, mirror=False)
-        record["mirror_disagreement_one_view"] = {"utkface": mirror_disagreement(reader, read_labelled(utk, ["age"], 64)[0]),
+        utk_images, ages, _ = read_labelled(utk, ["age"], 64)
+        images, labels, names = read_labelled(celeba, None, 64)
+        age_clf = reader.classifiers()[1]
+        record = {}
+        for suffix, mirror in (("", True), ("_one_view", False)):
+            record[f"utkface_age{suffix}"] = age(reader, age_clf, utk_images, ages, mirror)
+            record[f"celeba{suffix}"] = {**attributes(reader, images, labels, names, mirror),
+                                         "photos": f"{CELEBA_FIRST:06d}-{last:06d}"}
+        record["mirror_disagreement_one_view"] = {"utkface": mirror_disagreement(reader, utk_images),
                                                   "celeba": mirror_disagreement(reader, images)}
-        record["celeba"]["photos"] = record["celeba_one_view"]["photos"] = f"{CELEBA_FIRST:06d}-{last:06d}"
     faces = nhwc(images[:args.pose_count])
     found = [p for p in head_poses(faces, aligned=True) if p is not None]
     record["pose"] = {"faces": len(faces), "read": len(found),

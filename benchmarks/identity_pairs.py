@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from benchmarks import harness
+from benchmarks.controls import kept_limit
 from facegen_cli.errors import FacegenError
 from facegen_cli.estimators.attributes import AGE, shared_reader
 from facegen_cli.estimators.pose import head_pose
@@ -50,7 +51,7 @@ PROBABILITY_BINS = ((0, 0.1), (0.1, 0.3), (0.3, 1.01))  # |difference| of a clas
 YEAR_BINS = ((0, 5), (5, 10), (10, 200))  # |difference| of the age reading, years
 READINGS = (("Young", PROBABILITY_BINS), ("Smiling", PROBABILITY_BINS), ("Blond_Hair", PROBABILITY_BINS),
             ("Black_Hair", PROBABILITY_BINS), (AGE, YEAR_BINS))
-KEPT = {AGE: 5.0, "Male": 0.15, "Smiling": 0.15}  # a kept reading moves at most this much (the controls' goal)
+KEPT = (AGE, "Male", "Smiling")  # the readings a pose control keeps, each within benchmarks.controls.kept_limit
 READERS = {"readings": True, "one_view": False}  # the classifiers with the mirror image (as the engine reads), without
 
 
@@ -162,9 +163,10 @@ def binned(way: str, faces: int, people: int, pairs: list[tuple[dict, dict, floa
     (read with and without the mirror image)."""
     dist = np.array([d for _, _, d in pairs])[inside] if pairs else np.zeros(0)
     chosen = [(a, b) for (a, b, _), keep in zip(pairs, inside) if keep]
-    kept = {f"kept_{name}{'' if way == 'readings' else '_one_view'}":
-            round(float(np.mean([abs(a[way][name] - b[way][name]) <= limit for a, b in chosen])), 3) if chosen else None
-            for way in READERS for name, limit in KEPT.items()}
+    kept = {f"kept_{name}{'' if reader == 'readings' else '_one_view'}":
+            round(float(np.mean([abs(a[reader][name] - b[reader][name]) <= kept_limit(name) for a, b in chosen])), 3)
+            if chosen else None
+            for reader in READERS for name in KEPT}
     return {"way": way, "faces": faces, "people": people, **fields, "pairs": int(inside.sum()),
             "distance": spread(dist),
             "under_0.5": round(float((dist <= 0.5).mean()), 3) if len(dist) else None,

@@ -49,14 +49,7 @@ def test_the_classifiers_read_a_face_with_its_mirror_image():
     regressor reads the two apart), and each CelebA probability the sigmoid of the two logits' mean."""
     if not UTKFACE.is_dir():
         pytest.skip(f"real faces not found: {UTKFACE}")
-    names = AGE_HELD_OUT.read_text().split()[:16]
-    faces = []
-    for name in names:
-        try:
-            faces.append(align_photo(SHARED_DATA / name, 64))
-        except FacegenError:
-            continue
-    faces = np.stack(faces)
+    faces, _ = held_out_faces(0, 200, 16)
     mirrors = np.ascontiguousarray(faces[:, :, ::-1])
     reader = shared_reader()
     both, alone, alone_mirrored = (reader.read(faces), reader.read(faces, mirror=False),
@@ -82,7 +75,7 @@ def held_out_faces(low: int, high: int, count: int) -> tuple[np.ndarray, np.ndar
     for name in (line.rsplit("/", 1)[-1] for line in AGE_HELD_OUT.read_text().split()):
         if low <= int(name.split("_")[0]) < high:
             try:
-                faces.append(align_photo(SHARED_DATA / name, 64))
+                faces.append(align_photo(UTKFACE / name, 64))
             except FacegenError:
                 continue
             ages.append(int(name.split("_")[0]))
