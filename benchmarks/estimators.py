@@ -15,7 +15,8 @@ prepared the same way:
 One JSON object: age (mean and median absolute error in years, by band with the mean signed error, Pearson r,
 and the error of always answering the training mean), AUC and accuracy at 0.5 for each CelebA attribute with
 its positive rate, each as the engine reads (a face with its mirror image) and from the face alone (the
-`_one_view` keys), how far the face alone and its mirror image alone read apart, and the rate at which the pose
+`_one_view` keys), how far the face alone and its mirror image alone read apart, whether a reading drifts as
+the head turns or tilts (`pose_bias`: mean reading minus mean label per |yaw| and pitch bin), and the rate at which the pose
 estimator reads a head pose on `--pose-count` of the 64 px faces.
 """
 from __future__ import annotations
@@ -86,6 +87,9 @@ def nhwc(images) -> np.ndarray:
 
 
 MIRRORED_READINGS = (AGE, "Smiling", "Male", "Young", "Blond_Hair", "Black_Hair")
+POSE_BIAS_READINGS = ("Smiling", "Male", "Young", "Mouth_Slightly_Open", "Black_Hair", "Blond_Hair")
+YAW_BINS = ((0, 5), (5, 10), (10, 15), (15, 25), (25, 90))  # |yaw|, degrees
+PITCH_BINS = ((-90, -8), (-8, -3), (-3, 3), (3, 8), (8, 90))
 
 
 def mirror_disagreement(reader, images) -> dict:
@@ -97,6 +101,27 @@ def mirror_disagreement(reader, images) -> dict:
     return {name: {"median": round(float(np.median(gap)), 3), "p90": round(float(np.percentile(gap, 90)), 3),
                    "limit": kept_limit(name), "share_beyond": round(float((gap > kept_limit(name)).mean()), 3)}
             for name, gap in gaps.items()}
+
+
+def pose_bias(reader, images, truth: dict[str, np.ndarray]) -> dict:
+    """Whether a reading drifts as the head turns or tilts: per |yaw| and pitch bin of the pose estimator, the mean
+    reading minus the mean label (years for age, probability for an attribute: a label's rate), with the faces
+    counted; a face whose pose is not read is left out."""
+    faces = nhwc(images)
+    read = reader.read(faces)
+    poses = head_poses(faces, aligned=True)
+    yaw = np.array([abs(p.yaw) if p is not None else np.nan for p in poses])
+    pitch = np.array([p.pitch if p is not None else np.nan for p in poses])
+
+    def binned(angle: np.ndarray, bins) -> dict:
+        rows = {}
+        for low, high in bins:
+            sel = (angle >= low) & (angle < high)
+            rows[f"{low}..{high}"] = {"faces": int(sel.sum()), **{name: round(float(read[name][sel].mean() - t[sel].mean()), 3)
+                                                                  for name, t in truth.items()}} if sel.any() else {"faces": 0}
+        return rows
+
+    return {"poses_read": int(np.isfinite(yaw).sum()), "abs_yaw": binned(yaw, YAW_BINS), "pitch": binned(pitch, PITCH_BINS)}
 
 
 def age(reader, age_clf, images, ages: np.ndarray, mirror: bool = True) -> dict:
@@ -155,6 +180,9 @@ def main() -> None:
                                          "photos": f"{CELEBA_FIRST:06d}-{last:06d}"}
         record["mirror_disagreement_one_view"] = {"utkface": mirror_disagreement(reader, utk_images),
                                                   "celeba": mirror_disagreement(reader, images)}
+        held = {name: (labels[:, names.index(name)] > 0).astype(np.float64) for name in POSE_BIAS_READINGS}
+        record["pose_bias"] = {"utkface": pose_bias(reader, utk_images, {AGE: ages[:, 0].astype(np.float64)}),
+                               "celeba": pose_bias(reader, images, held)}
     faces = nhwc(images[:args.pose_count])
     found = [p for p in head_poses(faces, aligned=True) if p is not None]
     record["pose"] = {"faces": len(faces), "read": len(found),
