@@ -11,8 +11,11 @@ order (weights/README.md). Two fixed sets of 2,000 faces outside those photos, e
 
 `select` takes CelebA photos in file order from 006001.jpg and a seeded random sample of the UTKFace
 photos with parseable names, prepares them exactly as the training set was prepared (dlib HOG upsampled
-once, FFHQ alignment, 64 px), and, in file order, gives the first 1,200 CelebA and 800 UTKFace faces to
-set A, the next ones to set B. `arms` pairs two training runs' snapshots at equal CPU time (each snapshot of the
+once, FFHQ alignment, 64 px), pools the first 2,400 CelebA and 1,600 UTKFace faces in file order, and deals
+each pool out of one seeded shuffle, alternately to set A and set B: the two sets are draws from one
+distribution, so set B against set A measures what two samples of the same faces differ by. (UTKFace names
+begin with the age, so file order is age order: the first lists gave set A the younger half of the pool and
+set B the older, and their floor measured that age gap too.) `arms` pairs two training runs' snapshots at equal CPU time (each snapshot of the
 run with fewer beside the other's nearest in cumulative `cpu_s`, one JSON line each), so training settings are
 compared at equal CPU-hours by measuring the pairs; a line of a run's stats without `cpu_s` (written before runs
 recorded it) takes its value from `--known-cpu` (JSON lines of snapshot and cpu_s), and the run's later lines
@@ -77,16 +80,23 @@ def select(args: argparse.Namespace) -> None:
     raw = link_sources(args.data, {s: candidates(args.data, s, n) for s, n in wanted.items()},
                        args.work / "candidates")
     faces = face_sources(prepare(raw, args.work / "candidates"))
+    lists: dict[str, list[str]] = {name: [] for name in SETS}
+    for source, count in PER_SET.items():
+        mine = [f for f in faces if f.startswith(source + "/")]
+        if len(mine) < count * len(SETS):
+            sys.exit(f"only {len(mine)} {source} faces among the candidates; need {count * len(SETS)}")
+        for name, dealt in zip(SETS, deal(mine[:count * len(SETS)])):
+            lists[name] += dealt
     LISTS.mkdir(parents=True, exist_ok=True)
-    for index, name in enumerate(SETS):
-        lines = []
-        for source, count in PER_SET.items():
-            mine = [f for f in faces if f.startswith(source + "/")]
-            if len(mine) < count * len(SETS):
-                sys.exit(f"only {len(mine)} {source} faces among the candidates; need {count * len(SETS)}")
-            lines += mine[index * count:(index + 1) * count]
+    for name, lines in lists.items():
         (LISTS / f"{name}.txt").write_text("\n".join(lines) + "\n")
         print(LISTS / f"{name}.txt")
+
+
+def deal(pool: list[str], seed: int = 0) -> list[list[str]]:
+    """`pool` in one seeded shuffle, dealt alternately into len(SETS) equal sets, each in file order."""
+    shuffled = random.Random(seed).sample(pool, len(pool))
+    return [sorted(shuffled[i::len(SETS)]) for i in range(len(SETS))]
 
 
 def read_list(name: str) -> dict[str, list[str]]:
