@@ -75,7 +75,7 @@ def test_quick_is_one_round_and_out_writes_the_same_json_lines(tmp_path):
 SCRIPTS = ["fid", "generate", "memory", "modconv", "ops", "precision", "layouts", "peer_nvidia", "train", "pose",
            "quiz_baseline", "latent_bounds", "identity_pairs", "precision_recall", "studio", "studio_soak", "equal_cpu",
            "encoder", "controls", "estimators", "tuning", "prepare", "detection", "train_flops", "train_profile",
-           "face_check", "keep_edit"]
+           "face_check", "keep_edit", "age_spread"]
 
 
 def test_every_script_has_its_quick_check_and_none_patches_sys_path():
