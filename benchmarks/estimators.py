@@ -16,8 +16,8 @@ One JSON object: age (mean and median absolute error in years, by band with the 
 and the error of always answering the training mean), AUC and accuracy at 0.5 for each CelebA attribute with
 its positive rate, each as the engine reads (a face with its mirror image) and from the face alone (the
 `_one_view` keys), how far the face alone and its mirror image alone read apart, whether a reading drifts as
-the head turns or tilts (`pose_bias`: mean reading minus mean label per |yaw| and pitch bin), and the rate at which the pose
-estimator reads a head pose on `--pose-count` of the 64 px faces.
+the head turns or tilts (`pose_bias`: mean reading minus mean label per |yaw| and pitch bin), and the rate at
+which the pose estimator reads a head pose on `--pose-count` of the 64 px faces.
 """
 from __future__ import annotations
 
@@ -117,11 +117,13 @@ def pose_bias(reader, images, truth: dict[str, np.ndarray]) -> dict:
         rows = {}
         for low, high in bins:
             sel = (angle >= low) & (angle < high)
-            rows[f"{low}..{high}"] = {"faces": int(sel.sum()), **{name: round(float(read[name][sel].mean() - t[sel].mean()), 3)
-                                                                  for name, t in truth.items()}} if sel.any() else {"faces": 0}
+            bias = {name: round(float(read[name][sel].mean() - t[sel].mean()), 3)
+                    for name, t in truth.items()} if sel.any() else {}
+            rows[f"{low}..{high}"] = {"faces": int(sel.sum()), **bias}
         return rows
 
-    return {"poses_read": int(np.isfinite(yaw).sum()), "abs_yaw": binned(yaw, YAW_BINS), "pitch": binned(pitch, PITCH_BINS)}
+    return {"poses_read": int(np.isfinite(yaw).sum()), "abs_yaw": binned(yaw, YAW_BINS),
+            "pitch": binned(pitch, PITCH_BINS)}
 
 
 def age(reader, age_clf, images, ages: np.ndarray, mirror: bool = True) -> dict:

@@ -15,8 +15,9 @@ once, FFHQ alignment, 64 px), pools the first 2,400 CelebA and 1,600 UTKFace fac
 each pool out of one seeded shuffle, alternately to set A and set B: the two sets are draws from one
 distribution, so set B against set A measures what two samples of the same faces differ by. (UTKFace names
 begin with the age, so file order is age order: the first lists gave set A the younger half of the pool and
-set B the older, and their floor measured that age gap too.) `arms` pairs two training runs' snapshots at equal CPU time (each snapshot of the
-run with fewer beside the other's nearest in cumulative `cpu_s`, one JSON line each), so training settings are
+set B the older, and their floor measured that age gap too.) `arms` pairs two training runs' snapshots at equal
+CPU time (each snapshot of the run with fewer beside the other's nearest in cumulative `cpu_s`, one JSON line
+each), so training settings are
 compared at equal CPU-hours by measuring the pairs; a line of a run's stats without `cpu_s` (written before runs
 recorded it) takes its value from `--known-cpu` (JSON lines of snapshot and cpu_s), and the run's later lines
 count on from it. `measure` reports, for each network, FID, KID and precision/recall of 2,000 samples (seeds 0-1999,
