@@ -11,6 +11,8 @@ and the share CelebA's classifier reads as not young (P(Young) < 0.5).
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
 from benchmarks import harness
@@ -26,8 +28,14 @@ def quick_needs() -> str | None:
     return None
 
 
-def spread(ages: np.ndarray, young: np.ndarray) -> dict:
-    """The readings summarised."""
+def spread(batches: Iterable[np.ndarray]) -> dict:
+    """Each batch of faces (NHWC uint8) read; the readings summarised."""
+    ages, young = [], []
+    for faces in batches:
+        read = shared_reader().read(faces)
+        ages.append(read[AGE])
+        young.append(read["Young"])
+    ages, young = np.concatenate(ages), np.concatenate(young)
     return {"faces": len(ages), "median_years": round(float(np.median(ages)), 1),
             "p90_years": round(float(np.percentile(ages, 90)), 1),
             **{f"share_{t}_or_more": round(float((ages >= t).mean()), 3) for t in (40, 50, 60)},
@@ -37,25 +45,16 @@ def spread(ages: np.ndarray, young: np.ndarray) -> dict:
 def read_set(path: str, count: int) -> dict:
     data = ImageDataset(path)
     chosen = np.random.RandomState(0).permutation(len(data))[:count]
-    ages, young = [], []
-    for start in range(0, len(chosen), BATCH):
-        faces = np.stack([data[int(i)][0].permute(1, 2, 0).numpy() for i in chosen[start:start + BATCH]])
-        read = shared_reader().read(faces)
-        ages.append(read[AGE])
-        young.append(read["Young"])
-    return {"set": path, "of": len(data), **spread(np.concatenate(ages), np.concatenate(young))}
+    batches = (np.stack([data[int(i)][0].permute(1, 2, 0).numpy() for i in chosen[start:start + BATCH]])
+               for start in range(0, len(chosen), BATCH))
+    return {"set": path, "of": len(data), **spread(batches)}
 
 
 def read_network(spec: str, count: int) -> dict:
     sampler = Sampler(load_network(spec, "cpu"), psi=1.0)
-    ages, young = [], []
-    for start in range(0, count, BATCH):
-        ws = np.stack([sampler.seed_latent(s) for s in range(start, min(count, start + BATCH))])
-        read = shared_reader().read(sampler.images(ws))
-        ages.append(read[AGE])
-        young.append(read["Young"])
-    return {"network": spec, "network_id": sampler.net.network_id, "psi": 1.0,
-            **spread(np.concatenate(ages), np.concatenate(young))}
+    batches = (sampler.images(np.stack([sampler.seed_latent(s) for s in range(start, min(count, start + BATCH))]))
+               for start in range(0, count, BATCH))
+    return {"network": spec, "network_id": sampler.net.network_id, "psi": 1.0, **spread(batches)}
 
 
 def main() -> None:
