@@ -92,24 +92,21 @@ YAW_BINS = ((0, 5), (5, 10), (10, 15), (15, 25), (25, 90))  # |yaw|, degrees
 PITCH_BINS = ((-90, -8), (-8, -3), (-3, 3), (3, 8), (8, 90))
 
 
-def mirror_disagreement(reader, images) -> dict:
-    """How far each reading of a face, from the face alone, is from the same reading of its mirror image: median,
-    90th percentile and the share beyond the controls' kept limit (5 years, 0.15 probability)."""
-    faces = nhwc(images)
-    alone, mirrored = reader.read(faces, mirror=False), reader.read(np.ascontiguousarray(faces[:, :, ::-1]), mirror=False)
+def mirror_disagreement(reader, faces: np.ndarray, alone: dict[str, np.ndarray]) -> dict:
+    """How far each reading of a face, from the face alone (`alone`, the one-view readings of NHWC `faces`), is from
+    the same reading of its mirror image: median, 90th percentile and the share beyond the controls' kept limit (5
+    years, 0.15 probability)."""
+    mirrored = reader.read(np.ascontiguousarray(faces[:, :, ::-1]), mirror=False)
     gaps = {name: np.abs(alone[name] - mirrored[name]) for name in MIRRORED_READINGS}
     return {name: {"median": round(float(np.median(gap)), 3), "p90": round(float(np.percentile(gap, 90)), 3),
                    "limit": kept_limit(name), "share_beyond": round(float((gap > kept_limit(name)).mean()), 3)}
             for name, gap in gaps.items()}
 
 
-def pose_bias(reader, images, truth: dict[str, np.ndarray]) -> dict:
-    """Whether a reading drifts as the head turns or tilts: per |yaw| and pitch bin of the pose estimator, the mean
+def pose_bias(read: dict[str, np.ndarray], poses: list, truth: dict[str, np.ndarray]) -> dict:
+    """Whether a reading drifts as the head turns or tilts: per |yaw| and pitch bin of the faces' `poses`, the mean
     reading minus the mean label (years for age, probability for an attribute: a label's rate), with the faces
-    counted; a face whose pose is not read is left out."""
-    faces = nhwc(images)
-    read = reader.read(faces)
-    poses = head_poses(faces, aligned=True)
+    counted; a face whose pose is not read (None) is left out."""
     yaw = np.array([abs(p.yaw) if p is not None else np.nan for p in poses])
     pitch = np.array([p.pitch if p is not None else np.nan for p in poses])
 
@@ -126,9 +123,8 @@ def pose_bias(reader, images, truth: dict[str, np.ndarray]) -> dict:
             "pitch": binned(pitch, PITCH_BINS)}
 
 
-def age(reader, age_clf, images, ages: np.ndarray, mirror: bool = True) -> dict:
-    """The age reading against UTKFace's labels (`mirror`: with each face's mirror image, as the engine reads)."""
-    read = reader.read(nhwc(images), mirror=mirror)[AGE]
+def age(read: np.ndarray, age_clf, ages: np.ndarray) -> dict:
+    """The age reading `read` (years, one per face) against UTKFace's labels."""
     truth = ages[:, 0]
     err = np.abs(read - truth)
     train_mean = float(age_clf.mean[age_clf.index("age")])
@@ -142,9 +138,8 @@ def age(reader, age_clf, images, ages: np.ndarray, mirror: bool = True) -> dict:
             "mae_of_training_mean": round(float(np.abs(truth - train_mean).mean()), 2), "by_band": bands}
 
 
-def attributes(reader, images, labels: np.ndarray, names: list[str], mirror: bool = True) -> dict:
-    """AUC and accuracy of each CelebA attribute (`mirror` as in `age`)."""
-    probs = reader.read(nhwc(images), mirror=mirror)
+def attributes(probs: dict[str, np.ndarray], labels: np.ndarray, names: list[str]) -> dict:
+    """AUC and accuracy of each CelebA attribute's reading in `probs` against its label."""
     rows = {}
     for j, name in enumerate(names):
         truth = labels[:, j] > 0
@@ -174,20 +169,24 @@ def main() -> None:
         reader = AttributeReader(args.classifiers) if args.classifiers else shared_reader()
         utk_images, ages, _ = read_labelled(utk, ["age"], 64)
         images, labels, names = read_labelled(celeba, None, 64)
-        age_clf = reader.classifiers()[1]
-        record = {}
-        for suffix, mirror in (("", True), ("_one_view", False)):
-            record[f"utkface_age{suffix}"] = age(reader, age_clf, utk_images, ages, mirror)
-            record[f"celeba{suffix}"] = {**attributes(reader, images, labels, names, mirror),
-                                         "photos": f"{CELEBA_FIRST:06d}-{last:06d}"}
-        record["mirror_disagreement_one_view"] = {"utkface": mirror_disagreement(reader, utk_images),
-                                                  "celeba": mirror_disagreement(reader, images)}
-        held = {name: (labels[:, names.index(name)] > 0).astype(np.float64) for name in POSE_BIAS_READINGS}
-        record["pose_bias"] = {"utkface": pose_bias(reader, utk_images, {AGE: ages[:, 0].astype(np.float64)}),
-                               "celeba": pose_bias(reader, images, held)}
-    faces = nhwc(images[:args.pose_count])
-    found = [p for p in head_poses(faces, aligned=True) if p is not None]
-    record["pose"] = {"faces": len(faces), "read": len(found),
+    utk_faces, celeba_faces = nhwc(utk_images), nhwc(images)
+    # each set read once each way: with the mirror image (as the engine reads) and from the face alone
+    utk_read = {mirror: reader.read(utk_faces, mirror=mirror) for mirror in (True, False)}
+    celeba_read = {mirror: reader.read(celeba_faces, mirror=mirror) for mirror in (True, False)}
+    age_clf = reader.classifiers()[1]
+    record = {}
+    for suffix, mirror in (("", True), ("_one_view", False)):
+        record[f"utkface_age{suffix}"] = age(utk_read[mirror][AGE], age_clf, ages)
+        record[f"celeba{suffix}"] = {**attributes(celeba_read[mirror], labels, names),
+                                     "photos": f"{CELEBA_FIRST:06d}-{last:06d}"}
+    record["mirror_disagreement_one_view"] = {"utkface": mirror_disagreement(reader, utk_faces, utk_read[False]),
+                                              "celeba": mirror_disagreement(reader, celeba_faces, celeba_read[False])}
+    utk_poses, celeba_poses = head_poses(utk_faces, aligned=True), head_poses(celeba_faces, aligned=True)
+    held = {name: (labels[:, names.index(name)] > 0).astype(np.float64) for name in POSE_BIAS_READINGS}
+    record["pose_bias"] = {"utkface": pose_bias(utk_read[True], utk_poses, {AGE: ages[:, 0].astype(np.float64)}),
+                           "celeba": pose_bias(celeba_read[True], celeba_poses, held)}
+    found = [p for p in celeba_poses[:args.pose_count] if p is not None]
+    record["pose"] = {"faces": len(celeba_poses[:args.pose_count]), "read": len(found),
                       "median_abs_yaw": round(float(np.median(np.abs([p.yaw for p in found]))), 1) if found else None,
                       "median_pitch": round(float(np.median([p.pitch for p in found])), 1) if found else None}
     print(f"{time.time() - start:.0f} s in all", file=sys.stderr)
