@@ -15,7 +15,7 @@ from facegen_cli.encoder.encode import encode, run_encode
 from facegen_cli.encoder.model import Encoder, offset_norm
 from facegen_cli.encoder.store import check_network, find_encoder, load_encoder, save_encoder
 from facegen_cli.encoder.train import EncoderTrainer, EncoderTrainOptions, train_encoder
-from facegen_cli.errors import BadInput
+from facegen_cli.errors import BadInput, BadParameter
 from facegen_cli.latent.project import image_stats
 from facegen_cli.latent.tuning import TuneOptions
 from facegen_cli.networks import load_network
@@ -86,6 +86,30 @@ def test_the_file_round_trips_and_training_resumes(net_file, tmp_path):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
     _, record = train_encoder(net, None, options(kimg=0.016), resume=path)  # out: the file it resumed
     assert record["steps"] == 4 and load_encoder(path).optimizer["state"][0]["step"] == 4
+
+
+def test_training_starts_from_another_networks_encoder_of_the_same_sizes(net_file, tmp_path):
+    other = load_network(str(tiny_checkpoint(tmp_path / "other.safetensors", seed=6)))
+    net = load_network(str(net_file))
+    assert other.network_id != net.network_id
+    path, _ = train_encoder(other, tmp_path / "e.safetensors", options(kimg=0.008))
+    before = load_encoder(path).encoder
+    trainer = EncoderTrainer(net, options(), start_from=path)
+    images = faces(2)
+    with torch.no_grad():  # the same offsets from w_avg, now this network's w_avg
+        moved = trainer.encoder.eval()(images) - net.G_ema.mapping.w_avg
+        assert torch.allclose(moved, before(images) - other.G_ema.mapping.w_avg, atol=1e-6)
+    assert trainer.record["started_from"] == {"network_id": other.network_id, "file": "e.safetensors", "kimg": 0.008,
+                                              "steps": 2, "seconds": load_encoder(path).training["seconds"]}
+    assert trainer.record["kimg"] == 0 and not trainer.optimizer.state
+    out, record = train_encoder(net, tmp_path / "new.safetensors", options(kimg=0.008), start_from=path)
+    assert load_encoder(out).network_id == net.network_id and record["started_from"]["network_id"] == other.network_id
+    with pytest.raises(BadParameter, match="either a file to resume or one to start from"):
+        EncoderTrainer(net, options(), resume=out, start_from=path)
+    wide = save_encoder(tmp_path / "wide.safetensors", Encoder(32, 3, 64, net.G_ema.num_ws + 1, **SMALL), "ab", {})
+    result = run("encoder", "train", net_file, "--start-from", wide, "--kimg", "0.004", "-o", tmp_path / "x.safetensors")
+    assert result.exit_code == 2 and "wide.safetensors: its image and latent sizes differ" in result.output
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_another_networks_encoder_is_refused(net_file, tmp_path):

@@ -62,15 +62,18 @@ def train_classifier(dataset: str | Path, out: str | Path, attrs: Sequence[str] 
 
 
 def train_encoder(network: Network | str | None = None, out: str | Path | None = None, data: str | Path | None = None,
-                  resume: str | Path | None = None, kimg: float = 100.0, minutes: float | None = None,
+                  resume: str | Path | None = None, start_from: str | Path | None = None,
+                  kimg: float = 100.0, minutes: float | None = None,
                   batch: int = 8, lr: float = 1e-3, perceptual_weight: float = 1.0, seed: int = 0,
                   precision: str = "fp32", device: str = "auto",
                   on_step: Callable[[dict], None] | None = None) -> tuple[Path, dict]:
-    """Train (or go on training, from `resume`) an encoder for a network on its own samples and, with `data`,
-    real faces, until `kimg` thousand images or `minutes`; returns the file and its training record.
+    """Train (or go on training, from `resume`; or from `start_from`'s weights, an encoder of another network of the
+    same sizes) an encoder for a network on its own samples and, with `data`, real faces, until `kimg` thousand
+    images or `minutes`; returns the file and its training record.
     `on_step(stats)` after each step (kimg, steps, losses)."""
     from facegen_cli.encoder.train import EncoderTrainOptions, train_encoder as run
 
     opts = EncoderTrainOptions(kimg=kimg, minutes=minutes, batch=batch, lr=lr, perceptual_weight=perceptual_weight,
                                seed=seed, precision=precision)
-    return run(open_network(network, device), out, opts, data=data, resume=resume, on_step=on_step)
+    return run(open_network(network, device), out, opts, data=data, resume=resume, on_step=on_step,
+               start_from=start_from)

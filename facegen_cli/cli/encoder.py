@@ -27,6 +27,10 @@ def train(
                                                                     "file is written then; resume it later)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Go on training this encoder file (weights, "
                                                                  "optimizer, record)."),
+    start_from: Optional[Path] = typer.Option(None, "--start-from", help="Start from this encoder's weights: one "
+                                                                         "trained for another network of the same "
+                                                                         "sizes (an earlier snapshot of the run); a "
+                                                                         "fresh optimizer and count."),
     batch: int = typer.Option(8, "--batch", help="Images per step, 1-4096."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate, (0, 1]."),
     perceptual_weight: float = typer.Option(1.0, "--perceptual-weight", help="Weight of the perceptual distance, "
@@ -47,8 +51,8 @@ def train(
             if stats["steps"] % LOG_EVERY == 0:
                 console.print(" ".join(f"{k} {v:.4g}" for k, v in stats.items()))
 
-        path, record = api.train_encoder(network, out, data=data, resume=resume, kimg=kimg, minutes=minutes,
-                                         batch=batch, lr=lr, perceptual_weight=perceptual_weight, seed=seed,
-                                         precision=precision, device=device, on_step=step)
+        path, record = api.train_encoder(network, out, data=data, resume=resume, start_from=start_from, kimg=kimg,
+                                         minutes=minutes, batch=batch, lr=lr, perceptual_weight=perceptual_weight,
+                                         seed=seed, precision=precision, device=device, on_step=step)
     console.print(json.dumps({k: record[k] for k in ("kimg", "seconds", "steps")}))
     emit(path)

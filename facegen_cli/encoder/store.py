@@ -96,14 +96,18 @@ def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") ->
 
 def check_network(found: EncoderFile, net: Network) -> EncoderFile:
     """`found` when it was trained for `net` (same network id, resolution and latent shape), else BadInput."""
-    where = net.path or net.arch
     if found.network_id != net.network_id:
-        raise BadInput(f"{found.path}: an encoder for network {found.network_id}, not for {where} "
+        raise BadInput(f"{found.path}: an encoder for network {found.network_id}, not for {net.path or net.arch} "
                        f"(network {net.network_id})")
+    return check_sizes(found, net)
+
+
+def check_sizes(found: EncoderFile, net: Network) -> EncoderFile:
+    """`found` when its image and latent sizes are `net`'s (whichever network it was trained for), else BadInput."""
     G, e = net.G_ema, found.encoder
     if (e.img_resolution, e.img_channels, e.w_dim, e.num_ws) != (G.img_resolution, G.img_channels, G.w_dim,
                                                                  G.num_ws):
-        raise BadInput(f"{found.path}: its image and latent sizes differ from {where}'s")
+        raise BadInput(f"{found.path}: its image and latent sizes differ from {net.path or net.arch}'s")
     return found
 
 

@@ -23,7 +23,7 @@ import torch
 from facegen_cli.data.dataset import ImageDataset
 from facegen_cli.devices import memory_format_for
 from facegen_cli.encoder.model import Encoder, offset_norm
-from facegen_cli.encoder.store import check_network, load_encoder, save_encoder
+from facegen_cli.encoder.store import check_network, check_sizes, load_encoder, save_encoder
 from facegen_cli.errors import BadInput, BadParameter, Bounds, check_bounds
 from facegen_cli.latent.project import w_statistics
 from facegen_cli.metrics.perceptual import Perceptual
@@ -72,7 +72,7 @@ class EncoderTrainer:
     """A network's frozen generator, the encoder being trained, its optimizer and the record so far."""
 
     def __init__(self, net: Network, opts: EncoderTrainOptions, data: str | Path | None = None,
-                 resume: str | Path | None = None):
+                 resume: str | Path | None = None, start_from: str | Path | None = None):
         require_wplus(net, "an encoder")
         self.net, self.opts = net, opts
         self.device = next(net.G_ema.parameters()).device
@@ -84,8 +84,14 @@ class EncoderTrainer:
         self.w_avg = self.G.mapping.w_avg.detach().clone()
         _, self.w_std = w_statistics(self.G, seed=0)
         self.data = self._open(data) if data is not None else None
+        if resume is not None and start_from is not None:
+            raise BadParameter("start_from", "give either a file to resume or one to start from, not both")
         found = check_network(load_encoder(resume, self.device), net) if resume is not None else None
-        self.encoder = found.encoder if found else self._new_encoder()
+        start = check_sizes(load_encoder(start_from, self.device), net) if start_from is not None else None
+        if start:  # another network's encoder: its weights, answering relative to this network's w_avg
+            start.encoder.w_avg.copy_(self.w_avg)
+        source = found or start
+        self.encoder = source.encoder if source else self._new_encoder()
         self.encoder.train().requires_grad_(True).to(memory_format=self.layout)
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=opts.lr, betas=(0.9, 0.99))
         if found and found.optimizer:
@@ -93,6 +99,9 @@ class EncoderTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = opts.lr
         self.record = dict(found.training) if found else {"kimg": 0.0, "seconds": 0.0, "steps": 0, "history": []}
+        if start:  # what the start had learned, for the record: a fresh count and optimizer here
+            self.record["started_from"] = {"network_id": start.network_id, "file": Path(start_from).name,
+                                           **{k: start.training.get(k, 0) for k in ("kimg", "steps", "seconds")}}
         self.perceptual = Perceptual(self.device) if opts.perceptual_weight else None
 
     def _new_encoder(self) -> Encoder:
@@ -188,10 +197,12 @@ class EncoderTrainer:
 
 def train_encoder(net: Network, out: str | Path | None, opts: EncoderTrainOptions = EncoderTrainOptions(),
                   data: str | Path | None = None, resume: str | Path | None = None,
-                  on_step: Callable[[dict], None] | None = None) -> tuple[Path, dict]:
-    """Train (or go on training, from `resume`) an encoder for `net`; write it to `out` (default: `resume`,
-    else out/encoders/<network id>.safetensors). Returns the file and its training record."""
-    trainer = EncoderTrainer(net, opts, data, resume)
+                  on_step: Callable[[dict], None] | None = None,
+                  start_from: str | Path | None = None) -> tuple[Path, dict]:
+    """Train (or go on training, from `resume`; or from `start_from`'s weights, an encoder of another network of
+    the same sizes) an encoder for `net`; write it to `out` (default: `resume`, else
+    out/encoders/<network id>.safetensors). Returns the file and its training record."""
+    trainer = EncoderTrainer(net, opts, data, resume, start_from)
     if trainer.record["kimg"] >= opts.kimg:
         raise BadParameter("kimg", f"kimg {opts.kimg:g}: {resume} has already trained {trainer.record['kimg']:.3f} "
                                    "kimg; ask for more")
