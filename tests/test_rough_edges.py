@@ -318,3 +318,21 @@ def test_a_face_too_small_to_align_is_one_line_and_nothing_is_written(tmp_path, 
     assert line == (f"facegen: error: {shrunk[20]}: no face found (in a {width}x{height} photo a face under about "
                     "40 px across is too small to find and align); if it is already aligned, use align none")
     assert not (tmp_path / "o").exists()
+
+
+def test_the_entanglement_report_overwrites_its_heatmap_when_run_again(tmp_path, private_cache):
+    """`directions report -o FILE.png` names a file: run twice, the second run replaces the heatmap (it was taken
+    for a folder and refused once the file existed)."""
+    from facegen_cli.latent.directions import Direction, save_direction, store_dir
+
+    net_file = tiny_checkpoint(tmp_path / "net.safetensors", seed=3)
+    net = load_network(str(net_file))
+    save_direction(Direction("unit", np.eye(net.G_ema.w_dim, dtype=np.float32)[0], net.network_id), store_dir(net))
+    heatmap = tmp_path / "report.png"
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["directions", "report", str(net_file), "--seeds", "0-1", "--json",
+                                          "-o", str(heatmap)])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["directions"] == ["unit"] and report["heatmap"] == str(heatmap)
+    assert Image.open(heatmap).format == "PNG"

@@ -71,7 +71,7 @@ def report(
                                                     "as edit --conditional moves (e.g. Male,Smiling,Yaw)."),
     as_json: bool = typer.Option(False, "--json", help="Print the matrix as one JSON object instead of a table."),
     device: str = device_option,
-    out: Path = out_option(Path("out/directions-report.png"), "The heatmap PNG."),
+    out: Path = out_option(Path("out/directions-report.png"), "The heatmap PNG.", kind="file"),
 ) -> None:
     """The entanglement matrix: how one unit along each direction moves every estimator (age, pose,
     attributes, identity), as a table (or JSON) and a heatmap."""
