@@ -38,6 +38,8 @@ def test_the_default_network_finds_every_shipped_direction(net):
     found = known_directions(net)
     assert set(SHIPPED) <= set(found), f"refit with tools/fit_shipped_directions.py for network {net.network_id}"
     assert all(found[name].parent == shipped_dir(net) for name in SHIPPED)
+    assert (shipped_dir(net) / "identity-span.npy").exists() and "identity-span" not in found
+    assert all(load_direction(name, net).vector.shape == (net.G_ema.w_dim,) for name in found)  # each one a direction
     for name in SHIPPED:
         direction = load_direction(name, net)
         assert np.linalg.norm(direction.vector) == pytest.approx(1, abs=1e-4)

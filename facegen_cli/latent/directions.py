@@ -43,6 +43,9 @@ class Direction:
     info: dict = field(default_factory=dict)
 
 
+IDENTITY_SPAN = "identity-span"  # the network's identity span (latent.identity_span), kept beside its directions
+
+
 def store_dir(net: Network) -> Path:
     """Where `directions sefa/fit` write by default and `edit --direction NAME` looks."""
     return cache_dir("directions", net.network_id)
@@ -54,9 +57,11 @@ def shipped_dir(net: Network) -> Path:
 
 
 def known_directions(net: Network) -> dict[str, Path]:
-    """Name -> `.npy` of every direction `edit --direction NAME` finds; the user's store wins a name."""
-    found = {p.stem: p for p in sorted(shipped_dir(net).glob("*.npy"))}
-    found.update({p.stem: p for p in sorted(store_dir(net).glob("*.npy"))})
+    """Name -> `.npy` of every direction `edit --direction NAME` finds; the user's store wins a name. The
+    identity span kept beside the shipped directions is not one of them."""
+    found = {}
+    for folder in (shipped_dir(net), store_dir(net)):
+        found.update({p.stem: p for p in sorted(folder.glob("*.npy")) if p.stem != IDENTITY_SPAN})
     return found
 
 

@@ -22,14 +22,14 @@ import numpy as np
 
 from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.fileio import write_text_atomic
-from facegen_cli.latent.directions import Direction, conditioned
+from facegen_cli.latent.directions import IDENTITY_SPAN, Direction, conditioned
 from facegen_cli.latent.io import read_array, save_latent
 from facegen_cli.latent.keep_edit import principal_basis
 from facegen_cli.metrics.identity import NoFace, shared_model
 from facegen_cli.networks import Network
 from facegen_cli.sampler import Sampler
 
-FILE = "identity-span.npy"
+FILE = f"{IDENTITY_SPAN}.npy"
 Progress = Callable[[int, int], None]
 
 
