@@ -57,12 +57,18 @@ def read_along(sampler: Sampler, directions: Sequence[Direction], seeds: Sequenc
         read = {sign: reader(images[sign]) for sign in (-1, 1)}
         for name in values:
             values[name].append(np.stack([read[-1][name], base[name], read[1][name]]))
-        distances.append([np.nanmean([pair_distance(identity, source[i], images[s][i]) for s in (-1, 1)])
+        distances.append([found_mean([pair_distance(identity, source[i], images[s][i]) for s in (-1, 1)])
                           if identity else np.nan for i in range(len(seeds))])
         if on_direction:
             on_direction(d.name)
     return Readings([d.name for d in directions], step,
                     {k: np.asarray(v, np.float64) for k, v in values.items()}, np.asarray(distances, np.float64))
+
+
+def found_mean(distances: list[float]) -> float:
+    """The mean of the distances measured (NaN where dlib found no face), NaN when none was."""
+    found = [d for d in distances if not np.isnan(d)]
+    return float(np.mean(found)) if found else float("nan")
 
 
 def pair_distance(identity: Identity, a: np.ndarray, b: np.ndarray) -> float:
