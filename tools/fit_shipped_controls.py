@@ -108,8 +108,9 @@ def moved_along(gate: Sampler, control: str, direction: Direction, span: Identit
     (as fitted); None when not even that passes."""
     axes = IDENTITY_FREE.get(control, 0)
     while axes:
-        if passes(gate, span.free_direction(direction, axes), f" freed of {axes} identity axes"):
-            return span.free_direction(direction, axes), axes
+        freed = span.free_direction(direction, axes)
+        if passes(gate, freed, f" freed of {axes} identity axes"):
+            return freed, axes
         axes //= 2
     return (direction, 0) if passes(gate, direction, " as fitted") else None
 
