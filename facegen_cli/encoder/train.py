@@ -73,6 +73,8 @@ class EncoderTrainer:
 
     def __init__(self, net: Network, opts: EncoderTrainOptions, data: str | Path | None = None,
                  resume: str | Path | None = None, start_from: str | Path | None = None):
+        if resume is not None and start_from is not None:
+            raise BadParameter("start_from", "give either a file to resume or one to start from, not both")
         require_wplus(net, "an encoder")
         self.net, self.opts = net, opts
         self.device = next(net.G_ema.parameters()).device
@@ -84,8 +86,6 @@ class EncoderTrainer:
         self.w_avg = self.G.mapping.w_avg.detach().clone()
         _, self.w_std = w_statistics(self.G, seed=0)
         self.data = self._open(data) if data is not None else None
-        if resume is not None and start_from is not None:
-            raise BadParameter("start_from", "give either a file to resume or one to start from, not both")
         found = check_network(load_encoder(resume, self.device), net) if resume is not None else None
         start = check_sizes(load_encoder(start_from, self.device), net) if start_from is not None else None
         if start:  # another network's encoder: its weights, answering relative to this network's w_avg
