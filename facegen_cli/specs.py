@@ -88,15 +88,14 @@ def parse_layers(spec: str, name: str = "layers") -> list[str | tuple[int, int |
     return parts
 
 
-def parse_numbers(spec: str, name: str, example: str = "0.3,0.7", key: str = "") -> list[float]:
-    """Comma-separated finite numbers; `key` names the entry of `name` they are (`attr Male=`)."""
-    shown = f"{name} {key}=" if key else name
+def parse_numbers(spec: str, name: str, example: str = "0.3,0.7") -> list[float]:
+    """Comma-separated finite numbers."""
     try:
         values = [float(v) for v in spec.split(",")]
     except ValueError:
-        raise BadParameter(name, f"{shown} {spec!r}: give comma-separated numbers like {example}") from None
+        raise BadParameter(name, f"{name} {spec!r}: give comma-separated numbers like {example}") from None
     if not all(math.isfinite(v) for v in values):
-        raise BadParameter(name, f"{shown} {spec!r}: give finite numbers")
+        raise BadParameter(name, f"{name} {spec!r}: give finite numbers")
     return values
 
 
@@ -141,7 +140,14 @@ def parse_attrs(spec: str, name: str = "attr") -> dict[str, float]:
             raise BadParameter(name, f"{name} {item!r}: write attributes as Name=value, e.g. Male=1,Smiling=1")
         if key.strip().lower() in {known.lower() for known in attrs}:
             raise BadParameter(name, f"{name} {key.strip()} is given twice")
-        attrs[key.strip()] = parse_numbers(value, name, example="1", key=key.strip())[0]
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise BadParameter(name, f"{name} {key.strip()}={value.strip()!r}: give one finite number, e.g. "
+                                     f"{key.strip()}=1")
+        attrs[key.strip()] = number
     return attrs
 
 

@@ -165,6 +165,8 @@ def test_a_kept_reading_the_set_control_drags_along_is_held_by_its_own_direction
 def test_the_cli_refuses_bad_controls_in_one_line(tiny_net, fitted, tmp_path):
     for args, fragment in ((["--set", "Age=500"], "--set Age=500 is outside"),
                            (["--set", "Wings=1"], "unknown control 'Wings'"),
+                           (["--set", "Age=old"], "--set Age='old': give one finite number, e.g. Age=1"),
+                           (["--set", "Age=nan"], "--set Age='nan': give one finite number"),
                            (["--set", "Age=40", "--keep", "Age"], "both set and kept"),
                            (["--set", "Age=40", "--set", "age=50"], "given twice"),
                            (["--set", "Age=40", "--keep", "Male,Male"], "--keep Male is given twice"),
