@@ -322,6 +322,14 @@ def test_cli_writes_the_dataset_and_exits_by_whether_a_face_was_written(tmp_path
     empty = _raw_with(tmp_path / "e", WILD / "face_api_js" / "white.png")
     result = CliRunner().invoke(app, ["prepare", str(empty), str(tmp_path / "none"), "--workers", "1"])
     assert result.exit_code == 1 and "facegen: error:" in result.stderr and "no face written" in result.stderr
+    nothing = tmp_path / "nothing"
+    (nothing / ".cache").mkdir(parents=True)
+    (nothing / ".DS_Store").write_bytes(b"x")
+    for out in (tmp_path / "nothing.zip", tmp_path / "nothing-out"):
+        result = CliRunner().invoke(app, ["prepare", str(nothing), str(out), "--workers", "1"])
+        assert result.exit_code == 2 and not out.exists()
+        assert result.stderr.strip() == (f"facegen: error: {nothing}: holds no files to read (2 passed over: "
+                                          f"hidden, special or unreadable); nothing written")
     result = CliRunner().invoke(app, ["prepare", str(empty), str(tmp_path / "x"), "--size", "100"])
     assert result.exit_code == 2 and "--size must be one of" in result.stderr
     result = CliRunner().invoke(app, ["prepare", str(empty), str(tmp_path / "x"), "--upsample", "-1"])

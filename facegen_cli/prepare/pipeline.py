@@ -248,6 +248,8 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
         raise BadInput(f"{out}: is the photo folder itself; name a new folder or .zip for the dataset")
     table: Labels | None = load_labels(labels, attrs) if labels else None
     settings = {**asdict(options), "labels": labels, "attrs": table.names if table else None}
+    if not resume:
+        _refuse_nothing_to_read(raw, out)
     writer = DatasetWriter(out, resume=resume, work_file=JOURNAL_FILE)
     if writer.complete:  # nothing left to do, if it was made the same way
         report = writer.read_json(REPORT_FILE)
@@ -259,6 +261,14 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
         except Stopped:
             writer.drop_temporaries()
             raise
+
+
+def _refuse_nothing_to_read(raw: Path, out: Path) -> None:
+    """A folder with no file to read is refused before the dataset is begun."""
+    listing = find_photos(raw, exclude=[out])
+    if not listing.files:
+        passed = f" ({len(listing.skipped)} passed over: hidden, special or unreadable)" if listing.skipped else ""
+        raise BadInput(f"{raw}: holds no files to read{passed}; nothing written")
 
 
 def _prepare(raw: Path, out: Path, writer: DatasetWriter, options: PrepareOptions, settings: dict[str, Any],
