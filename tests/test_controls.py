@@ -90,6 +90,12 @@ def test_a_control_moves_along_its_direction_freed_of_the_identity_axes(tiny_net
     assert np.abs(axes[:3] @ age.vector).max() < 1e-5 and np.linalg.norm(age.vector) == pytest.approx(1, abs=1e-5)
     assert np.dot(age.vector, fitted["Age_years"]) > 0.5
     assert np.array_equal(smiling.vector, fitted["Smiling"])  # identity_free 0: the direction as fitted
+    # Kept, a freed control is held along its direction as fitted (freed, it may move its reading too little to
+    # correct a drift within the hold's bound), its slope probed; a control freed of nothing keeps its slope.
+    (_, [kept_age]), (_, [kept_smiling]) = (plan_moves(tiny_net, {"Smiling": 0.9}, ["Age"]),
+                                            plan_moves(tiny_net, {"Age": 40}, ["Smiling"]))
+    assert np.array_equal(kept_age.vector, fitted["Age_years"]) and kept_age.slope is None
+    assert np.array_equal(kept_smiling.vector, fitted["Smiling"]) and kept_smiling.slope == 0.8
     save_controls([Control("Age", "Age_years", 4.0, None, {}, 64)], tiny_net.network_id, folder)
     with pytest.raises(FacegenError, match="control Age frees 64 identity axes of 64"):
         plan_moves(tiny_net, {"Age": 40}, [])

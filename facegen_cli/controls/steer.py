@@ -2,7 +2,8 @@
 
 The step lives in the span of the directions: W+ plus sum_i a_i v_i on each direction's layers, where v_i
 is a set control's direction with the kept attributes' directions projected out (InterFaceGAN's
-conditional edit), or a kept attribute's own direction. Projection alone does not hold a kept reading (the
+conditional edit), or a kept attribute's own direction (a control's as fitted, before identity axes are
+projected out of it). Projection alone does not hold a kept reading (the
 fitted directions are not the estimators' gradients), so each kept attribute is also a target of the
 search: its reading on the source. The coefficients a are found by reading the IMAGE: Broyden's method
 (the secant method for one control), started from the slopes measured when the controls were fitted (a
@@ -162,6 +163,10 @@ def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
         if control not in fitted:
             raise BadInput(unfitted(control, fitted))
         fit, direction = fitted[control]
+        if fit.identity_free:
+            # Held along its direction as fitted: the freed one moves its reading too little to correct within
+            # HOLD_LIMIT; its slope is probed, the control's being the freed direction's.
+            return Kept(control, load_direction(fit.direction, net).vector, CONTROLS[control].reader, fit.layers)
         return Kept(control, direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
     known = {k.lower(): k for k in known_directions(net)}
     if name.lower() not in known:
