@@ -162,12 +162,12 @@ def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
         control = control_name(name)
         if control not in fitted:
             raise BadInput(unfitted(control, fitted))
-        fit, direction = fitted[control]
+        fit = fitted[control].control
         if fit.identity_free:
             # Held along its direction as fitted: the freed one moves its reading too little to correct within
             # HOLD_LIMIT; its slope is probed, the control's being the freed direction's.
-            return Kept(control, load_direction(fit.direction, net).vector, CONTROLS[control].reader, fit.layers)
-        return Kept(control, direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
+            return Kept(control, fitted[control].as_fitted.vector, CONTROLS[control].reader, fit.layers)
+        return Kept(control, fitted[control].direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
     known = {k.lower(): k for k in known_directions(net)}
     if name.lower() not in known:
         raise BadInput(f"cannot keep {name!r}: neither a control ({', '.join(CONTROLS)}) nor a direction of "
@@ -204,7 +204,7 @@ def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tupl
     for name, value in names.items():
         if name not in fitted:
             raise BadInput(unfitted(name, fitted))
-        control, direction = fitted[name]
+        control, direction, _ = fitted[name]
         vector = conditioned(direction.vector, [k.vector for k in kept]) if kept else direction.vector
         moves.append(Move(name, control.spec, value, vector, control.layers, control.slope))
     return moves, kept

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -119,10 +120,18 @@ def read_controls(path: str | Path) -> tuple[str, list[Control]]:
         raise FacegenError(f"{path}: unreadable controls file ({e})") from None
 
 
-def network_controls(net: Network) -> dict[str, tuple[Control, Direction]]:
-    """Name -> (control, its direction, freed of identity axes as the control says) fitted for `net`: the shipped
-    file, then the user's store's over it."""
-    found: dict[str, tuple[Control, Direction]] = {}
+class FittedControl(NamedTuple):
+    """A control fitted for a network: its record, the direction it moves along (freed of identity axes as the
+    record says) and that direction as fitted."""
+
+    control: Control
+    direction: Direction
+    as_fitted: Direction
+
+
+def network_controls(net: Network) -> dict[str, FittedControl]:
+    """Name -> the control fitted for `net`: the shipped file, then the user's store's over it."""
+    found: dict[str, FittedControl] = {}
     for folder in (shipped_dir(net), store_dir(net)):
         path = folder / FILE
         if not path.exists():
@@ -140,5 +149,6 @@ def network_controls(net: Network) -> dict[str, tuple[Control, Direction]]:
             if c.identity_free >= net.G_ema.w_dim:
                 raise FacegenError(f"{path}: control {c.name} frees {c.identity_free} identity axes of "
                                    f"{net.G_ema.w_dim}; nothing would be left to move")
-            found[c.name] = (c, span.free_direction(direction, c.identity_free) if span else direction)
+            found[c.name] = FittedControl(c, span.free_direction(direction, c.identity_free) if span else direction,
+                                          direction)
     return found
