@@ -140,11 +140,8 @@ def parse_attrs(spec: str, name: str = "attr") -> dict[str, float]:
             raise BadParameter(name, f"{name} {item!r}: write attributes as Name=value, e.g. Male=1,Smiling=1")
         if key.strip().lower() in {known.lower() for known in attrs}:
             raise BadParameter(name, f"{name} {key.strip()} is given twice")
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
+        number = _finite_number(value)
+        if number is None:
             raise BadParameter(name, f"{name} {key.strip()}={value.strip()!r}: give one finite number, e.g. "
                                      f"{key.strip()}=1")
         attrs[key.strip()] = number
@@ -155,13 +152,19 @@ def parse_attr_default(spec: str, name: str = "attr_default") -> float | str:
     """`mean` (each attribute's frequency in the data) or a number."""
     if spec.strip() == "mean":
         return "mean"
-    try:
-        value = float(spec)
-    except ValueError:
-        raise BadParameter(name, f"{name} {spec!r} is neither `mean` nor a number") from None
-    if not math.isfinite(value):
+    value = _finite_number(spec)
+    if value is None:
         raise BadParameter(name, f"{name} {spec!r} is neither `mean` nor a number")
     return value
+
+
+def _finite_number(text: str) -> float | None:
+    """`text` as a finite number, or None where it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def parse_translate(spec: str, name: str = "translate") -> tuple[float, float]:
