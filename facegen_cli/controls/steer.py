@@ -162,12 +162,12 @@ def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
         control = control_name(name)
         if control not in fitted:
             raise BadInput(unfitted(control, fitted))
-        fit = fitted[control].control
+        fit, direction, as_fitted = fitted[control]
         if fit.identity_free:
             # Held along its direction as fitted: the freed one moves its reading too little to correct within
             # HOLD_LIMIT; its slope is probed, the control's being the freed direction's.
-            return Kept(control, fitted[control].as_fitted.vector, CONTROLS[control].reader, fit.layers)
-        return Kept(control, fitted[control].direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
+            return Kept(control, as_fitted.vector, CONTROLS[control].reader, fit.layers)
+        return Kept(control, direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
     known = {k.lower(): k for k in known_directions(net)}
     if name.lower() not in known:
         raise BadInput(f"cannot keep {name!r}: neither a control ({', '.join(CONTROLS)}) nor a direction of "
