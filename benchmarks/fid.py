@@ -6,6 +6,7 @@ case times a whole `compute_fid` whose two sides are already in the feature cach
 
     python -m benchmarks.fid                       # 64 images, batch 8 / 32, workers 0 / 2
     python -m benchmarks.fid --images 128 --cases 32:2
+    python -m benchmarks.fid --images 128 --cases 32:0 32:0:torchscript   # folded forward against the file's
 """
 from __future__ import annotations
 
@@ -30,19 +31,20 @@ def build(params: dict) -> harness.Work:
     from facegen_cli.metrics.sources import dataset_stream
 
     folder, batch = params["folder"], params["batch"]
-    extractor = InceptionFeatures("clean")
+    extractor = InceptionFeatures("clean", folded=params.get("forward") != "torchscript")
     if batch == "cached":
         compute_fid(folder, folder, extractor=extractor)
         return harness.Work(lambda: {"fid": compute_fid(folder, folder, extractor=extractor).fid})
     extractor(torch.rand(batch, 3, 299, 299) * 255)  # warm-up: TorchScript specialises on the first calls
+    probe = extractor(torch.rand(4, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 255)
     return harness.Work(lambda: {"images": len(extract_features(dataset_stream(folder, batch, params["workers"]),
                                                                 extractor, batch))},
-                        units={"images": params["images"]})
+                        units={"images": params["images"]}, output=torch.from_numpy(probe))
 
 
 def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--cases", nargs="+", default=["8:0", "32:0", "32:2"], help="BATCH:WORKERS")
+    parser.add_argument("--cases", nargs="+", default=["8:0", "32:0", "32:2"], help="BATCH:WORKERS[:torchscript] (the file's own forward instead of the folded one)")
 
 
 def quick_needs() -> str | None:
@@ -58,9 +60,13 @@ def cases(args: argparse.Namespace, folder: Path) -> list[harness.Case]:
     for f in sorted(CELEBA.glob("*.jpg"))[:images]:
         (subset / f.name).symlink_to(f)
     env = {"FACEGEN_CACHE": str(folder / "cache")}
-    found = [harness.Case(f"batch {b} workers {w}", dict(folder=str(subset), batch=int(b), workers=int(w),
-                                                         images=images), group=f"batch {b} workers {w}",
-                          rounds=1, env=env) for b, w in (c.split(":") for c in chosen)]
+    found = []
+    for case in chosen:
+        b, w, *forward = case.split(":")
+        forward = forward[0] if forward else "folded"
+        found.append(harness.Case(f"batch {b} workers {w} {forward}", dict(folder=str(subset), batch=int(b),
+                                  workers=int(w), images=images, forward=forward),
+                                  group=f"batch {b} workers {w}", rounds=1, env=env))
     return found + [harness.Case("cached", dict(folder=str(subset), batch="cached"), group="cached", rounds=3, env=env)]
 
 

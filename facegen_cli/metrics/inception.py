@@ -23,6 +23,7 @@ from PIL import Image
 
 from facegen_cli.errors import BadParameter, FacegenError
 from facegen_cli.fileio import refuse_special
+from facegen_cli.metrics.inception_folded import FoldedInception, feature_layers
 
 MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
 SIZE = 299
@@ -106,11 +107,31 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def folded_forward(script: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The file's layers run folded (metrics.inception_folded, faster on a CPU), or None where the file is laid
+    out differently or the folded forward does not reproduce the file's features on a probe image."""
+    layers = feature_layers(script)
+    if layers is None:
+        return None
+    try:
+        folded = FoldedInception(layers)
+    except (AttributeError, KeyError, RuntimeError, TypeError, ValueError):
+        return None
+    probe = torch.linspace(-1, 1, 3 * SIZE * SIZE).reshape(1, 3, SIZE, SIZE).sin()
+    with torch.inference_mode():
+        reference = layers(probe).reshape(-1, FEATURE_DIM)
+        same = torch.allclose(folded(probe), reference, rtol=1e-4, atol=1e-4)
+    return folded if same else None
+
+
 class InceptionFeatures:
-    """Batches of preprocessed images (N x 3 x 299 x 299 floats in [0, 255]) -> N x 2048 pool features."""
+    """Batches of preprocessed images (N x 3 x 299 x 299 floats in [0, 255]) -> N x 2048 pool features.
+
+    On a CPU the TorchScript file's layers run folded (`folded_forward`) unless `folded` is False."""
 
     def __init__(self, mode: str = "clean", device: torch.device | str = "cpu",
-                 weights: str | os.PathLike | None = None, log: Callable[[str], None] | None = None):
+                 weights: str | os.PathLike | None = None, log: Callable[[str], None] | None = None,
+                 folded: bool = True):
         self.mode = check_mode(mode)
         self.device = torch.device(device)
         self.preprocess = partial(preprocess, mode=mode)
@@ -132,9 +153,12 @@ class InceptionFeatures:
             if mode == "legacy_pytorch":
                 (log or _stderr)("legacy_pytorch: pytorch-fid's weights are not in torch hub's cache; using the "
                                "TorchScript port of the same Inception weights")
-                self._forward = lambda x: net(x / 127.5 - 1).reshape(-1, FEATURE_DIM)
+            run = folded_forward(script) if folded and self.device.type == "cpu" else None
+            run = run or (lambda x: net(x).reshape(-1, FEATURE_DIM))
+            if mode == "legacy_pytorch":
+                self._forward = lambda x: run(x / 127.5 - 1)
             else:
-                self._forward = lambda x: net((x - 128) / 128).reshape(-1, FEATURE_DIM)
+                self._forward = lambda x: run((x - 128) / 128)
         self.net = net.eval().to(self.device)
         self.id = f"{mode}-{file_digest(self.path)}"
 
