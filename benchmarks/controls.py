@@ -2,6 +2,7 @@
 
     python -m benchmarks.controls [--seeds 0-99] [--controls Age,Yaw,Pitch,Smiling] [--log FILE.jsonl]
     python -m benchmarks.controls --quick      # seed 0, Smiling
+    python -m benchmarks.controls --keep-identity --log FILE.jsonl   # the same edits keeping identity too
 
 For each seed (psi 0.7) and each request below, `controls.steer` moves the face along the fitted controls
 (the kept attributes of KEEP projected out) and the estimators read the result. Targets: median |error|
@@ -61,8 +62,8 @@ def kept_moved(row: dict) -> bool:
     return True
 
 
-def run(seeds: list[int], controls: list[str], log_path: Path) -> None:
-    """Each edit not yet in `log_path`, appended to it."""
+def run(seeds: list[int], controls: list[str], log_path: Path, keep_identity: bool = False) -> None:
+    """Each edit not yet in `log_path`, appended to it (with identity among the kept when `keep_identity`)."""
     rows = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
     done = {(r["seed"], r["control"], r["target"]) for r in rows}
     sampler = Sampler(load_network(None, "cpu"), psi=0.7)
@@ -74,7 +75,7 @@ def run(seeds: list[int], controls: list[str], log_path: Path) -> None:
                     if (seed, control, target) in done:
                         continue
                     start = time.perf_counter()
-                    result = steer(sampler, ws, {control: target}, KEEP[control])
+                    result = steer(sampler, ws, {control: target}, KEEP[control] + ["identity"] * keep_identity)
                     row = {"seed": seed, "control": control, "target": target, **result.summary(),
                            "face": face_found(result.image), "seconds": round(time.perf_counter() - start, 2)}
                     log.write(json.dumps(row) + "\n")
@@ -126,6 +127,8 @@ def main() -> None:
                         help="one JSON line per edit; kept between runs")
     parser.add_argument("--controls", default=MAIN, help=f"comma-separated, of {', '.join(REQUESTS)}")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--keep-identity", action="store_true",
+                        help="keep identity too (`edit --set ... --keep-identity`); use its own --log")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:
@@ -133,7 +136,7 @@ def main() -> None:
         first, last = (int(x) for x in args.seeds.split("-"))
         args.log.parent.mkdir(parents=True, exist_ok=True)
         if not args.summary_only:
-            run(list(range(first, last + 1)), args.controls.split(","), args.log)
+            run(list(range(first, last + 1)), args.controls.split(","), args.log, args.keep_identity)
         records = summarise(args.log)
     env, load = harness.machine(), harness.load_average()
     harness.write([{**r, "machine": env, "load": load} for r in records], args.out)

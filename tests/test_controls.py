@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facegen_cli.cli.main import app
+from facegen_cli.controls.identity_hold import refine_identity
 from facegen_cli.controls.entanglement import disentangled, draw_heatmap, network_directions, report
 from facegen_cli.controls.steer import broyden, plan_moves, steer
 from facegen_cli.controls.store import Control, read_controls, save_controls
@@ -168,6 +169,74 @@ def test_a_kept_reading_the_set_control_drags_along_is_held_by_its_own_direction
     assert abs(unheld - 0.5) > 0.15
 
 
+def test_refining_for_identity_pulls_the_descriptor_back_and_misses_no_reading_by_more():
+    """Two strengths and one identity axis, all linear: the search's answer (0.5 tolerance off, the descriptor
+    0.6 from the source's) is refined to a face nearer the source whose reading still misses by at most that."""
+    reads = np.array([[1.0, 0.0, 0.3]])  # the reading moves with the first strength and a little with the axis
+    describes = np.zeros((128, 3))
+    describes[0] = [0.3, 0.0, 0.25]  # the first strength drags the descriptor; the axis can pull it back
+    describes[1] = [0.0, 0.2, 0.0]
+    calls = []
+
+    def evaluate(c):
+        calls.append(c.copy())
+        return reads @ c - np.array([2.0]), describes @ c
+
+    start = np.array([2.5, 0.0, 0.0])
+    best, distance = refine_identity(evaluate, start, np.array([10.0, 3.0, 4.0]), np.zeros(128))
+    before = np.linalg.norm(describes @ start)
+    assert distance < 0.5 * before and distance == pytest.approx(np.linalg.norm(describes @ best))
+    assert abs((reads @ best - 2.0)[0]) <= 1.0
+    assert np.all(np.abs(best) <= [10.0, 3.0, 4.0])
+    # no face described at the start: the search's answer stands, nothing else tried
+    assert refine_identity(lambda c: (np.zeros(1), None), start, np.full(3, 4.0), np.zeros(128)) == (start, None)
+    # a pull that would cost the reading more than the search left it is not taken
+    stuck, _ = refine_identity(lambda c: (np.array([5.0 * c[2] + 0.2]), describes @ c * [[1], [1]][0][0]),
+                               np.zeros(3), np.full(3, 4.0), describes @ np.array([0.0, 0.0, 1.0]))
+    assert abs(5.0 * stuck[2] + 0.2) <= 1.0
+
+
+class LatentCamera:
+    """A stand-in sampler whose 'image' is the W+ latent itself, so the readings below are exact functions of it."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def images(self, latents):
+        return np.asarray(latents, np.float64).reshape(len(latents), -1)
+
+
+def test_keeping_identity_pulls_the_face_back_along_the_identity_span_and_still_meets_the_target(tiny_net, fitted):
+    """The age edit drags a 'descriptor' that one axis of the network's identity span can pull back: keeping
+    identity must end much nearer the source's descriptor than the plain search, with the age still met."""
+    camera = LatentCamera(tiny_net)
+    ws = Sampler(tiny_net).seed_latent(5)
+    age = fitted["Age_years"]
+    axis = np.random.default_rng(1).standard_normal(64)
+    axis -= np.dot(axis, age) * age
+    axis /= np.linalg.norm(axis)
+    metric = 10 * np.outer(axis, axis) + 0.01 * np.eye(64)
+    save_identity_span(IdentitySpan(metric.astype(np.float32), tiny_net.network_id, {}), store_dir(tiny_net))
+    w = lambda image: image.reshape(len(ws), -1).mean(0)  # noqa: E731 - the latent's mean over its layers
+
+    def reader(images):
+        return {"Age": np.array([30 + 4 * np.dot(w(im), age) for im in images])}
+
+    def describe(image):
+        d = np.zeros(128)
+        d[0] = 0.2 * np.dot(w(image), age) + 0.2 * np.dot(w(image), axis)
+        return d
+
+    plain = steer(camera, ws, {"Age": 38}, [], reader=reader, identity=None)
+    kept = steer(camera, ws, {"Age": 38}, ["identity"], reader=reader, identity=None, describe=describe)
+    source = describe(camera.images(ws[None])[0])
+    moved_by = lambda result: float(np.linalg.norm(describe(result.image) - source))  # noqa: E731
+    assert moved_by(plain) > 0.1 and moved_by(kept) < 0.25 * moved_by(plain)
+    assert abs(kept.achieved["Age"] - 38) <= 1.0 and kept.met == {"Age": True}
+    assert kept.strengths["identity"] > 1 and np.allclose(kept.ws, kept.ws[0])  # moved on every layer alike
+    assert kept.summary()["strengths"]["identity"] == kept.strengths["identity"]
+
+
 def test_the_cli_refuses_bad_controls_in_one_line(tiny_net, fitted, tmp_path):
     for args, fragment in ((["--set", "Age=500"], "--set Age=500 is outside"),
                            (["--set", "Wings=1"], "unknown control 'Wings'"),
@@ -177,7 +246,9 @@ def test_the_cli_refuses_bad_controls_in_one_line(tiny_net, fitted, tmp_path):
                            (["--set", "Age=40", "--set", "age=50"], "given twice"),
                            (["--set", "Age=40", "--keep", "Male,Male"], "--keep Male is given twice"),
                            (["--set", "Age=40", "--keep", ","], "--keep has an empty name"),
-                           (["--set", "Age=40", "--direction", "Smiling"], "takes no --direction")):
+                           (["--set", "Age=40", "--direction", "Smiling"], "takes no --direction"),
+                           (["--set", "Age=40", "--keep-identity"], "cannot keep identity: this network has no "
+                                                                    "identity span")):
         result = CliRunner().invoke(app, ["edit", "seed:1", *args, "-o", str(tmp_path / "o"),
                                           "-n", str(tiny_net.path)])
         lines = result.stderr.splitlines()

@@ -139,6 +139,12 @@ def test_controls_set_a_face_to_values_read_on_the_image(shipped, monkeypatch):
     assert kept["name"] == "seed 3 (psi 0.7), Smiling 0.9"
     np.testing.assert_array_equal(np.load(io.BytesIO(call(url + kept["npy"])[2])), engine.ws)
     assert searches == [{"Smiling": 0.9}]  # keeping what the page shows takes the result, not a second search
+    assert ok_json(f"{url}/api/info")["keeps_identity"]  # the shipped network has an identity span
+    held = ok_json(f"{url}/api/t/{TAB}/controls", method="POST",
+                   json_body={"face": face["id"], "targets": {"Yaw": 15.0}, "keep": ["identity"]})
+    plain = steer(sampler, ws, {"Yaw": 15.0})
+    assert abs(held["achieved"]["Yaw"] - 15) <= 1.0 and held["strengths"]["identity"] >= 0
+    assert held["identity_distance"] <= plain.identity_distance and held["renders"] > plain.renders
 
 
 @pytest.mark.parametrize("body, status, message", [

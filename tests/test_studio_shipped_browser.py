@@ -100,5 +100,12 @@ def test_controls_set_the_face_to_a_value_and_show_what_the_image_reads(site):
     assert row.text == "0.90"  # requested, beside what the image reads
     assert smiling.text == f"read: {engine.achieved['Smiling']:.2f}" and "met" in smiling.get_attribute("class")
     np.testing.assert_array_equal(shown(driver, "edit-img"), engine.image)
+    status = driver.find_element("id", "controls-status").text
+    driver.find_element("id", "controls-identity").click()  # keep the person: the same target, searched again
+    browser.wait_for(driver, "const s = document.getElementById('controls-status').textContent;"
+                             "return s !== arguments[0] && s.startsWith('identity')", 90, status)
+    held = steer(sampler, ws, {"Smiling": 0.9}, ["identity"])
+    np.testing.assert_array_equal(shown(driver, "edit-img"), held.image)
+    assert held.identity_distance <= engine.identity_distance
     driver.find_element("id", "edit-keep").click()
     browser.wait_for(driver, "return studio.state.faces.at(-1).name === 'seed 3 (psi 0.7), Smiling 0.9'", 60)

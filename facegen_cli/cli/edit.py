@@ -43,7 +43,7 @@ def edit(
                                                       "repeatable."),
     keep: Optional[list] = typer.Option(None, "--keep", parser=names_as_typed, metavar="NAMES",
                                         help="With --set: attributes to hold, e.g. Male,Black_Hair (their directions "
-                                             "projected out of the step)."),
+                                             "projected out of the step), or identity (as --keep-identity)."),
     as_json: bool = typer.Option(False, "--json", help="With --set: print requested and achieved values, kept "
                                                        "values and the identity distance as JSON; with "
                                                        "--keep-identity: the strengths, the held probability's "
@@ -53,7 +53,9 @@ def edit(
                                        help="With --direction and --strength: correct the edit in the model's "
                                             "principal latent span so the face stays the same person (its inner "
                                             "face held, the direction's classifier change kept); about 8 s a face "
-                                            "on a CPU."),
+                                            "on a CPU. With --set: pull the face's dlib descriptor back towards "
+                                            "the source's along the identity span, targets and kept readings "
+                                            "held; a few seconds more."),
     strength: Optional[float] = typer.Option(None, "--strength", help="How far to move (one image)."),
     span: Optional[tuple] = span_option(),
     steps: int = typer.Option(7, "--steps", help="Images in a --range strip, 2-1000."),
@@ -73,9 +75,9 @@ def edit(
 
     wanted = _targets(targets)
     if wanted is not None:
-        if direction is not None or strength is not None or span is not None or conditional or layers or keep_identity:
+        if direction is not None or strength is not None or span is not None or conditional or layers:
             raise BadInput("--set moves along the fitted controls; it takes no --direction, --strength, --range, "
-                           "--layers, --conditional or --keep-identity")
+                           "--layers or --conditional")
     elif direction is None:
         raise BadInput("give --direction NAME (with --strength or --range) or --set CONTROL=VALUE")
     elif keep:
@@ -87,7 +89,7 @@ def edit(
     specs = read_sources([latent])
     if len(specs) != 1:
         raise BadInput(f"edit takes one latent; {latent!r} names {len(specs)}")
-    if keep_identity:
+    if keep_identity and wanted is None:
         with progress("step") as bar:
             task = bar.add_task("keep identity", total=None)
             paths, summary = api.kept_edit(specs[0], direction, out, strength, network, options,
@@ -101,7 +103,8 @@ def edit(
                              layers=layers, conditional=conditional, save_latents=save_latents, device=device):
             emit(path)
         return
-    paths, result = api.set_controls(specs[0], wanted, out, network, options, keep=keep or (),
+    paths, result = api.set_controls(specs[0], wanted, out, network, options,
+                                     keep=[*(keep or ()), *(["identity"] if keep_identity else [])],
                                      save_latents=save_latents, device=device)
     for path in paths:
         emit({"path": str(path), **(result.summary() if path.suffix == ".png" else {})} if as_json else path, as_json)

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from facegen_cli.controls.identity_hold import AXIS_LIMIT, IDENTITY, identity_axes, refine_identity
 from facegen_cli.controls.store import CONTROLS, ControlSpec, check_value, control_name, network_controls, to_search
 from facegen_cli.errors import BadInput, BadParameter, FacegenError
 from facegen_cli.estimators.face import POSE, read_face
@@ -26,12 +27,13 @@ from facegen_cli.images import save_image
 from facegen_cli.latent.directions import ODD_STRENGTH, conditioned, known_directions, load_direction, move
 from facegen_cli.latent.io import save_latent
 from facegen_cli.latent.sources import Source, read_latent, source_name
-from facegen_cli.metrics.identity import NoFace, identity_distance
+from facegen_cli.metrics.identity import NoFace, identity_distance, shared_model
 from facegen_cli.networks import Network
 from facegen_cli.sampler import Sampler, require_wplus
 
 Reader = Callable[[np.ndarray], dict[str, np.ndarray]]  # NHWC uint8 faces -> name -> one value per face
 Identity = Callable[[np.ndarray, np.ndarray], float]
+Describe = Callable[[np.ndarray], np.ndarray]  # HWC uint8 face -> its identity descriptor (NoFace when none)
 ITERATIONS = 6  # renders after the source's, at most, plus HOLD_ITERATIONS per kept attribute
 HOLD_ITERATIONS = 2
 HOLD_TOLERANCE = {"years": 2.0, "degrees": 2.0, "probability": 0.05}  # how near a kept reading is held
@@ -170,8 +172,8 @@ def kept_attribute(net: Network, name: str, fitted: dict) -> Kept:
         return Kept(control, direction.vector, CONTROLS[control].reader, fit.layers, fit.slope)
     known = {k.lower(): k for k in known_directions(net)}
     if name.lower() not in known:
-        raise BadInput(f"cannot keep {name!r}: neither a control ({', '.join(CONTROLS)}) nor a direction of "
-                       f"this network ({', '.join(sorted(known.values())) or 'none'})")
+        raise BadInput(f"cannot keep {name!r}: neither {IDENTITY}, a control ({', '.join(CONTROLS)}) nor a direction "
+                       f"of this network ({', '.join(sorted(known.values())) or 'none'})")
     d = load_direction(known[name.lower()], net)
     attr = d.info.get("attr", d.name)
     return Kept(d.name, d.vector, "Age" if attr == "age" else attr)
@@ -188,6 +190,11 @@ def check_kept_names(keep: list[str]) -> None:
         seen.add(name.lower())
 
 
+def keeps_identity(keep: list[str]) -> bool:
+    """Whether the person is among the things to keep (`--keep identity`)."""
+    return any(name.lower() == IDENTITY for name in keep)
+
+
 def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tuple[list[Move], list[Kept]]:
     """The checked request: each target's control fitted for `net`, in range; keeps resolved; no overlap."""
     require_wplus(net, "setting controls")
@@ -196,7 +203,9 @@ def plan_moves(net: Network, targets: dict[str, float], keep: list[str]) -> tupl
     fitted = network_controls(net)
     names = {control_name(n): check_value(control_name(n), v) for n, v in targets.items()}
     check_kept_names(keep)
-    kept = [kept_attribute(net, k, fitted) for k in keep]
+    if keeps_identity(keep):
+        identity_axes(net)  # a network without an identity span is refused before anything is drawn
+    kept = [kept_attribute(net, k, fitted) for k in keep if k.lower() != IDENTITY]
     both = sorted(set(names) & {k.name for k in kept})
     if both:
         raise BadInput(f"{both[0]} is both set and kept; a control is either set to a value or kept")
@@ -228,11 +237,12 @@ def search_tolerance(spec: ControlSpec, target: float) -> float:
 
 def steer(sampler: Sampler, ws: np.ndarray, targets: dict[str, float], keep: list[str] | None = None,
           reader: Reader | None = None, identity: Identity | None = identity_distance,
-          iterations: int = ITERATIONS, limit: float = ODD_STRENGTH) -> ControlResult:
+          iterations: int = ITERATIONS, limit: float = ODD_STRENGTH, describe: Describe | None = None) -> ControlResult:
     """Move W+ `ws` along the fitted controls' directions until the estimators read `targets` (name -> value)
-    on the image, holding the `keep` attributes where the source reads them; `identity` compares source and
-    result."""
-    moves, kept = plan_moves(sampler.net, targets, keep or [])
+    on the image, holding the `keep` attributes where the source reads them (and, when `keep` names identity,
+    the person, by `describe`'s descriptor: controls.identity_hold); `identity` compares source and result."""
+    keep = keep or []
+    moves, kept = plan_moves(sampler.net, targets, keep)
     if reader is None:
         wants_pose = any(m.spec.reader in POSE for m in moves) or any(k.reader in POSE for k in kept)
         reader = lambda images: read_face(images, pose=wants_pose)  # noqa: E731
@@ -251,16 +261,21 @@ def steer(sampler: Sampler, ws: np.ndarray, targets: dict[str, float], keep: lis
                          for k in kept) if h is not None]
     span = moves + holds
 
-    def residual(a: np.ndarray) -> np.ndarray:
-        values = render(moved(ws, span, a))[1]
+    def misses(latent: np.ndarray) -> np.ndarray:
+        values = render(latent)[1]
         return np.array([to_search(m.spec, values.get(m.spec.reader, math.nan)) - to_search(m.spec, m.target)
                          for m in span], np.float64)
 
     tolerance = np.array([search_tolerance(m.spec, m.target) for m in span])
     limits = np.array([limit] * len(moves) + [min(limit, HOLD_LIMIT)] * len(holds))
-    a, _, _ = broyden(residual, np.diag([m.slope for m in span]), tolerance, limits,
+    a, _, _ = broyden(lambda a: misses(moved(ws, span, a)), np.diag([m.slope for m in span]), tolerance, limits,
                       iterations + HOLD_ITERATIONS * len(holds))
-    image, after = render(moved(ws, span, a))
+    latent, pull = moved(ws, span, a), None
+    if keeps_identity(keep):
+        latent, a, pull = held_person(sampler, ws, span, a, limits, source_image,
+                                      lambda w: (misses(w) / tolerance, render(w)[0]), describe)
+    strengths = {m.name: float(x) for m, x in zip(span, a)} | ({IDENTITY: pull} if pull is not None else {})
+    image, after = render(latent)
     achieved = {m.name: after[m.spec.reader] for m in moves}
     distance = None
     if identity is not None:
@@ -271,10 +286,39 @@ def steer(sampler: Sampler, ws: np.ndarray, targets: dict[str, float], keep: lis
     return ControlResult(
         requested={m.name: m.target for m in moves}, achieved=achieved,
         met={m.name: bool(abs(achieved[m.name] - m.target) <= m.spec.tolerance) for m in moves},
-        strengths={m.name: float(s) for m, s in zip(span, a)},
+        strengths=strengths,
         kept_before={k.name: before.get(k.reader) for k in kept},
         kept_after={k.name: after.get(k.reader) for k in kept},
-        identity_distance=distance, renders=len(rendered), ws=moved(ws, span, a), image=image)
+        identity_distance=distance, renders=len(rendered), ws=latent, image=image)
+
+
+def held_person(sampler: Sampler, ws: np.ndarray, span: list[Move], strengths: np.ndarray, limits: np.ndarray,
+                source_image: np.ndarray, look: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                describe: Describe | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The search's latent (`span` at `strengths`) moved along the network's identity axes, and the strengths
+    refined with them, so the face's descriptor comes back towards the source's (controls.identity_hold);
+    `look(latent)` gives the misses in tolerances and the image. Returns the latent, the span's strengths and
+    how far the latent moved along the axes (W units)."""
+    describe = describe or shared_model().descriptor
+    axes = identity_axes(sampler.net)
+
+    def placed(c: np.ndarray) -> np.ndarray:
+        return moved(ws, span, c[:len(span)]) + (c[len(span):] @ axes).astype(np.float32)
+
+    def evaluate(c: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        miss, image = look(placed(c))
+        try:
+            return miss, describe(image)
+        except NoFace:
+            return miss, None
+
+    try:
+        source = describe(source_image)
+    except NoFace:
+        return moved(ws, span, strengths), strengths, 0.0
+    start = np.concatenate([strengths, np.zeros(len(axes))])
+    best, _ = refine_identity(evaluate, start, np.concatenate([limits, np.full(len(axes), AXIS_LIMIT)]), source)
+    return placed(best), best[:len(span)], float(np.linalg.norm(best[len(span):]))
 
 
 def hold(kept: Kept, before: dict[str, float], probe: Callable[[Move], dict[str, float]],

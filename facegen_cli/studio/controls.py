@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from facegen_cli.controls.identity_hold import identity_axes
 from facegen_cli.controls.steer import ControlResult, steer
 from facegen_cli.controls.store import CONTROLS, network_controls
 from facegen_cli.errors import BadInput, FacegenError
@@ -30,6 +31,7 @@ class ControlPanel:
     def __init__(self, studio: Studio):
         self.studio = studio
         self.fitted = self._fitted()
+        self.keeps_identity = bool(self.fitted) and self._has_identity_span()
         self.results: OrderedDict[tuple, ControlResult] = OrderedDict()
         studio.ops["controls"] = self.compose
 
@@ -44,6 +46,14 @@ class ControlPanel:
             return []
         return [{"name": name, "unit": spec.unit, "low": spec.low, "high": spec.high, "step": STEPS[spec.unit]}
                 for name, spec in CONTROLS.items() if name in found]
+
+    def _has_identity_span(self) -> bool:
+        """Whether a request may keep identity (the network has an identity span to hold it with)."""
+        try:
+            identity_axes(self.studio.net)
+        except FacegenError:
+            return False
+        return True
 
     def reading(self, face: Face) -> dict[str, float | None]:
         """What the estimators read on the face's image, for each fitted control (None: nothing read)."""

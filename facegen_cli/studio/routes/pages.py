@@ -43,7 +43,7 @@ async def info(request: Request) -> Response:
     ctx = context(request)
     return reply({**ctx.studio.info(), "quiz": bool(ctx.quiz.names), "real_images": len(ctx.quiz.names),
                   "real_skipped": ctx.quiz.skipped, "encoder": ctx.projector.encoder is not None,
-                  "controls": ctx.controls.fitted, "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT},
+                  "controls": ctx.controls.fitted, "keeps_identity": ctx.controls.keeps_identity, "limits": {"latent": LATENT_LIMIT, "photo": PHOTO_LIMIT},
                   "projection": request_defaults()})
 
 

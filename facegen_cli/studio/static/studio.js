@@ -308,6 +308,7 @@ function resetSliders() {
 $("edit-reset").onclick = () => { resetSliders(); clearControls(); requestEdit(); };
 $("edit-png").onclick = $("edit-npy").onclick = $("edit-network").onclick = (event) => guard(() => downloadResult(editPayload(), event.target.dataset.kind));
 // The kept face becomes the one being edited, from zero: the picture stays the same.
+$("controls-identity").onchange = () => sendControls();
 $("edit-keep").onclick = async () => { await keep(editPayload()); resetSliders(); clearControls(); requestEdit(); };
 
 // ---- Edit: controls set to values in their units ----
@@ -330,6 +331,7 @@ function buildControls() {
     rows.push(el("label", { textContent: `${c.name.replace(/_/g, " ")} (${c.unit})` }), slider, requested, read, el("label", {}, set, " set"));
   }
   $("edit-controls").replaceChildren(...rows);
+  $("controls-identity-row").hidden = !state.info.keeps_identity;
   $("edit-controls-panel").hidden = !state.info.controls.length || state.faces.length < 1;
   $("edit-controls-panel").classList.toggle("has-one", state.info.controls.length > 0);
 }
@@ -338,6 +340,7 @@ function controlsPayload() {
   for (const slider of controlRows()) if (slider.dataset.set === "1") targets[slider.dataset.control] = Number(slider.value);
   const keep = [...$("edit-sliders").querySelectorAll("input[type=checkbox]:checked")].map((b) => b.dataset.fix)
     .filter((name) => state.info.directions.some((d) => d.name === name && d.stored));
+  if (state.info.keeps_identity && $("controls-identity").checked) keep.push("identity");
   return { op: "controls", face: $("edit-face").value, targets, keep };
 }
 function clearControls() {
